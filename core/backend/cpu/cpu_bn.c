@@ -1,0 +1,138 @@
+/* CPU batch norm over NHWC (plain and SplitBatchNorm, SPEC §2.4). Statistics are
+ * accumulated in double per thread and combined, mean first then the centred second
+ * moment (two passes), so the oracle is as exact as fp32 outputs allow.
+ * Accumulation: dgamma +=, dbeta +=, dx =. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backend/cpu/cpu_ops.h"
+#include "core/kernels/elementwise.h"
+
+/* acc[s*c + ch] += f(row, ch) summed over rows of split s; f chosen by `mode`:
+ * 0: x;  1: (x - mean)^2;  2: dy;  3: dy * (x - mean). Results in double. */
+static void split_reduce(const struct unmix_bn_geom *g, int mode, const float *x, const float *dy,
+                         const float *mean, double *acc) {
+  const int S = g->splits, C = g->c;
+  const int64_t rows = (int64_t)g->n * g->hw;
+  memset(acc, 0, sizeof(double) * (size_t)S * C);
+#pragma omp parallel
+  {
+    double *part = calloc((size_t)S * C, sizeof(double));
+    UNMIX_REQUIRE(part != NULL, "out of memory in batchnorm");
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+      int s = (int)((r / g->hw) % S);
+      const float *xr = x ? x + r * C : NULL;
+      const float *dr = dy ? dy + r * C : NULL;
+      const float *m = mean ? mean + (size_t)s * C : NULL;
+      double *p = part + (size_t)s * C;
+      switch (mode) {
+        case 0: for (int c = 0; c < C; c++) p[c] += xr[c]; break;
+        case 1: for (int c = 0; c < C; c++) { double d = (double)xr[c] - m[c]; p[c] += d * d; } break;
+        case 2: for (int c = 0; c < C; c++) p[c] += dr[c]; break;
+        default: for (int c = 0; c < C; c++) p[c] += (double)dr[c] * ((double)xr[c] - m[c]); break;
+      }
+    }
+#pragma omp critical
+    for (int i = 0; i < S * C; i++) acc[i] += part[i];
+    free(part);
+  }
+}
+
+void unmix_cpu_batchnorm_forward_train(const struct unmix_bn_geom *g, const float *x, const float *gamma,
+                                       const float *beta, float *y, float *save_mean, float *save_invstd,
+                                       float *running_mean, float *running_var, float momentum, float eps) {
+  const int S = g->splits, C = g->c;
+  UNMIX_REQUIRE(S >= 1 && g->n % S == 0, "batch %d not a multiple of %d BN splits", g->n, S);
+  const double m = (double)(g->n / S) * g->hw;
+  double *acc = malloc(sizeof(double) * (size_t)S * C);
+  UNMIX_REQUIRE(acc != NULL, "out of memory in batchnorm");
+  split_reduce(g, 0, x, NULL, NULL, acc);
+  for (int i = 0; i < S * C; i++) save_mean[i] = (float)(acc[i] / m);
+  split_reduce(g, 1, x, NULL, save_mean, acc);
+  double *var = malloc(sizeof(double) * (size_t)S * C);
+  UNMIX_REQUIRE(var != NULL, "out of memory in batchnorm");
+  for (int i = 0; i < S * C; i++) {
+    var[i] = acc[i] / m;
+    save_invstd[i] = (float)(1.0 / sqrt(var[i] + (double)eps));
+  }
+  if (running_mean) {
+    /* SplitBN: every tiled copy is updated with its split's stats, then averaged. */
+    for (int c = 0; c < C; c++) {
+      double mu = 0.0, uv = 0.0;
+      for (int s = 0; s < S; s++) {
+        mu += save_mean[s * C + c];
+        uv += m > 1.0 ? var[s * C + c] * m / (m - 1.0) : var[s * C + c];
+      }
+      mu /= S;
+      uv /= S;
+      running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu);
+      running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * uv);
+    }
+  }
+  free(acc);
+  free(var);
+  const int64_t rows = (int64_t)g->n * g->hw;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    int s = (int)((r / g->hw) % S);
+    const float *mu = save_mean + (size_t)s * C, *is = save_invstd + (size_t)s * C;
+    for (int c = 0; c < C; c++) y[r * C + c] = unmix_k_bn_apply(x[r * C + c], mu[c], is[c], gamma[c], beta[c]);
+  }
+}
+
+void unmix_cpu_batchnorm_forward_eval(const struct unmix_bn_geom *g, const float *x, const float *gamma,
+                                      const float *beta, const float *running_mean, const float *running_var,
+                                      float eps, float *y) {
+  const int C = g->c;
+  float *is = unmix_cpu_scratch(3, (size_t)C);
+  for (int c = 0; c < C; c++) is[c] = (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
+  const int64_t rows = (int64_t)g->n * g->hw;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++)
+    for (int c = 0; c < C; c++)
+      y[r * C + c] = unmix_k_bn_apply(x[r * C + c], running_mean[c], is[c], gamma[c], beta[c]);
+}
+
+void unmix_cpu_batchnorm_backward(const struct unmix_bn_geom *g, const float *dy, const float *x,
+                                  const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                                  float *dgamma, float *dbeta) {
+  const int S = g->splits, C = g->c;
+  const float m = (float)((double)(g->n / S) * g->hw);
+  double *sdy = malloc(sizeof(double) * (size_t)S * C), *sdyx = malloc(sizeof(double) * (size_t)S * C);
+  float *fsdy = malloc(sizeof(float) * (size_t)S * C), *fsdyx = malloc(sizeof(float) * (size_t)S * C);
+  UNMIX_REQUIRE(sdy && sdyx && fsdy && fsdyx, "out of memory in batchnorm backward");
+  split_reduce(g, 2, NULL, dy, NULL, sdy);
+  split_reduce(g, 3, x, dy, save_mean, sdyx);
+  for (int i = 0; i < S * C; i++) {
+    sdyx[i] *= save_invstd[i]; /* sum dy * xhat */
+    fsdy[i] = (float)sdy[i];
+    fsdyx[i] = (float)sdyx[i];
+  }
+  for (int c = 0; c < C; c++) {
+    double gg = 0.0, gb = 0.0;
+    for (int s = 0; s < S; s++) {
+      gg += sdyx[s * C + c];
+      gb += sdy[s * C + c];
+    }
+    if (dgamma) dgamma[c] += (float)gg;
+    if (dbeta) dbeta[c] += (float)gb;
+  }
+  if (dx) {
+    const int64_t rows = (int64_t)g->n * g->hw;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+      int s = (int)((r / g->hw) % S);
+      const size_t o = (size_t)s * C;
+      for (int c = 0; c < C; c++)
+        dx[r * C + c] = unmix_k_bn_grad(dy[r * C + c], x[r * C + c], save_mean[o + c], save_invstd[o + c], gamma[c],
+                                        m, fsdy[o + c], fsdyx[o + c]);
+    }
+  }
+  free(sdy);
+  free(sdyx);
+  free(fsdy);
+  free(fsdyx);
+}

@@ -1,0 +1,8 @@
+/* Monotonic clock. */
+#include "core/util/timer.h"
+#include <time.h>
+double unmix_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

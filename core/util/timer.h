@@ -1,0 +1,3 @@
+/* Monotonic wall-clock time in seconds. */
+#pragma once
+double unmix_now(void);

@@ -1,0 +1,3 @@
+/* Benchmark entry points (`unmix bench KIND`); argv starts at KIND. */
+#pragma once
+int unmix_bench_ops(int argc, char **argv);

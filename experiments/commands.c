@@ -1,0 +1,22 @@
+/* The subcommand table and helpers shared by the subcommands. */
+#include "experiments/commands.h"
+
+#include <stdio.h>
+
+#include "core/util/error.h"
+#include "unmix_build_info.h"
+
+const struct unmix_command unmix_commands[] = {
+    {"info", "print the build, the backends and the BLAS core in use", unmix_cmd_info},
+    {"bench", "measure speed: ops (conv/GEMM GFLOP/s)", unmix_cmd_bench},
+    {NULL, NULL, NULL},
+};
+
+const char *unmix_version_string(void) {
+  return "unmix " UNMIX_VERSION " (" UNMIX_GIT_COMMIT ", " UNMIX_BUILD_TYPE ")";
+}
+
+int unmix_cmd_fail(const char *cmd) {
+  fprintf(stderr, "unmix %s: %s: %s\n", cmd, unmix_status_name(unmix_error_code()), unmix_error_message());
+  return 1;
+}

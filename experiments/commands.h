@@ -1,0 +1,18 @@
+/* The table of `unmix` subcommands. Each run() gets argv starting at the command name and
+ * returns the process exit status (0 ok, 1 failure, 2 usage error). */
+#pragma once
+
+struct unmix_command {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv);
+};
+extern const struct unmix_command unmix_commands[];
+
+const char *unmix_version_string(void);
+
+/* Prints "unmix <cmd>: <message>" for the current error and returns 1. */
+int unmix_cmd_fail(const char *cmd);
+
+int unmix_cmd_bench(int argc, char **argv);
+int unmix_cmd_info(int argc, char **argv);
