@@ -1,0 +1,121 @@
+/* Models: a small graph of layers over flat parameter stores, run with explicit forward
+ * and backward passes. Activations live in a caller-owned context (struct unmix_ctx), so one
+ * model can run several forward passes (query, mixed, ...), each with its own BatchNorm
+ * batch and running-stat update, before their backward passes; parameter gradients
+ * accumulate (+=) across them into the model's flat gradient buffer.
+ *
+ * Builders: torchvision-exact ResNet-18/34/50 with the imagenet / cifar / swav-cifar
+ * stems, a width option, and the heads of MoCo v1 (linear), MoCo v2 (MLP) and SwAV
+ * (projection + L2 norm + prototypes). */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/backend/backend.h"
+#include "core/io/config.h"
+#include "core/nn/params.h"
+
+enum unmix_node_kind {
+  UNMIX_NODE_INPUT = 0,
+  UNMIX_NODE_CONV,      /* no bias */
+  UNMIX_NODE_BN,        /* 2-d or 1-d (hw = 1); optional fused ReLU; split variant */
+  UNMIX_NODE_RELU,
+  UNMIX_NODE_ADD_RELU,  /* residual join: relu(a + b) */
+  UNMIX_NODE_MAXPOOL,
+  UNMIX_NODE_AVGPOOL,   /* global average pool + flatten: (n,h,w,c) -> (n,c) */
+  UNMIX_NODE_PAD,       /* constant zero padding of H and W */
+  UNMIX_NODE_LINEAR,
+  UNMIX_NODE_L2NORM
+};
+
+struct unmix_node {
+  enum unmix_node_kind kind;
+  int in[2];            /* input node indices */
+  int h, w, c;          /* output shape per sample (h = w = 1 for vectors) */
+  int k, r, s, stride, pad; /* conv / pool geometry (k = kernel for pools) */
+  int weight, bias;     /* param indices (-1 none): conv/linear weight, linear bias, BN gamma/beta */
+  int rmean, rvar;      /* BN running stats (indices into the buffer store) */
+  int splits;           /* BN splits */
+  bool relu;            /* BN: fused ReLU after the affine */
+  bool frozen;          /* no parameter gradients for this node */
+  char name[64];        /* module name, for error messages and named outputs */
+};
+
+enum unmix_fwd_mode {
+  UNMIX_FWD_TRAIN = 0,  /* batch statistics, running stats updated */
+  UNMIX_FWD_EVAL        /* running statistics (model.eval()) */
+};
+
+struct unmix_model {
+  const struct unmix_backend *be;
+  int n_nodes, cap_nodes;
+  struct unmix_node *nodes;
+  struct unmix_param_store params;   /* trainable */
+  struct unmix_param_store buffers;  /* BN running_mean / running_var */
+  int64_t bn_batches_tracked;        /* torchvision's num_batches_tracked (host counter, exported) */
+  int feat_node;                     /* backbone feature node (after avgpool) */
+  int embed_node;                    /* head output before prototypes (SwAV: the L2-normalised embedding) */
+  int out_node;                      /* final output */
+  int n_backbone_params;             /* params [0, n) belong to the backbone (conv1 .. layer4) */
+  char arch_name[64];
+};
+
+/* Activation storage for one forward/backward pass. Reset (invalidate) with
+ * unmix_ctx_reset before reusing it for the next step; memory is kept. */
+struct unmix_ctx;
+struct unmix_ctx *unmix_ctx_create(const struct unmix_backend *be, const char *name);
+void unmix_ctx_destroy(struct unmix_ctx *ctx);
+void unmix_ctx_reset(struct unmix_ctx *ctx);
+size_t unmix_ctx_bytes(const struct unmix_ctx *ctx); /* device memory held */
+/* Scratch device buffers from the context's arena, valid until the next reset. */
+float *unmix_ctx_alloc(struct unmix_ctx *ctx, int64_t floats);
+
+/* Builds the model described by `mc` (a head is added per mc->head; num_classes > 0 adds a
+ * classifier fc instead, as torchvision's fc for the parameter-count checks and linear
+ * evaluation). Parameters are initialised from Philox (seed) as SPEC §6 says. */
+struct unmix_model_spec {
+  enum unmix_arch arch;
+  enum unmix_stem stem;
+  int width;
+  int bn_splits;
+  enum unmix_head head;
+  int dim, hidden;
+  int num_classes;       /* > 0: classifier fc (feat -> num_classes), replaces the head */
+  int nmb_prototypes;    /* SwAV head: prototypes rows (0 = none) */
+  int in_channels;       /* 3 */
+  int image_size;        /* input H = W (for shape inference) */
+  bool lincls_init;      /* classifier fc initialised N(0, 0.01^2), bias 0 (linear evaluation) */
+};
+void unmix_model_spec_from_config(const struct unmix_config *cfg, int image_size, struct unmix_model_spec *spec);
+unmix_status unmix_model_create(const struct unmix_model_spec *spec, const struct unmix_backend *be, uint64_t seed,
+                                struct unmix_model **out);
+void unmix_model_destroy(struct unmix_model *m);
+
+/* Forward pass of n samples (x: device (n, H, W, C_in) NHWC). Returns the device pointer of
+ * the final output (n, out_dim), owned by ctx. need_grad = false skips saving what only
+ * backward needs and frees intermediate buffers early (key encoder, evaluation). */
+const float *unmix_model_forward(struct unmix_model *m, struct unmix_ctx *ctx, const float *x, int n,
+                                 enum unmix_fwd_mode mode, bool need_grad);
+/* Output of a node of the last forward in ctx (feat_node, embed_node, ...); NULL if freed. */
+const float *unmix_model_node_output(const struct unmix_model *m, const struct unmix_ctx *ctx, int node);
+int unmix_model_out_dim(const struct unmix_model *m);
+int unmix_model_node_dim(const struct unmix_model *m, int node);
+/* Backward from the final output: dout (n, out_dim) device. Parameter gradients += into
+ * m->params.grad (frozen nodes skipped). Computes no input gradient. */
+void unmix_model_backward(struct unmix_model *m, struct unmix_ctx *ctx, const float *dout);
+/* Backward with upstream gradients injected at several nodes (e.g. the SwAV embedding
+ * and the scores): douts[i] is (n, dim(nodes[i])) device, or NULL. */
+void unmix_model_backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int count, const int *nodes,
+                                const float *const *douts);
+/* Re-applies the BatchNorm running-stat updates of the last TRAIN forward in ctx, exactly
+ * as a second identical forward would (SPEC §10: symmetric MoCo forwards the mix once). */
+void unmix_model_replay_bn_updates(struct unmix_model *m, struct unmix_ctx *ctx);
+
+void unmix_model_zero_grad(struct unmix_model *m);
+/* Marks params of nodes [first, last) frozen (no gradients). */
+void unmix_model_freeze_range(struct unmix_model *m, int first_node, int last_node);
+/* Copies all parameters and buffers from src (same architecture). */
+void unmix_model_copy_from(struct unmix_model *dst, const struct unmix_model *src);
+int64_t unmix_model_param_count(const struct unmix_model *m);
+/* Names of the conv weights in torchvision module order. Returns count; names[i] point into m. */
+int unmix_model_conv_names(const struct unmix_model *m, const char **names, int cap);

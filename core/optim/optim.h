@@ -1,0 +1,42 @@
+/* Optimisers over a model's flat buffers: SGD with momentum exactly as PyTorch (dampening 0,
+ * no nesterov, weight decay added to the gradient), LARC exactly as apex with clip=False
+ * (SPEC §4.7, incl. the zero-norm case), the MoCo key-encoder EMA, and the learning-rate
+ * schedules of the reference recipes. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/io/config.h"
+#include "core/nn/params.h"
+
+struct unmix_optimizer {
+  enum unmix_optim_kind kind;
+  float momentum, weight_decay;
+  float larc_trust, larc_eps;
+  struct unmix_param_store *store;
+  int nseg;
+  int64_t *off;          /* host: per-tensor segment offsets (nseg + 1) */
+  float *norm_p, *norm_g;/* host scratch: per-tensor norms */
+  float *gscale, *wdseg; /* host scratch: per-tensor LARC factors */
+  float *dev_sumsq;      /* device scratch: nseg floats */
+  bool *skip;            /* host: tensors with no gradient this step (SwAV frozen prototypes) */
+  int64_t steps;
+};
+
+unmix_status unmix_optimizer_init(struct unmix_optimizer *o, struct unmix_param_store *store,
+                                  const struct unmix_optim_config *cfg);
+void unmix_optimizer_free(struct unmix_optimizer *o);
+/* Marks a tensor as having no gradient (PyTorch: p.grad = None): it is neither decayed nor
+ * moved, and its momentum buffer is left untouched. */
+void unmix_optimizer_set_skip(struct unmix_optimizer *o, int param_index, bool skip);
+/* One step at learning rate lr over the store's gradients. */
+void unmix_optimizer_step(struct unmix_optimizer *o, float lr);
+
+/* key = m*key + (1-m)*query over the whole flat parameter buffer (not BN buffers). */
+void unmix_ema_update(const struct unmix_backend *be, struct unmix_param_store *key,
+                      const struct unmix_param_store *query, float m);
+
+/* Learning rate for (epoch, iteration within epoch). `epoch` is 0-based; the 1-based MoCo
+ * CIFAR cosine uses epoch+1 as the reference loop does (SPEC §2.6). */
+double unmix_lr_at(const struct unmix_schedule_config *s, double base_lr, int epochs, int epoch, int iter,
+                   int iters_per_epoch);

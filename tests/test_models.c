@@ -1,0 +1,261 @@
+/* Model architecture checks: parameter counts against torchvision / the reference code
+ * (STYLE.md, SPEC §2.3, §4.3), torchvision names/shapes, initialisation statistics,
+ * multi-context forward/backward, the BN-replay equivalence (SPEC §10). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/nn/model.h"
+#include "tests/support/testutil.h"
+
+static struct unmix_model *make(enum unmix_arch arch, enum unmix_stem stem, enum unmix_head head, int dim, int hidden,
+                                int num_classes, int protos, int size, int width, int splits) {
+  struct unmix_model_spec s = {0};
+  s.arch = arch;
+  s.stem = stem;
+  s.head = head;
+  s.dim = dim;
+  s.hidden = hidden;
+  s.num_classes = num_classes;
+  s.nmb_prototypes = protos;
+  s.image_size = size;
+  s.width = width;
+  s.bn_splits = splits;
+  s.in_channels = 3;
+  struct unmix_model *m = NULL;
+  ck_assert_msg(unmix_model_create(&s, unmix_test_cpu(), 1, &m) == UNMIX_OK, "%s", unmix_error_message());
+  return m;
+}
+
+/* Same arithmetic up to summation order: normalised error (max|a-b| / max|b|) <= 1e-5. */
+static bool unix_close_ok(const float *a, const float *b, int64_t n) {
+  double e = unmix_nmse(a, b, (size_t)n);
+  if (e > 1e-5) fprintf(stderr, "gradients: normalised error %.3g > 1e-5\n", e);
+  return e <= 1e-5;
+}
+
+START_TEST(test_param_counts) {
+  struct unmix_model *m = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 64, 1);
+  ck_assert_int_eq(unmix_model_param_count(m), 11689512);
+  unmix_model_destroy(m);
+  m = make(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 64, 1);
+  ck_assert_int_eq(unmix_model_param_count(m), 25557032);
+  unmix_model_destroy(m);
+  m = make(UNMIX_ARCH_RESNET34, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 64, 1);
+  ck_assert_int_eq(unmix_model_param_count(m), 21797672);
+  unmix_model_destroy(m);
+  /* MoCo CIFAR encoder: resnet18, 3x3 conv1, no maxpool, fc 512->128, SplitBN(8) */
+  m = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 128, 0, 0, 0, 32, 64, 8);
+  ck_assert_int_eq(unmix_model_param_count(m), 11234496);
+  unmix_model_destroy(m);
+  /* SwAV CIFAR backbone: Bottleneck [2,2,2,2], padded stem => 2048-d, 13,938,496 params */
+  m = make(UNMIX_ARCH_RESNET18_BOTTLENECK, UNMIX_STEM_SWAV_CIFAR, UNMIX_HEAD_NONE, 0, 0, 0, 0, 32, 64, 1);
+  ck_assert_int_eq(unmix_model_param_count(m), 13938496);
+  ck_assert_int_eq(unmix_model_node_dim(m, m->feat_node), 2048);
+  unmix_model_destroy(m);
+  /* MoCo v2 head: fc = Linear(2048,2048) -> ReLU -> Linear(2048,128) */
+  m = make(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_MLP, 128, 2048, 0, 0, 64, 64, 1);
+  ck_assert_int_eq(unmix_model_param_count(m), 25557032 - 2049000 + 2048 * 2048 + 2048 + 2048 * 128 + 128);
+  unmix_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_torchvision_names_and_shapes) {
+  struct unmix_model *m = make(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 64, 1);
+  char path[1024];
+  unmix_test_src_path("tests/golden/resnet50_keys.txt", path, sizeof path);
+  FILE *f = fopen(path, "r");
+  ck_assert_msg(f != NULL, "missing %s (tests/golden/gen/gen_models.py writes it)", path);
+  char line[256];
+  int np = 0, nb = 0;
+  while (fgets(line, sizeof line, f)) {
+    char name[160];
+    int shape[4] = {0}, nd = 0;
+    char *tok = strtok(line, " \n");
+    if (!tok) continue;
+    snprintf(name, sizeof name, "%s", tok);
+    while ((tok = strtok(NULL, " \n")) && nd < 4) shape[nd++] = (int)strtol(tok, NULL, 10);
+    if (strstr(name, "num_batches_tracked")) continue;
+    bool is_buf = strstr(name, "running_") != NULL;
+    const struct unmix_param_store *s = is_buf ? &m->buffers : &m->params;
+    int idx = unmix_param_store_find(s, name);
+    ck_assert_msg(idx >= 0, "torchvision tensor %s missing from our model", name);
+    /* same order as torchvision's state_dict within parameters and within buffers */
+    ck_assert_msg(idx == (is_buf ? nb : np), "%s at position %d, torchvision has it at %d", name, idx,
+                  is_buf ? nb : np);
+    if (is_buf) nb++;
+    else np++;
+    ck_assert_int_eq(s->entries[idx].ndim, nd);
+    for (int d = 0; d < nd; d++) ck_assert_int_eq(s->entries[idx].shape[d], shape[d]);
+  }
+  fclose(f);
+  ck_assert_int_eq(np, m->params.count);
+  ck_assert_int_eq(nb, m->buffers.count);
+  unmix_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_init_statistics) {
+  struct unmix_model *m = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 128, 0, 0, 0, 32, 64, 1);
+  /* conv1 (cifar stem): U(+-1/sqrt(27)); layer1.0.conv1: N(0, 2/(64*9)); fc bias U(+-1/sqrt(512)) */
+  struct { const char *name; double mean, std, maxabs; } want[] = {
+      {"conv1.weight", 0.0, 1.0 / sqrt(27.0) / sqrt(3.0), 1.0 / sqrt(27.0)},
+      {"layer1.0.conv1.weight", 0.0, sqrt(2.0 / 576.0), 1e9},
+      {"layer4.1.conv2.weight", 0.0, sqrt(2.0 / (512 * 9.0)), 1e9},
+      {"fc.weight", 0.0, 1.0 / sqrt(512.0) / sqrt(3.0), 1.0 / sqrt(512.0)},
+      {"fc.bias", 0.0, 1.0 / sqrt(512.0) / sqrt(3.0), 1.0 / sqrt(512.0)},
+  };
+  for (size_t t = 0; t < sizeof want / sizeof want[0]; t++) {
+    int idx = unmix_param_store_find(&m->params, want[t].name);
+    ck_assert_int_ge(idx, 0);
+    int64_t n = m->params.entries[idx].numel;
+    float *h = malloc(sizeof(float) * n);
+    unmix_param_store_get(&m->params, idx, h);
+    double s = 0, ss = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) {
+      s += h[i];
+      ss += (double)h[i] * h[i];
+      if (fabs(h[i]) > mx) mx = fabs(h[i]);
+    }
+    double mean = s / n, sd = sqrt(ss / n - mean * mean);
+    ck_assert_msg(fabs(mean) < 4 * want[t].std / sqrt((double)n) + 1e-4, "%s mean %g", want[t].name, mean);
+    double tol = n > 1000 ? 0.05 : 0.25;
+    ck_assert_msg(fabs(sd / want[t].std - 1.0) < tol, "%s std %g want %g", want[t].name, sd, want[t].std);
+    ck_assert_msg(mx <= want[t].maxabs, "%s max |w| %g > %g", want[t].name, mx, want[t].maxabs);
+    free(h);
+  }
+  int g = unmix_param_store_find(&m->params, "layer2.0.bn1.weight");
+  int b = unmix_param_store_find(&m->params, "layer2.0.bn1.bias");
+  int rv = unmix_param_store_find(&m->buffers, "layer2.0.bn1.running_var");
+  float hg[128], hb[128], hv[128];
+  unmix_param_store_get(&m->params, g, hg);
+  unmix_param_store_get(&m->params, b, hb);
+  unmix_param_store_get(&m->buffers, rv, hv);
+  for (int i = 0; i < 128; i++) {
+    ck_assert(hg[i] == 1.0f && hb[i] == 0.0f && hv[i] == 1.0f);
+  }
+  unmix_model_destroy(m);
+}
+END_TEST
+
+static void grads_host(const struct unmix_model *m, float *dst) {
+  m->be->memcpy_d2h(dst, m->params.grad, sizeof(float) * (size_t)m->params.total);
+}
+
+START_TEST(test_two_contexts_accumulate) {
+  /* Two forward passes in two contexts, then both backward passes: the gradient is the
+   * sum of the gradients of the separate passes (each BN batch normalised on its own). */
+  struct unmix_model *m = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 16, 0, 0, 0, 16, 8, 2);
+  const int n = 4, d = unmix_model_out_dim(m);
+  const int64_t nx = (int64_t)n * 16 * 16 * 3, P = m->params.total;
+  float *xa = malloc(sizeof(float) * nx), *xb = malloc(sizeof(float) * nx), *dout = malloc(sizeof(float) * n * d);
+  unmix_test_fill(xa, nx, 1, -1, 1);
+  unmix_test_fill(xb, nx, 2, -1, 1);
+  unmix_test_fill(dout, n * d, 3, -1, 1);
+  float *ga = malloc(sizeof(float) * P), *gb = malloc(sizeof(float) * P), *gab = malloc(sizeof(float) * P);
+  struct unmix_ctx *c1 = unmix_ctx_create(m->be, "a"), *c2 = unmix_ctx_create(m->be, "b");
+  unmix_model_zero_grad(m);
+  unmix_model_forward(m, c1, xa, n, UNMIX_FWD_TRAIN, true);
+  unmix_model_backward(m, c1, dout);
+  grads_host(m, ga);
+  unmix_model_zero_grad(m);
+  unmix_model_forward(m, c1, xb, n, UNMIX_FWD_TRAIN, true);
+  unmix_model_backward(m, c1, dout);
+  grads_host(m, gb);
+  unmix_model_zero_grad(m);
+  unmix_model_forward(m, c1, xa, n, UNMIX_FWD_TRAIN, true);
+  unmix_model_forward(m, c2, xb, n, UNMIX_FWD_TRAIN, true);
+  unmix_model_backward(m, c2, dout);
+  unmix_model_backward(m, c1, dout);
+  grads_host(m, gab);
+  for (int64_t i = 0; i < P; i++) ga[i] += gb[i];
+  ck_assert_msg(unix_close_ok(gab, ga, P), "accumulated gradients differ from the sum of separate passes");
+  unmix_ctx_destroy(c1);
+  unmix_ctx_destroy(c2);
+  free(xa); free(xb); free(dout); free(ga); free(gb); free(gab);
+  unmix_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_bn_replay_equals_two_forwards) {
+  /* SPEC §10: symmetric MoCo forwards the mixed batch twice in train mode. Forwarding it
+   * once, replaying the BN running-stat update, and back-propagating the sum of the two
+   * upstream gradients must give the same running stats (bit for bit) and gradients. */
+  struct unmix_model *a = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 16, 0, 0, 0, 16, 8, 2);
+  struct unmix_model *b = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 16, 0, 0, 0, 16, 8, 2);
+  const int n = 4, d = unmix_model_out_dim(a);
+  const int64_t nx = (int64_t)n * 16 * 16 * 3, P = a->params.total, B = a->buffers.total;
+  float *x = malloc(sizeof(float) * nx), *d1 = malloc(sizeof(float) * n * d), *d2 = malloc(sizeof(float) * n * d);
+  float *dsum = malloc(sizeof(float) * n * d);
+  unmix_test_fill(x, nx, 4, -1, 1);
+  unmix_test_fill(d1, n * d, 5, -1, 1);
+  unmix_test_fill(d2, n * d, 6, -1, 1);
+  for (int i = 0; i < n * d; i++) dsum[i] = d1[i] + d2[i];
+  struct unmix_ctx *c1 = unmix_ctx_create(a->be, "1"), *c2 = unmix_ctx_create(a->be, "2");
+  unmix_model_zero_grad(a);
+  unmix_model_forward(a, c1, x, n, UNMIX_FWD_TRAIN, true);
+  unmix_model_forward(a, c2, x, n, UNMIX_FWD_TRAIN, true);
+  unmix_model_backward(a, c1, d1);
+  unmix_model_backward(a, c2, d2);
+  unmix_model_zero_grad(b);
+  unmix_model_forward(b, c1, x, n, UNMIX_FWD_TRAIN, true);
+  unmix_model_replay_bn_updates(b, c1);
+  unmix_model_backward(b, c1, dsum);
+  ck_assert_int_eq(a->bn_batches_tracked, b->bn_batches_tracked);
+  ck_assert_msg(memcmp(a->buffers.data, b->buffers.data, sizeof(float) * (size_t)B) == 0,
+                "running stats after replay differ from two forwards");
+  float *ga = malloc(sizeof(float) * P), *gb = malloc(sizeof(float) * P);
+  grads_host(a, ga);
+  grads_host(b, gb);
+  ck_assert_msg(unix_close_ok(gb, ga, P), "one forward with summed gradients differs from two forwards");
+  /* and it is not trivially equal: without the replay the running stats differ */
+  unmix_model_forward(b, c1, x, n, UNMIX_FWD_TRAIN, true);
+  unmix_model_forward(a, c1, x, n, UNMIX_FWD_TRAIN, true);
+  unmix_model_forward(a, c2, x, n, UNMIX_FWD_TRAIN, true);
+  ck_assert(memcmp(a->buffers.data, b->buffers.data, sizeof(float) * (size_t)B) != 0);
+  unmix_ctx_destroy(c1);
+  unmix_ctx_destroy(c2);
+  free(x); free(d1); free(d2); free(dsum); free(ga); free(gb);
+  unmix_model_destroy(a);
+  unmix_model_destroy(b);
+}
+END_TEST
+
+START_TEST(test_nograd_forward_matches) {
+  /* The no-grad forward (key encoder) recycles buffers; its output must equal the
+   * grad-mode forward's, also when the context is reused across steps. */
+  struct unmix_model *m = make(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_MLP, 16, 32, 0, 0, 32, 8, 1);
+  const int n = 3, d = unmix_model_out_dim(m);
+  const int64_t nx = (int64_t)n * 32 * 32 * 3;
+  float *x = malloc(sizeof(float) * nx), *ya = malloc(sizeof(float) * n * d);
+  unmix_test_fill(x, nx, 7, -1, 1);
+  struct unmix_ctx *c = unmix_ctx_create(m->be, "k");
+  memcpy(ya, unmix_model_forward(m, c, x, n, UNMIX_FWD_EVAL, true), sizeof(float) * n * d);
+  size_t grad_bytes = unmix_ctx_bytes(c);
+  unmix_ctx_reset(c);
+  for (int rep = 0; rep < 2; rep++) {
+    const float *yb = unmix_model_forward(m, c, x, n, UNMIX_FWD_EVAL, false);
+    ck_assert(memcmp(ya, yb, sizeof(float) * n * d) == 0);
+  }
+  ck_assert_msg(unmix_ctx_bytes(c) <= grad_bytes, "no-grad forward should not need more memory");
+  unmix_ctx_destroy(c);
+  free(x); free(ya);
+  unmix_model_destroy(m);
+}
+END_TEST
+
+static Suite *models_suite(void) {
+  Suite *s = suite_create("models");
+  TCase *tc = tcase_create("arch");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_param_counts);
+  tcase_add_test(tc, test_torchvision_names_and_shapes);
+  tcase_add_test(tc, test_init_statistics);
+  tcase_add_test(tc, test_two_contexts_accumulate);
+  tcase_add_test(tc, test_bn_replay_equals_two_forwards);
+  tcase_add_test(tc, test_nograd_forward_matches);
+  suite_add_tcase(s, tc);
+  return s;
+}
+UNMIX_TEST_MAIN(models_suite)
