@@ -78,6 +78,8 @@ enum unmix_op {
   UNMIX_OP_SCALE_COLS,
   UNMIX_OP_EXP_SCALED,
   UNMIX_OP_TRANSPOSE,
+  UNMIX_OP_ROW_DOT,
+  UNMIX_OP_AXPY_ROWS,
   UNMIX_OP_SGD_STEP,
   UNMIX_OP_EMA,
   UNMIX_OP_TOPK,
@@ -269,6 +271,10 @@ struct unmix_backend {
   void (*scale_cols)(int n, int d, const float *s, float *x);      /* x[i,j] *= s[j] */
   void (*exp_scaled)(int64_t n, float a, float b, const float *x, float *y); /* y = exp(a*x - b) */
   void (*transpose)(int n, int d, const float *x, float *y);       /* y (d,n) = x (n,d)^T */
+  /* out[i*out_stride] = sum_j a[i,j]*b[i,j] (MoCo positive logits into a logits matrix). */
+  void (*row_dot)(int n, int d, const float *a, const float *b, float *out, int out_stride);
+  /* y[i,:] += s[i*s_stride] * x[i,:] (the adjoint of row_dot). */
+  void (*axpy_rows)(int n, int d, const float *s, int s_stride, const float *x, float *y);
 
   /* ---- optimiser updates over flat buffers -------------------------------------------- */
   /* PyTorch SGD (dampening 0, no nesterov) on n elements: d = gscale*g + wd*p;

@@ -73,6 +73,8 @@ const char *unmix_op_name(enum unmix_op op) {
       [UNMIX_OP_SCALE_COLS] = "scale_cols",
       [UNMIX_OP_EXP_SCALED] = "exp_scaled",
       [UNMIX_OP_TRANSPOSE] = "transpose",
+      [UNMIX_OP_ROW_DOT] = "row_dot",
+      [UNMIX_OP_AXPY_ROWS] = "axpy_rows",
       [UNMIX_OP_SGD_STEP] = "sgd_step",
       [UNMIX_OP_EMA] = "ema",
       [UNMIX_OP_TOPK] = "topk",

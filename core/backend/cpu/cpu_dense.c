@@ -236,6 +236,23 @@ void unmix_cpu_scale_cols(int n, int d, const float *s, float *x) {
     for (int j = 0; j < d; j++) x[(int64_t)i * d + j] *= s[j];
 }
 
+void unmix_cpu_row_dot(int n, int d, const float *a, const float *b, float *out, int out_stride) {
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < n; i++) {
+    double s = 0.0;
+    for (int j = 0; j < d; j++) s += (double)a[(int64_t)i * d + j] * b[(int64_t)i * d + j];
+    out[(int64_t)i * out_stride] = (float)s;
+  }
+}
+
+void unmix_cpu_axpy_rows(int n, int d, const float *s, int s_stride, const float *x, float *y) {
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < n; i++) {
+    const float k = s[(int64_t)i * s_stride];
+    for (int j = 0; j < d; j++) y[(int64_t)i * d + j] += k * x[(int64_t)i * d + j];
+  }
+}
+
 /* Min-heap of (value, index) ordered so the root is the "worst" kept element:
  * smaller value, or equal value with larger index. */
 static int worse(float va, int32_t ia, float vb, int32_t ib) { return va < vb || (va == vb && ia > ib); }

@@ -72,6 +72,8 @@ void unmix_cpu_scale_rows(int n, int d, const float *s, float *x);
 void unmix_cpu_scale_cols(int n, int d, const float *s, float *x);
 void unmix_cpu_exp_scaled(int64_t n, float a, float b, const float *x, float *y);
 void unmix_cpu_transpose(int n, int d, const float *x, float *y);
+void unmix_cpu_row_dot(int n, int d, const float *a, const float *b, float *out, int out_stride);
+void unmix_cpu_axpy_rows(int n, int d, const float *s, int s_stride, const float *x, float *y);
 
 void unmix_cpu_sgd_step(int64_t n, float *p, const float *g, float *buf, float lr, float momentum, float wd,
                         int nseg, const int64_t *off, const float *gscale_seg, const float *wd_seg);
