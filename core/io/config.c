@@ -831,7 +831,13 @@ void unmix_config_init_defaults(struct unmix_config *cfg) {
   c.file = "(defaults)";
   for (int i = 0; i < N_KEYS; i++) {
     const struct key_def *k = &g_keys[i];
-    if (k->type == K_ENUM) UNMIX_REQUIRE(k->size == sizeof(int), "%s: enum field is not int-sized", k->path);
+    /* the table's types must match the struct's fields */
+    size_t want = k->type == K_ENUM || k->type == K_INT ? sizeof(int)
+                  : k->type == K_FLOAT                  ? sizeof(float)
+                  : k->type == K_BOOL                   ? sizeof(bool)
+                  : k->type == K_U64                    ? sizeof(uint64_t)
+                                                        : k->size;
+    UNMIX_REQUIRE(k->size == want, "%s: field size %zu does not match its key type", k->path, k->size);
     struct unmix_ynode *n = NULL;
     unmix_status st = unmix_ytree_parse(k->def, strlen(k->def), k->path, &n);
     UNMIX_REQUIRE(st == UNMIX_OK && n, "default of %s does not parse", k->path);

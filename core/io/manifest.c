@@ -209,6 +209,9 @@ static unmix_status conv_node(struct conv *c, yaml_node_t *yn, const char *path,
 
 static unmix_status yaml_syntax_error(const yaml_parser_t *p, const char *file) {
   const char *problem = p->problem ? p->problem : "malformed YAML";
+  if (p->error == YAML_READER_ERROR) /* encoding problems carry a byte offset, not a line */
+    return unmix_error_set(UNMIX_ERR_CONFIG, "%s: YAML error at byte %zu: %s (is the file UTF-8 text?)", file,
+                           p->problem_offset, problem);
   if (p->context)
     return unmix_error_set(UNMIX_ERR_CONFIG, "%s:%zu:%zu: YAML syntax error: %s (%s at line %zu:%zu)", file,
                            p->problem_mark.line + 1, p->problem_mark.column + 1, problem, p->context,
