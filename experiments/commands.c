@@ -9,6 +9,7 @@
 const struct unmix_command unmix_commands[] = {
     {"info", "print the build, the backends and the BLAS core in use", unmix_cmd_info},
     {"bench", "measure speed: ops (conv/GEMM GFLOP/s)", unmix_cmd_bench},
+    {"validate", "check manifests without running (--print: the resolved manifest)", unmix_cmd_validate},
     {NULL, NULL, NULL},
 };
 

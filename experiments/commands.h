@@ -16,3 +16,4 @@ int unmix_cmd_fail(const char *cmd);
 
 int unmix_cmd_bench(int argc, char **argv);
 int unmix_cmd_info(int argc, char **argv);
+int unmix_cmd_validate(int argc, char **argv);
