@@ -11,72 +11,7 @@
 #include <string.h>
 
 #include "core/nn/model.h"
-#include "tests/support/testutil.h"
-
-/* Mirrors hash_uniform()/pattern() in gen_models.py: an exact integer hash. */
-static double hash_uniform(uint64_t i, uint64_t stream) {
-  uint64_t h = (i * 0x9E3779B1ull + (stream + 1) * 0x85EBCA77ull) & 0xFFFFFFFFull;
-  h ^= h >> 15;
-  h = (h * 0x2C1B3C6Dull) & 0xFFFFFFFFull;
-  h ^= h >> 12;
-  h = (h * 0x297A2D39ull) & 0xFFFFFFFFull;
-  h ^= h >> 15;
-  return (double)h / 4294967296.0;
-}
-
-static void pattern(float *dst, int64_t n, uint64_t stream, double amp, double offset) {
-  for (int64_t i = 0; i < n; i++) dst[i] = (float)(offset + amp * (2.0 * hash_uniform((uint64_t)i, stream) - 1.0));
-}
-
-/* Mirrors param_values() in gen_models.py. t counts named_parameters() (params) or
- * named_buffers() including num_batches_tracked (buffers). */
-static void param_values(int t, const struct unmix_param_entry *e, bool is_bn_param, float *dst) {
-  const char *name = e->name;
-  size_t len = strlen(name);
-#define ENDS(s) (len >= strlen(s) && !strcmp(name + len - strlen(s), s))
-  if (ENDS("running_mean")) return pattern(dst, e->numel, 1000 + t, 0.1, 0.0);
-  if (ENDS("running_var")) return pattern(dst, e->numel, 1000 + t, 0.3, 1.0);
-  if (is_bn_param && ENDS("weight")) return pattern(dst, e->numel, t, 0.2, 1.0);
-  if (e->ndim == 1) return pattern(dst, e->numel, t, 0.1, 0.0);
-  int64_t fan_in = e->numel / e->shape[0];
-  pattern(dst, e->numel, t, sqrt(6.0 / (double)fan_in), 0.0);
-#undef ENDS
-}
-
-static bool is_bn_param(const struct unmix_model *m, int pidx) {
-  for (int i = 0; i < m->n_nodes; i++)
-    if (m->nodes[i].kind == UNMIX_NODE_BN && (m->nodes[i].weight == pidx || m->nodes[i].bias == pidx)) return true;
-  return false;
-}
-
-static void fill_model(struct unmix_model *m) {
-  for (int i = 0; i < m->params.count; i++) {
-    float *h = malloc(sizeof(float) * m->params.entries[i].numel);
-    param_values(i, &m->params.entries[i], is_bn_param(m, i), h);
-    unmix_param_store_set(&m->params, i, h);
-    free(h);
-  }
-  for (int j = 0; j < m->buffers.count; j++) {
-    float *h = malloc(sizeof(float) * m->buffers.entries[j].numel);
-    param_values(3 * (j / 2) + j % 2, &m->buffers.entries[j], false, h);
-    unmix_param_store_set(&m->buffers, j, h);
-    free(h);
-  }
-}
-
-/* NCHW pattern -> NHWC */
-static float *make_input(int n, int c, int h, int w, int stream) {
-  int64_t total = (int64_t)n * c * h * w;
-  float *nchw = malloc(sizeof(float) * total), *nhwc = malloc(sizeof(float) * total);
-  pattern(nchw, total, (uint64_t)stream, 1.5, 0.0);
-  for (int i = 0; i < n; i++)
-    for (int ch = 0; ch < c; ch++)
-      for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-          nhwc[(((int64_t)i * h + y) * w + x) * c + ch] = nchw[(((int64_t)i * c + ch) * h + y) * w + x];
-  free(nchw);
-  return nhwc;
-}
+#include "tests/support/golden.h"
 
 static void check_model(const char *fixture, struct unmix_model *m, bool train) {
   char path[1024];
@@ -86,8 +21,8 @@ static void check_model(const char *fixture, struct unmix_model *m, bool train) 
   const int32_t *shape = unmix_fixture_i32(fx, "input_shape", &ns);
   ck_assert_int_eq(ns, 4);
   const int n = shape[0], c = shape[1], h = shape[2], w = shape[3];
-  fill_model(m);
-  float *x = make_input(n, c, h, w, (int)unmix_fixture_scalar(fx, "input_stream"));
+  unmix_golden_fill_model(m);
+  float *x = unmix_golden_images(n, c, h, w, (uint64_t)unmix_fixture_scalar(fx, "input_stream"));
   struct unmix_ctx *ctx = unmix_ctx_create(m->be, "golden");
   const float *y = unmix_model_forward(m, ctx, x, n, train ? UNMIX_FWD_TRAIN : UNMIX_FWD_EVAL, train);
   size_t nout;
@@ -97,7 +32,7 @@ static void check_model(const char *fixture, struct unmix_model *m, bool train) 
   double nerr = unmix_nmse(y, want, nout);
   ck_assert_msg(nerr <= 1e-4, "%s: forward output differs: normalised error %.3g > 1e-4", fixture, nerr);
   float *wts = malloc(sizeof(float) * nout);
-  pattern(wts, (int64_t)nout, 6000, 1.0, 0.0);
+  unmix_golden_pattern(wts, (int64_t)nout, 6000, 1.0, 0.0);
   double loss = 0.0;
   for (size_t i = 0; i < nout; i++) loss += (double)y[i] * wts[i];
   double want_loss = unmix_fixture_scalar(fx, "loss");
@@ -106,44 +41,7 @@ static void check_model(const char *fixture, struct unmix_model *m, bool train) 
   if (train && unmix_fixture_find(fx, "grad_sum")) {
     unmix_model_zero_grad(m);
     unmix_model_backward(m, ctx, wts);
-    size_t np;
-    const double *gs = unmix_fixture_f64(fx, "grad_sum", &np);
-    const double *gss = unmix_fixture_f64(fx, "grad_sumsq", NULL);
-    const double *gsmp = unmix_fixture_f64(fx, "grad_samples", NULL);
-    ck_assert_int_eq(np, (size_t)m->params.count);
-    /* Absolute floor from the model-wide gradient scale: a tensor whose true gradient is 0
-     * (a linear bias in front of BatchNorm) carries float32 noise of that scale. */
-    double tot_ss = 0.0, tot_n = 0.0;
-    for (int i = 0; i < m->params.count; i++) {
-      tot_ss += gss[i];
-      tot_n += (double)m->params.entries[i].numel;
-    }
-    const double floor_el = 1e-5 * sqrt(tot_ss / tot_n);
-    int bad = 0;
-    for (int i = 0; i < m->params.count; i++) {
-      const struct unmix_param_entry *e = &m->params.entries[i];
-      float *g = malloc(sizeof(float) * e->numel);
-      unmix_param_store_get_from(&m->params, m->params.grad, i, g);
-      double s = 0, ss = 0;
-      for (int64_t k = 0; k < e->numel; k++) {
-        s += g[k];
-        ss += (double)g[k] * g[k];
-      }
-      double rms = sqrt(gss[i] / (double)e->numel);
-      double smp[3] = {g[0], g[e->numel / 3], g[e->numel - 1]};
-      const double ne = (double)e->numel;
-      bool ok = fabs(s - gs[i]) <= 1e-3 * fabs(gs[i]) + 1e-3 * sqrt(gss[i]) + floor_el * sqrt(ne) &&
-                fabs(ss - gss[i]) <= 2e-3 * gss[i] + floor_el * floor_el * ne;
-      for (int k = 0; k < 3; k++)
-        ok = ok && fabs(smp[k] - gsmp[3 * i + k]) <= 1e-3 * fabs(gsmp[3 * i + k]) + 1e-3 * rms + floor_el;
-      if (!ok) {
-        fprintf(stderr, "%s: gradient of %s: sum %.8g want %.8g, sumsq %.8g want %.8g, samples %.6g %.6g %.6g want %.6g %.6g %.6g\n",
-                fixture, e->name, s, gs[i], ss, gss[i], smp[0], smp[1], smp[2], gsmp[3 * i], gsmp[3 * i + 1],
-                gsmp[3 * i + 2]);
-        bad++;
-      }
-      free(g);
-    }
+    int bad = unmix_golden_check_grads(fixture, m, fx);
     ck_assert_msg(bad == 0, "%s: %d parameter gradients differ from PyTorch", fixture, bad);
   }
   /* running statistics after the forward (updated in train mode, untouched in eval) */

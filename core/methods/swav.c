@@ -1,0 +1,394 @@
+/* SwAV with and without Un-Mix, as the official Un-Mix CIFAR code (the old SwAV code)
+ * computes it (SPEC §4.4-§4.6): prototypes re-normalised every step; crops of the same
+ * resolution concatenated into one forward (with Un-Mix, each crop pair (k, k+1) adds
+ * mix(x_k), so at CIFAR all 3*bs images share one BatchNorm batch); codes by Sinkhorn-Knopp
+ * on the detached scores; L = swav(out) + lam*swav(out_unmix) + (1-lam)*swav(out_unmix,
+ * reverse), where `reverse` flips only the crop-0 code (quirk 11; `swav.reverse: paper`
+ * also flips the mixed prediction); prototypes frozen for the first iterations; LARC+SGD.
+ * The queue follows the code: its length is rounded down to a multiple of bs*world (0 at
+ * the CIFAR settings), zero-filled at epoch_queue_starts, used once full. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/methods/internal.h"
+#include "core/util/rng.h"
+
+#define MAX_CROPS 16
+
+struct unmix_swav {
+  struct unmix_ctx *cwork;
+  struct unmix_ctx *cgroup[MAX_CROPS];
+  int proto_idx;
+  int nproto, dim;
+  int qlen;                 /* effective queue length (0 = none) */
+  float *queue;             /* (n_assign, qlen, dim) device, NULL until epoch_queue_starts */
+  bool use_the_queue;
+  float *scalars_dev;
+};
+
+/* shoot_infs: replace +-inf by the largest finite value (the reference's helper). */
+static void shoot_infs(float *x, int n) {
+  float mx = -INFINITY;
+  for (int i = 0; i < n; i++)
+    if (isfinite(x[i]) && x[i] > mx) mx = x[i];
+  for (int i = 0; i < n; i++)
+    if (isinf(x[i])) x[i] = mx;
+}
+
+void unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k, float epsilon, int iters,
+                    const float *scores, float *q, float *work) {
+  (void)comm; /* the distributed all-reduce of the sums arrives with core/dist */
+  float *u_dev = work, *v_dev = work + k;
+  float *u = unmix_xmalloc(sizeof(float) * (size_t)k), *v = unmix_xmalloc(sizeof(float) * (size_t)b);
+  /* Q = exp(scores/eps) (stored b x k: the reference's Q transposed) */
+  be->exp_scaled((int64_t)b * k, 1.0f / epsilon, 0.0f, scores, q);
+  float total;
+  be->sum((int64_t)b * k, q, u_dev);
+  be->memcpy_d2h(&total, u_dev, sizeof total);
+  shoot_infs(&total, 1);
+  be->scale((int64_t)b * k, 1.0f / total, q, q);
+  const float r = 1.0f / (float)k, c = 1.0f / (float)b;
+  for (int it = 0; it < iters; it++) {
+    /* u = rowsum over samples per prototype; Q *= r/u per prototype */
+    be->col_sum(b, k, q, u_dev);
+    be->memcpy_d2h(u, u_dev, sizeof(float) * (size_t)k);
+    for (int j = 0; j < k; j++) u[j] = r / u[j];
+    shoot_infs(u, k);
+    be->memcpy_h2d(u_dev, u, sizeof(float) * (size_t)k);
+    be->scale_cols(b, k, u_dev, q);
+    /* Q *= c/colsum per sample */
+    be->row_sum(b, k, q, v_dev);
+    be->memcpy_d2h(v, v_dev, sizeof(float) * (size_t)b);
+    for (int i = 0; i < b; i++) v[i] = c / v[i];
+    be->memcpy_h2d(v_dev, v, sizeof(float) * (size_t)b);
+    be->scale_rows(b, k, v_dev, q);
+  }
+  /* (Q / colsum(Q))^T: each sample's code sums to 1 */
+  be->row_sum(b, k, q, v_dev);
+  be->memcpy_d2h(v, v_dev, sizeof(float) * (size_t)b);
+  for (int i = 0; i < b; i++) v[i] = 1.0f / v[i];
+  be->memcpy_h2d(v_dev, v, sizeof(float) * (size_t)b);
+  be->scale_rows(b, k, v_dev, q);
+  free(u);
+  free(v);
+}
+
+unmix_status unmix_swav_create(struct unmix_method *m) {
+  const struct unmix_config *cfg = &m->cfg;
+  struct unmix_swav *sw = unmix_xcalloc(1, sizeof *sw);
+  m->swav = sw;
+  struct unmix_model_spec spec;
+  unmix_model_spec_from_config(cfg, m->image_size, &spec);
+  UNMIX_TRY(unmix_model_create(&spec, m->be, cfg->seed, &m->model));
+  sw->proto_idx = unmix_param_store_find(&m->model->params, "prototypes.weight");
+  if (sw->proto_idx < 0) return unmix_error_set(UNMIX_ERR_CONFIG, "SwAV needs model.head: swav with prototypes");
+  sw->nproto = cfg->swav.nmb_prototypes;
+  sw->dim = cfg->model.dim;
+  /* the reference: queue_length -= queue_length % (batch_size * world_size) */
+  sw->qlen = cfg->swav.queue_length - cfg->swav.queue_length % cfg->optim.batch_size;
+  sw->cwork = unmix_ctx_create(m->be, "swav.work");
+  for (int i = 0; i < MAX_CROPS; i++) sw->cgroup[i] = unmix_ctx_create(m->be, "swav.group");
+  sw->scalars_dev = m->be->alloc(sizeof(float) * 4);
+  if (!sw->scalars_dev) return unmix_error_set(UNMIX_ERR_NOMEM, "SwAV scalars");
+  UNMIX_TRY(unmix_optimizer_init(&m->opt, &m->model->params, &cfg->optim));
+  return UNMIX_OK;
+}
+
+void unmix_swav_destroy(struct unmix_method *m) {
+  struct unmix_swav *sw = m->swav;
+  if (!sw) return;
+  unmix_ctx_destroy(sw->cwork);
+  for (int i = 0; i < MAX_CROPS; i++) unmix_ctx_destroy(sw->cgroup[i]);
+  if (sw->queue) m->be->free(sw->queue);
+  if (sw->scalars_dev) m->be->free(sw->scalars_dev);
+  free(sw);
+  m->swav = NULL;
+}
+
+void unmix_swav_begin_epoch(struct unmix_method *m, int epoch) {
+  struct unmix_swav *sw = m->swav;
+  const struct unmix_config *cfg = &m->cfg;
+  sw->use_the_queue = false;
+  if (sw->qlen > 0 && epoch >= cfg->swav.epoch_queue_starts && !sw->queue) {
+    size_t nq = (size_t)cfg->swav.n_crops_for_assign * sw->qlen * sw->dim;
+    sw->queue = m->be->alloc(sizeof(float) * nq);
+    UNMIX_REQUIRE(sw->queue != NULL, "out of device memory for the SwAV queue");
+    m->be->fill((int64_t)nq, 0.0f, sw->queue);
+  }
+}
+
+/* One crop of a loss call: its scores (prediction), the gradient accumulator of those
+ * scores, and its embedding (for the queue). */
+struct crop {
+  const float *scores;
+  float *dscores;
+  const float *embed;
+};
+
+/* The reference's swav_loss over T crops: returns the loss; adds weight * dL/dscores. */
+static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop *crops, bool reverse, float weight) {
+  struct unmix_swav *sw = m->swav;
+  const struct unmix_backend *be = m->be;
+  const struct unmix_config *cfg = &m->cfg;
+  const int P = sw->nproto, D = sw->dim, na = cfg->swav.n_crops_for_assign;
+  const bool paper = cfg->swav.reverse == UNMIX_SWAV_REVERSE_PAPER;
+  const float inv_t = 1.0f / cfg->swav.temperature;
+  const int rows_max = bs + sw->qlen;
+  float *out = unmix_ctx_alloc(sw->cwork, (int64_t)rows_max * P);
+  float *q = unmix_ctx_alloc(sw->cwork, (int64_t)rows_max * P);
+  float *work = unmix_ctx_alloc(sw->cwork, 2 * P + rows_max + 16);
+  float *lp = unmix_ctx_alloc(sw->cwork, (int64_t)bs * P);
+  float *dz = unmix_ctx_alloc(sw->cwork, (int64_t)bs * P);
+  float *flipped = unmix_ctx_alloc(sw->cwork, (int64_t)bs * P);
+  float *e_tmp = unmix_ctx_alloc(sw->cwork, (int64_t)bs * D);
+  double loss = 0.0;
+  for (int i = 0; i < na; i++) {
+    const int crop_id = cfg->swav.crops_for_assign[i];
+    const bool flip_code = reverse && crop_id == 0;
+    int rows = bs;
+    float *cur = out;
+    /* time to use the queue */
+    if (sw->queue) {
+      float *qi = sw->queue + (int64_t)i * sw->qlen * D;
+      if (!sw->use_the_queue) {
+        float *last = unmix_xmalloc(sizeof(float) * (size_t)D);
+        be->memcpy_d2h(last, qi + (int64_t)(sw->qlen - 1) * D, sizeof(float) * (size_t)D);
+        for (int d = 0; d < D; d++)
+          if (last[d] != 0.0f) sw->use_the_queue = true;
+        free(last);
+      }
+      if (sw->use_the_queue) {
+        be->gemm(false, true, sw->qlen, P, D, 1.0f, qi, D, unmix_param_ptr(&m->model->params, sw->proto_idx), D,
+                 0.0f, out, P);
+        rows += sw->qlen;
+        cur = out + (int64_t)sw->qlen * P;
+      }
+      /* fill the queue: shift by bs, newest embeddings first */
+      float *shift = unmix_ctx_alloc(sw->cwork, (int64_t)(sw->qlen - bs) * D);
+      be->copy((int64_t)(sw->qlen - bs) * D, qi, shift);
+      be->copy((int64_t)(sw->qlen - bs) * D, shift, qi + (int64_t)bs * D);
+      if (flip_code) {
+        be->flip_batch(bs, D, crops[crop_id].embed, e_tmp);
+        be->copy((int64_t)bs * D, e_tmp, qi);
+      } else {
+        be->copy((int64_t)bs * D, crops[crop_id].embed, qi);
+      }
+    }
+    if (flip_code) be->flip_batch(bs, P, crops[crop_id].scores, cur);
+    else be->copy((int64_t)bs * P, crops[crop_id].scores, cur);
+    unmix_sinkhorn(be, m->comm, rows, P, cfg->swav.epsilon, cfg->swav.sinkhorn_iterations, out, q, work);
+    const float *qb = q + (int64_t)(rows - bs) * P; /* the batch's codes: last bs rows */
+    double subloss = 0.0;
+    const float w = weight / (float)(T - 1) / (float)na;
+    for (int v = 0; v < T; v++) {
+      if (v == crop_id) continue;
+      const bool flip_pred = paper && reverse && v == 0;
+      const float *z = crops[v].scores;
+      if (flip_pred) {
+        be->flip_batch(bs, P, z, flipped);
+        z = flipped;
+      }
+      be->soft_cross_entropy_forward(bs, P, inv_t, z, qb, lp, sw->scalars_dev);
+      float h;
+      be->memcpy_d2h(&h, sw->scalars_dev, sizeof h);
+      subloss += h;
+      if (w != 0.0f) {
+        be->soft_cross_entropy_backward(bs, P, inv_t, w, lp, qb, dz);
+        if (flip_pred) {
+          be->flip_batch(bs, P, dz, flipped);
+          be->add((int64_t)bs * P, crops[v].dscores, flipped, crops[v].dscores);
+        } else {
+          be->add((int64_t)bs * P, crops[v].dscores, dz, crops[v].dscores);
+        }
+      }
+    }
+    loss += subloss / (double)(T - 1);
+  }
+  return loss / (double)na;
+}
+
+unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v, int64_t step, int epoch, float lr,
+                             const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
+  struct unmix_swav *sw = m->swav;
+  const struct unmix_backend *be = m->be;
+  const struct unmix_config *cfg = &m->cfg;
+  const int bs = v->n, P = sw->nproto, D = sw->dim, T = v->nviews;
+  const bool mix = cfg->unmix.enabled;
+  (void)epoch;
+  if (T < 2 || T > MAX_CROPS / 2)
+    return unmix_error_set(UNMIX_ERR_CONFIG, "SwAV needs 2..%d crops, the recipe gives %d", MAX_CROPS / 2, T);
+  for (int i = 0; i < cfg->swav.n_crops_for_assign; i++)
+    if (cfg->swav.crops_for_assign[i] >= T)
+      return unmix_error_set(UNMIX_ERR_CONFIG, "swav.crops_for_assign has crop %d but there are %d crops",
+                             cfg->swav.crops_for_assign[i], T);
+  unmix_ctx_reset(sw->cwork);
+  unmix_model_zero_grad(m->model);
+
+  /* 1. prototypes re-normalised (rows) */
+  float *pw = unmix_param_ptr(&m->model->params, sw->proto_idx);
+  float *tmpw = unmix_ctx_alloc(sw->cwork, (int64_t)P * D), *nrm = unmix_ctx_alloc(sw->cwork, P);
+  be->l2norm_forward(P, D, pw, tmpw, nrm, 1e-12f);
+  be->copy((int64_t)P * D, tmpw, pw);
+
+  /* 2. inputs: [x0, x1, m0, x2, x3, m2, ...] with Un-Mix (one draw, lambda chained over
+   * the pairs in region mode), else [x0, x1, ...] */
+  const float *in[MAX_CROPS];
+  int in_size[MAX_CROPS], nin = 0;
+  int mixed_of[MAX_CROPS]; /* for crop c (original index): index in `in` of its mixed image, or -1 */
+  int orig_at[MAX_CROPS];
+  struct unmix_mix_draw draw = {0};
+  double lam = 1.0;
+  struct unmix_rng rng = unmix_rng_make(cfg->seed, UNMIX_RNG_MIX, (uint32_t)(step >> 32), (uint32_t)step,
+                                        (uint32_t)(cfg->unmix.per_rank ? m->rank : 0));
+  for (int c = 0; c < T; c++) mixed_of[c] = -1;
+  if (mix) {
+    draw.r = unmix_rng_uniform_double(&rng);
+    draw.lam_drawn = unmix_rng_beta(&rng, cfg->unmix.beta, cfg->unmix.beta);
+    draw.global = draw.r < cfg->unmix.prob;
+    lam = draw.lam_drawn;
+  }
+  for (int c = 0; c < T; c++) {
+    orig_at[c] = nin;
+    in_size[nin] = v->size[c];
+    in[nin++] = v->view[c];
+    if (mix && c % 2 == 1) {
+      /* pair (c-1, c) is complete: add mix(x_{c-1}) */
+      const int s = v->size[c - 1];
+      float *mx = unmix_ctx_alloc(sw->cwork, (int64_t)bs * s * s * 3);
+      struct unmix_mix_draw d = draw;
+      if (forced && forced->have_mix && c == 1) {
+        d = forced->mix;
+        draw = d;
+        lam = d.lam;
+      } else if (!draw.global) {
+        unmix_mix_draw_region_chained(&rng, lam, s, s, &d);
+        lam = d.lam; /* the next pair receives the re-adjusted lambda; the loss uses the last */
+      } else {
+        d.lam = draw.lam_drawn;
+      }
+      if (c == 1) draw = d;
+      unmix_mix_apply(be, &d, bs, s, s, 3, v->view[c - 1], mx);
+      mixed_of[c - 1] = nin;
+      in_size[nin] = s;
+      in[nin++] = mx;
+    }
+  }
+
+  /* 3. forward consecutive same-resolution inputs together */
+  const float *scores_at[2 * MAX_CROPS], *embed_at[2 * MAX_CROPS];
+  float *dscores_at[2 * MAX_CROPS];
+  int ngroups = 0;
+  struct {
+    int first, count, size;
+    float *dscores;
+  } groups[MAX_CROPS];
+  for (int i = 0; i < nin;) {
+    int j = i;
+    while (j < nin && in_size[j] == in_size[i]) j++;
+    const int cnt = j - i, s = in_size[i];
+    if (s != m->image_size)
+      return unmix_error_set(UNMIX_ERR_UNSUPPORTED,
+                             "SwAV crops of %dx%d: this build runs every crop at the model's input size %d "
+                             "(multi-resolution multi-crop is not implemented)", s, s, m->image_size);
+    float *batch = unmix_ctx_alloc(sw->cwork, (int64_t)cnt * bs * s * s * 3);
+    for (int t = 0; t < cnt; t++) be->copy((int64_t)bs * s * s * 3, in[i + t], batch + (int64_t)t * bs * s * s * 3);
+    struct unmix_ctx *ctx = sw->cgroup[ngroups];
+    const float *sc = unmix_model_forward(m->model, ctx, batch, cnt * bs, UNMIX_FWD_TRAIN, true);
+    const float *em = unmix_model_node_output(m->model, ctx, m->model->embed_node);
+    float *ds = unmix_ctx_alloc(sw->cwork, (int64_t)cnt * bs * P);
+    be->fill((int64_t)cnt * bs * P, 0.0f, ds);
+    for (int t = 0; t < cnt; t++) {
+      scores_at[i + t] = sc + (int64_t)t * bs * P;
+      embed_at[i + t] = em + (int64_t)t * bs * D;
+      dscores_at[i + t] = ds + (int64_t)t * bs * P;
+    }
+    groups[ngroups].first = i;
+    groups[ngroups].count = cnt;
+    groups[ngroups].size = s;
+    groups[ngroups].dscores = ds;
+    ngroups++;
+    i = j;
+  }
+
+  /* 4. losses */
+  struct crop out[MAX_CROPS], out_unmix[MAX_CROPS];
+  for (int c = 0; c < T; c++) {
+    int k = orig_at[c];
+    out[c] = (struct crop){scores_at[k], dscores_at[k], embed_at[k]};
+    int km = (c % 2 == 0 && mixed_of[c] >= 0) ? mixed_of[c] : k;
+    out_unmix[c] = (struct crop){scores_at[km], dscores_at[km], embed_at[km]};
+  }
+  double l0 = swav_loss(m, bs, T, out, false, 1.0f);
+  double l1 = 0.0, l2 = 0.0;
+  if (mix) {
+    l1 = swav_loss(m, bs, T, out_unmix, false, (float)lam);
+    l2 = swav_loss(m, bs, T, out_unmix, true, (float)(1.0 - lam));
+  }
+  double loss = l0 + lam * l1 + (1.0 - lam) * l2;
+  if (!isfinite(loss))
+    return unmix_error_set(UNMIX_ERR_NUMERIC, "SwAV loss is %g at step %lld (lr %g): training diverged", loss,
+                           (long long)step, (double)lr);
+
+  /* 5. backward through each forward group */
+  for (int g = 0; g < ngroups; g++) unmix_model_backward(m->model, sw->cgroup[g], groups[g].dscores);
+
+  /* 6. prototypes frozen for the first iterations (their grad is None: no update at all) */
+  unmix_optimizer_set_skip(&m->opt, sw->proto_idx, step < cfg->swav.freeze_prototypes_niters);
+  UNMIX_TRY(unmix_method_allreduce_grads(m));
+  unmix_optimizer_step(&m->opt, lr);
+
+  st->loss = loss;
+  st->nterms = 3;
+  st->term_names[0] = "loss_swav";
+  st->term_names[1] = "loss_mix";
+  st->term_names[2] = "loss_mix_rev";
+  st->terms[0] = l0;
+  st->terms[1] = l1;
+  st->terms[2] = l2;
+  st->acc1 = st->acc5 = -1.0;
+  st->mix_mode = mix ? (draw.global ? 1 : 0) : -1;
+  st->lam = mix ? lam : 1.0;
+  return UNMIX_OK;
+}
+
+int unmix_swav_state(struct unmix_method *m, struct unmix_state_entry *out, int cap) {
+  struct unmix_swav *sw = m->swav;
+  if (!sw->queue) return 0;
+  if (cap >= 1) {
+    struct unmix_state_entry *e = &out[0];
+    snprintf(e->name, sizeof e->name, "swav.queue");
+    e->data = sw->queue;
+    e->numel = (int64_t)m->cfg.swav.n_crops_for_assign * sw->qlen * sw->dim;
+    e->ndim = 3;
+    e->shape[0] = m->cfg.swav.n_crops_for_assign;
+    e->shape[1] = sw->qlen;
+    e->shape[2] = sw->dim;
+  }
+  return 1;
+}
+
+int unmix_swav_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap) {
+  if (cap >= 2) {
+    names[0] = "swav.use_the_queue";
+    values[0] = m->swav->use_the_queue;
+    names[1] = "swav.queue_length";
+    values[1] = m->swav->qlen;
+  }
+  return 2;
+}
+
+unmix_status unmix_swav_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
+  if (!strcmp(name, "swav.use_the_queue")) {
+    m->swav->use_the_queue = value != 0;
+    return UNMIX_OK;
+  }
+  if (!strcmp(name, "swav.queue_length")) {
+    if (value != m->swav->qlen)
+      return unmix_error_set(UNMIX_ERR_FORMAT, "checkpoint SwAV queue length %lld differs from this run's %d",
+                             (long long)value, m->swav->qlen);
+    return UNMIX_OK;
+  }
+  return unmix_error_set(UNMIX_ERR_FORMAT, "unknown SwAV state scalar '%s'", name);
+}
