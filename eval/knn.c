@@ -1,0 +1,130 @@
+/* Weighted kNN classifier (SPEC §2.7, MoCo's knn_predict): similarities and top-k on the
+ * backend in chunks of queries (bounded memory), the exp(s/t) vote on the host. */
+#include "eval/knn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct unmix_knn_params unmix_knn_params_default(void) {
+  struct unmix_knn_params p = {.k = 200, .t = 0.1f, .num_classes = 10, .chunk = 0};
+  return p;
+}
+
+/* Is class a ranked before class b? Higher score first, then lower index. */
+static int ranks_before(const double *score, int a, int b) {
+  return score[a] > score[b] || (score[a] == score[b] && a < b);
+}
+
+/* Votes of one query: score[c] from its k neighbours, then the (up to) 5 best classes. */
+static void vote_one(int k, int nc, float t, const float *vals, const int32_t *idx, const int32_t *bank_labels,
+                     double *score, int32_t best[5]) {
+  for (int c = 0; c < nc; c++) score[c] = 0.0;
+  for (int j = 0; j < k; j++) score[bank_labels[idx[j]]] += (double)expf(vals[j] / t);
+  int nbest = nc < 5 ? nc : 5;
+  for (int r = 0; r < 5; r++) best[r] = -1;
+  /* insertion into a sorted list of at most 5 classes */
+  for (int c = 0; c < nc; c++) {
+    int pos = nbest;
+    while (pos > 0 && (best[pos - 1] < 0 || ranks_before(score, c, best[pos - 1]))) pos--;
+    if (pos >= nbest) continue;
+    for (int r = nbest - 1; r > pos; r--) best[r] = best[r - 1];
+    best[pos] = c;
+  }
+}
+
+unmix_status unmix_knn_classify(const struct unmix_backend *be, const float *bank, const int32_t *bank_labels,
+                                int n, int d, const float *queries, const int32_t *query_labels, int m,
+                                const struct unmix_knn_params *p, struct unmix_knn_result *res, int32_t *pred,
+                                int32_t *pred5) {
+  if (res) memset(res, 0, sizeof *res);
+  if (!be || !p || !bank_labels || (!bank && n > 0) || (!queries && m > 0))
+    return unmix_error_set(UNMIX_ERR_ARG, "knn: missing backend, parameters, bank, labels or queries");
+  if (n < 1 || d < 1 || m < 0)
+    return unmix_error_set(UNMIX_ERR_ARG, "knn: bank of %d x %d features and %d queries: need n >= 1, d >= 1", n, d,
+                           m);
+  if (p->k < 1 || p->k > n)
+    return unmix_error_set(UNMIX_ERR_ARG, "knn: k = %d must lie in 1..%d (the memory bank size)", p->k, n);
+  if (!(p->t > 0.0f) || !isfinite(p->t))
+    return unmix_error_set(UNMIX_ERR_ARG, "knn: temperature t = %g must be positive and finite", (double)p->t);
+  if (p->num_classes < 1)
+    return unmix_error_set(UNMIX_ERR_ARG, "knn: num_classes = %d must be >= 1", p->num_classes);
+  if (p->chunk < 0) return unmix_error_set(UNMIX_ERR_ARG, "knn: chunk = %d must be >= 0 (0 = automatic)", p->chunk);
+  if (!be->supports_op(UNMIX_OP_GEMM) || !be->supports_op(UNMIX_OP_TOPK) || !be->gemm || !be->topk)
+    return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "knn: backend '%s' does not support %s", be->name,
+                           !be->supports_op(UNMIX_OP_GEMM) || !be->gemm ? "gemm" : "topk");
+  const int nc = p->num_classes, k = p->k;
+  for (int i = 0; i < n; i++)
+    if (bank_labels[i] < 0 || bank_labels[i] >= nc)
+      return unmix_error_set(UNMIX_ERR_ARG, "knn: memory-bank sample %d has label %d outside 0..%d", i,
+                             (int)bank_labels[i], nc - 1);
+  if (query_labels)
+    for (int i = 0; i < m; i++)
+      if (query_labels[i] < 0 || query_labels[i] >= nc)
+        return unmix_error_set(UNMIX_ERR_ARG, "knn: query sample %d has label %d outside 0..%d", i,
+                               (int)query_labels[i], nc - 1);
+  if (res) res->total = m;
+  if (m == 0) return UNMIX_OK;
+
+  int chunk = p->chunk;
+  if (chunk == 0) {
+    int64_t budget = ((int64_t)64 << 20) / ((int64_t)n * (int64_t)sizeof(float));
+    chunk = budget < 1 ? 1 : budget > 4096 ? 4096 : (int)budget;
+  }
+  if (chunk > m) chunk = m;
+
+  unmix_status st = UNMIX_OK;
+  float *sims = be->alloc((size_t)chunk * (size_t)n * sizeof(float));
+  float *dvals = be->alloc((size_t)chunk * (size_t)k * sizeof(float));
+  int32_t *didx = be->alloc((size_t)chunk * (size_t)k * sizeof(int32_t));
+  float *hvals = malloc((size_t)chunk * (size_t)k * sizeof(float));
+  int32_t *hidx = malloc((size_t)chunk * (size_t)k * sizeof(int32_t));
+  if (!sims || !dvals || !didx || !hvals || !hidx) {
+    st = unmix_error_set(UNMIX_ERR_NOMEM, "knn: out of memory for %d queries x %d bank similarities on %s", chunk, n,
+                         be->name);
+    goto done;
+  }
+
+  int64_t c1 = 0, c5 = 0;
+  for (int q0 = 0; q0 < m; q0 += chunk) {
+    int mc = m - q0 < chunk ? m - q0 : chunk;
+    /* sims (mc, n) = Q_chunk (mc, d) . bank (n, d)^T */
+    be->gemm(false, true, mc, n, d, 1.0f, queries + (int64_t)q0 * d, d, bank, d, 0.0f, sims, n);
+    be->topk(mc, n, k, sims, dvals, didx);
+    be->memcpy_d2h(hvals, dvals, (size_t)mc * k * sizeof(float));
+    be->memcpy_d2h(hidx, didx, (size_t)mc * k * sizeof(int32_t));
+#pragma omp parallel reduction(+ : c1, c5)
+    {
+      double *score = malloc((size_t)nc * sizeof(double));
+      UNMIX_REQUIRE(score != NULL, "knn: out of host memory for %d class scores", nc);
+#pragma omp for schedule(static)
+      for (int i = 0; i < mc; i++) {
+        int32_t best[5];
+        vote_one(k, nc, p->t, hvals + (int64_t)i * k, hidx + (int64_t)i * k, bank_labels, score, best);
+        int q = q0 + i;
+        if (pred) pred[q] = best[0];
+        if (pred5) memcpy(pred5 + (int64_t)q * 5, best, sizeof best);
+        if (query_labels) {
+          c1 += best[0] == query_labels[q];
+          for (int r = 0; r < 5; r++)
+            if (best[r] == query_labels[q]) c5++;
+        }
+      }
+      free(score);
+    }
+  }
+  if (res && query_labels) {
+    res->correct1 = c1;
+    res->correct5 = c5;
+    res->top1 = 100.0 * (double)c1 / (double)m;
+    res->top5 = 100.0 * (double)c5 / (double)m;
+  }
+
+done:
+  if (sims) be->free(sims);
+  if (dvals) be->free(dvals);
+  if (didx) be->free(didx);
+  free(hvals);
+  free(hidx);
+  return st;
+}
