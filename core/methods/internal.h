@@ -41,6 +41,9 @@ void unmix_swav_destroy(struct unmix_method *m);
 unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v, int64_t step, int epoch, float lr,
                              const struct unmix_forced_draws *forced, struct unmix_step_stats *st);
 void unmix_swav_begin_epoch(struct unmix_method *m, int epoch);
+/* The gradient of the last step's loss w.r.t. the scores of the first forward group (rows =
+ * crops of that group x bs), valid until the next step. For tests. */
+const float *unmix_swav_last_dscores(struct unmix_method *m, int *rows);
 int unmix_swav_state(struct unmix_method *m, struct unmix_state_entry *out, int cap);
 int unmix_swav_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap);
 unmix_status unmix_swav_set_scalar(struct unmix_method *m, const char *name, int64_t value);

@@ -26,6 +26,8 @@ struct unmix_swav {
   float *queue;             /* (n_assign, qlen, dim) device, NULL until epoch_queue_starts */
   bool use_the_queue;
   float *scalars_dev;
+  const float *last_dscores; /* first forward group's score gradients (tests) */
+  int last_rows;
 };
 
 /* shoot_infs: replace +-inf by the largest finite value (the reference's helper). */
@@ -331,6 +333,8 @@ unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v
     return unmix_error_set(UNMIX_ERR_NUMERIC, "SwAV loss is %g at step %lld (lr %g): training diverged", loss,
                            (long long)step, (double)lr);
 
+  sw->last_dscores = groups[0].dscores;
+  sw->last_rows = groups[0].count * bs;
   /* 5. backward through each forward group */
   for (int g = 0; g < ngroups; g++) unmix_model_backward(m->model, sw->cgroup[g], groups[g].dscores);
 
@@ -351,6 +355,11 @@ unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v
   st->mix_mode = mix ? (draw.global ? 1 : 0) : -1;
   st->lam = mix ? lam : 1.0;
   return UNMIX_OK;
+}
+
+const float *unmix_swav_last_dscores(struct unmix_method *m, int *rows) {
+  *rows = m->swav->last_rows;
+  return m->swav->last_dscores;
 }
 
 int unmix_swav_state(struct unmix_method *m, struct unmix_state_entry *out, int cap) {

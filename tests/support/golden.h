@@ -21,6 +21,9 @@ float *unmix_golden_images(int n, int c, int h, int w, uint64_t stream);
  * fixture entries grad_sum, grad_sumsq, grad_samples (rel 1e-3, absolute floor from the
  * model-wide gradient scale). Prints each mismatch; returns the number of bad tensors. */
 int unmix_golden_check_grads(const char *what, const struct unmix_model *m, const struct unmix_fixture *fx);
+/* The same for parameters [first, count) only (the fixture holds count - first entries). */
+int unmix_golden_check_grads_from(const char *what, const struct unmix_model *m, const struct unmix_fixture *fx,
+                                  int first);
 /* Sum of every BN buffer (in store order) against a fixture entry of such sums. */
 int unmix_golden_check_buffer_sums(const char *what, const struct unmix_model *m, const struct unmix_fixture *fx,
                                    const char *entry);
