@@ -1,0 +1,444 @@
+/* Pillow-exact uint8 image operations (see pil.h). Every expression below keeps the
+ * operand types of the Pillow source it mirrors (float vs double, truncation vs rounding),
+ * because that is what makes the results bit-identical. The build uses ISO C11, so GCC
+ * does not contract a*b+c into FMA (-ffp-contract=off), like Pillow's generic x86-64 wheels. */
+#include "core/data/pil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util/error.h"
+
+#define PIL_PRECISION_BITS 22 /* 32 - 8 - 2, Resample.c */
+
+static void *grow(void *p, size_t *cap, size_t need) {
+  if (need <= *cap) return p;
+  size_t n = *cap ? *cap : 4096;
+  while (n < need) n *= 2;
+  *cap = n;
+  return unmix_xrealloc(p, n);
+}
+
+void unmix_pil_scratch_free(struct unmix_pil_scratch *s) {
+  free(s->tmp);
+  free(s->tmp2);
+  free(s->coef);
+  free(s->bounds);
+  memset(s, 0, sizeof *s);
+}
+
+/* ---- resampling ----------------------------------------------------------------------- */
+
+static inline double bilinear_filter(double x) {
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return 1.0 - x;
+  return 0.0;
+}
+
+int unmix_pil_bilinear_ksize(int in_size, int out_size) {
+  double filterscale = (double)in_size / out_size;
+  if (filterscale < 1.0) filterscale = 1.0;
+  return (int)ceil(filterscale) * 2 + 1;
+}
+
+int unmix_pil_bilinear_coeffs(int in_size, int out_size, int lo, int hi, int *bounds, int32_t *kout) {
+  double scale = (double)((float)in_size - 0.0f) / out_size; /* (double)(in1 - in0) / outSize */
+  double filterscale = scale < 1.0 ? 1.0 : scale;
+  double support = 1.0 * filterscale;
+  int ksize = (int)ceil(support) * 2 + 1;
+  double kd[ksize];
+  for (int xx = lo; xx < hi; xx++) {
+    double center = 0.0 + (xx + 0.5) * scale;
+    double ww = 0.0, ss = 1.0 / filterscale;
+    int xmin = (int)(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = (int)(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    int x;
+    for (x = 0; x < xmax; x++) {
+      double w = bilinear_filter((x + xmin - center + 0.5) * ss);
+      kd[x] = w;
+      ww += w;
+    }
+    for (x = 0; x < xmax; x++)
+      if (ww != 0.0) kd[x] /= ww;
+    for (; x < ksize; x++) kd[x] = 0;
+    int32_t *k = kout + (size_t)(xx - lo) * ksize;
+    for (x = 0; x < ksize; x++)
+      k[x] = kd[x] < 0 ? (int32_t)(-0.5 + kd[x] * (1 << PIL_PRECISION_BITS))
+                       : (int32_t)(0.5 + kd[x] * (1 << PIL_PRECISION_BITS));
+    bounds[(xx - lo) * 2 + 0] = xmin;
+    bounds[(xx - lo) * 2 + 1] = xmax;
+  }
+  return ksize;
+}
+
+static inline uint8_t clip8(int32_t ss) {
+  int32_t v = ss >> PIL_PRECISION_BITS; /* arithmetic shift, as clip8_lookups[in >> 22] */
+  return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* Horizontal pass: rows [0, nrows) of src (row stride sstride, first column = tap 0 of the
+ * bounds) into dst (nrows, ncols, c) with row stride dstride. */
+static void resample_h(const uint8_t *src, size_t sstride, int nrows, int c, int ncols, int ksize,
+                       const int *bounds, const int32_t *kk, uint8_t *dst, size_t dstride) {
+  for (int y = 0; y < nrows; y++) {
+    const uint8_t *row = src + (size_t)y * sstride;
+    uint8_t *o = dst + (size_t)y * dstride;
+    if (c == 3) {
+      for (int xx = 0; xx < ncols; xx++) {
+        const int xmin = bounds[2 * xx], xmax = bounds[2 * xx + 1];
+        const int32_t *k = kk + (size_t)xx * ksize;
+        const uint8_t *p = row + (size_t)xmin * 3;
+        int32_t s0 = 1 << (PIL_PRECISION_BITS - 1), s1 = s0, s2 = s0;
+        for (int x = 0; x < xmax; x++) {
+          s0 += p[3 * x + 0] * k[x];
+          s1 += p[3 * x + 1] * k[x];
+          s2 += p[3 * x + 2] * k[x];
+        }
+        o[3 * xx + 0] = clip8(s0);
+        o[3 * xx + 1] = clip8(s1);
+        o[3 * xx + 2] = clip8(s2);
+      }
+    } else {
+      for (int xx = 0; xx < ncols; xx++) {
+        const int xmin = bounds[2 * xx], xmax = bounds[2 * xx + 1];
+        const int32_t *k = kk + (size_t)xx * ksize;
+        for (int ch = 0; ch < c; ch++) {
+          int32_t s = 1 << (PIL_PRECISION_BITS - 1);
+          for (int x = 0; x < xmax; x++) s += row[(size_t)(xmin + x) * c + ch] * k[x];
+          o[xx * c + ch] = clip8(s);
+        }
+      }
+    }
+  }
+}
+
+/* Vertical pass: output rows from src rows (row stride sstride, `n` values per row). */
+static void resample_v(const uint8_t *src, size_t sstride, int n, int nout, int ksize, const int *bounds,
+                       const int32_t *kk, uint8_t *dst, size_t dstride) {
+  for (int yy = 0; yy < nout; yy++) {
+    const int ymin = bounds[2 * yy], ymax = bounds[2 * yy + 1];
+    const int32_t *k = kk + (size_t)yy * ksize;
+    uint8_t *o = dst + (size_t)yy * dstride;
+    const uint8_t *base = src + (size_t)ymin * sstride;
+    for (int i = 0; i < n; i++) {
+      int32_t s = 1 << (PIL_PRECISION_BITS - 1);
+      for (int y = 0; y < ymax; y++) s += base[(size_t)y * sstride + i] * k[y];
+      o[i] = clip8(s);
+    }
+  }
+}
+
+static enum unmix_pil_resize_order g_order = UNMIX_PIL_ORDER_PILLOW13;
+void unmix_pil_set_resize_order(enum unmix_pil_resize_order order) { g_order = order; }
+enum unmix_pil_resize_order unmix_pil_get_resize_order(void) { return g_order; }
+
+void unmix_pil_resize_window(const uint8_t *in, int in_h, int in_w, int c, int sx, int sy, int sw, int sh,
+                             int rw, int rh, int wx, int wy, int ow, int oh, uint8_t *out,
+                             struct unmix_pil_scratch *s) {
+  UNMIX_REQUIRE(sx >= 0 && sy >= 0 && sw > 0 && sh > 0 && sx + sw <= in_w && sy + sh <= in_h,
+                "resize box (%d,%d,%d,%d) outside a %dx%d image", sx, sy, sw, sh, in_w, in_h);
+  UNMIX_REQUIRE(rw > 0 && rh > 0 && ow > 0 && oh > 0, "resize to %dx%d window %dx%d", rw, rh, ow, oh);
+  /* The part of the window inside the resized image. */
+  int x0 = wx < 0 ? 0 : wx, x1 = wx + ow > rw ? rw : wx + ow;
+  int y0 = wy < 0 ? 0 : wy, y1 = wy + oh > rh ? rh : wy + oh;
+  if (x0 != wx || y0 != wy || x1 != wx + ow || y1 != wy + oh) memset(out, 0, (size_t)ow * oh * c);
+  if (x1 <= x0 || y1 <= y0) return;
+  const int ncols = x1 - x0, nrows = y1 - y0;
+  const size_t in_stride = (size_t)in_w * c;
+  const uint8_t *box = in + (size_t)sy * in_stride + (size_t)sx * c;
+  uint8_t *obase = out + ((size_t)(y0 - wy) * ow + (size_t)(x0 - wx)) * c;
+  const size_t ostride = (size_t)ow * c;
+  const int need_h = rw != sw, need_v = rh != sh;
+  if (!need_h && !need_v) {
+    for (int y = 0; y < nrows; y++)
+      memcpy(obase + (size_t)y * ostride, box + (size_t)(y0 + y) * in_stride + (size_t)x0 * c, (size_t)ncols * c);
+    return;
+  }
+  /* Pillow >= 13 runs the vertical pass first when the height shrinks by more than twice
+   * what the width shrinks (Resample.c, ImagingResampleInner); older Pillow never does. */
+  const int vertical_first =
+      g_order == UNMIX_PIL_ORDER_PILLOW13 && need_h && need_v && (sh - rh) > 0 && (sh - rh) > (sw - rw) * 2;
+
+  int kh = need_h ? unmix_pil_bilinear_ksize(sw, rw) : 0;
+  int kv = need_v ? unmix_pil_bilinear_ksize(sh, rh) : 0;
+  s->coef = grow(s->coef, &s->coef_cap, sizeof(int32_t) * ((size_t)kh * ncols + (size_t)kv * nrows));
+  s->bounds = grow(s->bounds, &s->bounds_cap, sizeof(int) * 2 * ((size_t)ncols + nrows));
+  int32_t *khc = s->coef, *kvc = s->coef + (size_t)kh * ncols;
+  int *bh = s->bounds, *bv = s->bounds + 2 * ncols;
+  if (need_h) unmix_pil_bilinear_coeffs(sw, rw, x0, x1, bh, khc);
+  if (need_v) unmix_pil_bilinear_coeffs(sh, rh, y0, y1, bv, kvc);
+
+  if (!need_v) { /* horizontal only: rows map 1:1 */
+    resample_h(box + (size_t)y0 * in_stride, in_stride, nrows, c, ncols, kh, bh, khc, obase, ostride);
+  } else if (!need_h) { /* vertical only: columns map 1:1 */
+    resample_v(box + (size_t)x0 * c, in_stride, ncols * c, nrows, kv, bv, kvc, obase, ostride);
+  } else if (!vertical_first) {
+    /* source rows [ylo, yhi) feed the output rows; the horizontal pass makes only those */
+    int ylo = bv[0], yhi = bv[2 * (nrows - 1)] + bv[2 * (nrows - 1) + 1];
+    for (int i = 0; i < nrows; i++) bv[2 * i] -= ylo;
+    size_t tstride = (size_t)ncols * c;
+    s->tmp = grow(s->tmp, &s->tmp_cap, (size_t)(yhi - ylo) * tstride);
+    resample_h(box + (size_t)ylo * in_stride, in_stride, yhi - ylo, c, ncols, kh, bh, khc, s->tmp, tstride);
+    resample_v(s->tmp, tstride, ncols * c, nrows, kv, bv, kvc, obase, ostride);
+  } else {
+    /* source columns [xlo, xhi) feed the output columns; the vertical pass makes only those */
+    int xlo = bh[0], xhi = bh[2 * (ncols - 1)] + bh[2 * (ncols - 1) + 1];
+    for (int i = 0; i < ncols; i++) bh[2 * i] -= xlo;
+    size_t tstride = (size_t)(xhi - xlo) * c;
+    s->tmp = grow(s->tmp, &s->tmp_cap, (size_t)nrows * tstride);
+    resample_v(box + (size_t)xlo * c, in_stride, (xhi - xlo) * c, nrows, kv, bv, kvc, s->tmp, tstride);
+    resample_h(s->tmp, tstride, nrows, c, ncols, kh, bh, khc, obase, ostride);
+  }
+}
+
+/* ---- colour ---------------------------------------------------------------------------- */
+
+/* Blend.c: out = (UINT8)((int)in1 + alpha * ((int)in2 - (int)in1)), clipped when alpha is
+ * outside [0, 1]; alpha == 0 / 1 copy an input. */
+static inline uint8_t blend1(int d, int v, float alpha) {
+  float t = (float)(d + alpha * (v - d));
+  return (uint8_t)t;
+}
+static inline uint8_t blend1_clip(int d, int v, float alpha) {
+  float t = (float)(d + alpha * (v - d));
+  if (t <= 0.0) return 0;
+  if (t >= 255.0) return 255;
+  return (uint8_t)t;
+}
+
+void unmix_pil_blend(uint8_t *img, const uint8_t *d, size_t n, float f) {
+  if (f == 1.0f) return;
+  if (f == 0.0f) {
+    memcpy(img, d, n);
+    return;
+  }
+  if (f >= 0 && f <= 1.0) {
+    for (size_t i = 0; i < n; i++) img[i] = blend1(d[i], img[i], f);
+  } else {
+    for (size_t i = 0; i < n; i++) img[i] = blend1_clip(d[i], img[i], f);
+  }
+}
+
+/* Blend against a constant degenerate value; a 256-entry table holds every result. */
+static void blend_const(uint8_t *img, size_t n, int d, float f) {
+  if (f == 1.0f) return;
+  uint8_t lut[256];
+  for (int v = 0; v < 256; v++) {
+    if (f == 0.0f) lut[v] = (uint8_t)d;
+    else if (f >= 0 && f <= 1.0) lut[v] = blend1(d, v, f);
+    else lut[v] = blend1_clip(d, v, f);
+  }
+  for (size_t i = 0; i < n; i++) img[i] = lut[img[i]];
+}
+
+void unmix_pil_brightness(uint8_t *img, size_t n, float f) { blend_const(img, n, 0, f); }
+
+void unmix_pil_contrast(uint8_t *img, size_t npix, int c, float f) {
+  /* ImageStat mean of L(img) (a double from integer sums), then int(mean + 0.5). */
+  uint64_t sum = 0;
+  if (c == 3) {
+    for (size_t i = 0; i < npix; i++) sum += unmix_pil_luma(img[3 * i], img[3 * i + 1], img[3 * i + 2]);
+  } else {
+    for (size_t i = 0; i < npix; i++) sum += img[i];
+  }
+  double mean = npix ? (double)sum / (double)npix : 0.0;
+  blend_const(img, npix * c, (int)(mean + 0.5), f);
+}
+
+void unmix_pil_saturation(uint8_t *img, size_t npix, int c, float f) {
+  if (c != 3 || f == 1.0f) return;
+  const int inside = f >= 0 && f <= 1.0;
+  for (size_t i = 0; i < npix; i++) {
+    uint8_t *p = img + 3 * i;
+    int l = unmix_pil_luma(p[0], p[1], p[2]);
+    if (f == 0.0f) {
+      p[0] = p[1] = p[2] = (uint8_t)l;
+    } else if (inside) {
+      p[0] = blend1(l, p[0], f);
+      p[1] = blend1(l, p[1], f);
+      p[2] = blend1(l, p[2], f);
+    } else {
+      p[0] = blend1_clip(l, p[0], f);
+      p[1] = blend1_clip(l, p[1], f);
+      p[2] = blend1_clip(l, p[2], f);
+    }
+  }
+}
+
+void unmix_pil_grayscale(uint8_t *img, size_t npix, int c) {
+  if (c != 3) return;
+  for (size_t i = 0; i < npix; i++) {
+    uint8_t *p = img + 3 * i;
+    p[0] = p[1] = p[2] = unmix_pil_luma(p[0], p[1], p[2]);
+  }
+}
+
+static inline int clip8i(int v) { return v <= 0 ? 0 : v >= 255 ? 255 : v; }
+
+/* Convert.c rgb2hsv_row. */
+void unmix_pil_rgb2hsv(const uint8_t rgb[3], uint8_t hsv[3]) {
+  float h, s, rc, gc, bc, cr;
+  uint8_t r = rgb[0], g = rgb[1], b = rgb[2];
+  uint8_t maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
+  uint8_t minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
+  uint8_t uh, us;
+  if (minc == maxc) {
+    uh = 0;
+    us = 0;
+  } else {
+    cr = (float)(maxc - minc);
+    s = cr / (float)maxc;
+    rc = ((float)(maxc - r)) / cr;
+    gc = ((float)(maxc - g)) / cr;
+    bc = ((float)(maxc - b)) / cr;
+    if (r == maxc) h = bc - gc;
+    else if (g == maxc) h = (float)(2.0 + rc - bc);
+    else h = (float)(4.0 + gc - rc);
+    h = (float)fmod((h / 6.0 + 1.0), 1.0);
+    uh = (uint8_t)clip8i((int)(h * 255.0));
+    us = (uint8_t)clip8i((int)(s * 255.0));
+  }
+  hsv[0] = uh;
+  hsv[1] = us;
+  hsv[2] = maxc;
+}
+
+/* Convert.c hsv2rgb. */
+void unmix_pil_hsv2rgb(const uint8_t hsv[3], uint8_t out[3]) {
+  uint8_t h = hsv[0], s = hsv[1], v = hsv[2];
+  if (s == 0) {
+    out[0] = out[1] = out[2] = v;
+    return;
+  }
+  int i = (int)floor((float)h * 6.0 / 255.0);
+  float f = (float)((float)h * 6.0 / 255.0 - (float)i);
+  float fs = (float)(((float)s) / 255.0);
+  int p = (int)round((float)v * (1.0 - fs));
+  int q = (int)round((float)v * (1.0 - fs * f));
+  int t = (int)round((float)v * (1.0 - fs * (1.0 - f)));
+  uint8_t up = (uint8_t)clip8i(p), uq = (uint8_t)clip8i(q), ut = (uint8_t)clip8i(t);
+  switch (i % 6) {
+    case 0: out[0] = v; out[1] = ut; out[2] = up; break;
+    case 1: out[0] = uq; out[1] = v; out[2] = up; break;
+    case 2: out[0] = up; out[1] = v; out[2] = ut; break;
+    case 3: out[0] = up; out[1] = uq; out[2] = v; break;
+    case 4: out[0] = ut; out[1] = up; out[2] = v; break;
+    default: out[0] = v; out[1] = up; out[2] = uq; break;
+  }
+}
+
+uint8_t unmix_pil_hue_shift(float hue_factor) {
+  /* np.int32(hue_factor * 255).astype(np.uint8): truncate toward zero, then wrap. */
+  int32_t t = (int32_t)((double)hue_factor * 255.0);
+  return (uint8_t)(uint32_t)t;
+}
+
+void unmix_pil_hue(uint8_t *img, size_t npix, int c, uint8_t shift) {
+  if (c != 3) return;
+  for (size_t i = 0; i < npix; i++) {
+    uint8_t *p = img + 3 * i, hsv[3];
+    unmix_pil_rgb2hsv(p, hsv);
+    hsv[0] = (uint8_t)(hsv[0] + shift);
+    unmix_pil_hsv2rgb(hsv, p);
+  }
+}
+
+/* ---- Gaussian blur (BoxBlur.c) ------------------------------------------------------------ */
+
+float unmix_pil_gaussian_box_radius(float radius, int passes) {
+  float sigma2, L, l, a;
+  sigma2 = radius * radius / passes;
+  L = (float)sqrt(12.0 * sigma2 + 1.0);
+  l = (float)floor((L - 1.0) / 2.0);
+  a = (2 * l + 1) * (l * (l + 1) - 3 * sigma2);
+  a /= 6 * (sigma2 - (l + 1) * (l + 1));
+  return l + a;
+}
+
+/* One extended-box pass along rows: out[x] = (ww * sum_{|k|<=r} in[x+k] + fw * (in[x-r-1] +
+ * in[x+r+1]) + 2^23) >> 24 with indices clamped to the row (edge replication). This is the
+ * value ImagingLineBoxBlur's running sums produce. `n` values per row, `c` interleaved. */
+static void box_pass(const uint8_t *in, uint8_t *out, int rows, int n, int c, float fradius) {
+  int radius = (int)fradius;
+  uint32_t ww = (uint32_t)((float)(1 << 24) / (fradius * 2 + 1));
+  uint32_t fw = ((1u << 24) - (uint32_t)(radius * 2 + 1) * ww) / 2;
+  const int last = n - 1;
+  for (int y = 0; y < rows; y++) {
+    const uint8_t *li = in + (size_t)y * n * c;
+    uint8_t *lo = out + (size_t)y * n * c;
+    for (int ch = 0; ch < c; ch++) {
+      /* acc = sum over [x-r, x+r] (clamped), kept as a running sum */
+      uint32_t acc = 0;
+      for (int k = -radius - 1; k <= radius - 1; k++) {
+        int idx = k < 0 ? 0 : k > last ? last : k;
+        acc += li[(size_t)idx * c + ch];
+      }
+      for (int x = 0; x <= last; x++) {
+        int add = x + radius > last ? last : x + radius;
+        int sub = x - radius - 1 < 0 ? 0 : x - radius - 1;
+        acc += li[(size_t)add * c + ch];
+        acc -= li[(size_t)sub * c + ch];
+        int far = x + radius + 1 > last ? last : x + radius + 1;
+        uint32_t bulk = acc * ww + (uint32_t)(li[(size_t)sub * c + ch] + li[(size_t)far * c + ch]) * fw;
+        lo[(size_t)x * c + ch] = (uint8_t)((bulk + (1u << 23)) >> 24);
+      }
+    }
+  }
+}
+
+static void transpose(const uint8_t *in, uint8_t *out, int h, int w, int c) {
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      for (int ch = 0; ch < c; ch++) out[((size_t)x * h + y) * c + ch] = in[((size_t)y * w + x) * c + ch];
+}
+
+void unmix_pil_gaussian_blur(uint8_t *img, int h, int w, int c, float radius, struct unmix_pil_scratch *s) {
+  if (radius == 0.0f) return;
+  const int passes = 3;
+  float r = unmix_pil_gaussian_box_radius(radius, passes);
+  if (r == 0.0f) return; /* ImagingBoxBlur skips a zero radius */
+  size_t n = (size_t)h * w * c;
+  s->tmp = grow(s->tmp, &s->tmp_cap, n);
+  s->tmp2 = grow(s->tmp2, &s->tmp2_cap, n);
+  uint8_t *a = img, *b = s->tmp;
+  for (int i = 0; i < passes; i++) {
+    box_pass(a, b, h, w, c, r);
+    uint8_t *t = a;
+    a = b;
+    b = t;
+  }
+  /* after 3 passes the result is in s->tmp (a); transpose into tmp2 and blur columns */
+  transpose(a, s->tmp2, h, w, c);
+  a = s->tmp2;
+  b = (a == s->tmp) ? img : s->tmp;
+  for (int i = 0; i < passes; i++) {
+    box_pass(a, b, w, h, c, r);
+    uint8_t *t = a;
+    a = b;
+    b = t;
+  }
+  transpose(a, img, w, h, c);
+}
+
+/* ---- geometry helpers --------------------------------------------------------------------- */
+
+int unmix_center_crop_offset(int size, int crop) {
+  if (crop > size) return -((crop - size) / 2);
+  /* int(round((size - crop) / 2.0)), Python's round: half to even */
+  return (int)nearbyint((size - crop) / 2.0);
+}
+
+void unmix_resize_short_side(int h, int w, int size, int *rh, int *rw) {
+  /* torchvision _compute_resized_output_size: new_long = int(size * long / short) */
+  if (w <= h) {
+    *rw = size;
+    *rh = (int)((double)size * h / w);
+  } else {
+    *rh = size;
+    *rw = (int)((double)size * w / h);
+  }
+}
