@@ -1,3 +1,4 @@
 /* Benchmark entry points (`unmix bench KIND`); argv starts at KIND. */
 #pragma once
 int unmix_bench_ops(int argc, char **argv);
+int unmix_bench_data(int argc, char **argv);

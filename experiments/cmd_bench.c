@@ -11,6 +11,7 @@ static const struct {
   int (*run)(int argc, char **argv);
 } g_kinds[] = {
     {"ops", "GFLOP/s of conv2d passes at ResNet-18 CIFAR shapes vs SGEMM 2048^3", unmix_bench_ops},
+    {"data", "augmented views/s of a recipe through the threaded loader", unmix_bench_data},
 };
 
 static void usage(FILE *f) {
