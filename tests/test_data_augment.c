@@ -235,6 +235,32 @@ START_TEST(test_exhaustive_colours_match_pil) {
 }
 END_TEST
 
+/* The tabulated hue shift equals the direct Convert.c round trip for every colour and shifts
+ * not in the Pillow fixture. */
+START_TEST(test_hue_tables_equal_direct_conversion) {
+  static const uint8_t shifts[] = {1, 77, 200};
+  uint8_t px[3 * 256];
+  for (int s = 0; s < 3; s++)
+    for (int rg = 0; rg < 65536; rg++) {
+      for (int b = 0; b < 256; b++) {
+        px[3 * b] = (uint8_t)(rg >> 8);
+        px[3 * b + 1] = (uint8_t)rg;
+        px[3 * b + 2] = (uint8_t)b;
+      }
+      unmix_pil_hue(px, 256, 3, shifts[s]);
+      for (int b = 0; b < 256; b++) {
+        uint8_t in[3] = {(uint8_t)(rg >> 8), (uint8_t)rg, (uint8_t)b}, hsv[3], want[3];
+        unmix_pil_rgb2hsv(in, hsv);
+        hsv[0] = (uint8_t)(hsv[0] + shifts[s]);
+        unmix_pil_hsv2rgb(hsv, want);
+        if (memcmp(want, px + 3 * b, 3))
+          ck_abort_msg("hue shift %d of (%d,%d,%d): (%d,%d,%d), direct (%d,%d,%d)", shifts[s], in[0], in[1], in[2],
+                       px[3 * b], px[3 * b + 1], px[3 * b + 2], want[0], want[1], want[2]);
+      }
+    }
+}
+END_TEST
+
 START_TEST(test_to_tensor_normalize_exact) {
   const float *mean = entry("norm/mean")->data, *std = entry("norm/std")->data;
   struct unmix_norm norm;
@@ -525,6 +551,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_color_ops_match_pil);
   tcase_add_test(tc, test_gaussian_blur_matches_pil);
   tcase_add_test(tc, test_exhaustive_colours_match_pil);
+  tcase_add_test(tc, test_hue_tables_equal_direct_conversion);
   tcase_add_test(tc, test_to_tensor_normalize_exact);
   tcase_add_test(tc, test_pipelines_match_torchvision);
   suite_add_tcase(s, tc);

@@ -176,12 +176,28 @@ void unmix_view_apply(const struct unmix_view_params *p, const uint8_t *in, int 
                       const struct unmix_norm *norm, float *out, uint8_t *work, struct unmix_pil_scratch *s) {
   apply_noflip(p, in, in_h, in_w, c, work, s);
   const int W = p->out_w;
+  const float *l0 = norm->lut[0], *l1 = norm->lut[1], *l2 = norm->lut[2];
   for (int y = 0; y < p->out_h; y++) {
     const uint8_t *row = work + (size_t)y * W * c;
     float *o = out + (size_t)y * W * c;
-    for (int x = 0; x < W; x++) {
-      const uint8_t *px = row + (size_t)(p->flip ? W - 1 - x : x) * c;
-      for (int ch = 0; ch < c; ch++) o[x * c + ch] = norm->lut[ch][px[ch]];
+    if (c == 3 && !p->flip) {
+      for (int x = 0; x < W; x++) {
+        o[3 * x] = l0[row[3 * x]];
+        o[3 * x + 1] = l1[row[3 * x + 1]];
+        o[3 * x + 2] = l2[row[3 * x + 2]];
+      }
+    } else if (c == 3) {
+      for (int x = 0; x < W; x++) {
+        const uint8_t *px = row + 3 * (W - 1 - x);
+        o[3 * x] = l0[px[0]];
+        o[3 * x + 1] = l1[px[1]];
+        o[3 * x + 2] = l2[px[2]];
+      }
+    } else {
+      for (int x = 0; x < W; x++) {
+        const uint8_t *px = row + (size_t)(p->flip ? W - 1 - x : x) * c;
+        for (int ch = 0; ch < c; ch++) o[x * c + ch] = norm->lut[ch][px[ch]];
+      }
     }
   }
 }

@@ -5,6 +5,7 @@
 #include "core/data/pil.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,18 +117,27 @@ static void resample_h(const uint8_t *src, size_t sstride, int nrows, int c, int
   }
 }
 
-/* Vertical pass: output rows from src rows (row stride sstride, `n` values per row). */
+/* Vertical pass: output rows from src rows (row stride sstride, `n` values per row). The
+ * accumulation runs along the row (acc[i] += src[y][i] * k[y]) so it vectorises; integer
+ * sums are exact, so the order does not change the result. */
 static void resample_v(const uint8_t *src, size_t sstride, int n, int nout, int ksize, const int *bounds,
                        const int32_t *kk, uint8_t *dst, size_t dstride) {
+  enum { BLOCK = 256 };
+  int32_t acc[BLOCK];
   for (int yy = 0; yy < nout; yy++) {
     const int ymin = bounds[2 * yy], ymax = bounds[2 * yy + 1];
     const int32_t *k = kk + (size_t)yy * ksize;
     uint8_t *o = dst + (size_t)yy * dstride;
     const uint8_t *base = src + (size_t)ymin * sstride;
-    for (int i = 0; i < n; i++) {
-      int32_t s = 1 << (PIL_PRECISION_BITS - 1);
-      for (int y = 0; y < ymax; y++) s += base[(size_t)y * sstride + i] * k[y];
-      o[i] = clip8(s);
+    for (int i0 = 0; i0 < n; i0 += BLOCK) {
+      const int m = n - i0 < BLOCK ? n - i0 : BLOCK;
+      for (int i = 0; i < m; i++) acc[i] = 1 << (PIL_PRECISION_BITS - 1);
+      for (int y = 0; y < ymax; y++) {
+        const uint8_t *row = base + (size_t)y * sstride + i0;
+        const int32_t ky = k[y];
+        for (int i = 0; i < m; i++) acc[i] += row[i] * ky;
+      }
+      for (int i = 0; i < m; i++) o[i0 + i] = clip8(acc[i]);
     }
   }
 }
@@ -251,21 +261,15 @@ void unmix_pil_contrast(uint8_t *img, size_t npix, int c, float f) {
 
 void unmix_pil_saturation(uint8_t *img, size_t npix, int c, float f) {
   if (c != 3 || f == 1.0f) return;
-  const int inside = f >= 0 && f <= 1.0;
-  for (size_t i = 0; i < npix; i++) {
-    uint8_t *p = img + 3 * i;
-    int l = unmix_pil_luma(p[0], p[1], p[2]);
-    if (f == 0.0f) {
-      p[0] = p[1] = p[2] = (uint8_t)l;
-    } else if (inside) {
-      p[0] = blend1(l, p[0], f);
-      p[1] = blend1(l, p[1], f);
-      p[2] = blend1(l, p[2], f);
-    } else {
-      p[0] = blend1_clip(l, p[0], f);
-      p[1] = blend1_clip(l, p[1], f);
-      p[2] = blend1_clip(l, p[2], f);
-    }
+  /* in blocks: the degenerate image L(img) replicated to 3 channels, then one contiguous
+   * (vectorisable) blend over the bytes, exactly Blend.c's expression */
+  enum { BLOCK = 256 };
+  uint8_t deg[3 * BLOCK];
+  for (size_t i0 = 0; i0 < npix; i0 += BLOCK) {
+    const size_t m = npix - i0 < BLOCK ? npix - i0 : BLOCK;
+    uint8_t *p = img + 3 * i0;
+    for (size_t i = 0; i < m; i++) deg[3 * i] = deg[3 * i + 1] = deg[3 * i + 2] = unmix_pil_luma(p[3 * i], p[3 * i + 1], p[3 * i + 2]);
+    unmix_pil_blend(p, deg, 3 * m, f);
   }
 }
 
@@ -279,8 +283,16 @@ void unmix_pil_grayscale(uint8_t *img, size_t npix, int c) {
 
 static inline int clip8i(int v) { return v <= 0 ? 0 : v >= 255 ? 255 : v; }
 
-/* Convert.c rgb2hsv_row. */
-void unmix_pil_rgb2hsv(const uint8_t rgb[3], uint8_t hsv[3]) {
+/* round() of a non-negative double, inline: trunc(x) and x - trunc(x) are exact, so this is
+ * C's round() (half away from zero) without the libm call. */
+static inline int round_pos(double x) {
+  int t = (int)x;
+  return t + (x - (double)t >= 0.5);
+}
+
+/* Convert.c rgb2hsv_row. fmod(x, 1.0) is x - 1.0 here: x = h/6 + 1 lies in [5/6, 11/6]
+ * (h is in [-1, 5]) and x - 1.0 is exact on [1, 2). */
+static inline void rgb2hsv(const uint8_t *rgb, uint8_t *hsv) {
   float h, s, rc, gc, bc, cr;
   uint8_t r = rgb[0], g = rgb[1], b = rgb[2];
   uint8_t maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
@@ -298,7 +310,8 @@ void unmix_pil_rgb2hsv(const uint8_t rgb[3], uint8_t hsv[3]) {
     if (r == maxc) h = bc - gc;
     else if (g == maxc) h = (float)(2.0 + rc - bc);
     else h = (float)(4.0 + gc - rc);
-    h = (float)fmod((h / 6.0 + 1.0), 1.0);
+    double x = h / 6.0 + 1.0;
+    h = (float)(x >= 1.0 ? x - 1.0 : x);
     uh = (uint8_t)clip8i((int)(h * 255.0));
     us = (uint8_t)clip8i((int)(s * 255.0));
   }
@@ -308,7 +321,7 @@ void unmix_pil_rgb2hsv(const uint8_t rgb[3], uint8_t hsv[3]) {
 }
 
 /* Convert.c hsv2rgb. */
-void unmix_pil_hsv2rgb(const uint8_t hsv[3], uint8_t out[3]) {
+static inline void hsv2rgb(const uint8_t *hsv, uint8_t *out) {
   uint8_t h = hsv[0], s = hsv[1], v = hsv[2];
   if (s == 0) {
     out[0] = out[1] = out[2] = v;
@@ -317,9 +330,9 @@ void unmix_pil_hsv2rgb(const uint8_t hsv[3], uint8_t out[3]) {
   int i = (int)floor((float)h * 6.0 / 255.0);
   float f = (float)((float)h * 6.0 / 255.0 - (float)i);
   float fs = (float)(((float)s) / 255.0);
-  int p = (int)round((float)v * (1.0 - fs));
-  int q = (int)round((float)v * (1.0 - fs * f));
-  int t = (int)round((float)v * (1.0 - fs * (1.0 - f)));
+  int p = round_pos((float)v * (1.0 - fs));
+  int q = round_pos((float)v * (1.0 - fs * f));
+  int t = round_pos((float)v * (1.0 - fs * (1.0 - f)));
   uint8_t up = (uint8_t)clip8i(p), uq = (uint8_t)clip8i(q), ut = (uint8_t)clip8i(t);
   switch (i % 6) {
     case 0: out[0] = v; out[1] = ut; out[2] = up; break;
@@ -331,19 +344,108 @@ void unmix_pil_hsv2rgb(const uint8_t hsv[3], uint8_t out[3]) {
   }
 }
 
+void unmix_pil_rgb2hsv(const uint8_t rgb[3], uint8_t hsv[3]) { rgb2hsv(rgb, hsv); }
+void unmix_pil_hsv2rgb(const uint8_t hsv[3], uint8_t rgb[3]) { hsv2rgb(hsv, rgb); }
+
 uint8_t unmix_pil_hue_shift(float hue_factor) {
   /* np.int32(hue_factor * 255).astype(np.uint8): truncate toward zero, then wrap. */
   int32_t t = (int32_t)((double)hue_factor * 255.0);
   return (uint8_t)(uint32_t)t;
 }
 
+/* Tables that make the hue round trip cheap while keeping every intermediate value of
+ * rgb2hsv/hsv2rgb above (they are built by calling those functions):
+ *  - H depends only on which channel is the maximum, which is the minimum, cr = max - min
+ *    and d = max - mid (rc, gc, bc are differences over cr), so hue[case][cr][d] holds it;
+ *  - S = sat[max][cr]; in hsv2rgb, i, f and 1 - f depend on H, fs and 1 - fs on S, and
+ *    p = round(V (1 - fs)) on (S, V) only; q and t are computed with the tabulated operands,
+ *    in the same float/double operations. tests/test_data_augment.c checks all 2^24 colours. */
+struct hue_tables {
+  uint8_t hue[6][256][256];  /* case = 2 * max channel + (min is the later of the other two) */
+  uint8_t sat[256][256];     /* [max][cr] */
+  uint8_t p[256][256];       /* [S][V] */
+  uint8_t sel[256];          /* i mod 6 per H */
+  float f[256];              /* per H */
+  double one_minus_f[256];   /* per H */
+  float fs[256];             /* per S */
+};
+static struct hue_tables *g_hue;
+static pthread_once_t g_hue_once = PTHREAD_ONCE_INIT;
+
+static void hue_tables_build(void) {
+  struct hue_tables *t = unmix_xcalloc(1, sizeof *t);
+  for (int cr = 1; cr < 256; cr++) {
+    for (int d = 0; d <= cr; d++) {
+      const uint8_t mx = 255, mid = (uint8_t)(255 - d), mn = (uint8_t)(255 - cr);
+      /* {max, mid, min} placed per case: max channel m, min channel the first/second other one */
+      const uint8_t rgbs[6][3] = {{mx, mn, mid}, {mx, mid, mn}, {mn, mx, mid}, {mid, mx, mn}, {mn, mid, mx}, {mid, mn, mx}};
+      for (int k = 0; k < 6; k++) {
+        uint8_t hsv[3];
+        rgb2hsv(rgbs[k], hsv);
+        t->hue[k][cr][d] = hsv[0];
+      }
+    }
+  }
+  for (int mx = 1; mx < 256; mx++)
+    for (int cr = 1; cr <= mx; cr++) {
+      uint8_t rgb[3] = {(uint8_t)mx, (uint8_t)(mx - cr), (uint8_t)(mx - cr)}, hsv[3];
+      rgb2hsv(rgb, hsv);
+      t->sat[mx][cr] = hsv[1];
+    }
+  for (int h = 0; h < 256; h++) {
+    int i = (int)floor((float)h * 6.0 / 255.0);
+    t->f[h] = (float)((float)h * 6.0 / 255.0 - (float)i);
+    t->one_minus_f[h] = 1.0 - t->f[h];
+    t->sel[h] = (uint8_t)(i % 6);
+  }
+  for (int sv = 0; sv < 256; sv++) {
+    t->fs[sv] = (float)(((float)sv) / 255.0);
+    for (int v = 0; v < 256; v++) t->p[sv][v] = (uint8_t)clip8i(round_pos((float)v * (1.0 - t->fs[sv])));
+  }
+  g_hue = t;
+}
+
 void unmix_pil_hue(uint8_t *img, size_t npix, int c, uint8_t shift) {
   if (c != 3) return;
+  pthread_once(&g_hue_once, hue_tables_build);
+  const struct hue_tables *T = g_hue;
+  /* output order per i mod 6, as indices into {v, p, q, t} */
+  static const uint8_t order[6][3] = {{0, 3, 1}, {2, 0, 1}, {1, 0, 3}, {1, 2, 0}, {3, 1, 0}, {0, 1, 2}};
   for (size_t i = 0; i < npix; i++) {
-    uint8_t *p = img + 3 * i, hsv[3];
-    unmix_pil_rgb2hsv(p, hsv);
-    hsv[0] = (uint8_t)(hsv[0] + shift);
-    unmix_pil_hsv2rgb(hsv, p);
+    uint8_t *px = img + 3 * i;
+    const int r = px[0], g = px[1], b = px[2];
+    int mx, mn, mid, k;
+    if (r >= g && r >= b) { /* r == max is tested first, as in rgb2hsv */
+      mx = r;
+      if (b <= g) mn = b, mid = g, k = 1;
+      else mn = g, mid = b, k = 0;
+    } else if (g >= b) {
+      mx = g;
+      if (b <= r) mn = b, mid = r, k = 3;
+      else mn = r, mid = b, k = 2;
+    } else {
+      mx = b;
+      if (g <= r) mn = g, mid = r, k = 5;
+      else mn = r, mid = g, k = 4;
+    }
+    if (mx == mn) continue; /* grey: H = S = 0 -> (V, V, V), unchanged */
+    const int cr = mx - mn;
+    const uint8_t H = (uint8_t)(T->hue[k][cr][mx - mid] + shift), S = T->sat[mx][cr];
+    if (S == 0) {
+      px[0] = px[1] = px[2] = (uint8_t)mx;
+      continue;
+    }
+    const float fs = T->fs[S], f = T->f[H];
+    const double v = (float)mx;
+    uint8_t vals[4];
+    vals[0] = (uint8_t)mx;
+    vals[1] = T->p[S][mx];
+    vals[2] = (uint8_t)clip8i(round_pos(v * (1.0 - fs * f)));
+    vals[3] = (uint8_t)clip8i(round_pos(v * (1.0 - fs * T->one_minus_f[H])));
+    const uint8_t *o = order[T->sel[H]];
+    px[0] = vals[o[0]];
+    px[1] = vals[o[1]];
+    px[2] = vals[o[2]];
   }
 }
 
