@@ -20,11 +20,11 @@ static void usage(FILE *f) {
           "usage: unmix bench data RECIPE [--threads N] [--seconds S] [--batch B] [--n N]\n"
           "                          [--dataset NAME --root DIR] [--dct-scale]\n\n"
           "Runs the loader in training mode for S seconds (default 3) with N worker threads\n"
-          "(default 1) and prints views/s, views/s per thread and views per CPU-second (the\n"
-          "per-core rate from all threads' CPU time, robust to other load on the machine).\n"
-          "Without --dataset the input is an in-memory synthetic set of N images (default 10000\n"
-          "at 32x32, or 256 at 375x500 for *-imagenet recipes). --dct-scale decodes streamed\n"
-          "JPEGs at reduced scale.\n");
+          "(default 1) and prints views/s, views/s per core (per worker thread) and views per\n"
+          "CPU-second (from all threads' CPU time: the per-core rate, robust to other load on\n"
+          "the machine). Without --dataset the input is an in-memory synthetic set of N images\n"
+          "(default 10000 at 32x32, or 256 at 375x500 for *-imagenet recipes). --dct-scale\n"
+          "decodes streamed JPEGs at reduced scale.\n");
 }
 
 /* CPU seconds used by the process (all threads): per-core throughput that stays meaningful
@@ -141,7 +141,7 @@ int unmix_bench_data(int argc, char **argv) {
   unmix_view_out_size(v0, ds->h, ds->w, &oh, &ow);
   printf("recipe %s, dataset %s (%lld images%s), %d views of %dx%d, batch %ld\n", recipe.name, ds->name,
          (long long)ds->n, ds->h ? "" : ", varying size", recipe.n_views, oh, ow, batch);
-  printf("%-8s %10s %10s %12s %16s %14s\n", "threads", "batches", "seconds", "views/s", "views/s/thread", "views/cpu-s");
+  printf("%-8s %10s %10s %12s %16s %14s\n", "threads", "batches", "seconds", "views/s", "views/s/core", "views/cpu-s");
   printf("%-8ld %10lld %10.2f %12.0f %16.0f %14.0f\n", threads, batches, t, views / t, views / t / threads,
          cpu > 0 ? views / cpu : 0.0);
   unmix_dataset_free(ds);

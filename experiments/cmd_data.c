@@ -138,7 +138,7 @@ static int cmd_fetch(int argc, char **argv) {
     validate(a->name, root, 0);
     return 0;
   }
-  char *mk[] = {"mkdir", "-p", (char *)root, NULL};
+  char *mk[] = {"mkdir", "-p", "--", (char *)root, NULL};
   if (run_program(mk) != 0) {
     fprintf(stderr, "unmix data fetch: cannot create %s\n", root);
     return 1;
@@ -158,7 +158,7 @@ static int cmd_fetch(int argc, char **argv) {
   } else {
     printf("downloading %s\n", url);
     fflush(stdout);
-    char *curl[] = {"curl", "-fL", "--retry", "2", "--connect-timeout", "20", "-sS", "-o", part, (char *)url, NULL};
+    char *curl[] = {"curl", "-fL", "--retry", "2", "--connect-timeout", "20", "-sS", "-o", part, "--url", (char *)url, NULL};
     int st = run_program(curl);
     if (st != 0) {
       unlink(part);

@@ -5,6 +5,7 @@
  * mirror Pillow's integer/float arithmetic, so no tolerance is needed - and ToTensor +
  * Normalize must equal torchvision's float32 values exactly (same float32 ops). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,8 @@ static void expect_bytes(const char *what, const uint8_t *got, const uint8_t *wa
 }
 
 START_TEST(test_resize_matches_pil) {
+  /* both implementations of the horizontal pass: direct, and transposed (_i = 1) */
+  unmix_pil_set_transpose_min(_i ? 0 : SIZE_MAX);
   int n = 0;
   for (;; n++) {
     char name[64];
@@ -100,6 +103,43 @@ START_TEST(test_resize_matches_pil) {
     free(got);
   }
   ck_assert_int_ge(n, 10);
+  unmix_pil_set_transpose_min(4096);
+}
+END_TEST
+
+/* Large resizes (beyond what the small fixtures hold) give the same bytes on both paths of the
+ * horizontal pass and through windows, for both pass orders. */
+START_TEST(test_resize_paths_agree_on_large_images) {
+  const int H = 211, W = 307;
+  uint8_t *in = malloc((size_t)H * W * 3), *a = malloc(240 * 240 * 3), *b = malloc(240 * 240 * 3);
+  struct unmix_rng r = unmix_rng_make(9, UNMIX_RNG_TEST, 0, 0, 0);
+  for (int i = 0; i < H * W * 3; i++) in[i] = (uint8_t)unmix_rng_below(&r, 256);
+  struct unmix_pil_scratch s = {0};
+  static const int cases[][6] = {{0, 0, 307, 211, 224, 224}, {13, 7, 250, 190, 224, 224}, {40, 5, 60, 200, 224, 100},
+                                 {2, 3, 300, 30, 224, 224}, {0, 0, 307, 211, 240, 163}, {100, 50, 31, 29, 224, 224}};
+  for (int k = 0; k < 6; k++) {
+    const int *c = cases[k];
+    unmix_pil_set_transpose_min(SIZE_MAX);
+    unmix_pil_resize_window(in, H, W, 3, c[0], c[1], c[2], c[3], c[4], c[5], 0, 0, c[4], c[5], a, &s);
+    unmix_pil_set_transpose_min(0);
+    unmix_pil_resize_window(in, H, W, 3, c[0], c[1], c[2], c[3], c[4], c[5], 0, 0, c[4], c[5], b, &s);
+    ck_assert_msg(!memcmp(a, b, (size_t)c[4] * c[5] * 3), "resize case %d: transposed pass differs", k);
+    /* a centred window with padding equals the same crop of the full result */
+    int ow = c[4] - 17, oh = c[5] + 6, wx = 9, wy = -3;
+    unmix_pil_resize_window(in, H, W, 3, c[0], c[1], c[2], c[3], c[4], c[5], wx, wy, ow, oh, b, &s);
+    for (int y = 0; y < oh; y++)
+      for (int x = 0; x < ow; x++)
+        for (int ch = 0; ch < 3; ch++) {
+          int sy = y + wy, sx = x + wx;
+          int want = sy >= 0 && sy < c[5] && sx >= 0 && sx < c[4] ? a[((size_t)sy * c[4] + sx) * 3 + ch] : 0;
+          ck_assert_msg(b[((size_t)y * ow + x) * 3 + ch] == want, "case %d window pixel (%d,%d,%d)", k, y, x, ch);
+        }
+  }
+  unmix_pil_set_transpose_min(4096);
+  unmix_pil_scratch_free(&s);
+  free(in);
+  free(a);
+  free(b);
 }
 END_TEST
 
@@ -546,7 +586,8 @@ static Suite *suite(void) {
   Suite *s = suite_create("data_augment");
   TCase *tc = tcase_create("pil_exact");
   tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, test_resize_matches_pil);
+  tcase_add_loop_test(tc, test_resize_matches_pil, 0, 2);
+  tcase_add_test(tc, test_resize_paths_agree_on_large_images);
   tcase_add_test(tc, test_resize_centercrop_matches_pil);
   tcase_add_test(tc, test_color_ops_match_pil);
   tcase_add_test(tc, test_gaussian_blur_matches_pil);

@@ -165,7 +165,8 @@ START_TEST(test_bench_data_runs) {
   char *o;
   ck_assert_int_eq(unmix(&o, "bench data moco-cifar --threads 2 --seconds 0.2 --n 64 --batch 16"), 0);
   expect_out(o, "recipe moco-cifar, dataset synthetic (64 images), 2 views of 32x32, batch 16");
-  expect_out(o, "views/s/thread");
+  expect_out(o, "views/s/core");
+  expect_out(o, "views/cpu-s");
   free(o);
   ck_assert_int_eq(unmix(&o, "bench data lincls-swav-cifar --seconds 0.1 --n 32 --batch 8"), 0);
   free(o);

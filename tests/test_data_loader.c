@@ -256,6 +256,11 @@ START_TEST(test_multicrop_groups) {
     ck_assert_int_eq(b->views[v].w, v < 2 ? 32 : 16);
   }
   unmix_loader_free(ld);
+  struct unmix_loader_options lo;
+  cfg.workers = 3;
+  cfg.prefetch = 5;
+  unmix_loader_options_from_config(&lo, &cfg, UNMIX_LOADER_EVAL, 64, 9);
+  ck_assert(lo.workers == 3 && lo.prefetch == 5 && lo.batch_size == 64 && lo.seed == 9 && !lo.shuffle && !lo.drop_last);
   /* bad groups name the key */
   cfg.min_scale[1] = 0.5f;
   ck_assert_int_eq(unmix_recipe_from_config(&cfg, &r), UNMIX_ERR_CONFIG);

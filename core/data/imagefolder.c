@@ -51,7 +51,10 @@ static unmix_status list_dir(const char *dir, struct strvec *dirs, struct strvec
   char path[UNMIX_PATH_MAX];
   while ((e = readdir(d))) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    if (unmix_path_join(path, sizeof path, dir, e->d_name) != UNMIX_OK) continue;
+    if (unmix_path_join(path, sizeof path, dir, e->d_name) != UNMIX_OK) {
+      closedir(d);
+      return unmix_error_wrap(UNMIX_ERR_IO, "imagefolder");
+    }
     bool is_dir = e->d_type == DT_DIR, is_file = e->d_type == DT_REG;
     if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
       struct stat st;
@@ -63,8 +66,8 @@ static unmix_status list_dir(const char *dir, struct strvec *dirs, struct strvec
     if (is_file && files) sv_push(files, e->d_name);
   }
   closedir(d);
-  if (dirs) qsort(dirs->v, dirs->n, sizeof(char *), cmp_str);
-  if (files) qsort(files->v, files->n, sizeof(char *), cmp_str);
+  if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof(char *), cmp_str);
+  if (files && files->n > 1) qsort(files->v, files->n, sizeof(char *), cmp_str);
   return UNMIX_OK;
 }
 
@@ -89,7 +92,7 @@ static unmix_status walk_dirs(const char *dir, int depth, struct strvec *out) {
 static unmix_status class_files(const char *class_dir, struct strvec *files) {
   struct strvec dirs = {0};
   unmix_status s = walk_dirs(class_dir, 0, &dirs);
-  if (s == UNMIX_OK) qsort(dirs.v, dirs.n, sizeof(char *), cmp_str);
+  if (s == UNMIX_OK && dirs.n > 1) qsort(dirs.v, dirs.n, sizeof(char *), cmp_str);
   char path[UNMIX_PATH_MAX];
   for (size_t i = 0; i < dirs.n && s == UNMIX_OK; i++) {
     struct strvec names = {0};

@@ -76,6 +76,13 @@ void unmix_loader_options_init(struct unmix_loader_options *o, enum unmix_loader
   o->drop_last = mode == UNMIX_LOADER_TRAIN;
 }
 
+void unmix_loader_options_from_config(struct unmix_loader_options *o, const struct unmix_data_config *cfg,
+                                      enum unmix_loader_mode mode, int batch_size, uint64_t seed) {
+  unmix_loader_options_init(o, mode, batch_size, seed);
+  o->workers = cfg->workers;
+  if (cfg->prefetch > 0) o->prefetch = cfg->prefetch;
+}
+
 /* Global batch of step k and this rank's slice of it. */
 static void step_slice(const struct unmix_loader *ld, int64_t k, int64_t *first, int *count) {
   int64_t B = ld->o.batch_size, start = k * B;

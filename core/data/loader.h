@@ -37,6 +37,10 @@ struct unmix_loader_options {
 void unmix_loader_options_init(struct unmix_loader_options *o, enum unmix_loader_mode mode, int batch_size,
                                uint64_t seed);
 
+/* Defaults for a mode with the manifest's data.workers and data.prefetch (0 = default). */
+void unmix_loader_options_from_config(struct unmix_loader_options *o, const struct unmix_data_config *cfg,
+                                      enum unmix_loader_mode mode, int batch_size, uint64_t seed);
+
 struct unmix_batch_view {
   float *data;                 /* (size, h, w, c) normalised */
   int h, w, c;

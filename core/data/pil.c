@@ -7,6 +7,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/util/error.h"
@@ -142,6 +143,51 @@ static void resample_v(const uint8_t *src, size_t sstride, int n, int nout, int 
   }
 }
 
+/* (h, w, c) -> (w, h, c) with row strides (in bytes) on both sides. */
+static void transpose_hwc(const uint8_t *in, size_t istride, uint8_t *out, size_t ostride, int h, int w, int c) {
+  enum { T = 16 }; /* tiles keep both sides in cache */
+  for (int y0 = 0; y0 < h; y0 += T)
+    for (int x0 = 0; x0 < w; x0 += T) {
+      int y1 = y0 + T < h ? y0 + T : h, x1 = x0 + T < w ? x0 + T : w;
+      for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++)
+          for (int ch = 0; ch < c; ch++) out[(size_t)x * ostride + (size_t)y * c + ch] = in[(size_t)y * istride + (size_t)x * c + ch];
+    }
+}
+
+/* The horizontal pass computed as transpose -> vertical pass -> transpose: the vertical pass
+ * vectorises across the row, which beats the short per-pixel tap loops on large images.
+ * Same integer sums per output value, so the same bytes. */
+static void resample_h_transposed(const uint8_t *src, size_t sstride, int nrows, int c, int ncols, int ksize,
+                                  const int *bounds, const int32_t *kk, uint8_t *dst, size_t dstride,
+                                  struct unmix_pil_scratch *s) {
+  const int xlo = bounds[0], xhi = bounds[2 * (ncols - 1)] + bounds[2 * (ncols - 1) + 1], w = xhi - xlo;
+  const size_t col = (size_t)nrows * c, a = (size_t)w * col, b = (size_t)ncols * col;
+  s->tmp2 = grow(s->tmp2, &s->tmp2_cap, a + b + sizeof(int) * 2 * (size_t)ncols + sizeof(int));
+  uint8_t *t1 = s->tmp2, *t2 = s->tmp2 + a;
+  int *bs = (int *)(void *)(((uintptr_t)(t2 + b) + sizeof(int) - 1) & ~(uintptr_t)(sizeof(int) - 1));
+  for (int i = 0; i < ncols; i++) {
+    bs[2 * i] = bounds[2 * i] - xlo;
+    bs[2 * i + 1] = bounds[2 * i + 1];
+  }
+  transpose_hwc(src + (size_t)xlo * c, sstride, t1, col, nrows, w, c); /* (w, nrows, c) */
+  resample_v(t1, col, (int)col, ncols, ksize, bs, kk, t2, col);        /* (ncols, nrows, c) */
+  transpose_hwc(t2, col, dst, dstride, ncols, nrows, c);               /* (nrows, ncols, c) */
+}
+
+/* Output pixels of a horizontal pass from which it runs transposed (a tuning knob; tests set it
+ * to 0 and to SIZE_MAX to check that both paths give the same bytes). */
+static size_t g_transpose_min = 4096;
+void unmix_pil_set_transpose_min(size_t pixels) { g_transpose_min = pixels; }
+
+/* Picks the horizontal pass implementation by size. */
+static void resample_h_any(const uint8_t *src, size_t sstride, int nrows, int c, int ncols, int ksize,
+                           const int *bounds, const int32_t *kk, uint8_t *dst, size_t dstride,
+                           struct unmix_pil_scratch *s) {
+  if ((size_t)nrows * ncols >= g_transpose_min) resample_h_transposed(src, sstride, nrows, c, ncols, ksize, bounds, kk, dst, dstride, s);
+  else resample_h(src, sstride, nrows, c, ncols, ksize, bounds, kk, dst, dstride);
+}
+
 static enum unmix_pil_resize_order g_order = UNMIX_PIL_ORDER_PILLOW13;
 void unmix_pil_set_resize_order(enum unmix_pil_resize_order order) { g_order = order; }
 enum unmix_pil_resize_order unmix_pil_get_resize_order(void) { return g_order; }
@@ -183,7 +229,7 @@ void unmix_pil_resize_window(const uint8_t *in, int in_h, int in_w, int c, int s
   if (need_v) unmix_pil_bilinear_coeffs(sh, rh, y0, y1, bv, kvc);
 
   if (!need_v) { /* horizontal only: rows map 1:1 */
-    resample_h(box + (size_t)y0 * in_stride, in_stride, nrows, c, ncols, kh, bh, khc, obase, ostride);
+    resample_h_any(box + (size_t)y0 * in_stride, in_stride, nrows, c, ncols, kh, bh, khc, obase, ostride, s);
   } else if (!need_h) { /* vertical only: columns map 1:1 */
     resample_v(box + (size_t)x0 * c, in_stride, ncols * c, nrows, kv, bv, kvc, obase, ostride);
   } else if (!vertical_first) {
@@ -192,7 +238,7 @@ void unmix_pil_resize_window(const uint8_t *in, int in_h, int in_w, int c, int s
     for (int i = 0; i < nrows; i++) bv[2 * i] -= ylo;
     size_t tstride = (size_t)ncols * c;
     s->tmp = grow(s->tmp, &s->tmp_cap, (size_t)(yhi - ylo) * tstride);
-    resample_h(box + (size_t)ylo * in_stride, in_stride, yhi - ylo, c, ncols, kh, bh, khc, s->tmp, tstride);
+    resample_h_any(box + (size_t)ylo * in_stride, in_stride, yhi - ylo, c, ncols, kh, bh, khc, s->tmp, tstride, s);
     resample_v(s->tmp, tstride, ncols * c, nrows, kv, bv, kvc, obase, ostride);
   } else {
     /* source columns [xlo, xhi) feed the output columns; the vertical pass makes only those */
@@ -201,7 +247,7 @@ void unmix_pil_resize_window(const uint8_t *in, int in_h, int in_w, int c, int s
     size_t tstride = (size_t)(xhi - xlo) * c;
     s->tmp = grow(s->tmp, &s->tmp_cap, (size_t)nrows * tstride);
     resample_v(box + (size_t)xlo * c, in_stride, (xhi - xlo) * c, nrows, kv, bv, kvc, s->tmp, tstride);
-    resample_h(s->tmp, tstride, nrows, c, ncols, kh, bh, khc, obase, ostride);
+    resample_h_any(s->tmp, tstride, nrows, c, ncols, kh, bh, khc, obase, ostride, s);
   }
 }
 
@@ -461,41 +507,43 @@ float unmix_pil_gaussian_box_radius(float radius, int passes) {
   return l + a;
 }
 
-/* One extended-box pass along rows: out[x] = (ww * sum_{|k|<=r} in[x+k] + fw * (in[x-r-1] +
- * in[x+r+1]) + 2^23) >> 24 with indices clamped to the row (edge replication). This is the
- * value ImagingLineBoxBlur's running sums produce. `n` values per row, `c` interleaved. */
-static void box_pass(const uint8_t *in, uint8_t *out, int rows, int n, int c, float fradius) {
-  int radius = (int)fradius;
-  uint32_t ww = (uint32_t)((float)(1 << 24) / (fradius * 2 + 1));
-  uint32_t fw = ((1u << 24) - (uint32_t)(radius * 2 + 1) * ww) / 2;
-  const int last = n - 1;
-  for (int y = 0; y < rows; y++) {
-    const uint8_t *li = in + (size_t)y * n * c;
-    uint8_t *lo = out + (size_t)y * n * c;
-    for (int ch = 0; ch < c; ch++) {
-      /* acc = sum over [x-r, x+r] (clamped), kept as a running sum */
-      uint32_t acc = 0;
-      for (int k = -radius - 1; k <= radius - 1; k++) {
-        int idx = k < 0 ? 0 : k > last ? last : k;
-        acc += li[(size_t)idx * c + ch];
-      }
-      for (int x = 0; x <= last; x++) {
-        int add = x + radius > last ? last : x + radius;
-        int sub = x - radius - 1 < 0 ? 0 : x - radius - 1;
-        acc += li[(size_t)add * c + ch];
-        acc -= li[(size_t)sub * c + ch];
-        int far = x + radius + 1 > last ? last : x + radius + 1;
-        uint32_t bulk = acc * ww + (uint32_t)(li[(size_t)sub * c + ch] + li[(size_t)far * c + ch]) * fw;
-        lo[(size_t)x * c + ch] = (uint8_t)((bulk + (1u << 23)) >> 24);
-      }
+/* The extended box of BoxBlur.c: out[x] = (ww * sum_{|k|<=r} in[x+k] + fw * (in[x-r-1] +
+ * in[x+r+1]) + 2^23) >> 24 with indices clamped to the line (edge replication); this is the
+ * value ImagingLineBoxBlur's running sums produce. Integer arithmetic (UINT32, as Pillow), so
+ * any evaluation order gives the same bytes. */
+struct box {
+  int r;
+  uint32_t ww, fw;
+};
+static struct box box_make(float fradius) {
+  struct box b;
+  b.r = (int)fradius;
+  b.ww = (uint32_t)((float)(1 << 24) / (fradius * 2 + 1));
+  b.fw = ((1u << 24) - (uint32_t)(b.r * 2 + 1) * b.ww) / 2;
+  return b;
+}
+static inline int clampi(int v, int hi) { return v < 0 ? 0 : v > hi ? hi : v; }
+
+/* One vertical pass: the same line filter down every column, run for all m = w * c columns
+ * at once (running sums per column, vectorisable). Equals Pillow's transpose + horizontal
+ * pass + transpose. */
+static void box_pass_v(const uint8_t *in, uint8_t *out, int h, int m, struct box b, uint32_t *acc) {
+  const int r = b.r, last = h - 1;
+  for (int i = 0; i < m; i++) acc[i] = 0;
+  for (int k = -r - 1; k <= r - 1; k++) {
+    const uint8_t *row = in + (size_t)clampi(k, last) * m;
+    for (int i = 0; i < m; i++) acc[i] += row[i];
+  }
+  for (int y = 0; y <= last; y++) {
+    const uint8_t *add = in + (size_t)clampi(y + r, last) * m, *sub = in + (size_t)clampi(y - r - 1, last) * m;
+    const uint8_t *far = in + (size_t)clampi(y + r + 1, last) * m;
+    uint8_t *o = out + (size_t)y * m;
+    for (int i = 0; i < m; i++) {
+      uint32_t a = acc[i] + add[i] - sub[i];
+      acc[i] = a;
+      o[i] = (uint8_t)((a * b.ww + (uint32_t)(sub[i] + far[i]) * b.fw + (1u << 23)) >> 24);
     }
   }
-}
-
-static void transpose(const uint8_t *in, uint8_t *out, int h, int w, int c) {
-  for (int y = 0; y < h; y++)
-    for (int x = 0; x < w; x++)
-      for (int ch = 0; ch < c; ch++) out[((size_t)x * h + y) * c + ch] = in[((size_t)y * w + x) * c + ch];
 }
 
 void unmix_pil_gaussian_blur(uint8_t *img, int h, int w, int c, float radius, struct unmix_pil_scratch *s) {
@@ -503,27 +551,23 @@ void unmix_pil_gaussian_blur(uint8_t *img, int h, int w, int c, float radius, st
   const int passes = 3;
   float r = unmix_pil_gaussian_box_radius(radius, passes);
   if (r == 0.0f) return; /* ImagingBoxBlur skips a zero radius */
-  size_t n = (size_t)h * w * c;
+  const struct box b = box_make(r);
+  const size_t n = (size_t)h * w * c;
+  const size_t m = (size_t)(h > w ? h : w) * c;
   s->tmp = grow(s->tmp, &s->tmp_cap, n);
-  s->tmp2 = grow(s->tmp2, &s->tmp2_cap, n);
-  uint8_t *a = img, *b = s->tmp;
-  for (int i = 0; i < passes; i++) {
-    box_pass(a, b, h, w, c, r);
-    uint8_t *t = a;
-    a = b;
-    b = t;
-  }
-  /* after 3 passes the result is in s->tmp (a); transpose into tmp2 and blur columns */
-  transpose(a, s->tmp2, h, w, c);
-  a = s->tmp2;
-  b = (a == s->tmp) ? img : s->tmp;
-  for (int i = 0; i < passes; i++) {
-    box_pass(a, b, w, h, c, r);
-    uint8_t *t = a;
-    a = b;
-    b = t;
-  }
-  transpose(a, img, w, h, c);
+  s->tmp2 = grow(s->tmp2, &s->tmp2_cap, 2 * n + sizeof(uint32_t) * m + 4);
+  uint8_t *t1 = s->tmp2, *t2 = s->tmp2 + n;
+  uint32_t *acc = (uint32_t *)(void *)(((uintptr_t)(s->tmp2 + 2 * n) + 3) & ~(uintptr_t)3);
+  /* Pillow: 3 horizontal passes, then (via a transpose) 3 vertical ones. The horizontal passes
+   * are run as column passes on the transposed image, which vectorise. */
+  transpose_hwc(img, (size_t)w * c, t1, (size_t)h * c, h, w, c); /* (w, h, c) */
+  box_pass_v(t1, t2, w, h * c, b, acc);
+  box_pass_v(t2, t1, w, h * c, b, acc);
+  box_pass_v(t1, t2, w, h * c, b, acc);
+  transpose_hwc(t2, (size_t)h * c, s->tmp, (size_t)w * c, w, h, c); /* back to (h, w, c) */
+  box_pass_v(s->tmp, img, h, w * c, b, acc);
+  box_pass_v(img, s->tmp, h, w * c, b, acc);
+  box_pass_v(s->tmp, img, h, w * c, b, acc);
 }
 
 /* ---- geometry helpers --------------------------------------------------------------------- */

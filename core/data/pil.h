@@ -9,9 +9,9 @@
 
 /* Growable scratch memory for the operations below (one per worker thread). */
 struct unmix_pil_scratch {
-  uint8_t *tmp;      /* resample intermediate / blur transpose */
+  uint8_t *tmp;      /* resample intermediate, blur ping-pong buffer */
   size_t tmp_cap;
-  uint8_t *tmp2;
+  uint8_t *tmp2;     /* transposed copies, blur running sums */
   size_t tmp2_cap;
   int32_t *coef;     /* fixed-point resample coefficients (horizontal then vertical) */
   size_t coef_cap;
@@ -34,6 +34,11 @@ int unmix_pil_bilinear_coeffs(int in_size, int out_size, int lo, int hi, int *bo
 enum unmix_pil_resize_order { UNMIX_PIL_ORDER_PILLOW13 = 0, UNMIX_PIL_ORDER_LEGACY };
 void unmix_pil_set_resize_order(enum unmix_pil_resize_order order);
 enum unmix_pil_resize_order unmix_pil_get_resize_order(void);
+
+/* Horizontal resample passes with at least this many output pixels run as transpose +
+ * vectorised column pass + transpose (same bytes, faster on ImageNet-size images). Default
+ * 4096; exposed so tests can force either path. */
+void unmix_pil_set_transpose_min(size_t pixels);
 
 /* PIL `img.crop(box).resize((rw, rh), BILINEAR)` followed by a crop of the window
  * (wx, wy, ow, oh) of the resized image (zero outside it, as torchvision's CenterCrop pads).
