@@ -421,14 +421,12 @@ START_TEST(test_rrc_size_histogram_matches_torchvision) {
     const struct unmix_fixture_entry *he = entry("rrc/%s/hist", cases[k]);
     int H = shape[0], W = shape[1], N = shape[2];
     int32_t *ours = calloc(he->numel, sizeof(int32_t));
-    int64_t sum_i = 0;
     for (int t = 0; t < N; t++) {
       struct unmix_rng r = unmix_rng_make(77, UNMIX_RNG_AUGMENT, 0, (uint32_t)t, (uint32_t)k);
       int i, j, h, w;
       unmix_rrc_get_params(&r, H, W, scale[0], scale[1], 3.0f / 4.0f, 4.0f / 3.0f, &i, &j, &h, &w);
       ck_assert(h > 0 && h <= H && w > 0 && w <= W && i >= 0 && j >= 0 && i + h <= H && j + w <= W);
       ours[h * (W + 1) + w]++;
-      sum_i += i;
     }
     int dof;
     double chi = chi2_two_sample(ours, he->data, (int)he->numel, &dof);

@@ -1,6 +1,10 @@
 /* Augmentation: drawing the params of a view from a Philox stream (torchvision's decisions,
  * in torchvision's order) and applying them with Pillow's arithmetic (core/data/pil.c). */
 #include "core/data/augment.h"
+/* no FMA contraction (see pil.c) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 #include <math.h>
 #include <string.h>

@@ -1,8 +1,12 @@
 /* Pillow-exact uint8 image operations (see pil.h). Every expression below keeps the
  * operand types of the Pillow source it mirrors (float vs double, truncation vs rounding),
- * because that is what makes the results bit-identical. The build uses ISO C11, so GCC
- * does not contract a*b+c into FMA (-ffp-contract=off), like Pillow's generic x86-64 wheels. */
+ * because that is what makes the results bit-identical. a*b+c must stay two roundings, as in
+ * Pillow's generic x86-64 wheels: GCC does not contract into FMA in ISO C mode (-std=c11),
+ * clang is told so below. */
 #include "core/data/pil.h"
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 #include <math.h>
 #include <pthread.h>
