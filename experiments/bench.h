@@ -2,3 +2,4 @@
 #pragma once
 int unmix_bench_ops(int argc, char **argv);
 int unmix_bench_tsne(int argc, char **argv);
+int unmix_bench_data(int argc, char **argv);

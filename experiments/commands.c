@@ -8,8 +8,9 @@
 
 const struct unmix_command unmix_commands[] = {
     {"info", "print the build, the backends and the BLAS core in use", unmix_cmd_info},
-    {"bench", "measure speed: ops (conv/GEMM GFLOP/s)", unmix_cmd_bench},
+    {"bench", "measure speed: ops (conv/GEMM GFLOP/s), data (views/s), tsne", unmix_cmd_bench},
     {"validate", "check manifests without running (--print: the resolved manifest)", unmix_cmd_validate},
+    {"data", "datasets: fetch CIFAR, check a dataset, write synthetic datasets", unmix_cmd_data},
     {NULL, NULL, NULL},
 };
 

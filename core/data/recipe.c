@@ -1,0 +1,144 @@
+/* The recipe table (see recipe.h for what each one reproduces). */
+#include "core/data/recipe.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const float CIFAR_MEAN[3] = {0.4914f, 0.4822f, 0.4465f};
+static const float CIFAR_STD[3] = {0.2023f, 0.1994f, 0.2010f};
+static const float SWAV_LINCLS_STD[3] = {0.2470f, 0.2435f, 0.2616f};
+static const float IMAGENET_MEAN[3] = {0.485f, 0.456f, 0.406f};
+static const float IMAGENET_STD[3] = {0.229f, 0.224f, 0.225f};
+
+static const char *const g_names[] = {"moco-cifar",      "mocov1-imagenet",   "mocov2-imagenet",
+                                      "swav-cifar",      "lincls-imagenet",   "lincls-swav-cifar",
+                                      "lincls-moco-cifar", "test",            NULL};
+
+const char *const *unmix_recipe_names(void) { return g_names; }
+
+static struct unmix_view_spec rrc(int size, float smin, float smax) {
+  struct unmix_view_spec v = {0};
+  v.geom = UNMIX_GEOM_RRC;
+  v.size = size;
+  v.scale_min = smin;
+  v.scale_max = smax;
+  v.ratio_min = 3.0f / 4.0f;
+  v.ratio_max = 4.0f / 3.0f;
+  return v;
+}
+static void add(struct unmix_view_spec *v, struct unmix_aug_op_spec op) {
+  UNMIX_REQUIRE(v->n_ops < UNMIX_MAX_AUG_OPS, "too many ops in a view spec");
+  v->ops[v->n_ops++] = op;
+}
+static struct unmix_aug_op_spec flip(void) { return (struct unmix_aug_op_spec){.op = UNMIX_AUG_HFLIP, .p = 0.5f}; }
+static struct unmix_aug_op_spec gray(void) { return (struct unmix_aug_op_spec){.op = UNMIX_AUG_GRAY, .p = 0.2f}; }
+static struct unmix_aug_op_spec jitter(float b, float c, float s, float h, float p) {
+  return (struct unmix_aug_op_spec){.op = UNMIX_AUG_JITTER, .p = p, .brightness = b, .contrast = c, .saturation = s, .hue = h};
+}
+static struct unmix_aug_op_spec blur(void) {
+  return (struct unmix_aug_op_spec){.op = UNMIX_AUG_BLUR, .p = 0.5f, .sigma_min = 0.1f, .sigma_max = 2.0f};
+}
+static struct unmix_view_spec plain(void) { return (struct unmix_view_spec){.geom = UNMIX_GEOM_NONE}; }
+static struct unmix_view_spec resize_crop(void) {
+  return (struct unmix_view_spec){.geom = UNMIX_GEOM_RESIZE_CROP, .size = 224, .resize = 256};
+}
+
+unmix_status unmix_recipe_get(const char *name, struct unmix_recipe *r) {
+  memset(r, 0, sizeof *r);
+  snprintf(r->name, sizeof r->name, "%s", name);
+  const float *mean = CIFAR_MEAN, *std = CIFAR_STD;
+  if (!strcmp(name, "moco-cifar") || !strcmp(name, "swav-cifar")) {
+    int swav = name[0] == 's';
+    struct unmix_view_spec v = rrc(32, swav ? 0.14f : 0.08f, 1.0f);
+    add(&v, flip());
+    add(&v, jitter(0.4f, 0.4f, 0.4f, 0.1f, 0.8f));
+    add(&v, gray());
+    r->n_views = 2;
+    r->views[0] = r->views[1] = v;
+    r->eval = plain();
+  } else if (!strcmp(name, "mocov1-imagenet")) {
+    struct unmix_view_spec v = rrc(224, 0.2f, 1.0f);
+    add(&v, gray());
+    add(&v, jitter(0.4f, 0.4f, 0.4f, 0.4f, 1.0f));
+    add(&v, flip());
+    r->n_views = 2;
+    r->views[0] = r->views[1] = v;
+    r->eval = resize_crop();
+    mean = IMAGENET_MEAN, std = IMAGENET_STD;
+  } else if (!strcmp(name, "mocov2-imagenet")) {
+    struct unmix_view_spec v = rrc(224, 0.2f, 1.0f);
+    add(&v, jitter(0.4f, 0.4f, 0.4f, 0.1f, 0.8f));
+    add(&v, gray());
+    add(&v, blur());
+    add(&v, flip());
+    r->n_views = 2;
+    r->views[0] = r->views[1] = v;
+    r->eval = resize_crop();
+    mean = IMAGENET_MEAN, std = IMAGENET_STD;
+  } else if (!strcmp(name, "lincls-imagenet")) {
+    r->views[0] = rrc(224, 0.08f, 1.0f);
+    add(&r->views[0], flip());
+    r->n_views = 1;
+    r->eval = resize_crop();
+    mean = IMAGENET_MEAN, std = IMAGENET_STD;
+  } else if (!strcmp(name, "lincls-swav-cifar") || !strcmp(name, "lincls-moco-cifar")) {
+    r->views[0] = rrc(32, 0.08f, 1.0f);
+    add(&r->views[0], flip());
+    r->n_views = 1;
+    r->eval = plain();
+    if (!strcmp(name, "lincls-swav-cifar")) std = SWAV_LINCLS_STD;
+  } else if (!strcmp(name, "test")) {
+    r->views[0] = plain();
+    r->n_views = 1;
+    r->eval = plain();
+  } else {
+    char known[512] = "";
+    for (const char *const *n = g_names; *n; n++) {
+      strncat(known, *n, sizeof known - strlen(known) - 1);
+      if (n[1]) strncat(known, ", ", sizeof known - strlen(known) - 1);
+    }
+    return UNMIX_FAIL(UNMIX_ERR_CONFIG, "unknown augmentation recipe '%s' (known: %s)", name, known);
+  }
+  memcpy(r->mean, mean, sizeof r->mean);
+  memcpy(r->std, std, sizeof r->std);
+  return UNMIX_OK;
+}
+
+unmix_status unmix_recipe_from_config(const struct unmix_data_config *cfg, struct unmix_recipe *r) {
+  const char *name = cfg->recipe[0] ? cfg->recipe : "moco-cifar";
+  if (unmix_recipe_get(name, r) != UNMIX_OK) return unmix_error_wrap(UNMIX_ERR_CONFIG, "data.recipe");
+  if (cfg->n_crop_groups > 0) {
+    if (strncmp(name, "swav-", 5) != 0)
+      return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.nmb_crops: multi-crop groups apply to swav-* recipes, not '%s'", name);
+    if (cfg->n_crop_groups > UNMIX_MAX_CROP_GROUPS)
+      return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.nmb_crops: at most %d crop groups", UNMIX_MAX_CROP_GROUPS);
+    struct unmix_view_spec tmpl = r->views[0];
+    int n = 0;
+    for (int g = 0; g < cfg->n_crop_groups; g++) {
+      if (cfg->nmb_crops[g] < 1 || n + cfg->nmb_crops[g] > UNMIX_MAX_VIEWS)
+        return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.nmb_crops[%d] = %d: need >= 1 crops and at most %d in total", g,
+                          cfg->nmb_crops[g], UNMIX_MAX_VIEWS);
+      if (cfg->size_crops[g] < 1 || cfg->size_crops[g] > 4096)
+        return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.size_crops[%d] = %d: must be in 1..4096", g, cfg->size_crops[g]);
+      float lo = cfg->min_scale[g], hi = cfg->max_scale[g];
+      if (!(lo > 0.0f && lo <= hi && hi <= 1.0f))
+        return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.min_scale_crops[%d] = %g, max_scale_crops[%d] = %g: need 0 < min <= max <= 1",
+                          g, lo, g, hi);
+      for (int k = 0; k < cfg->nmb_crops[g]; k++, n++) {
+        r->views[n] = tmpl;
+        r->views[n].size = cfg->size_crops[g];
+        r->views[n].scale_min = lo;
+        r->views[n].scale_max = hi;
+      }
+    }
+    r->n_views = n;
+  }
+  if (cfg->has_norm) {
+    for (int c = 0; c < 3; c++)
+      if (!(cfg->std[c] > 0.0f))
+        return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.std[%d] = %g: must be > 0", c, cfg->std[c]);
+    memcpy(r->mean, cfg->mean, sizeof r->mean);
+    memcpy(r->std, cfg->std, sizeof r->std);
+  }
+  return UNMIX_OK;
+}
