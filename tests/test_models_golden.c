@@ -3,7 +3,9 @@
  * SwAV-CIFAR Bottleneck net with its head and prototypes. Parameters come from a formula
  * both sides compute; we compare outputs (normalised error 1e-4), the loss, per-parameter
  * gradient checksums (rel 1e-3) and the BN running statistics after the forward.
- * ResNet-50 has no gradient checksums: see gen_models.py for why. References are
+ * Gradient fixtures use narrow nets (model.width 16 / 8, torchvision's structure and
+ * names) whose float32 train-mode gradients are well conditioned; ResNet-50 is also
+ * checked at full width on the forward pass. References are
  * computed in float64 by PyTorch; we run float32. */
 #include <math.h>
 #include <stdio.h>
@@ -68,7 +70,7 @@ static void check_model(const char *fixture, struct unmix_model *m, bool train) 
 }
 
 static struct unmix_model *build(enum unmix_arch arch, enum unmix_stem stem, enum unmix_head head, int dim,
-                                 int hidden, int classes, int protos, int size, int splits) {
+                                 int hidden, int classes, int protos, int size, int splits, int width) {
   struct unmix_model_spec s = {0};
   s.arch = arch;
   s.stem = stem;
@@ -78,7 +80,7 @@ static struct unmix_model *build(enum unmix_arch arch, enum unmix_stem stem, enu
   s.num_classes = classes;
   s.nmb_prototypes = protos;
   s.image_size = size;
-  s.width = 64;
+  s.width = width;
   s.bn_splits = splits;
   s.in_channels = 3;
   struct unmix_model *m = NULL;
@@ -87,7 +89,7 @@ static struct unmix_model *build(enum unmix_arch arch, enum unmix_stem stem, enu
 }
 
 START_TEST(test_moco_cifar_encoder) {
-  struct unmix_model *m = build(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 128, 0, 0, 0, 32, 4);
+  struct unmix_model *m = build(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 128, 0, 0, 0, 32, 4, 16);
   check_model("model_moco_cifar_train.bin", m, true);
   check_model("model_moco_cifar_eval.bin", m, false);
   unmix_model_destroy(m);
@@ -95,16 +97,20 @@ START_TEST(test_moco_cifar_encoder) {
 END_TEST
 
 START_TEST(test_resnet50) {
-  struct unmix_model *m = build(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 1);
+  struct unmix_model *m = build(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 1, 8);
   check_model("model_resnet50_train.bin", m, true);
   check_model("model_resnet50_eval.bin", m, false);
+  unmix_model_destroy(m);
+  /* full width, forward (eval mode) */
+  m = build(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 1, 64);
+  check_model("model_resnet50_full_eval.bin", m, false);
   unmix_model_destroy(m);
 }
 END_TEST
 
 START_TEST(test_swav_cifar) {
   struct unmix_model *m =
-      build(UNMIX_ARCH_RESNET18_BOTTLENECK, UNMIX_STEM_SWAV_CIFAR, UNMIX_HEAD_SWAV, 128, 512, 0, 100, 32, 1);
+      build(UNMIX_ARCH_RESNET18_BOTTLENECK, UNMIX_STEM_SWAV_CIFAR, UNMIX_HEAD_SWAV, 128, 512, 0, 100, 32, 1, 8);
   check_model("model_swav_cifar_train.bin", m, true);
   unmix_model_destroy(m);
 }
