@@ -35,6 +35,12 @@ static inline bool gpu_begin(const char *case_name, struct gpu_pair *p) {
   return true;
 }
 
+/* UNMIX_GPU_TEST_SMALL=1 (set for the slow sanitizer tools) skips the large shapes. */
+static inline bool gpu_small(void) {
+  const char *e = getenv("UNMIX_GPU_TEST_SMALL");
+  return e && *e && strcmp(e, "0") != 0;
+}
+
 /* Device copy of n floats between guards; host NULL poisons the contents with NaN. */
 static inline float *dput(const struct unmix_backend *be, const float *host, size_t n) {
   float *h = malloc((n + 2 * GPU_GUARD) * sizeof(float));

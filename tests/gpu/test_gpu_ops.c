@@ -395,7 +395,7 @@ START_TEST(test_softmax) {
   if (!gpu_begin("softmax / log_softmax forward and backward", &b)) return;
   check_softmax(&b, 11, 7, 1.0f / 0.07f, false, 30);
   check_softmax(&b, 5, 4099, 1.0f, false, 32);
-  check_softmax(&b, 3, 65537, 1.0f / 0.2f, false, 34);
+  if (!gpu_small()) check_softmax(&b, 3, 65537, 1.0f / 0.2f, false, 34);
   check_softmax(&b, 5, 13, 1.0f, true, 36);
 }
 END_TEST
@@ -444,7 +444,7 @@ START_TEST(test_cross_entropy) {
   if (!gpu_begin("cross_entropy forward / backward (counts, ties)", &b)) return;
   check_ce(&b, 13, 7, 1.0f, true, true, 40);
   check_ce(&b, 5, 1001, 10.0f, false, true, 42);
-  check_ce(&b, 257, 65537, 1.0f / 0.2f, false, false, 44); /* MoCo-sized logits */
+  if (!gpu_small()) check_ce(&b, 257, 65537, 1.0f / 0.2f, false, false, 44); /* MoCo-sized logits */
   check_ce(&b, 11, 3, 1.0f, true, true, 46);                /* fewer classes than top-5 */
 }
 END_TEST
@@ -486,7 +486,7 @@ START_TEST(test_sum_nonfinite) {
   struct gpu_pair b;
   if (!gpu_begin("sum / nonfinite_count (incl. Inf and NaN)", &b)) return;
   static const size_t sizes[3] = {5, 1000003, 7777777};
-  for (int t = 0; t < 3; t++) {
+  for (int t = 0; t < (gpu_small() ? 2 : 3); t++) {
     const size_t n = sizes[t];
     char what[64];
     float *x = hrand(n, 70 + t, -1, 1), want = 0, got = 0;
@@ -548,8 +548,8 @@ END_TEST
 START_TEST(test_row_col) {
   struct gpu_pair b;
   if (!gpu_begin("row_sum / col_sum / scale_rows / scale_cols / transpose", &b)) return;
-  static const int shapes[4][2] = {{13, 5003}, {1000, 3}, {70001, 13}, {5, 1031}};
-  for (int t = 0; t < 4; t++) {
+  static const int shapes[4][2] = {{13, 5003}, {1000, 3}, {5, 1031}, {70001, 13}};
+  for (int t = 0; t < (gpu_small() ? 3 : 4); t++) {
     const int n = shapes[t][0], d = shapes[t][1];
     const size_t nd = (size_t)n * d;
     char what[64];
@@ -645,8 +645,8 @@ START_TEST(test_topk) {
   struct gpu_pair b;
   if (!gpu_begin("topk (kNN sizes, ties, k = 1, k = d)", &b)) return;
   check_topk(&b, 7, 13, 5, 0, 300);
-  check_topk(&b, 5, 50000, 200, 0, 301);
-  check_topk(&b, 3, 50000, 200, 10, 302);
+  check_topk(&b, gpu_small() ? 1 : 5, 50000, 200, 0, 301);
+  check_topk(&b, gpu_small() ? 1 : 3, 50000, 200, 10, 302);
   check_topk(&b, 4, 17, 17, 0, 303);
   check_topk(&b, 4, 17, 17, 3, 304);
   check_topk(&b, 9, 9, 1, 0, 305);
@@ -692,30 +692,28 @@ START_TEST(test_reductions_repeat) {
 }
 END_TEST
 
+/* Test cases by kind, so that CK_RUN_CASE=<name> runs one kind (the sanitizer runs). */
 static Suite *make_suite(void) {
+  const struct {
+    const char *name;
+    const TTest *tests[6];
+  } cases[] = {
+      {"elementwise", {test_relu, test_add_blas1, test_copy, test_batch_axis}},
+      {"pool", {test_maxpool, test_avgpool_pad}},
+      {"bn", {test_batchnorm, test_batchnorm_nan}},
+      {"rows", {test_l2norm, test_softmax, test_cross_entropy, test_soft_cross_entropy}},
+      {"reduce", {test_sum_nonfinite, test_sumsq_segments, test_row_col, test_reductions_repeat}},
+      {"optim", {test_sgd}},
+      {"topk", {test_topk}},
+      {"contract", {test_supports_and_alloc}},
+  };
   Suite *s = suite_create("gpu_ops");
-  TCase *tc = tcase_create("ops");
-  tcase_set_timeout(tc, 600);
-  tcase_add_test(tc, test_relu);
-  tcase_add_test(tc, test_add_blas1);
-  tcase_add_test(tc, test_copy);
-  tcase_add_test(tc, test_batch_axis);
-  tcase_add_test(tc, test_maxpool);
-  tcase_add_test(tc, test_avgpool_pad);
-  tcase_add_test(tc, test_batchnorm);
-  tcase_add_test(tc, test_batchnorm_nan);
-  tcase_add_test(tc, test_l2norm);
-  tcase_add_test(tc, test_softmax);
-  tcase_add_test(tc, test_cross_entropy);
-  tcase_add_test(tc, test_soft_cross_entropy);
-  tcase_add_test(tc, test_sum_nonfinite);
-  tcase_add_test(tc, test_sumsq_segments);
-  tcase_add_test(tc, test_row_col);
-  tcase_add_test(tc, test_sgd);
-  tcase_add_test(tc, test_topk);
-  tcase_add_test(tc, test_supports_and_alloc);
-  tcase_add_test(tc, test_reductions_repeat);
-  suite_add_tcase(s, tc);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    TCase *tc = tcase_create(cases[i].name);
+    tcase_set_timeout(tc, 600);
+    for (int j = 0; j < 6 && cases[i].tests[j]; j++) tcase_add_test(tc, cases[i].tests[j]);
+    suite_add_tcase(s, tc);
+  }
   return s;
 }
 
