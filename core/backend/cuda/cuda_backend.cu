@@ -69,6 +69,8 @@ void *unmix_cuda_scratch(enum unmix_cuda_slot slot, size_t bytes) {
   UNMIX_REQUIRE(slot >= 0 && slot < UNMIX_SLOT_COUNT, "bad CUDA scratch slot %d", (int)slot);
   if (bytes == 0) bytes = 256;
   if (bytes > g_scratch_cap[slot]) {
+    // Earlier ops queued on the stream may still read the old buffer.
+    UNMIX_CUDA_CHECK(cudaStreamSynchronize(unmix_cuda.stream));
     if (g_scratch[slot]) UNMIX_CUDA_CHECK(cudaFree(g_scratch[slot]));
     g_scratch[slot] = nullptr;
     g_scratch_cap[slot] = 0;
@@ -93,6 +95,10 @@ void unmix_cuda_upload(void *dst, const void *src, size_t bytes) {
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
+static __global__ void probe_kernel(int *flag) {
+  if (flag) *flag = 1;
+}
+
 static unmix_status cuda_init(void) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
@@ -111,6 +117,16 @@ static unmix_status cuda_init(void) {
   if ((e = cudaStreamCreateWithFlags(&unmix_cuda.stream, cudaStreamNonBlocking)) != cudaSuccess)
     return unmix_error_set(UNMIX_ERR_DEVICE, "cannot create a CUDA stream on %s: %s", prop.name,
                            cudaGetErrorString(e));
+  // A build without code for this GPU fails at its first kernel; find out now, while the
+  // registry can still report the backend as unavailable instead of a later op panicking.
+  probe_kernel<<<1, 1, 0, unmix_cuda.stream>>>(nullptr);
+  e = cudaGetLastError();
+  if (e == cudaSuccess) e = cudaStreamSynchronize(unmix_cuda.stream);
+  if (e != cudaSuccess)
+    return unmix_error_set(UNMIX_ERR_UNSUPPORTED,
+                           "CUDA kernels of this build do not run on %s (sm_%d%d): %s; rebuild with "
+                           "-DCMAKE_CUDA_ARCHITECTURES=%d%d",
+                           prop.name, prop.major, prop.minor, cudaGetErrorString(e), prop.major, prop.minor);
   cublasStatus_t bs = cublasCreate(&unmix_cuda.blas);
   if (bs != CUBLAS_STATUS_SUCCESS)
     return unmix_error_set(UNMIX_ERR_DEVICE, "cuBLAS would not start on %s: %s", prop.name,
@@ -234,8 +250,11 @@ static void *cuda_alloc(size_t bytes) {
   }
   return p;
 }
+/* Ops queued on the stream may still use p: wait for them before the memory can be reused. */
 static void cuda_free(void *p) {
-  if (p) UNMIX_CUDA_CHECK(cudaFree(p));
+  if (!p) return;
+  UNMIX_CUDA_CHECK(cudaStreamSynchronize(unmix_cuda.stream));
+  UNMIX_CUDA_CHECK(cudaFree(p));
 }
 static void *cuda_alloc_host(size_t bytes) {
   void *p = nullptr;
@@ -246,7 +265,9 @@ static void *cuda_alloc_host(size_t bytes) {
   return p;
 }
 static void cuda_free_host(void *p) {
-  if (p) UNMIX_CUDA_CHECK(cudaFreeHost(p));
+  if (!p) return;
+  UNMIX_CUDA_CHECK(cudaStreamSynchronize(unmix_cuda.stream));
+  UNMIX_CUDA_CHECK(cudaFreeHost(p));
 }
 /* Copies to and from the host are complete when they return (the caller may reuse or read
  * the host buffer at once); device-to-device copies are ordered on the stream. */

@@ -155,41 +155,41 @@ static int pick(conv_plan *p, int pass, const perf_row *rows, int count) {
 
 /* Candidate algorithms for a pass, best first: timed by cudnnFind (which allocates its own
  * buffers, so the caller's dw is never touched), or cuDNN's heuristics in deterministic mode
- * and when Find itself fails (e.g. it ran out of memory). */
+ * and when Find itself fails (e.g. it ran out of memory). An empty list (cuDNN has nothing
+ * for this layout/type) is the caller's to report. */
 static int list_algos(conv_plan *p, int pass, perf_row *rows) {
   int n = 0;
-  cudnnStatus_t st = CUDNN_STATUS_NOT_SUPPORTED;
+  cudnnStatus_t st = CUDNN_STATUS_NOT_SUPPORTED, sh = CUDNN_STATUS_SUCCESS;
   UNMIX_CUDNN_CHECK(cudnnSetConvolutionMathType(p->cd, base_math(p->prec)));
+  cudnnHandle_t h = unmix_cuda.dnn;
   if (pass == PASS_FWD) {
     cudnnConvolutionFwdAlgoPerf_t perf[MAX_ALGOS];
-    if (!p->det) st = cudnnFindConvolutionForwardAlgorithm(unmix_cuda.dnn, p->xd, p->wd, p->cd, p->yd, MAX_ALGOS, &n, perf);
+    if (!p->det) st = cudnnFindConvolutionForwardAlgorithm(h, p->xd, p->wd, p->cd, p->yd, MAX_ALGOS, &n, perf);
     if (p->det || st != CUDNN_STATUS_SUCCESS)
-      UNMIX_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(unmix_cuda.dnn, p->xd, p->wd, p->cd, p->yd, MAX_ALGOS,
-                                                               &n, perf));
+      sh = cudnnGetConvolutionForwardAlgorithm_v7(h, p->xd, p->wd, p->cd, p->yd, MAX_ALGOS, &n, perf);
+    if (sh != CUDNN_STATUS_SUCCESS) n = 0;
     FILL_ROWS(perf, n, rows);
   } else if (pass == PASS_BWD_DATA) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_ALGOS];
-    if (!p->det)
-      st = cudnnFindConvolutionBackwardDataAlgorithm(unmix_cuda.dnn, p->wd, p->yd, p->cd, p->xd, MAX_ALGOS, &n, perf);
+    if (!p->det) st = cudnnFindConvolutionBackwardDataAlgorithm(h, p->wd, p->yd, p->cd, p->xd, MAX_ALGOS, &n, perf);
     if (p->det || st != CUDNN_STATUS_SUCCESS)
-      UNMIX_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(unmix_cuda.dnn, p->wd, p->yd, p->cd, p->xd,
-                                                                    MAX_ALGOS, &n, perf));
+      sh = cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->wd, p->yd, p->cd, p->xd, MAX_ALGOS, &n, perf);
+    if (sh != CUDNN_STATUS_SUCCESS) n = 0;
     FILL_ROWS(perf, n, rows);
   } else {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[MAX_ALGOS];
     if (!p->det)
-      st = cudnnFindConvolutionBackwardFilterAlgorithm(unmix_cuda.dnn, p->xd, p->yd, p->cd, p->wd, MAX_ALGOS, &n,
-                                                       perf);
+      st = cudnnFindConvolutionBackwardFilterAlgorithm(h, p->xd, p->yd, p->cd, p->wd, MAX_ALGOS, &n, perf);
     if (p->det || st != CUDNN_STATUS_SUCCESS)
-      UNMIX_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(unmix_cuda.dnn, p->xd, p->yd, p->cd, p->wd,
-                                                                      MAX_ALGOS, &n, perf));
+      sh = cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->xd, p->yd, p->cd, p->wd, MAX_ALGOS, &n, perf);
+    if (sh != CUDNN_STATUS_SUCCESS) n = 0;
     FILL_ROWS(perf, n, rows);
   }
-  if (!p->det && st != CUDNN_STATUS_SUCCESS) {
-    char stale[256]; // reading cuDNN's message clears it, so a later failure reports its own
-    cudnnGetLastErrorString(stale, sizeof stale);
-    unmix_log_debug("cudnnFind for conv %s failed (%s: %s); using cuDNN's heuristics", g_pass_name[pass],
-                    cudnnGetErrorString(st), stale);
+  if ((!p->det && st != CUDNN_STATUS_SUCCESS) || sh != CUDNN_STATUS_SUCCESS) {
+    char msg[256]; // reading cuDNN's message clears it, so a later failure reports its own
+    cudnnGetLastErrorString(msg, sizeof msg);
+    unmix_log_debug("conv %s: cudnnFind %s, heuristics %s (%s)", g_pass_name[pass],
+                    p->det ? "not used" : cudnnGetErrorString(st), cudnnGetErrorString(sh), msg);
   }
   return n;
 }

@@ -43,7 +43,7 @@ static void reduce_to_scalar(int64_t n, const float *x, float *out, F f) {
   if (blocks > RED_MAX_BLOCKS) blocks = RED_MAX_BLOCKS;
   if (blocks < 1) blocks = 1;
   double *part = (double *)unmix_cuda_scratch(UNMIX_SLOT_PARTIAL, sizeof(double) * (size_t)blocks);
-  partial_kernel<<<(unsigned)blocks, RED_THREADS, 0, unmix_cuda.stream>>>(n, x, part, f);
+  partial_kernel<F><<<(unsigned)blocks, RED_THREADS, 0, unmix_cuda.stream>>>(n, x, part, f);
   UNMIX_CUDA_LAUNCHED();
   final_kernel<<<1, RED_THREADS, 0, unmix_cuda.stream>>>((int)blocks, part, out);
   UNMIX_CUDA_LAUNCHED();
