@@ -219,6 +219,8 @@ static bool cuda_supports_op(enum unmix_op op) {
     case UNMIX_OP_SCALE_COLS:
     case UNMIX_OP_EXP_SCALED:
     case UNMIX_OP_TRANSPOSE:
+    case UNMIX_OP_ROW_DOT:
+    case UNMIX_OP_AXPY_ROWS:
     case UNMIX_OP_SGD_STEP:
     case UNMIX_OP_EMA:
     case UNMIX_OP_TOPK:
@@ -351,6 +353,8 @@ static unmix_backend make_table(void) {
   b.scale_cols = unmix_cuda_scale_cols;
   b.exp_scaled = unmix_cuda_exp_scaled;
   b.transpose = unmix_cuda_transpose;
+  b.row_dot = unmix_cuda_row_dot;
+  b.axpy_rows = unmix_cuda_axpy_rows;
   b.sgd_step = unmix_cuda_sgd_step;
   b.ema = unmix_cuda_ema;
   b.topk = unmix_cuda_topk;

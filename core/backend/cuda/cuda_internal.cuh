@@ -196,6 +196,8 @@ void unmix_cuda_mix_region(int n, int h, int w, int c, int r0, int r1, int c0, i
 void unmix_cuda_sum(int64_t n, const float *x, float *out);
 void unmix_cuda_sumsq_segments(int nseg, const int64_t *off, const float *x, float *out);
 void unmix_cuda_row_sum(int n, int d, const float *x, float *out);
+void unmix_cuda_row_dot(int n, int d, const float *a, const float *b, float *out, int out_stride);
+void unmix_cuda_axpy_rows(int n, int d, const float *s, int s_stride, const float *x, float *y);
 void unmix_cuda_col_sum(int n, int d, const float *x, float *out);
 void unmix_cuda_scale_rows(int n, int d, const float *s, float *x);
 void unmix_cuda_scale_cols(int n, int d, const float *s, float *x);

@@ -198,3 +198,34 @@ void unmix_cuda_transpose(int n, int d, const float *x, float *y) {
   transpose_kernel<<<grid, block, 0, unmix_cuda.stream>>>(n, d, x, y);
   UNMIX_CUDA_LAUNCHED();
 }
+
+/* ---- row_dot / axpy_rows (MoCo positive logits and their adjoint) --------------------------- */
+static __global__ void row_dot_kernel(int d, const float *a, const float *b, float *out, int out_stride) {
+  __shared__ double sh[32];
+  const int64_t r = blockIdx.x;
+  const float *ar = a + r * d, *br = b + r * d;
+  double acc = 0.0;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) acc += (double)ar[j] * br[j];
+  acc = unmix_block_sum(acc, sh);
+  if (threadIdx.x == 0) out[r * out_stride] = (float)acc;
+}
+
+void unmix_cuda_row_dot(int n, int d, const float *a, const float *b, float *out, int out_stride) {
+  if (n <= 0) return;
+  row_dot_kernel<<<(unsigned)n, unmix_cuda_row_threads(d), 0, unmix_cuda.stream>>>(d, a, b, out, out_stride);
+  UNMIX_CUDA_LAUNCHED();
+}
+
+static __global__ void axpy_rows_kernel(int n, int d, const float *s, int s_stride, const float *x, float *y) {
+  UNMIX_GRID_STRIDE(i, (int64_t)n * d) {
+    const int64_t r = i / d;
+    y[i] += s[r * s_stride] * x[i];
+  }
+}
+
+void unmix_cuda_axpy_rows(int n, int d, const float *s, int s_stride, const float *x, float *y) {
+  if (n <= 0 || d <= 0) return;
+  axpy_rows_kernel<<<unmix_cuda_blocks((int64_t)n * d), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream>>>(n, d, s, s_stride,
+                                                                                                     x, y);
+  UNMIX_CUDA_LAUNCHED();
+}
