@@ -153,7 +153,8 @@ static void run_swav(const char *fixture) {
   cfg.swav.reverse = unmix_fixture_scalar(fx, "paper") != 0 ? UNMIX_SWAV_REVERSE_PAPER : UNMIX_SWAV_REVERSE_CODE;
   cfg.unmix.enabled = unmix_fixture_scalar(fx, "unmix") != 0;
   cfg.optim.kind = UNMIX_OPTIM_LARC;
-  cfg.optim.batch_size = 4;
+  const int bs = (int)unmix_fixture_scalar(fx, "bs");
+  cfg.optim.batch_size = bs;
   cfg.data.n_crop_groups = 1;
   cfg.data.nmb_crops[0] = 2;
   cfg.data.size_crops[0] = 32;
@@ -161,9 +162,9 @@ static void run_swav(const char *fixture) {
   ck_assert_msg(unmix_method_create(&cfg, unmix_test_cpu(), 32, NULL, &m) == UNMIX_OK, "%s", unmix_error_message());
   unmix_golden_fill_model(m->model);
   const int32_t *streams = unmix_fixture_i32(fx, "streams", NULL);
-  float *x0 = unmix_golden_images(4, 3, 32, 32, (uint64_t)streams[0]);
-  float *x1 = unmix_golden_images(4, 3, 32, 32, (uint64_t)streams[1]);
-  struct unmix_views v = {.n = 4, .nviews = 2, .size = {32, 32}, .view = {x0, x1}};
+  float *x0 = unmix_golden_images(bs, 3, 32, 32, (uint64_t)streams[0]);
+  float *x1 = unmix_golden_images(bs, 3, 32, 32, (uint64_t)streams[1]);
+  struct unmix_views v = {.n = bs, .nviews = 2, .size = {32, 32}, .view = {x0, x1}};
   struct unmix_forced_draws f;
   forced_from(fx, &f);
   struct unmix_step_stats st;

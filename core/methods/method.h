@@ -15,13 +15,13 @@
 
 struct unmix_comm; /* core/dist/comm.h; NULL = single process */
 
-#define UNMIX_MAX_VIEWS 8
+#define UNMIX_METHOD_MAX_VIEWS 16
 /* One training batch on the method's backend: view v is (n, size[v], size[v], 3) NHWC. */
 struct unmix_views {
   int n;
   int nviews;
-  int size[UNMIX_MAX_VIEWS];
-  const float *view[UNMIX_MAX_VIEWS];
+  int size[UNMIX_METHOD_MAX_VIEWS];
+  const float *view[UNMIX_METHOD_MAX_VIEWS];
 };
 
 #define UNMIX_MAX_TERMS 4

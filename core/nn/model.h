@@ -57,6 +57,7 @@ struct unmix_model {
   int embed_node;                    /* head output before prototypes (SwAV: the L2-normalised embedding) */
   int out_node;                      /* final output */
   int n_backbone_params;             /* params [0, n) belong to the backbone (conv1 .. layer4) */
+  int n_backbone_buffers;            /* BN buffers [0, n) belong to the backbone */
   char arch_name[64];
 };
 

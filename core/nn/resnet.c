@@ -234,6 +234,7 @@ unmix_status unmix_model_create(const struct unmix_model_spec *spec, const struc
   x = simple(&b, UNMIX_NODE_AVGPOOL, x, -1, "avgpool");
   m->feat_node = x;
   m->n_backbone_params = m->params.count;
+  m->n_backbone_buffers = m->buffers.count;
   const int feat = m->nodes[x].c;
 
   if (spec->num_classes > 0) {

@@ -21,7 +21,7 @@ OUT = os.path.join(os.path.dirname(__file__), "..")
 torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
 N, S, K, DIM, T, M = 8, 32, 32, 128, 0.1, 0.99
-MOCO_WIDTH, SWAV_WIDTH = 16, 8  # narrow nets: well-conditioned float32 gradients (see gen_models)
+MOCO_WIDTH, SWAV_WIDTH, SWAV_BS = 16, 4, 2  # narrow nets: well-conditioned float32 gradients (see gen_models)
 SW = 32  # SwAV fixture image size
 
 
@@ -196,13 +196,13 @@ def sinkhorn_ref(out, eps, iters):
 
 def swav_fixture(name, unmix, glob, lam_drawn, cx, cy, paper):
     best = None
-    for c in range(16):
+    for c in range(40):
         st = (9300 + 2 * c, 9301 + 2 * c)
-        x0 = images(4, SW, st[0])
+        x0 = images(SWAV_BS, SW, st[0])
         box, lam = (0, 0, 0, 0), lam_drawn
         if unmix and not glob:
-            box, lam = rand_bbox((4, 3, SW, SW), lam_drawn, cx, cy)
-        batch = torch.cat([x0, images(4, SW, st[1])] + ([mix(x0, glob, lam, box)] if unmix else []))
+            box, lam = rand_bbox((SWAV_BS, 3, SW, SW), lam_drawn, cx, cy)
+        batch = torch.cat([x0, images(SWAV_BS, SW, st[1])] + ([mix(x0, glob, lam, box)] if unmix else []))
         r = safety_ratio(lambda: SwavCifar(SWAV_WIDTH), [batch], lambda y: y[1])
         if best is None or r > best[0]:
             best = (r, st)
@@ -219,7 +219,7 @@ def swav_fixture(name, unmix, glob, lam_drawn, cx, cy, paper):
 
 
 def swav_run(unmix, glob, lam_drawn, cx, cy, paper, streams, dtype):
-    bs, P, eps, temp = 4, 100, 0.05, 0.1
+    bs, P, eps, temp = SWAV_BS, 100, 0.05, 0.1
     model = SwavCifar(SWAV_WIDTH).to(dtype)
     fill_params(model)
     model.train(True)
@@ -262,7 +262,7 @@ def swav_run(unmix, glob, lam_drawn, cx, cy, paper, streams, dtype):
     # d loss / d scores is the method's own gradient; all parameter gradients are compared too.
     s, ss, smp = grad_checksums(model)
     entries = {
-        "dscores": scores.grad.detach().numpy().astype(np.float64),
+        "dscores": scores.grad.detach().numpy().astype(np.float64), "bs": np.array([SWAV_BS], dtype=np.int32),
         "unmix": np.array([int(unmix)], dtype=np.int32), "global": np.array([int(glob)], dtype=np.int32),
         "paper": np.array([int(paper)], dtype=np.int32), "lam": np.array([lam]),
         "box": np.array(box, dtype=np.int32), "losses": np.array([l0.item(), l1.item(), l2.item(), loss.item()]),
