@@ -7,6 +7,7 @@
 #include "unmix_build_info.h"
 
 const struct unmix_command unmix_commands[] = {
+    {"train", "train a manifest's method (MoCo/SwAV +- Un-Mix); resumable", unmix_cmd_train},
     {"info", "print the build, the backends and the BLAS core in use", unmix_cmd_info},
     {"bench", "measure speed: ops (conv/GEMM GFLOP/s), data (views/s), tsne", unmix_cmd_bench},
     {"validate", "check manifests without running (--print: the resolved manifest)", unmix_cmd_validate},

@@ -17,4 +17,5 @@ int unmix_cmd_fail(const char *cmd);
 int unmix_cmd_bench(int argc, char **argv);
 int unmix_cmd_data(int argc, char **argv);
 int unmix_cmd_info(int argc, char **argv);
+int unmix_cmd_train(int argc, char **argv);
 int unmix_cmd_validate(int argc, char **argv);

@@ -112,11 +112,7 @@ START_TEST(test_defaults_match_reference) {
   ck_assert_int_eq(c.swav.epoch_queue_starts, 15);
   ck_assert_int_eq(c.swav.freeze_prototypes_niters, 5005);
   ck_assert_int_eq(c.swav.reverse, UNMIX_SWAV_REVERSE_CODE);
-  ck_assert_int_eq(c.data.n_crop_groups, 1);
-  ck_assert_int_eq(c.data.nmb_crops[0], 2);
-  ck_assert_int_eq(c.data.size_crops[0], 32);
-  ck_assert_float_eq(c.data.min_scale[0], 0.14f);
-  ck_assert_float_eq(c.data.max_scale[0], 1.0f);
+  ck_assert_int_eq(c.data.n_crop_groups, 0); /* [] = the recipe's own views */
   ck_assert(!c.data.has_norm);
   ck_assert_int_eq(c.linear.n_milestones, 2);
   ck_assert_ptr_null(c.source_path);
@@ -411,7 +407,7 @@ START_TEST(test_structure_errors) {
       "unknown key 'data.crops[0].sizes' (did you mean 'size'?)");
   bad("data:\n  crops: [{nmb: 2, size: 32, min_scale: 0.5, max_scale: 0.2}]\n", "min_scale 0.5 is larger than max_scale 0.2");
   bad("data:\n  crops: [{nmb: 0, size: 32, min_scale: 0.5, max_scale: 1}]\n", "key 'data.crops[0].nmb': 0 is out of range");
-  bad("data:\n  crops: []\n", "key 'data.crops': expected a list of 1 to 4 crop groups");
+  bad("data:\n  crops: {nmb: 2}\n", "key 'data.crops': expected a list of 0 to 4 crop groups");
   /* several errors are all reported, one per line */
   const char *p = put("many.yaml", "unmix:\n  prob: 2\noptim:\n  lr: x\nepochz: 1\n");
   expect_fail(p, NULL, 0, UNMIX_ERR_CONFIG, "many.yaml:2:9: key 'unmix.prob'", "\n", "many.yaml:4:7: key 'optim.lr'",
@@ -446,7 +442,8 @@ START_TEST(test_cross_field_checks) {
   const char *o[] = {"optim.batch_size=384"};
   expect_fail(p, o, 1, UNMIX_ERR_CONFIG, "--set optim.batch_size=384: key 'moco.K': 4096 is not a multiple of the 768 keys",
               (const char *)NULL);
-  bad("method: swav\nmodel: {head: swav}\nswav:\n  crops_for_assign: [0, 2]\n",
+  bad("method: swav\nmodel: {head: swav}\ndata: {recipe: swav-cifar, crops: [{nmb: 2, size: 32, min_scale: 0.14, "
+      "max_scale: 1.0}]}\nswav:\n  crops_for_assign: [0, 2]\n",
       "key 'swav.crops_for_assign': crop index 2 does not exist: data.crops makes 2 crops (indices 0..1)");
   bad("method: swav\nmodel: {head: swav}\nswav:\n  crops_for_assign: []\n", "SwAV needs at least one crop index");
   bad("method: swav\n", "key 'model.head': method swav needs head swav, not linear");

@@ -105,8 +105,7 @@ static const struct key_def g_keys[] = {
     KI("data.pad_to", data.pad_to, IN(0, 4096), "0"),
     KI("data.channels", data.channels, IN(1, 3), "3"),
     KB("data.skip_corrupt", data.skip_corrupt, "false"),
-    {"data.crops", K_CROPS, OFF(data), FSIZE(data), 0, ANY, NULL,
-     "[{nmb: 2, size: 32, min_scale: 0.14, max_scale: 1.0}]"},
+    {"data.crops", K_CROPS, OFF(data), FSIZE(data), 0, ANY, NULL, "[]"},
     {"data.mean", K_NORM3, OFF(data.mean), 0, 0, ANY, NULL, "[]"},
     {"data.std", K_NORM3, OFF(data.std), 1, 0, GT(0), NULL, "[]"},
 
@@ -538,10 +537,10 @@ static int choice_index(struct bind_ctx *c, const struct unmix_ynode *n, const c
 
 static void bind_crops(struct bind_ctx *c, const struct unmix_ynode *n, const char *key, struct unmix_config *cfg) {
   char b[128];
-  if (n->kind != UNMIX_YNODE_SEQ || n->n < 1 || n->n > UNMIX_MAX_CROP_GROUPS) {
-    cerr(c, &n->mark, key, "expected a list of 1 to %d crop groups like [{nmb: 2, size: 32, min_scale: 0.14, "
-         "max_scale: 1.0}], got %s", UNMIX_MAX_CROP_GROUPS, n->kind == UNMIX_YNODE_SEQ ? "a list of another length"
-                                                                                    : shown(n, b, sizeof b));
+  if (n->kind != UNMIX_YNODE_SEQ || n->n > UNMIX_MAX_CROP_GROUPS) {
+    cerr(c, &n->mark, key, "expected a list of 0 to %d crop groups like [{nmb: 2, size: 32, min_scale: 0.14, "
+         "max_scale: 1.0}] ([] = the recipe's own views), got %s", UNMIX_MAX_CROP_GROUPS,
+         n->kind == UNMIX_YNODE_SEQ ? "a list of another length" : shown(n, b, sizeof b));
     return;
   }
   static const char *const fields[] = {"nmb", "size", "min_scale", "max_scale", NULL};
@@ -781,7 +780,10 @@ static void cross_checks(struct bind_ctx *c, struct unmix_config *cfg) {
   }
   int total = 0;
   for (int g = 0; g < cfg->data.n_crop_groups; g++) total += cfg->data.nmb_crops[g];
-  for (int i = 0; i < cfg->swav.n_crops_for_assign; i++)
+  /* crop indices are checked against explicit crop groups; with data.crops: [] the recipe's
+   * views decide and the method checks them when it starts */
+  for (int i = 0; cfg->method == UNMIX_METHOD_SWAV && cfg->data.n_crop_groups > 0 && i < cfg->swav.n_crops_for_assign;
+       i++)
     if (cfg->swav.crops_for_assign[i] >= total) {
       cerr(c, mark_of(c, "swav.crops_for_assign", "data.crops"), "swav.crops_for_assign",
            "crop index %d does not exist: data.crops makes %d crops (indices 0..%d)", cfg->swav.crops_for_assign[i],

@@ -1,0 +1,584 @@
+/* The training loop of `unmix train` (see trainer.h): run directory, data, method, kNN
+ * monitor, metrics, checkpoints, resume and signals. */
+#include "experiments/trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/data/dataset.h"
+#include "core/data/loader.h"
+#include "core/data/md5.h"
+#include "core/data/recipe.h"
+#include "core/io/atomic.h"
+#include "core/io/checkpoint.h"
+#include "core/io/csv.h"
+#include "core/io/manifest.h"
+#include "core/methods/method.h"
+#include "core/nn/model_io.h"
+#include "core/optim/optim.h"
+#include "core/util/blas.h"
+#include "core/util/log.h"
+#include "core/util/timer.h"
+#include "eval/features.h"
+#include "unmix_build_info.h"
+
+#define CKPT_NAME "checkpoint.safetensors"
+#define N_ACC 12 /* epoch accumulators saved in mid-epoch checkpoints */
+
+static volatile sig_atomic_t g_signal = 0;
+static void on_signal(int sig) { g_signal = sig; }
+
+/* Per-epoch sums (doubles, so a resumed epoch reproduces the uninterrupted one). */
+struct epoch_acc {
+  double loss, t0, t1, t2, acc1, acc5, n, steps, mix_g, mix_r, lam, lr0;
+};
+
+struct run {
+  const struct unmix_train_options *o;
+  struct unmix_config cfg;
+  char dir[UNMIX_PATH_MAX];
+  char path_ckpt[UNMIX_PATH_MAX + 32];
+  const struct unmix_backend *be;
+  struct unmix_dataset *train_ds, *test_ds, *bank_ds;
+  struct unmix_recipe recipe;
+  struct unmix_loader *loader;
+  struct unmix_method *method;
+  int image_size;
+  int64_t steps_per_epoch;
+  float *dev_views[UNMIX_METHOD_MAX_VIEWS];
+  size_t dev_cap[UNMIX_METHOD_MAX_VIEWS];
+  int start_epoch;
+  int64_t start_step;
+  int64_t global_step;
+  struct epoch_acc acc;
+  struct unmix_csv_writer *csv;
+  FILE *log;
+  char manifest_md5[40];
+  char started[32];
+  bool progress;
+};
+
+static void iso_now(char *buf, size_t len) {
+  time_t t = time(NULL);
+  struct tm tmv;
+  gmtime_r(&t, &tmv);
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+}
+
+static unmix_status mkdir_p(const char *path) {
+  char tmp[UNMIX_PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+      return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+    return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
+  return UNMIX_OK;
+}
+
+static bool file_exists(const char *p) {
+  struct stat sb;
+  return stat(p, &sb) == 0;
+}
+
+static const char *cpu_model(char *buf, size_t len) {
+  snprintf(buf, len, "unknown CPU");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return buf;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "model name", 10) == 0) {
+      char *c = strchr(line, ':');
+      if (c) {
+        c++;
+        while (*c == ' ') c++;
+        c[strcspn(c, "\n")] = 0;
+        snprintf(buf, len, "%s", c);
+      }
+      break;
+    }
+  }
+  fclose(f);
+  return buf;
+}
+
+/* DIR/status.yaml: provenance and progress, read by `unmix collect`. */
+static void write_status(struct run *r, const char *status, int epochs_done) {
+  char buf[4096], now[32], dev[256];
+  iso_now(now, sizeof now);
+  if (r->be && r->be->device == UNMIX_DEVICE_CPU) cpu_model(dev, sizeof dev);
+  else snprintf(dev, sizeof dev, "%s", r->be ? r->be->name : "?");
+  int n = snprintf(buf, sizeof buf,
+                   "status: %s\nname: %s\nepochs_done: %d\nepochs_planned: %d\nsteps_per_epoch: %lld\n"
+                   "global_step: %lld\ngit_commit: %s\nversion: %s\nbackend: %s\ndevice: \"%s\"\nprecision: %s\n"
+                   "threads: %d\nblas: \"%s\"\nmanifest_md5: %s\nstarted: %s\nupdated: %s\n",
+                   status, r->cfg.name, epochs_done, r->cfg.train.epochs, (long long)r->steps_per_epoch,
+                   (long long)r->global_step, UNMIX_GIT_COMMIT, UNMIX_VERSION, r->be ? r->be->name : r->cfg.backend,
+                   dev, unmix_precision_name(r->cfg.precision), unmix_blas_threads(), unmix_blas_describe(),
+                   r->manifest_md5, r->started, now);
+  char path[UNMIX_PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/status.yaml", r->dir);
+  struct unmix_chunk ch = {buf, (size_t)n};
+  if (unmix_atomic_write(path, &ch, 1) != UNMIX_OK) unmix_log_warn("%s", unmix_error_message());
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+static unmix_status save_checkpoint(struct run *r, int epoch, int64_t step_in_epoch) {
+  struct unmix_ckpt *ck = unmix_ckpt_new();
+  struct unmix_model *m = unmix_method_encoder(r->method);
+  unmix_status st = unmix_model_to_ckpt(m, ck, "", false);
+  struct unmix_state_entry ents[16];
+  int ne = unmix_method_state(r->method, ents, 16);
+  float *host[16] = {0};
+  for (int i = 0; i < ne && i < 16 && st == UNMIX_OK; i++) {
+    host[i] = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1));
+    r->be->memcpy_d2h(host[i], ents[i].data, sizeof(float) * (size_t)ents[i].numel);
+    char name[160];
+    snprintf(name, sizeof name, "unmix.state.%s", ents[i].name);
+    int64_t shape[4];
+    for (int d = 0; d < ents[i].ndim; d++) shape[d] = ents[i].shape[d];
+    st = unmix_ckpt_add(ck, name, UNMIX_CKPT_F32, ents[i].ndim, shape, host[i]);
+  }
+  const char *snames[16];
+  int64_t svals[16];
+  int ns = unmix_method_scalars(r->method, snames, svals, 16);
+  for (int i = 0; i < ns && st == UNMIX_OK; i++) {
+    char name[160];
+    snprintf(name, sizeof name, "unmix.scalar.%s", snames[i]);
+    st = unmix_ckpt_add_copy(ck, name, UNMIX_CKPT_I64, 0, NULL, &svals[i]);
+  }
+  int64_t pos[3] = {epoch, step_in_epoch, r->global_step};
+  int64_t sh1 = 3, shacc = N_ACC;
+  if (st == UNMIX_OK) st = unmix_ckpt_add_copy(ck, "unmix.position", UNMIX_CKPT_I64, 1, &sh1, pos);
+  if (st == UNMIX_OK) st = unmix_ckpt_add_copy(ck, "unmix.epoch_acc", UNMIX_CKPT_F64, 1, &shacc, &r->acc);
+  char buf[64], now[32];
+  iso_now(now, sizeof now);
+  if (st == UNMIX_OK) st = unmix_ckpt_set_meta(ck, "unmix.manifest", r->cfg.resolved_yaml);
+  snprintf(buf, sizeof buf, "%d", epoch);
+  if (st == UNMIX_OK) st = unmix_ckpt_set_meta(ck, "unmix.epochs_done", buf);
+  if (st == UNMIX_OK) st = unmix_ckpt_set_meta(ck, "unmix.git_commit", UNMIX_GIT_COMMIT);
+  if (st == UNMIX_OK) st = unmix_ckpt_set_meta(ck, "unmix.backend", r->be->name);
+  if (st == UNMIX_OK) st = unmix_ckpt_set_meta(ck, "unmix.arch", m->arch_name);
+  if (st == UNMIX_OK) st = unmix_ckpt_set_meta(ck, "unmix.saved", now);
+  if (st == UNMIX_OK) st = unmix_ckpt_save(ck, r->path_ckpt);
+  unmix_ckpt_free(ck);
+  for (int i = 0; i < 16; i++) free(host[i]);
+  return st;
+}
+
+static unmix_status load_checkpoint(struct run *r, const struct unmix_ckpt *ck) {
+  const char *man = unmix_ckpt_meta(ck, "unmix.manifest");
+  if (!man) return unmix_error_set(UNMIX_ERR_FORMAT, "%s: not an unmix training checkpoint (no unmix.manifest)", r->path_ckpt);
+  if (strcmp(man, r->cfg.resolved_yaml) != 0)
+    return unmix_error_set(UNMIX_ERR_ARG,
+                           "%s was written for a different resolved manifest (see %s/manifest.yaml); resume with "
+                           "the same manifest and --set values, or train into a new --out directory",
+                           r->path_ckpt, r->dir);
+  struct unmix_model *m = unmix_method_encoder(r->method);
+  UNMIX_TRY(unmix_model_from_ckpt(m, ck, "", false));
+  struct unmix_state_entry ents[16];
+  int ne = unmix_method_state(r->method, ents, 16);
+  for (int i = 0; i < ne && i < 16; i++) {
+    char name[160];
+    snprintf(name, sizeof name, "unmix.state.%s", ents[i].name);
+    int64_t shape[4];
+    for (int d = 0; d < ents[i].ndim; d++) shape[d] = ents[i].shape[d];
+    float *h = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1));
+    unmix_status st = unmix_ckpt_read(ck, name, UNMIX_CKPT_F32, ents[i].ndim, shape, h);
+    if (st == UNMIX_OK) r->be->memcpy_h2d(ents[i].data, h, sizeof(float) * (size_t)ents[i].numel);
+    free(h);
+    UNMIX_TRY(st);
+  }
+  const char *snames[16];
+  int64_t svals[16];
+  int ns = unmix_method_scalars(r->method, snames, svals, 16);
+  for (int i = 0; i < ns; i++) {
+    char name[160];
+    snprintf(name, sizeof name, "unmix.scalar.%s", snames[i]);
+    int64_t v;
+    UNMIX_TRY(unmix_ckpt_read(ck, name, UNMIX_CKPT_I64, 0, NULL, &v));
+    UNMIX_TRY(unmix_method_set_scalar(r->method, snames[i], v));
+  }
+  int64_t pos[3], sh1 = 3, shacc = N_ACC;
+  UNMIX_TRY(unmix_ckpt_read(ck, "unmix.position", UNMIX_CKPT_I64, 1, &sh1, pos));
+  UNMIX_TRY(unmix_ckpt_read(ck, "unmix.epoch_acc", UNMIX_CKPT_F64, 1, &shacc, &r->acc));
+  if (pos[0] < 0 || pos[0] > r->cfg.train.epochs || pos[1] < 0 || pos[1] > r->steps_per_epoch || pos[2] < 0)
+    return unmix_error_set(UNMIX_ERR_FORMAT, "%s: position (epoch %lld, step %lld) does not fit this run",
+                           r->path_ckpt, (long long)pos[0], (long long)pos[1]);
+  r->start_epoch = (int)pos[0];
+  r->start_step = pos[1];
+  r->global_step = pos[2];
+  return UNMIX_OK;
+}
+
+/* ---- progress --------------------------------------------------------------------------- */
+static void fmt_hms(double s, char *buf, size_t len) {
+  if (!(s >= 0) || s > 1e8) s = 0;
+  long t = (long)(s + 0.5);
+  snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+}
+
+static void show_progress(struct run *r, int epoch, int64_t step, double loss, double ips, double elapsed,
+                          double t_run, int64_t steps_done_run, bool force) {
+  static double last = 0;
+  double now = unmix_now();
+  const int E = r->cfg.train.epochs;
+  int64_t total_left = (int64_t)(E - epoch) * r->steps_per_epoch - step;
+  double per_step = steps_done_run > 0 ? t_run / (double)steps_done_run : 0;
+  char eta[32], el[32];
+  fmt_hms(per_step * (double)total_left, eta, sizeof eta);
+  fmt_hms(elapsed, el, sizeof el);
+  if (r->progress) {
+    if (!force && now - last < 0.2) return;
+    last = now;
+    int width = 24, filled = (int)(width * (double)step / (double)r->steps_per_epoch);
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '-';
+    bar[width] = 0;
+    fprintf(stderr, "\r  epoch %d/%d [%s] %lld/%lld  loss %.4f  %.0f img/s  elapsed %s  ETA %s   ", epoch + 1, E,
+            bar, (long long)step, (long long)r->steps_per_epoch, loss, ips, el, eta);
+    fflush(stderr);
+  } else if (!r->o->quiet && (force || (r->cfg.train.log_every > 0 && step % r->cfg.train.log_every == 0))) {
+    unmix_log_info("epoch %d/%d step %lld/%lld loss %.4f %.0f img/s elapsed %s ETA %s", epoch + 1, E,
+                   (long long)step, (long long)r->steps_per_epoch, loss, ips, el, eta);
+  }
+}
+
+/* ---- set-up ------------------------------------------------------------------------------ */
+static unmix_status setup(struct run *r) {
+  const struct unmix_train_options *o = r->o;
+  UNMIX_TRY(unmix_manifest_load(o->manifest, o->overrides, o->n_overrides, &r->cfg));
+  struct unmix_config *cfg = &r->cfg;
+  if (o->out_dir) snprintf(r->dir, sizeof r->dir, "%s", o->out_dir);
+  else snprintf(r->dir, sizeof r->dir, "results/runs/%s", cfg->name);
+  UNMIX_TRY(mkdir_p(r->dir));
+  snprintf(r->path_ckpt, sizeof r->path_ckpt, "%s/%s", r->dir, CKPT_NAME);
+  if (!o->resume && file_exists(r->path_ckpt))
+    return unmix_error_set(UNMIX_ERR_ARG,
+                           "%s already holds a run (%s); pass --resume to continue it, or --out DIR for a new one",
+                           r->dir, CKPT_NAME);
+  char logp[UNMIX_PATH_MAX + 32];
+  snprintf(logp, sizeof logp, "%s/train.log", r->dir);
+  r->log = fopen(logp, "a");
+  if (!r->log) return unmix_error_set(UNMIX_ERR_IO, "cannot open %s: %s", logp, strerror(errno));
+  unmix_log_set_file(r->log);
+  iso_now(r->started, sizeof r->started);
+  struct unmix_md5 md5;
+  unmix_md5_init(&md5);
+  unmix_md5_update(&md5, cfg->resolved_yaml, strlen(cfg->resolved_yaml));
+  unmix_md5_final(&md5, r->manifest_md5);
+
+  UNMIX_TRY(unmix_backend_get(cfg->backend, &r->be));
+  r->be->set_precision(cfg->precision);
+  unmix_log_info("unmix %s (%s) | backend %s | %s", UNMIX_VERSION, UNMIX_GIT_COMMIT, r->be->name,
+                 unmix_blas_describe());
+  unmix_log_info("run %s -> %s", cfg->name, r->dir);
+
+  /* data */
+  struct unmix_dataset_options dso;
+  unmix_dataset_options_from_config(&cfg->data, UNMIX_SPLIT_TRAIN, &dso);
+  UNMIX_TRY(unmix_dataset_open(&dso, &r->train_ds));
+  UNMIX_TRY(unmix_recipe_from_config(&cfg->data, &r->recipe));
+  r->image_size = r->recipe.views[0].size > 0 ? r->recipe.views[0].size : r->train_ds->h;
+  for (int v = 1; v < r->recipe.n_views; v++) {
+    int s = r->recipe.views[v].size > 0 ? r->recipe.views[v].size : r->train_ds->h;
+    if (s != r->image_size)
+      return unmix_error_set(UNMIX_ERR_CONFIG,
+                             "%s: views of different sizes (%d and %d) are not supported by this build (data.crops)",
+                             o->manifest, r->image_size, s);
+  }
+  struct unmix_loader_options lo;
+  unmix_loader_options_from_config(&lo, &cfg->data, UNMIX_LOADER_TRAIN, cfg->optim.batch_size, cfg->seed);
+  lo.backend = r->be;
+  UNMIX_TRY(unmix_loader_create(r->train_ds, &r->recipe, &lo, &r->loader));
+  r->steps_per_epoch = unmix_loader_steps_per_epoch(r->loader);
+  if (cfg->train.steps_per_epoch > 0 && cfg->train.steps_per_epoch < r->steps_per_epoch)
+    r->steps_per_epoch = cfg->train.steps_per_epoch;
+  if (cfg->knn.every > 0) {
+    unmix_dataset_options_from_config(&cfg->data, UNMIX_SPLIT_TEST, &dso);
+    if (cfg->knn.test_subset > 0) dso.subset = cfg->knn.test_subset;
+    UNMIX_TRY(unmix_dataset_open(&dso, &r->test_ds));
+    unmix_dataset_options_from_config(&cfg->data, UNMIX_SPLIT_TRAIN, &dso);
+    if (cfg->knn.bank_subset > 0) dso.subset = cfg->knn.bank_subset;
+    UNMIX_TRY(unmix_dataset_open(&dso, &r->bank_ds));
+  }
+  UNMIX_TRY(unmix_method_create(cfg, r->be, r->image_size, NULL, &r->method));
+  if (unmix_method_views_needed(r->method) != r->recipe.n_views)
+    return unmix_error_set(UNMIX_ERR_CONFIG, "%s: method %s needs %d views but recipe %s gives %d", o->manifest,
+                           unmix_method_name(cfg->method), unmix_method_views_needed(r->method), r->recipe.name,
+                           r->recipe.n_views);
+  struct unmix_model *m = unmix_method_encoder(r->method);
+  unmix_log_info("data %s: %lld train samples, %lld steps/epoch of %d (%s, %d views of %dx%d); model %s width %d: "
+                 "%lld parameters",
+                 r->train_ds->name, (long long)r->train_ds->n, (long long)r->steps_per_epoch, cfg->optim.batch_size,
+                 r->recipe.name, r->recipe.n_views, r->image_size, r->image_size, m->arch_name, cfg->model.width,
+                 (long long)unmix_model_param_count(m));
+
+  /* resume */
+  if (o->resume && file_exists(r->path_ckpt)) {
+    struct unmix_ckpt *ck = NULL;
+    UNMIX_TRY(unmix_ckpt_load(r->path_ckpt, &ck));
+    unmix_status st = load_checkpoint(r, ck);
+    unmix_ckpt_free(ck);
+    UNMIX_TRY(st);
+    unmix_log_info("resuming %s at epoch %d step %lld (global step %lld)", r->path_ckpt, r->start_epoch + 1,
+                   (long long)r->start_step, (long long)r->global_step);
+  } else if (o->resume) {
+    unmix_log_info("no checkpoint in %s: starting a new run", r->dir);
+  }
+  /* the resolved manifest and the metrics file (rows after the checkpoint are dropped) */
+  char mp[UNMIX_PATH_MAX + 32];
+  snprintf(mp, sizeof mp, "%s/manifest.yaml", r->dir);
+  struct unmix_chunk ch = {r->cfg.resolved_yaml, strlen(r->cfg.resolved_yaml)};
+  UNMIX_TRY(unmix_atomic_write(mp, &ch, 1));
+  char csvp[UNMIX_PATH_MAX + 32];
+  snprintf(csvp, sizeof csvp, "%s/metrics.csv", r->dir);
+  static const char *const cols[] = {UNMIX_METRICS_COLUMNS};
+  bool append = false;
+  if (file_exists(csvp)) {
+    if (r->global_step > 0 || r->start_epoch > 0) {
+      UNMIX_TRY(unmix_csv_truncate_after(csvp, "epoch", (double)r->start_epoch));
+      append = true;
+    } else if (unlink(csvp) != 0) {
+      return unmix_error_set(UNMIX_ERR_IO, "cannot remove stale %s: %s", csvp, strerror(errno));
+    }
+  }
+  UNMIX_TRY(unmix_csv_open(csvp, cols, (int)(sizeof cols / sizeof cols[0]), append, &r->csv));
+  return UNMIX_OK;
+}
+
+static void teardown(struct run *r) {
+  if (r->csv) unmix_csv_close(r->csv);
+  unmix_method_destroy(r->method);
+  unmix_loader_free(r->loader);
+  unmix_dataset_free(r->train_ds);
+  unmix_dataset_free(r->test_ds);
+  unmix_dataset_free(r->bank_ds);
+  for (int v = 0; v < UNMIX_METHOD_MAX_VIEWS; v++)
+    if (r->dev_views[v]) r->be->free(r->dev_views[v]);
+  unmix_log_set_file(NULL);
+  if (r->log) fclose(r->log);
+  unmix_config_free(&r->cfg);
+}
+
+static unmix_status batch_views(struct run *r, const struct unmix_batch *b, struct unmix_views *v) {
+  memset(v, 0, sizeof *v);
+  v->n = b->size;
+  v->nviews = b->n_views;
+  for (int i = 0; i < b->n_views; i++) {
+    const struct unmix_batch_view *bv = &b->views[i];
+    if (bv->h != bv->w || bv->c != 3)
+      return unmix_error_set(UNMIX_ERR_CONFIG, "view %d is %dx%dx%d; training needs square 3-channel views", i, bv->h,
+                             bv->w, bv->c);
+    v->size[i] = bv->h;
+    if (r->be->device == UNMIX_DEVICE_CPU) {
+      v->view[i] = bv->data;
+      continue;
+    }
+    size_t bytes = sizeof(float) * (size_t)b->size * bv->h * bv->w * bv->c;
+    if (bytes > r->dev_cap[i]) {
+      if (r->dev_views[i]) r->be->free(r->dev_views[i]);
+      r->dev_views[i] = r->be->alloc(bytes);
+      r->dev_cap[i] = bytes;
+      if (!r->dev_views[i]) return unmix_error_set(UNMIX_ERR_NOMEM, "device batch buffer (%zu bytes)", bytes);
+    }
+    r->be->memcpy_h2d(r->dev_views[i], bv->data, bytes);
+    v->view[i] = r->dev_views[i];
+  }
+  return UNMIX_OK;
+}
+
+static unmix_status write_row(struct run *r, int epoch, const struct unmix_knn_eval *knn, double secs, double ips) {
+  const struct epoch_acc *a = &r->acc;
+  struct unmix_csv_writer *w = r->csv;
+  double n = a->n > 0 ? a->n : 1;
+  UNMIX_TRY(unmix_csv_setf(w, "epoch", "%d", epoch + 1));
+  UNMIX_TRY(unmix_csv_setf(w, "steps", "%.0f", a->steps));
+  UNMIX_TRY(unmix_csv_setf(w, "lr", "%.9g", a->lr0));
+  UNMIX_TRY(unmix_csv_setf(w, "loss", "%.9g", a->loss / n));
+  UNMIX_TRY(unmix_csv_setf(w, "loss_main", "%.9g", a->t0 / n));
+  UNMIX_TRY(unmix_csv_setf(w, "loss_mix", "%.9g", a->t1 / n));
+  UNMIX_TRY(unmix_csv_setf(w, "loss_mix_flip", "%.9g", a->t2 / n));
+  if (r->cfg.method == UNMIX_METHOD_MOCO) {
+    UNMIX_TRY(unmix_csv_setf(w, "inst_top1", "%.4f", a->acc1 / n));
+    UNMIX_TRY(unmix_csv_setf(w, "inst_top5", "%.4f", a->acc5 / n));
+  }
+  if (knn) {
+    UNMIX_TRY(unmix_csv_setf(w, "knn_top1", "%.4f", knn->top1));
+    UNMIX_TRY(unmix_csv_setf(w, "knn_top5", "%.4f", knn->top5));
+  }
+  UNMIX_TRY(unmix_csv_setf(w, "mix_global", "%.0f", a->mix_g));
+  UNMIX_TRY(unmix_csv_setf(w, "mix_region", "%.0f", a->mix_r));
+  UNMIX_TRY(unmix_csv_setf(w, "lam_mean", "%.6f", a->steps > 0 ? a->lam / a->steps : 1.0));
+  UNMIX_TRY(unmix_csv_setf(w, "images_per_s", "%.1f", ips));
+  UNMIX_TRY(unmix_csv_setf(w, "seconds", "%.2f", secs));
+  return unmix_csv_end_row(w);
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+static int train_loop(struct run *r) {
+  const struct unmix_config *cfg = &r->cfg;
+  const int E = cfg->train.epochs;
+  double t_run0 = unmix_now();
+  int64_t steps_this_run = 0;
+  int epochs_this_run = 0;
+  for (int epoch = r->start_epoch; epoch < E; epoch++) {
+    double t_ep = unmix_now(), train_secs = 0;
+    unmix_method_begin_epoch(r->method, epoch);
+    unmix_status st = unmix_loader_start_epoch(r->loader, epoch);
+    int64_t first = epoch == r->start_epoch ? r->start_step : 0;
+    if (first == 0) memset(&r->acc, 0, sizeof r->acc);
+    const struct unmix_batch *b = NULL;
+    for (int64_t s = 0; s < first && st == UNMIX_OK; s++) st = unmix_loader_next(r->loader, &b); /* replay order */
+    double images = 0;
+    for (int64_t s = first; s < r->steps_per_epoch && st == UNMIX_OK; s++) {
+      st = unmix_loader_next(r->loader, &b);
+      if (st != UNMIX_OK) break;
+      if (!b) {
+        st = unmix_error_set(UNMIX_ERR_FORMAT, "the loader ended epoch %d after %lld of %lld steps", epoch + 1,
+                             (long long)s, (long long)r->steps_per_epoch);
+        break;
+      }
+      double lr = unmix_lr_at(&cfg->schedule, cfg->optim.lr, E, epoch, (int)s, (int)r->steps_per_epoch);
+      if (s == 0) r->acc.lr0 = lr;
+      struct unmix_views v;
+      st = batch_views(r, b, &v);
+      if (st != UNMIX_OK) break;
+      double t0 = unmix_now();
+      struct unmix_step_stats ss;
+      st = unmix_method_step(r->method, &v, r->global_step, epoch, (float)lr, &ss);
+      if (st != UNMIX_OK) break;
+      r->be->synchronize();
+      train_secs += unmix_now() - t0;
+      const double n = b->size;
+      r->acc.loss += ss.loss * n;
+      r->acc.t0 += ss.terms[0] * n;
+      r->acc.t1 += ss.terms[1] * n;
+      r->acc.t2 += ss.terms[2] * n;
+      r->acc.acc1 += (ss.acc1 > 0 ? ss.acc1 : 0) * n;
+      r->acc.acc5 += (ss.acc5 > 0 ? ss.acc5 : 0) * n;
+      r->acc.n += n;
+      r->acc.steps += 1;
+      r->acc.mix_g += ss.mix_mode == 1;
+      r->acc.mix_r += ss.mix_mode == 0;
+      r->acc.lam += ss.lam;
+      r->global_step++;
+      steps_this_run++;
+      images += n * v.nviews;
+      show_progress(r, epoch, s + 1, ss.loss, images / (unmix_now() - t_ep), unmix_now() - t_run0,
+                    unmix_now() - t_run0, steps_this_run, false);
+      bool stop_steps = r->o->stop_after_steps > 0 && steps_this_run >= r->o->stop_after_steps;
+      if ((g_signal || stop_steps) && s + 1 < r->steps_per_epoch) {
+        if (r->progress) fputc('\n', stderr);
+        unmix_status cs = save_checkpoint(r, epoch, s + 1);
+        if (cs != UNMIX_OK) {
+          unmix_log_error("could not save the checkpoint: %s", unmix_error_message());
+          write_status(r, "failed", epoch);
+          return 1;
+        }
+        write_status(r, "interrupted", epoch);
+        unmix_log_info("%s: checkpoint saved at epoch %d step %lld; continue with --resume",
+                       g_signal ? (g_signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)") : "stopped",
+                       epoch + 1, (long long)(s + 1));
+        return g_signal == SIGINT ? 130 : g_signal == SIGTERM ? 143 : 0;
+      }
+    }
+    if (r->progress) fputc('\n', stderr);
+    if (st != UNMIX_OK) {
+      unmix_log_error("epoch %d: %s: %s", epoch + 1, unmix_status_name(unmix_error_code()), unmix_error_message());
+      if (unmix_error_code() == UNMIX_ERR_NUMERIC)
+        unmix_log_error("the last good checkpoint (%s) is intact", file_exists(r->path_ckpt) ? r->path_ckpt : "none");
+      write_status(r, "failed", epoch);
+      return 1;
+    }
+    /* evaluation, metrics, checkpoint */
+    struct unmix_knn_eval knn, *kp = NULL;
+    bool last = epoch + 1 == E;
+    if (cfg->knn.every > 0 && ((epoch + 1) % cfg->knn.every == 0 || last)) {
+      st = unmix_knn_monitor(r->be, unmix_method_encoder(r->method), r->bank_ds, r->test_ds, &r->recipe, &cfg->knn,
+                             cfg->optim.batch_size, cfg->data.workers, &knn);
+      if (st != UNMIX_OK) {
+        unmix_log_error("kNN evaluation after epoch %d: %s", epoch + 1, unmix_error_message());
+        write_status(r, "failed", epoch);
+        return 1;
+      }
+      kp = &knn;
+    }
+    double secs = unmix_now() - t_ep;
+    double ips = train_secs > 0 ? images / train_secs : 0;
+    if ((st = write_row(r, epoch, kp, secs, ips)) != UNMIX_OK) {
+      unmix_log_error("%s", unmix_error_message());
+      return 1;
+    }
+    if (!r->o->quiet) {
+      char knnbuf[96] = "";
+      if (kp) snprintf(knnbuf, sizeof knnbuf, "  kNN top-1 %.2f%% top-5 %.2f%%", kp->top1, kp->top5);
+      unmix_log_info("epoch %d/%d  loss %.4f  lr %.5g  %.0f img/s  %.1f s%s", epoch + 1, E,
+                     r->acc.loss / (r->acc.n > 0 ? r->acc.n : 1), r->acc.lr0, ips, secs, knnbuf);
+    }
+    epochs_this_run++;
+    bool stop = r->o->stop_after_epochs > 0 && epochs_this_run >= r->o->stop_after_epochs;
+    bool stop_steps = r->o->stop_after_steps > 0 && steps_this_run >= r->o->stop_after_steps;
+    memset(&r->acc, 0, sizeof r->acc);
+    if (last || stop || stop_steps || g_signal || (epoch + 1) % cfg->train.checkpoint_every == 0) {
+      if ((st = save_checkpoint(r, epoch + 1, 0)) != UNMIX_OK) {
+        unmix_log_error("could not save the checkpoint: %s", unmix_error_message());
+        write_status(r, "failed", epoch + 1);
+        return 1;
+      }
+    }
+    write_status(r, last ? "finished" : "running", epoch + 1);
+    if (g_signal) {
+      write_status(r, "interrupted", epoch + 1);
+      unmix_log_info("interrupted after epoch %d; checkpoint saved, continue with --resume", epoch + 1);
+      return g_signal == SIGINT ? 130 : 143;
+    }
+    if ((stop || stop_steps) && !last) {
+      write_status(r, "interrupted", epoch + 1);
+      unmix_log_info("stopped after epoch %d as asked; continue with --resume", epoch + 1);
+      return 0;
+    }
+  }
+  if (r->start_epoch >= E) unmix_log_info("%s: all %d epochs are done already", r->dir, E);
+  write_status(r, "finished", E);
+  return 0;
+}
+
+int unmix_train(const struct unmix_train_options *o) {
+  struct run *r = unmix_xcalloc(1, sizeof *r);
+  r->o = o;
+  r->progress = !o->quiet && isatty(STDERR_FILENO);
+  unmix_config_init_defaults(&r->cfg);
+  g_signal = 0;
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  int rc;
+  if (setup(r) != UNMIX_OK) {
+    fprintf(stderr, "unmix train: %s: %s\n", unmix_status_name(unmix_error_code()), unmix_error_message());
+    if (r->be && r->dir[0] && r->train_ds) write_status(r, "failed", r->start_epoch);
+    rc = 1;
+  } else {
+    write_status(r, "running", r->start_epoch);
+    rc = train_loop(r);
+  }
+  teardown(r);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  free(r);
+  return rc;
+}

@@ -1,0 +1,45 @@
+/* The training run behind `unmix train`: a manifest becomes a run directory
+ *   DIR/manifest.yaml            the resolved manifest (every key explicit)
+ *   DIR/metrics.csv              one row per epoch (columns: UNMIX_METRICS_COLUMNS)
+ *   DIR/checkpoint.safetensors   model (torchvision names) + all state needed to resume
+ *   DIR/status.yaml              provenance and progress (status, epochs done, commit, ...)
+ *   DIR/train.log                the log
+ * A run resumes bit-identically on the CPU (same thread count) from its last checkpoint,
+ * including a mid-epoch one written on SIGINT/SIGTERM. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+/* metrics.csv columns, in order (stable; documented in README.md):
+ *  epoch          1-based epoch number
+ *  steps          training steps in the epoch
+ *  lr             learning rate of the epoch's first step
+ *  loss           batch-size-weighted mean of the total loss (the reference's train_loss)
+ *  loss_main      MoCo: contrastive loss of the views (sum over the symmetric calls); SwAV: swav(out)
+ *  loss_mix       MoCo: mixed-embedding term; SwAV: swav(out_unmix) (unweighted by lambda)
+ *  loss_mix_flip  MoCo: flipped-mixed term; SwAV: swav(out_unmix, reverse)
+ *  inst_top1/5    MoCo instance discrimination accuracy (%) of the view logits (empty for SwAV)
+ *  knn_top1/5     kNN monitor accuracy (%) on the test set (empty when not evaluated)
+ *  mix_global     steps with the global mixture
+ *  mix_region     steps with the region mixture
+ *  lam_mean       mean lambda the loss used (1 without Un-Mix)
+ *  images_per_s   training images (samples x views) per second
+ *  seconds        wall seconds of the epoch (training + evaluation) */
+#define UNMIX_METRICS_COLUMNS                                                                                     \
+  "epoch", "steps", "lr", "loss", "loss_main", "loss_mix", "loss_mix_flip", "inst_top1", "inst_top5", "knn_top1", \
+      "knn_top5", "mix_global", "mix_region", "lam_mean", "images_per_s", "seconds"
+
+struct unmix_train_options {
+  const char *manifest;
+  const char *const *overrides; /* "key.path=value" */
+  int n_overrides;
+  const char *out_dir;          /* NULL: results/runs/<name> */
+  bool resume;                  /* continue DIR's checkpoint (start fresh when DIR has none) */
+  int stop_after_epochs;        /* > 0: checkpoint and stop after this many epochs of this invocation */
+  int64_t stop_after_steps;     /* > 0: checkpoint (mid-epoch) and stop after this many steps */
+  bool quiet;                   /* no progress output (warnings and errors only) */
+};
+
+/* Runs the training; returns the process exit status: 0 done (or stopped as asked), 1 error,
+ * 130 / 143 interrupted by SIGINT / SIGTERM after saving a checkpoint. */
+int unmix_train(const struct unmix_train_options *o);
