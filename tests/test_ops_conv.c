@@ -202,6 +202,8 @@ START_TEST(test_conv_thread_count_independent) {
     }
     omp_set_num_threads(saved);
     const size_t sz[3] = {ny, nx, nw};
+    for (int th = 0; th < 3; th++)
+      for (int o = 0; o < 3; o++) ck_assert_msg(unmix_guard_ok(out[th][o], sz[o]), "guard of pass %d", o);
     for (int th = 1; th < 3; th++)
       for (int o = 0; o < 3; o++)
         ck_assert_msg(memcmp(out[0][o], out[th][o], sz[o] * sizeof(float)) == 0,

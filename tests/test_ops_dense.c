@@ -241,6 +241,8 @@ START_TEST(test_maxpool_ties_and_nan) {
   int32_t *am = ops_ints(ny);
   x[(2 * 5 + 3) * 2 + 1] = NAN; /* channel 1, row 2, col 3 */
   be->maxpool_forward(&g, x, y, am);
+  ck_guard(y, ny);
+  ck_assert(ops_ints_guard_ok(am, ny));
   int32_t *wam = malloc(ny * sizeof(int32_t));
   for (int p = 0; p < g.p; p++)
     for (int q = 0; q < g.q; q++) {

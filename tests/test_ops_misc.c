@@ -45,6 +45,8 @@ START_TEST(test_relu) {
   memcpy(di, dyf, n * sizeof(float));
   be->relu_forward((int64_t)n, xi, xi);
   be->relu_backward((int64_t)n, di, xi, di);
+  ck_guard(xi, n);
+  ck_guard(di, n);
   ck_assert_msg(memcmp(xi, y, n * sizeof(float)) == 0 && memcmp(di, dx, n * sizeof(float)) == 0,
                 "relu in place differs");
   free(ctx.a); free(ctx.r); free(gx);
@@ -72,6 +74,8 @@ START_TEST(test_add_and_add_relu) {
   memcpy(bi, b, n * sizeof(float));
   be->add((int64_t)n, ai, b, ai);
   be->add((int64_t)n, a, bi, bi);
+  ck_guard(ai, n);
+  ck_guard(bi, n);
   ck_assert_msg(memcmp(ai, y, n * sizeof(float)) == 0 && memcmp(bi, y, n * sizeof(float)) == 0, "add in place differs");
   /* the residual join's backward is relu_backward on add_relu's output: check it against
    * finite differences with respect to both inputs (sums kept away from the kink) */
@@ -79,6 +83,8 @@ START_TEST(test_add_and_add_relu) {
     if (fabsf(a[i] + b[i]) < 1e-3f) a[i] += 3e-3f;
   be->add_relu_forward((int64_t)n, a, b, yr);
   be->relu_backward((int64_t)n, dyf, yr, dx);
+  ck_guard(yr, n);
+  ck_guard(dx, n);
   struct relu_ctx ctx = {n, ops_dup_d(a, n), ops_dup_d(b, n), ops_dup_d(dyf, n)};
   double *ga = malloc(n * sizeof(double)), *gb = malloc(n * sizeof(double));
   ops_fd(relu_loss, &ctx, ctx.a, n, 1e-5, ga);

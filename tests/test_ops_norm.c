@@ -113,6 +113,9 @@ static void check_bn_train(int n, int hw, int C, int S) {
   /* no running buffers: same outputs; in place (y == x): same outputs */
   float *y2 = ops_const(nx, NAN), *sm2 = ops_const(ns, NAN), *si2 = ops_const(ns, NAN);
   be->batchnorm_forward_train(&g, x, gamma, beta, y2, sm2, si2, NULL, NULL, mom, eps);
+  ck_guard(y2, nx);
+  ck_guard(sm2, ns);
+  ck_guard(si2, ns);
   ck_assert_msg(memcmp(y, y2, nx * sizeof(float)) == 0, "%s: y differs without running buffers", what);
   ck_assert_msg(memcmp(smean, sm2, ns * sizeof(float)) == 0 && memcmp(sinv, si2, ns * sizeof(float)) == 0,
                 "%s: saved stats differ without running buffers", what);
@@ -149,6 +152,7 @@ static void check_bn_train(int n, int hw, int C, int S) {
   memcpy(dg, dg0, C * sizeof(float));
   memcpy(db, db0, C * sizeof(float));
   be->batchnorm_backward(&g, dyi, x, gamma, smean, sinv, dyi, dg, db);
+  ck_guard(dyi, nx);
   ck_assert_msg(memcmp(dx, dyi, nx * sizeof(float)) == 0, "%s: in-place backward differs", what);
 
   free(rm0); free(rv0); free(ctx.x); free(ctx.gamma); free(ctx.beta); free(ctx.y); free(dy);
@@ -221,6 +225,8 @@ START_TEST(test_bn_thread_count_independent) {
   }
   omp_set_num_threads(saved);
   const size_t sz[7] = {nx, ns, ns, (size_t)g.c, (size_t)g.c, nx, 2 * (size_t)g.c};
+  for (int t = 0; t < 3; t++)
+    for (int k = 0; k < 7; k++) ck_assert_msg(unmix_guard_ok(o[t][k], sz[k]), "guard of output %d", k);
   for (int t = 1; t < 3; t++)
     for (int k = 0; k < 7; k++)
       ck_assert_msg(memcmp(o[0][k], o[t][k], sz[k] * sizeof(float)) == 0,
@@ -424,6 +430,8 @@ static void check_ce(int n, int d, float scale, float dloss, int with_ties) {
   /* the counters are optional */
   float *loss2 = ops_const(1, NAN);
   be->cross_entropy_forward(n, d, scale, z, labels, probs, loss2, NULL, NULL);
+  ck_guard(loss2, 1);
+  ck_guard(probs, nz);
   ck_assert_msg(loss2[0] == loss[0], "cross_entropy loss changes without the top-k counters");
 
   if (!with_ties) {
