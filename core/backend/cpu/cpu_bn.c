@@ -1,33 +1,41 @@
 /* CPU batch norm over NHWC (plain and SplitBatchNorm, SPEC §2.4). Statistics are
- * accumulated in double per thread and combined, mean first then the centred second
- * moment (two passes), so the oracle is as exact as fp32 outputs allow.
+ * accumulated in double over fixed blocks of rows (independent of the thread count),
+ * mean first then the centred second moment (two passes), so the oracle is as exact as
+ * fp32 outputs allow and bit-for-bit reproducible.
  * Accumulation: dgamma +=, dbeta +=, dx =. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/backend/cpu/cpu_ops.h"
 #include "core/kernels/elementwise.h"
 
-/* acc[s*c + ch] += f(row, ch) summed over rows of split s; f chosen by `mode`:
- * 0: x;  1: (x - mean)^2;  2: dy;  3: dy * (x - mean). Results in double. */
+/* Rows per reduction block: ~32K values, independent of the thread count. */
+static int64_t block_rows(int c) {
+  int64_t r = ((int64_t)32 << 10) / c;
+  return r < 1 ? 1 : r;
+}
+
+/* acc[s*C + ch] = sum over the rows of split s of f(row, ch), f chosen by `mode`:
+ * 0: x;  1: (x - mean)^2;  2: dy;  3: dy * (x - mean). In double, over fixed blocks of
+ * rows whose partial sums are added in block order, so the result does not depend on the
+ * number of threads. */
 static void split_reduce(const struct unmix_bn_geom *g, int mode, const float *x, const float *dy,
                          const float *mean, double *acc) {
   const int S = g->splits, C = g->c;
-  const int64_t rows = (int64_t)g->n * g->hw;
-  memset(acc, 0, sizeof(double) * (size_t)S * C);
-#pragma omp parallel
-  {
-    double *part = calloc((size_t)S * C, sizeof(double));
-    UNMIX_REQUIRE(part != NULL, "out of memory in batchnorm");
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-      int s = (int)((r / g->hw) % S);
+  const int64_t rows = (int64_t)g->n * g->hw, br = block_rows(C), nblk = (rows + br - 1) / br;
+  const size_t sc = (size_t)S * C;
+  double *part = calloc((size_t)nblk * sc, sizeof(double));
+  UNMIX_REQUIRE(part != NULL, "out of memory in batchnorm");
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < nblk; b++) {
+    const int64_t r1 = (b + 1) * br < rows ? (b + 1) * br : rows;
+    double *pb = part + (size_t)b * sc;
+    for (int64_t r = b * br; r < r1; r++) {
+      const int s = (int)((r / g->hw) % S);
       const float *xr = x ? x + r * C : NULL;
       const float *dr = dy ? dy + r * C : NULL;
       const float *m = mean ? mean + (size_t)s * C : NULL;
-      double *p = part + (size_t)s * C;
+      double *p = pb + (size_t)s * C;
       switch (mode) {
         case 0: for (int c = 0; c < C; c++) p[c] += xr[c]; break;
         case 1: for (int c = 0; c < C; c++) { double d = (double)xr[c] - m[c]; p[c] += d * d; } break;
@@ -35,10 +43,14 @@ static void split_reduce(const struct unmix_bn_geom *g, int mode, const float *x
         default: for (int c = 0; c < C; c++) p[c] += (double)dr[c] * ((double)xr[c] - m[c]); break;
       }
     }
-#pragma omp critical
-    for (int i = 0; i < S * C; i++) acc[i] += part[i];
-    free(part);
   }
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < sc; i++) {
+    double t = 0.0;
+    for (int64_t b = 0; b < nblk; b++) t += part[(size_t)b * sc + i];
+    acc[i] = t;
+  }
+  free(part);
 }
 
 void unmix_cpu_batchnorm_forward_train(const struct unmix_bn_geom *g, const float *x, const float *gamma,

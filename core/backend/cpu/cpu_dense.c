@@ -128,21 +128,25 @@ void unmix_cpu_log_softmax_backward(int n, int d, float scale, const float *dy, 
 
 void unmix_cpu_cross_entropy_forward(int n, int d, float scale, const float *logits, const int32_t *labels,
                                      float *probs, float *loss, float *correct_top1, float *correct_top5) {
-  double total = 0.0;
+  double *row_loss = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+  UNMIX_REQUIRE(row_loss != NULL, "out of memory in cross_entropy");
   int64_t c1 = 0, c5 = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total, c1, c5)
+#pragma omp parallel for schedule(static) reduction(+ : c1, c5)
   for (int i = 0; i < n; i++) {
     const float *zr = logits + (int64_t)i * d;
     double lse = row_lse(d, scale, zr, NULL);
     for (int j = 0; j < d; j++) probs[(int64_t)i * d + j] = (float)exp((double)scale * zr[j] - lse);
     int y = labels[i];
-    total += lse - (double)scale * zr[y];
+    row_loss[i] = lse - (double)scale * zr[y];
     /* rank of the label: larger logits, plus equal ones at lower index (topk order) */
     int rank = 0;
     for (int j = 0; j < d; j++) rank += zr[j] > zr[y] || (zr[j] == zr[y] && j < y);
     c1 += rank < 1;
     c5 += rank < 5;
   }
+  double total = 0.0; /* in row order: independent of the thread count */
+  for (int i = 0; i < n; i++) total += row_loss[i];
+  free(row_loss);
   loss[0] = (float)(total / n);
   if (correct_top1) correct_top1[0] = (float)c1;
   if (correct_top5) correct_top5[0] = (float)c5;
@@ -162,8 +166,9 @@ void unmix_cpu_cross_entropy_backward(int n, int d, float scale, float dloss, co
 
 void unmix_cpu_soft_cross_entropy_forward(int n, int d, float scale, const float *logits, const float *targets,
                                           float *logprobs, float *loss) {
-  double total = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
+  double *row_loss = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+  UNMIX_REQUIRE(row_loss != NULL, "out of memory in soft_cross_entropy");
+#pragma omp parallel for schedule(static)
   for (int i = 0; i < n; i++) {
     const float *zr = logits + (int64_t)i * d, *qr = targets + (int64_t)i * d;
     double lse = row_lse(d, scale, zr, NULL);
@@ -173,8 +178,11 @@ void unmix_cpu_soft_cross_entropy_forward(int n, int d, float scale, const float
       logprobs[(int64_t)i * d + j] = (float)lp;
       s += qr[j] * lp;
     }
-    total -= s;
+    row_loss[i] = -s;
   }
+  double total = 0.0; /* in row order: independent of the thread count */
+  for (int i = 0; i < n; i++) total += row_loss[i];
+  free(row_loss);
   loss[0] = (float)(total / n);
 }
 
@@ -190,20 +198,36 @@ void unmix_cpu_soft_cross_entropy_backward(int n, int d, float scale, float dlos
   }
 }
 
-void unmix_cpu_sum(int64_t n, const float *x, float *out) {
+/* Sum (or sum of squares) of x[0..n) in double over fixed blocks of SUM_BLOCK elements
+ * whose partial sums are added in order: the result does not depend on the number of
+ * threads (an OpenMP reduction's would). */
+#define SUM_BLOCK ((int64_t)1 << 15)
+static double blocked_sum(int64_t n, const float *x, int squares) {
+  const int64_t nblk = (n + SUM_BLOCK - 1) / SUM_BLOCK;
+  if (nblk <= 1) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += squares ? (double)x[i] * x[i] : (double)x[i];
+    return s;
+  }
+  double *part = malloc(sizeof(double) * (size_t)nblk);
+  UNMIX_REQUIRE(part != NULL, "out of memory in a reduction");
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < nblk; b++) {
+    const int64_t i1 = (b + 1) * SUM_BLOCK < n ? (b + 1) * SUM_BLOCK : n;
+    double s = 0.0;
+    for (int64_t i = b * SUM_BLOCK; i < i1; i++) s += squares ? (double)x[i] * x[i] : (double)x[i];
+    part[b] = s;
+  }
   double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-  for (int64_t i = 0; i < n; i++) s += x[i];
-  out[0] = (float)s;
+  for (int64_t b = 0; b < nblk; b++) s += part[b];
+  free(part);
+  return s;
 }
 
+void unmix_cpu_sum(int64_t n, const float *x, float *out) { out[0] = (float)blocked_sum(n, x, 0); }
+
 void unmix_cpu_sumsq_segments(int nseg, const int64_t *off, const float *x, float *out) {
-  for (int sgi = 0; sgi < nseg; sgi++) {
-    double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-    for (int64_t i = off[sgi]; i < off[sgi + 1]; i++) s += (double)x[i] * x[i];
-    out[sgi] = (float)s;
-  }
+  for (int sgi = 0; sgi < nseg; sgi++) out[sgi] = (float)blocked_sum(off[sgi + 1] - off[sgi], x + off[sgi], 1);
 }
 
 void unmix_cpu_row_sum(int n, int d, const float *x, float *out) {
