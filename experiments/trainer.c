@@ -59,6 +59,7 @@ struct run {
   int64_t global_step;
   struct epoch_acc acc;
   struct unmix_csv_writer *csv;
+  struct unmix_csv_writer *steps_csv; /* steps.csv: one row per step (global_step, lr, loss, mix mode, lambda) */
   FILE *log;
   char manifest_md5[40];
   char started[32];
@@ -355,11 +356,25 @@ static unmix_status setup(struct run *r) {
     }
   }
   UNMIX_TRY(unmix_csv_open(csvp, cols, (int)(sizeof cols / sizeof cols[0]), append, &r->csv));
+  /* steps.csv: the per-step record (Un-Mix mode and lambda of every step) */
+  snprintf(csvp, sizeof csvp, "%s/steps.csv", r->dir);
+  static const char *const scols[] = {"global_step", "epoch", "step", "lr", "loss", "mix", "lam"};
+  append = false;
+  if (file_exists(csvp)) {
+    if (r->global_step > 0) {
+      UNMIX_TRY(unmix_csv_truncate_after(csvp, "global_step", (double)r->global_step - 1));
+      append = true;
+    } else if (unlink(csvp) != 0) {
+      return unmix_error_set(UNMIX_ERR_IO, "cannot remove stale %s: %s", csvp, strerror(errno));
+    }
+  }
+  UNMIX_TRY(unmix_csv_open(csvp, scols, 7, append, &r->steps_csv));
   return UNMIX_OK;
 }
 
 static void teardown(struct run *r) {
   if (r->csv) unmix_csv_close(r->csv);
+  if (r->steps_csv) unmix_csv_close(r->steps_csv);
   unmix_method_destroy(r->method);
   unmix_loader_free(r->loader);
   unmix_dataset_free(r->train_ds);
@@ -473,6 +488,16 @@ static int train_loop(struct run *r) {
       r->acc.mix_g += ss.mix_mode == 1;
       r->acc.mix_r += ss.mix_mode == 0;
       r->acc.lam += ss.lam;
+      st = unmix_csv_setf(r->steps_csv, "global_step", "%lld", (long long)r->global_step);
+      if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "epoch", "%d", epoch + 1);
+      if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "step", "%lld", (long long)s + 1);
+      if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "lr", "%.9g", lr);
+      if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "loss", "%.9g", ss.loss);
+      if (st == UNMIX_OK)
+        st = unmix_csv_set(r->steps_csv, "mix", ss.mix_mode == 1 ? "global" : ss.mix_mode == 0 ? "region" : "none");
+      if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "lam", "%.9g", ss.lam);
+      if (st == UNMIX_OK) st = unmix_csv_end_row(r->steps_csv);
+      if (st != UNMIX_OK) break;
       r->global_step++;
       steps_this_run++;
       images += n * v.nviews;

@@ -83,6 +83,10 @@ static void same_metrics(const char *dir_a, const char *dir_b) {
     }
   unmix_csv_table_free(a);
   unmix_csv_table_free(b);
+  /* the per-step record (lr, loss, Un-Mix mode and lambda) has no timing: byte-identical */
+  char cmd[2200];
+  snprintf(cmd, sizeof cmd, "cmp -s %s/steps.csv %s/steps.csv", dir_a, dir_b);
+  ck_assert_msg(unmix_test_sh(cmd, NULL) == 0, "steps.csv differs between %s and %s", dir_a, dir_b);
 }
 
 /* Every tensor of the two checkpoints must be bit-identical. */

@@ -52,6 +52,9 @@ unmix_status unmix_swav_set_scalar(struct unmix_method *m, const char *name, int
 void unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k, float epsilon, int iters,
                     const float *scores, float *q, float *work);
 
+size_t unmix_moco_device_bytes(const struct unmix_method *m);
+size_t unmix_swav_device_bytes(const struct unmix_method *m);
+
 /* Shared helpers */
 /* Adds a named state entry for a whole flat store (params or buffers). */
 int unmix_state_add(struct unmix_state_entry *out, int n, int cap, const char *name, float *data, int64_t numel);

@@ -56,6 +56,29 @@ int unmix_method_views_needed(const struct unmix_method *m) {
   return t;
 }
 
+double unmix_method_step_flops_per_sample(const struct unmix_method *m) {
+  const double f = unmix_model_forward_flops(m->model);
+  const struct unmix_config *c = &m->cfg;
+  if (m->kind == UNMIX_METHOD_MOCO) {
+    /* query passes forward + backward (3x); key passes forward only */
+    double q = c->moco.symmetric ? 2 : 1, keys = q;
+    if (c->unmix.enabled) q += (c->moco.symmetric && !c->moco.mix_once) ? 2 : 1;
+    return f * (3.0 * q + keys);
+  }
+  double views = unmix_method_views_needed(m);
+  if (c->unmix.enabled) views += views / 2;
+  return f * 3.0 * views;
+}
+
+static size_t store_bytes(const struct unmix_param_store *s) {
+  return sizeof(float) * (size_t)s->total * (1 + (s->grad != NULL) + (s->momentum != NULL));
+}
+
+size_t unmix_method_device_bytes(const struct unmix_method *m) {
+  size_t b = store_bytes(&m->model->params) + store_bytes(&m->model->buffers);
+  return b + (m->kind == UNMIX_METHOD_MOCO ? unmix_moco_device_bytes(m) : unmix_swav_device_bytes(m));
+}
+
 int unmix_state_add(struct unmix_state_entry *out, int n, int cap, const char *name, float *data, int64_t numel) {
   if (n < cap) {
     struct unmix_state_entry *e = &out[n];

@@ -50,6 +50,12 @@ struct unmix_model *unmix_method_encoder(struct unmix_method *m);
 /* Called at the start of every epoch (SwAV resets use_the_queue). */
 void unmix_method_begin_epoch(struct unmix_method *m, int epoch);
 int unmix_method_views_needed(const struct unmix_method *m);
+/* Training FLOPs of one step per sample of the local batch (forward 1x, backward 2x the
+ * forward for the passes that back-propagate), from the model's layer shapes. */
+double unmix_method_step_flops_per_sample(const struct unmix_method *m);
+/* Device bytes held by the method: parameters, gradients, optimiser and method state, and
+ * every activation context's arena (call after a step for the high-water). */
+size_t unmix_method_device_bytes(const struct unmix_method *m);
 
 /* ---- state for checkpoints: named device buffers the trainer saves and restores ------- */
 struct unmix_state_entry {

@@ -321,6 +321,15 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
   return UNMIX_OK;
 }
 
+size_t unmix_moco_device_bytes(const struct unmix_method *m) {
+  const struct unmix_moco *mc = m->moco;
+  size_t b = sizeof(float) * ((size_t)mc->k->params.total + mc->k->buffers.total + (size_t)mc->K * mc->dim);
+  b += 3 * sizeof(float) * (size_t)mc->cap_n * (mc->K + 1);
+  const struct unmix_ctx *cs[] = {mc->cq1, mc->cq2, mc->cmix, mc->cmix2, mc->ckey, mc->cwork};
+  for (int i = 0; i < 6; i++) b += unmix_ctx_bytes(cs[i]);
+  return b;
+}
+
 float *unmix_moco_queue(struct unmix_method *m, int *K, int *dim, int *ptr) {
   *K = m->moco->K;
   *dim = m->moco->dim;

@@ -357,6 +357,14 @@ unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v
   return UNMIX_OK;
 }
 
+size_t unmix_swav_device_bytes(const struct unmix_method *m) {
+  const struct unmix_swav *sw = m->swav;
+  size_t b = unmix_ctx_bytes(sw->cwork);
+  for (int i = 0; i < MAX_CROPS; i++) b += unmix_ctx_bytes(sw->cgroup[i]);
+  if (sw->queue) b += sizeof(float) * (size_t)m->cfg.swav.n_crops_for_assign * sw->qlen * sw->dim;
+  return b;
+}
+
 const float *unmix_swav_last_dscores(struct unmix_method *m, int *rows) {
   *rows = m->swav->last_rows;
   return m->swav->last_dscores;

@@ -118,5 +118,7 @@ void unmix_model_freeze_range(struct unmix_model *m, int first_node, int last_no
 /* Copies all parameters and buffers from src (same architecture). */
 void unmix_model_copy_from(struct unmix_model *dst, const struct unmix_model *src);
 int64_t unmix_model_param_count(const struct unmix_model *m);
+/* Forward FLOPs per sample (2 x multiply-adds of the convolutions and linear layers). */
+double unmix_model_forward_flops(const struct unmix_model *m);
 /* Names of the conv weights in torchvision module order. Returns count; names[i] point into m. */
 int unmix_model_conv_names(const struct unmix_model *m, const char **names, int cap);

@@ -31,12 +31,13 @@ static int add_node(struct unmix_model *m, enum unmix_node_kind kind, int in0, i
 
 static const struct unmix_node *N(struct builder *b, int i) { return &b->m->nodes[i]; }
 
+/* Builders copy the input node's shape before add_node(): it may move the node array. */
 static int conv(struct builder *b, int in, int cout, int k, int stride, int pad, const char *name,
                 enum unmix_init_kind init) {
-  const struct unmix_node *a = N(b, in);
+  const struct unmix_node a = *N(b, in);
   char pname[96];
   snprintf(pname, sizeof pname, "%s.weight", name);
-  int shape[4] = {cout, a->c, k, k};
+  int shape[4] = {cout, a.c, k, k};
   int w = unmix_param_store_add(&b->m->params, pname, 4, shape, UNMIX_LAYOUT_CONV_OHWI, init, 0.0f);
   int i = add_node(b->m, UNMIX_NODE_CONV, in, -1, name);
   struct unmix_node *nd = &b->m->nodes[i];
@@ -45,15 +46,15 @@ static int conv(struct builder *b, int in, int cout, int k, int stride, int pad,
   nd->r = nd->s = k;
   nd->stride = stride;
   nd->pad = pad;
-  nd->h = (a->h + 2 * pad - k) / stride + 1;
-  nd->w = (a->w + 2 * pad - k) / stride + 1;
+  nd->h = (a.h + 2 * pad - k) / stride + 1;
+  nd->w = (a.w + 2 * pad - k) / stride + 1;
   return i;
 }
 
 static int bn(struct builder *b, int in, bool relu, int splits, const char *name) {
-  const struct unmix_node *a = N(b, in);
+  const struct unmix_node a = *N(b, in);
   char pname[96];
-  int shape[1] = {a->c};
+  int shape[1] = {a.c};
   int i = add_node(b->m, UNMIX_NODE_BN, in, -1, name);
   struct unmix_node *nd = &b->m->nodes[i];
   snprintf(pname, sizeof pname, "%s.weight", name);
@@ -64,9 +65,9 @@ static int bn(struct builder *b, int in, bool relu, int splits, const char *name
   nd->rmean = unmix_param_store_add(&b->m->buffers, pname, 1, shape, UNMIX_LAYOUT_PLAIN, UNMIX_INIT_ZERO, 0.0f);
   snprintf(pname, sizeof pname, "%s.running_var", name);
   nd->rvar = unmix_param_store_add(&b->m->buffers, pname, 1, shape, UNMIX_LAYOUT_PLAIN, UNMIX_INIT_ONE, 0.0f);
-  nd->h = a->h;
-  nd->w = a->w;
-  nd->c = a->c;
+  nd->h = a.h;
+  nd->w = a.w;
+  nd->c = a.c;
   nd->splits = splits;
   nd->relu = relu;
   return i;
@@ -74,8 +75,8 @@ static int bn(struct builder *b, int in, bool relu, int splits, const char *name
 
 static int linear(struct builder *b, int in, int out, bool bias, const char *name, enum unmix_init_kind winit,
                   float std) {
-  const struct unmix_node *a = N(b, in);
-  int fan_in = a->h * a->w * a->c;
+  const struct unmix_node a = *N(b, in);
+  int fan_in = a.h * a.w * a.c;
   char pname[96];
   int wshape[2] = {out, fan_in}, bshape[1] = {out};
   int i = add_node(b->m, UNMIX_NODE_LINEAR, in, -1, name);
@@ -298,6 +299,21 @@ void unmix_model_copy_from(struct unmix_model *dst, const struct unmix_model *sr
 }
 
 int64_t unmix_model_param_count(const struct unmix_model *m) { return unmix_param_store_numel(&m->params); }
+
+double unmix_model_forward_flops(const struct unmix_model *m) {
+  double f = 0.0;
+  for (int i = 0; i < m->n_nodes; i++) {
+    const struct unmix_node *nd = &m->nodes[i];
+    if (nd->kind == UNMIX_NODE_CONV) {
+      const struct unmix_node *a = &m->nodes[nd->in[0]];
+      f += 2.0 * nd->h * nd->w * nd->c * (double)nd->r * nd->s * a->c;
+    } else if (nd->kind == UNMIX_NODE_LINEAR) {
+      const struct unmix_node *a = &m->nodes[nd->in[0]];
+      f += 2.0 * nd->c * (double)a->h * a->w * a->c;
+    }
+  }
+  return f;
+}
 
 int unmix_model_conv_names(const struct unmix_model *m, const char **names, int cap) {
   int k = 0;

@@ -1,0 +1,203 @@
+/* `unmix bench step MANIFEST`: the training step of a manifest's method on synthetic batches
+ * (no data loading), measured on a backend: images/s, ms/step, achieved TFLOP/s and its share
+ * of the GEMM peak measured in the same run, device memory held, and the projected wall time
+ * of the full run. A benchmark: it prints measured figures and is never a test. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/io/manifest.h"
+#include "core/methods/method.h"
+#include "core/optim/optim.h"
+#include "core/util/blas.h"
+#include "core/util/rng.h"
+#include "core/util/timer.h"
+#include "experiments/bench.h"
+#include "experiments/commands.h"
+
+/* Training-set sizes of the paper's datasets, for the projection (data.subset wins). */
+static int64_t train_size(const struct unmix_config *c) {
+  if (c->data.subset > 0) return c->data.subset;
+  if (!strcmp(c->data.dataset, "cifar10") || !strcmp(c->data.dataset, "cifar100")) return 50000;
+  if (!strcmp(c->data.dataset, "fashion-mnist")) return 60000;
+  if (!strcmp(c->data.dataset, "imagefolder")) return 1281167; /* ImageNet-1K train */
+  return 0;
+}
+
+static int image_size(const struct unmix_config *c) {
+  if (!strcmp(c->data.recipe, "mocov1-imagenet") || !strcmp(c->data.recipe, "mocov2-imagenet")) return 224;
+  if (c->data.n_crop_groups > 0) return c->data.size_crops[0];
+  return 32;
+}
+
+/* SGEMM n^3 on the backend: the machine's matrix ceiling for this precision. */
+static double gemm_peak(const struct unmix_backend *be, int n, double seconds) {
+  size_t bytes = sizeof(float) * (size_t)n * n;
+  float *a = be->alloc(bytes), *b = be->alloc(bytes), *c = be->alloc(bytes);
+  if (!a || !b || !c) return 0;
+  be->fill((int64_t)n * n, 0.5f, a);
+  be->fill((int64_t)n * n, 0.25f, b);
+  be->gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+  be->synchronize();
+  double best = 1e30, t_end = unmix_now() + seconds;
+  int reps = 0;
+  while (unmix_now() < t_end || reps < 3) {
+    double t0 = unmix_now();
+    be->gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    be->synchronize();
+    double t = unmix_now() - t0;
+    if (t < best) best = t;
+    reps++;
+  }
+  be->free(a);
+  be->free(b);
+  be->free(c);
+  return 2.0 * n * (double)n * n / best;
+}
+
+int unmix_bench_step(int argc, char **argv) {
+  const char **sets = calloc((size_t)argc + 2, sizeof *sets);
+  char backend_set[64] = "";
+  int nsets = 0, steps = 10, warmup = 2, batch = 0, rc = 2;
+  double gemm_seconds = 1.0;
+  static const struct option opts[] = {{"set", required_argument, 0, 's'},   {"backend", required_argument, 0, 'b'},
+                                       {"steps", required_argument, 0, 'n'}, {"warmup", required_argument, 0, 'w'},
+                                       {"batch", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  optind = 1;
+  int o;
+  while ((o = getopt_long(argc, argv, "s:b:n:w:B:h", opts, NULL)) != -1) {
+    char *end = NULL;
+    long v;
+    switch (o) {
+      case 's': sets[nsets++] = optarg; break;
+      case 'b':
+        snprintf(backend_set, sizeof backend_set, "backend=%s", optarg);
+        sets[nsets++] = backend_set;
+        break;
+      case 'n':
+      case 'w':
+      case 'B':
+        v = strtol(optarg, &end, 10);
+        if (!end || *end || v < (o == 'w' ? 0 : 1) || v > 1000000) {
+          fprintf(stderr, "unmix bench step: bad number '%s'\n", optarg);
+          goto out;
+        }
+        if (o == 'n') steps = (int)v;
+        else if (o == 'w') warmup = (int)v;
+        else batch = (int)v;
+        break;
+      case 'h':
+        printf("usage: unmix bench step MANIFEST [--set k=v]... [--backend cpu|cuda] [--batch B] [--steps N] "
+               "[--warmup W]\n\n"
+               "Times N training steps (after W warm-up steps) of the manifest's method on synthetic\n"
+               "batches of its image size (no data loading) and prints images/s, ms/step, achieved\n"
+               "TFLOP/s (model FLOPs: conv+linear, backward = 2x forward) next to the SGEMM 4096^3 peak\n"
+               "measured in the same run, device memory held by the method, and the projected wall time\n"
+               "of the manifest's full run. --batch overrides optim.batch_size.\n");
+        rc = 0;
+        goto out;
+      default: goto out;
+    }
+  }
+  if (optind != argc - 1) {
+    fprintf(stderr, "unmix bench step: expected one MANIFEST\n");
+    goto out;
+  }
+  char bset[64];
+  if (batch > 0) {
+    snprintf(bset, sizeof bset, "optim.batch_size=%d", batch);
+    sets[nsets++] = bset;
+  }
+  struct unmix_config cfg;
+  if (unmix_manifest_load(argv[optind], sets, nsets, &cfg) != UNMIX_OK) {
+    rc = unmix_cmd_fail("bench step");
+    goto out;
+  }
+  const struct unmix_backend *be;
+  if (unmix_backend_get(cfg.backend, &be) != UNMIX_OK) {
+    rc = unmix_cmd_fail("bench step");
+    unmix_config_free(&cfg);
+    goto out;
+  }
+  be->set_precision(cfg.precision);
+  const int S = image_size(&cfg), n = cfg.optim.batch_size;
+  struct unmix_method *m = NULL;
+  if (unmix_method_create(&cfg, be, S, NULL, &m) != UNMIX_OK) {
+    rc = unmix_cmd_fail("bench step");
+    unmix_config_free(&cfg);
+    goto out;
+  }
+  const int nviews = unmix_method_views_needed(m);
+  const size_t per_view = (size_t)n * S * S * 3;
+  float *host = malloc(sizeof(float) * per_view);
+  struct unmix_views v = {.n = n, .nviews = nviews};
+  struct unmix_rng r = unmix_rng_make(1, UNMIX_RNG_TEST, 0, 0, 0);
+  for (int i = 0; i < nviews; i++) {
+    unmix_rng_fill_normal(&r, host, per_view, 0.0f, 1.0f);
+    float *d = be->alloc(sizeof(float) * per_view);
+    if (!d) {
+      fprintf(stderr, "unmix bench step: out of device memory for the batch\n");
+      rc = 1;
+      goto done;
+    }
+    be->memcpy_h2d(d, host, sizeof(float) * per_view);
+    v.view[i] = d;
+    v.size[i] = S;
+  }
+  printf("manifest %s: %s, %s width %d, batch %d, %d views of %dx%d, backend %s, precision %s\n", argv[optind],
+         unmix_method_name(cfg.method), unmix_arch_name(cfg.model.arch), cfg.model.width, n, nviews, S, S, be->name,
+         unmix_precision_name(cfg.precision));
+  if (be->device == UNMIX_DEVICE_CPU) printf("cpu: %s\n", unmix_blas_describe());
+  struct unmix_step_stats st;
+  for (int i = 0; i < warmup; i++) {
+    if (unmix_method_step(m, &v, i, 0, 0.01f, &st) != UNMIX_OK) {
+      rc = unmix_cmd_fail("bench step");
+      goto done;
+    }
+  }
+  be->synchronize();
+  double best = 1e30, total = 0;
+  for (int i = 0; i < steps; i++) {
+    double t0 = unmix_now();
+    if (unmix_method_step(m, &v, warmup + i, 0, 0.01f, &st) != UNMIX_OK) {
+      rc = unmix_cmd_fail("bench step");
+      goto done;
+    }
+    be->synchronize();
+    double t = unmix_now() - t0;
+    total += t;
+    if (t < best) best = t;
+  }
+  const double mean = total / steps;
+  const double flops = unmix_method_step_flops_per_sample(m) * n;
+  const double peak = gemm_peak(be, be->device == UNMIX_DEVICE_CPU ? 2048 : 4096, gemm_seconds);
+  const int64_t N = train_size(&cfg);
+  const double steps_per_epoch = N > 0 ? floor((double)N / n) : 0;
+  const double proj = steps_per_epoch * cfg.train.epochs * mean;
+  printf("\n%-34s %12.2f\n", "ms/step (mean)", mean * 1e3);
+  printf("%-34s %12.2f\n", "ms/step (best)", best * 1e3);
+  printf("%-34s %12.1f\n", "images/s (samples/s, mean)", n / mean);
+  printf("%-34s %12.1f\n", "views/s (mean)", n * (double)nviews / mean);
+  printf("%-34s %12.3f\n", "model GFLOP per step", flops / 1e9);
+  printf("%-34s %12.3f\n", "achieved TFLOP/s (mean)", flops / mean / 1e12);
+  printf("%-34s %12.3f\n", "GEMM peak TFLOP/s (same run)", peak / 1e12);
+  printf("%-34s %11.1f%%\n", "share of GEMM peak", peak > 0 ? 100.0 * flops / mean / peak : 0.0);
+  printf("%-34s %12.1f\n", "device MiB held by the method", (double)unmix_method_device_bytes(m) / 1048576.0);
+  if (proj > 0) {
+    printf("%-34s %12.0f x %d epochs\n", "steps/epoch (dataset / batch)", steps_per_epoch, cfg.train.epochs);
+    printf("%-34s %12.2f h (%.1f days)\n", "projected full run (training only)", proj / 3600.0, proj / 86400.0);
+  }
+  rc = 0;
+done:
+  for (int i = 0; i < nviews; i++)
+    if (v.view[i]) be->free((void *)v.view[i]);
+  free(host);
+  unmix_method_destroy(m);
+  unmix_config_free(&cfg);
+out:
+  free(sets);
+  return rc;
+}
