@@ -4,7 +4,8 @@
  * a run stopped mid-epoch resumes on every rank from the same checkpoint to the bit-identical
  * end; SIGTERM delivered to one rank stops both with a checkpoint; a rank that stops
  * answering (SIGSTOP) makes the other fail with a communicator timeout within a bounded
- * time; a killed rank (SIGKILL) ends the job within a bounded time. Tiny net (width 4) on a
+ * time; a killed rank (SIGKILL) ends the job within a bounded time; `unmix bench comm` runs
+ * on 2 ranks. Tiny net (width 4) on a
  * 200-image synthetic CIFAR-10. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -361,6 +362,18 @@ START_TEST(test_killed_rank_ends_job) {
 }
 END_TEST
 
+START_TEST(test_bench_comm) {
+  int rc = run("bench.log", "%s -np 2 '%s' bench comm --seconds 0.02 --max-mb 1", mpirun(), bin());
+  char p[1200];
+  snprintf(p, sizeof p, "%s/bench.log", g_dir);
+  char *log = read_file(p);
+  ck_assert_msg(rc == 0 && log && strstr(log, "ResNet-50 MoCo v2 grad") && strstr(log, "sweep 1 MiB") &&
+                    strstr(log, "2 ranks"),
+                "bench comm (status %d):\n%s", rc, log ? log : "");
+  free(log);
+}
+END_TEST
+
 static Suite *launch_suite(void) {
   Suite *s = suite_create("dist-launch");
   TCase *tc = tcase_create("mpirun");
@@ -371,6 +384,7 @@ static Suite *launch_suite(void) {
   tcase_add_test(tc, test_sigterm_to_one_rank_stops_both);
   tcase_add_test(tc, test_hung_rank_times_out);
   tcase_add_test(tc, test_killed_rank_ends_job);
+  tcase_add_test(tc, test_bench_comm);
   suite_add_tcase(s, tc);
   return s;
 }

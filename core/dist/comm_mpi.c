@@ -15,6 +15,7 @@
 
 struct mpi_impl {
   MPI_Comm comm;
+  bool blocking; /* UNMIX_COMM_MPI_BLOCKING=1 (`unmix bench comm --blocking`): plain blocking calls, no timeout */
 };
 
 static bool g_init_by_us = false;
@@ -84,6 +85,11 @@ static unmix_status mpi_allreduce(struct unmix_comm *c, void *impl, void *const 
   for (int i = 0; i < nbuf && s == UNMIX_OK; i++) {
     for (int64_t off = 0; off < counts[i]; off += CHUNK) {
       int64_t n = counts[i] - off < CHUNK ? counts[i] - off : CHUNK;
+      if (m->blocking) {
+        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)bufs[i] + off * es, (int)n, mpi_type(t), MPI_SUM, m->comm);
+        if (rc != MPI_SUCCESS) s = mpi_fail(c, rc, "Allreduce");
+        continue;
+      }
       int rc = MPI_Iallreduce(MPI_IN_PLACE, (char *)bufs[i] + off * es, (int)n, mpi_type(t), MPI_SUM, m->comm, &req[r]);
       if (rc != MPI_SUCCESS) {
         s = mpi_fail(c, rc, "Iallreduce");
@@ -163,6 +169,8 @@ unmix_status unmix_comm_mpi_open(struct unmix_comm *c) {
     return mpi_fail(c, rc, "Comm_dup");
   }
   MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+  const char *blk = getenv("UNMIX_COMM_MPI_BLOCKING");
+  m->blocking = blk && !strcmp(blk, "1");
   MPI_Comm_rank(m->comm, &c->rank);
   MPI_Comm_size(m->comm, &c->world);
   MPI_Comm local;
