@@ -38,6 +38,7 @@ static int conv(struct builder *b, int in, int cout, int k, int stride, int pad,
   snprintf(pname, sizeof pname, "%s.weight", name);
   int shape[4] = {cout, a->c, k, k};
   int w = unmix_param_store_add(&b->m->params, pname, 4, shape, UNMIX_LAYOUT_CONV_OHWI, init, 0.0f);
+  const int ah = a->h, aw = a->w; /* add_node may move the node array (a dangles after it) */
   int i = add_node(b->m, UNMIX_NODE_CONV, in, -1, name);
   struct unmix_node *nd = &b->m->nodes[i];
   nd->weight = w;
@@ -45,8 +46,8 @@ static int conv(struct builder *b, int in, int cout, int k, int stride, int pad,
   nd->r = nd->s = k;
   nd->stride = stride;
   nd->pad = pad;
-  nd->h = (a->h + 2 * pad - k) / stride + 1;
-  nd->w = (a->w + 2 * pad - k) / stride + 1;
+  nd->h = (ah + 2 * pad - k) / stride + 1;
+  nd->w = (aw + 2 * pad - k) / stride + 1;
   return i;
 }
 
@@ -54,6 +55,7 @@ static int bn(struct builder *b, int in, bool relu, int splits, const char *name
   const struct unmix_node *a = N(b, in);
   char pname[96];
   int shape[1] = {a->c};
+  const int ah = a->h, aw = a->w, ac = a->c; /* add_node may move the node array */
   int i = add_node(b->m, UNMIX_NODE_BN, in, -1, name);
   struct unmix_node *nd = &b->m->nodes[i];
   snprintf(pname, sizeof pname, "%s.weight", name);
@@ -64,9 +66,9 @@ static int bn(struct builder *b, int in, bool relu, int splits, const char *name
   nd->rmean = unmix_param_store_add(&b->m->buffers, pname, 1, shape, UNMIX_LAYOUT_PLAIN, UNMIX_INIT_ZERO, 0.0f);
   snprintf(pname, sizeof pname, "%s.running_var", name);
   nd->rvar = unmix_param_store_add(&b->m->buffers, pname, 1, shape, UNMIX_LAYOUT_PLAIN, UNMIX_INIT_ONE, 0.0f);
-  nd->h = a->h;
-  nd->w = a->w;
-  nd->c = a->c;
+  nd->h = ah;
+  nd->w = aw;
+  nd->c = ac;
   nd->splits = splits;
   nd->relu = relu;
   return i;
