@@ -109,12 +109,13 @@ static bool nccl_built(void) {
 #endif
 }
 
+/* An MPI launcher started this process (Open MPI, PMI/PMIx, MPICH's hydra, MVAPICH). */
 static bool launched_by_mpi(void) {
-#ifdef UNMIX_WITH_MPI
-  return unmix_comm_mpi_launched();
-#else
+  static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK", "MPI_LOCALNRANKS",
+                               "MV2_COMM_WORLD_SIZE", NULL};
+  for (int i = 0; vars[i]; i++)
+    if (getenv(vars[i])) return true;
   return false;
-#endif
 }
 
 /* rank/world for a launcher without MPI (srun + file-bootstrapped NCCL). */
@@ -193,8 +194,10 @@ unmix_status unmix_comm_create(const struct unmix_comm_options *o, struct unmix_
   }
   if (want_mpi && !any_mpi_built()) {
     free(c);
-    return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "this build has no MPI communicator (MPI was not found at build "
-                                                  "time; install an MPI and rebuild with -DUNMIX_DIST=ON)");
+    /* also under `mpirun` with auto: N independent copies would write one run directory */
+    return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "%sthis build has no MPI communicator (MPI was not found at build "
+                                                  "time; install an MPI and rebuild with -DUNMIX_DIST=ON)",
+                           k == UNMIX_COMM_AUTO ? "launched by an MPI launcher, but " : "");
   }
   unmix_status s = UNMIX_OK;
 #ifdef UNMIX_WITH_MPI

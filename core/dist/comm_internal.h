@@ -51,9 +51,6 @@ double unmix_comm_clock(void);
 void unmix_comm_poll_pause(double waited_s);
 
 #ifdef UNMIX_WITH_MPI
-/* True when an MPI launcher started this process (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK,
- * MPI_LOCALNRANKS, ...). */
-bool unmix_comm_mpi_launched(void);
 /* MPI_Init (once per process; finalised at exit unless a communicator broke), duplicates
  * MPI_COMM_WORLD with MPI_ERRORS_RETURN, fills rank/world/local_rank/local_world and
  * installs the host transport. */

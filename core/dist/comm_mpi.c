@@ -27,14 +27,6 @@ static void finalize_at_exit(void) {
   if (!fin && g_init_by_us && !g_any_broken) MPI_Finalize();
 }
 
-bool unmix_comm_mpi_launched(void) {
-  static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK", "MPI_LOCALNRANKS",
-                               "MV2_COMM_WORLD_SIZE", NULL};
-  for (int i = 0; vars[i]; i++)
-    if (getenv(vars[i])) return true;
-  return false;
-}
-
 static unmix_status mpi_fail(struct unmix_comm *c, int rc, const char *op) {
   char msg[MPI_MAX_ERROR_STRING] = "";
   int len = 0;
