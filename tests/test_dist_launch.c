@@ -317,11 +317,11 @@ START_TEST(test_sigterm_to_one_rank_stops_both) {
 END_TEST
 
 /* A rank that stops answering (SIGSTOP: alive, silent) is what no launcher notices: the other
- * rank's next collective must fail after UNMIX_COMM_TIMEOUT (2 s here) and the job end. */
+ * rank's next collective must fail after UNMIX_COMM_TIMEOUT (5 s here) and the job end. */
 START_TEST(test_hung_rank_times_out) {
   long_manifest();
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "env UNMIX_COMM_TIMEOUT=2 %s -np 2 '%s' train long.yaml --out hang", mpirun(), bin());
+  snprintf(cmd, sizeof cmd, "env UNMIX_COMM_TIMEOUT=5 %s -np 2 '%s' train long.yaml --out hang", mpirun(), bin());
   pid_t job = spawn("hang.log", cmd);
   ck_assert_msg(wait_text("hang/train.log", "step 2/", 60), "training did not start");
   pid_t r1 = find_rank(1);
@@ -330,9 +330,9 @@ START_TEST(test_hung_rank_times_out) {
   double took;
   int rc = wait_limit(job, 60, &took);
   if (rc >= 0 && find_rank(1) > 0) kill(find_rank(1), SIGKILL);
-  show("hang.log");
+  if (rc <= 0 || took >= 30) show("hang.log");
   ck_assert_msg(rc > 0, "the job with a stopped rank did not end within 60 s");
-  ck_assert_msg(took < 30, "the job took %.1f s to end after a rank stopped (timeout 2 s)", took);
+  ck_assert_msg(took < 30, "the job took %.1f s to end after a rank stopped (timeout 5 s)", took);
   char p[1200];
   snprintf(p, sizeof p, "%s/hang.log", g_dir);
   char *log = read_file(p);
