@@ -4,3 +4,4 @@ int unmix_bench_ops(int argc, char **argv);
 int unmix_bench_tsne(int argc, char **argv);
 int unmix_bench_data(int argc, char **argv);
 int unmix_bench_step(int argc, char **argv);
+int unmix_bench_comm(int argc, char **argv);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist/comm.h"
 #include "experiments/commands.h"
 #include "experiments/trainer.h"
 
@@ -22,9 +23,16 @@ static void usage(FILE *f) {
           "  --stop-after-epochs N   checkpoint and stop after N epochs of this invocation\n"
           "  --stop-after-steps N    checkpoint (mid-epoch) and stop after N steps of this invocation\n"
           "  --quiet             only warnings and errors\n"
+          "  --comm KIND         auto (default), single, mpi or nccl (env UNMIX_COMM)\n"
+          "  --comm-timeout S    seconds a collective waits for a peer before the run fails\n"
+          "                      (env UNMIX_COMM_TIMEOUT, default 300)\n"
+          "  --nccl-id-file PATH NCCL id exchange through a shared file, for launchers without MPI\n"
+          "                      (srun); env UNMIX_NCCL_ID_FILE\n"
           "  -h, --help          this help\n\n"
           "SIGINT / SIGTERM save a checkpoint and stop (exit 130 / 143); --resume continues.\n"
-          "A NaN or infinite loss stops the run with an error; the last checkpoint stays intact.\n");
+          "A NaN or infinite loss stops the run with an error; the last checkpoint stays intact.\n\n"
+          "Multi-process: `mpirun -np N unmix train ...` trains data-parallel on N ranks (optim.batch_size\n"
+          "is the global batch); rank 0 writes the run directory. See README, Multi-process training.\n");
 }
 
 static int parse_count(const char *opt, const char *v, long long *out) {
@@ -51,6 +59,9 @@ int unmix_cmd_train(int argc, char **argv) {
                                        {"stop-after-epochs", required_argument, 0, 'E'},
                                        {"stop-after-steps", required_argument, 0, 'S'},
                                        {"quiet", no_argument, 0, 'q'},
+                                       {"comm", required_argument, 0, 'C'},
+                                       {"comm-timeout", required_argument, 0, 'T'},
+                                       {"nccl-id-file", required_argument, 0, 'N'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   optind = 1;
@@ -83,6 +94,22 @@ int unmix_cmd_train(int argc, char **argv) {
         o.stop_after_steps = n;
         break;
       case 'q': o.quiet = true; break;
+      case 'C': {
+        enum unmix_comm_kind k;
+        if (unmix_comm_kind_parse(optarg, &k) != UNMIX_OK) {
+          fprintf(stderr, "unmix train: --comm: %s\n", unmix_error_message());
+          goto out;
+        }
+        o.comm = optarg;
+        break;
+      }
+      case 'T':
+        if (unmix_comm_parse_timeout(optarg, &o.comm_timeout) != UNMIX_OK) {
+          fprintf(stderr, "unmix train: --comm-timeout: %s\n", unmix_error_message());
+          goto out;
+        }
+        break;
+      case 'N': o.nccl_id_file = optarg; break;
       case 'h':
         usage(stdout);
         rc = 0;

@@ -16,6 +16,7 @@
 #include "core/data/loader.h"
 #include "core/data/md5.h"
 #include "core/data/recipe.h"
+#include "core/dist/comm.h"
 #include "core/io/atomic.h"
 #include "core/io/checkpoint.h"
 #include "core/io/csv.h"
@@ -64,6 +65,8 @@ struct run {
   char manifest_md5[40];
   char started[32];
   bool progress;
+  struct unmix_comm *comm; /* multi-process: rank 0 alone writes the run directory */
+  int rank, world;
 };
 
 static void iso_now(char *buf, size_t len) {
@@ -116,6 +119,7 @@ static const char *cpu_model(char *buf, size_t len) {
 
 /* DIR/status.yaml: provenance and progress, read by `unmix collect`. */
 static void write_status(struct run *r, const char *status, int epochs_done) {
+  if (r->rank != 0) return;
   char buf[4096], now[32], dev[256];
   iso_now(now, sizeof now);
   if (r->be && r->be->device == UNMIX_DEVICE_CPU) cpu_model(dev, sizeof dev);
@@ -123,11 +127,12 @@ static void write_status(struct run *r, const char *status, int epochs_done) {
   int n = snprintf(buf, sizeof buf,
                    "status: %s\nname: %s\nepochs_done: %d\nepochs_planned: %d\nsteps_per_epoch: %lld\n"
                    "global_step: %lld\ngit_commit: %s\nversion: %s\nbackend: %s\ndevice: \"%s\"\nprecision: %s\n"
-                   "threads: %d\nblas: \"%s\"\nmanifest_md5: %s\nstarted: %s\nupdated: %s\n",
+                   "threads: %d\nblas: \"%s\"\nmanifest_md5: %s\nstarted: %s\nupdated: %s\nranks: %d\n"
+                   "communicator: %s\n",
                    status, r->cfg.name, epochs_done, r->cfg.train.epochs, (long long)r->steps_per_epoch,
                    (long long)r->global_step, UNMIX_GIT_COMMIT, UNMIX_VERSION, r->be ? r->be->name : r->cfg.backend,
                    dev, unmix_precision_name(r->cfg.precision), unmix_blas_threads(), unmix_blas_describe(),
-                   r->manifest_md5, r->started, now);
+                   r->manifest_md5, r->started, now, r->world, unmix_comm_name(r->comm));
   char path[UNMIX_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/status.yaml", r->dir);
   struct unmix_chunk ch = {buf, (size_t)n};
@@ -135,7 +140,38 @@ static void write_status(struct run *r, const char *status, int epochs_done) {
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
+/* State that differs between ranks (SwAV's per-rank queue) is gathered: the checkpoint holds
+ * (world, shape...) and each rank resumes its own row. Every rank calls this (the gather is a
+ * collective); rank 0 alone writes, and all ranks learn whether the write worked. */
+static unmix_status save_checkpoint_rank0(struct run *r, int epoch, int64_t step_in_epoch, float **gathered);
+
 static unmix_status save_checkpoint(struct run *r, int epoch, int64_t step_in_epoch) {
+  float *gathered[16] = {0};
+  unmix_status st = UNMIX_OK;
+  if (r->world > 1) {
+    struct unmix_state_entry ents[16];
+    int ne = unmix_method_state(r->method, ents, 16);
+    for (int i = 0; i < ne && i < 16 && st == UNMIX_OK; i++) {
+      if (!ents[i].per_rank) continue;
+      float *own = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1));
+      r->be->memcpy_d2h(own, ents[i].data, sizeof(float) * (size_t)ents[i].numel);
+      gathered[i] = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1) * r->world);
+      st = unmix_comm_allgather(r->comm, own, gathered[i], ents[i].numel, UNMIX_COMM_F32, UNMIX_COMM_HOST);
+      free(own);
+    }
+  }
+  if (st == UNMIX_OK && r->rank == 0) st = save_checkpoint_rank0(r, epoch, step_in_epoch, gathered);
+  for (int i = 0; i < 16; i++) free(gathered[i]);
+  if (r->world > 1 && !unmix_comm_broken(r->comm)) {
+    int32_t failed = st != UNMIX_OK;
+    unmix_status bs = unmix_comm_bcast_i32(r->comm, &failed, 1, 0, UNMIX_COMM_HOST);
+    if (bs != UNMIX_OK) return bs;
+    if (failed && r->rank != 0) return unmix_error_set(UNMIX_ERR_IO, "rank 0 could not write the checkpoint %s", r->path_ckpt);
+  }
+  return st;
+}
+
+static unmix_status save_checkpoint_rank0(struct run *r, int epoch, int64_t step_in_epoch, float **gathered) {
   struct unmix_ckpt *ck = unmix_ckpt_new();
   struct unmix_model *m = unmix_method_encoder(r->method);
   unmix_status st = unmix_model_to_ckpt(m, ck, "", false);
@@ -143,13 +179,19 @@ static unmix_status save_checkpoint(struct run *r, int epoch, int64_t step_in_ep
   int ne = unmix_method_state(r->method, ents, 16);
   float *host[16] = {0};
   for (int i = 0; i < ne && i < 16 && st == UNMIX_OK; i++) {
-    host[i] = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1));
-    r->be->memcpy_d2h(host[i], ents[i].data, sizeof(float) * (size_t)ents[i].numel);
     char name[160];
     snprintf(name, sizeof name, "unmix.state.%s", ents[i].name);
-    int64_t shape[4];
-    for (int d = 0; d < ents[i].ndim; d++) shape[d] = ents[i].shape[d];
-    st = unmix_ckpt_add(ck, name, UNMIX_CKPT_F32, ents[i].ndim, shape, host[i]);
+    int64_t shape[5];
+    int nd = 0;
+    if (gathered[i]) shape[nd++] = r->world; /* per-rank state: one row per rank */
+    for (int d = 0; d < ents[i].ndim; d++) shape[nd++] = ents[i].shape[d];
+    if (gathered[i]) {
+      st = unmix_ckpt_add(ck, name, UNMIX_CKPT_F32, nd, shape, gathered[i]);
+      continue;
+    }
+    host[i] = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1));
+    r->be->memcpy_d2h(host[i], ents[i].data, sizeof(float) * (size_t)ents[i].numel);
+    st = unmix_ckpt_add(ck, name, UNMIX_CKPT_F32, nd, shape, host[i]);
   }
   const char *snames[16];
   int64_t svals[16];
@@ -193,11 +235,20 @@ static unmix_status load_checkpoint(struct run *r, const struct unmix_ckpt *ck) 
   for (int i = 0; i < ne && i < 16; i++) {
     char name[160];
     snprintf(name, sizeof name, "unmix.state.%s", ents[i].name);
-    int64_t shape[4];
-    for (int d = 0; d < ents[i].ndim; d++) shape[d] = ents[i].shape[d];
-    float *h = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1));
-    unmix_status st = unmix_ckpt_read(ck, name, UNMIX_CKPT_F32, ents[i].ndim, shape, h);
-    if (st == UNMIX_OK) r->be->memcpy_h2d(ents[i].data, h, sizeof(float) * (size_t)ents[i].numel);
+    int64_t shape[5];
+    int nd = 0;
+    const bool per_rank = ents[i].per_rank && r->world > 1;
+    if (per_rank) shape[nd++] = r->world; /* saved by a run of as many ranks: this rank's row */
+    for (int d = 0; d < ents[i].ndim; d++) shape[nd++] = ents[i].shape[d];
+    const size_t rows = per_rank ? (size_t)r->world : 1;
+    float *h = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1) * rows);
+    unmix_status st = unmix_ckpt_read(ck, name, UNMIX_CKPT_F32, nd, shape, h);
+    if (st != UNMIX_OK && per_rank)
+      st = unmix_error_wrap(st, "%s holds per-rank state %s; resume it with the number of ranks that wrote it",
+                            r->path_ckpt, name);
+    if (st == UNMIX_OK)
+      r->be->memcpy_h2d(ents[i].data, h + (per_rank ? (size_t)r->rank * (size_t)ents[i].numel : 0),
+                        sizeof(float) * (size_t)ents[i].numel);
     free(h);
     UNMIX_TRY(st);
   }
@@ -269,11 +320,13 @@ static unmix_status setup(struct run *r) {
     return unmix_error_set(UNMIX_ERR_ARG,
                            "%s already holds a run (%s); pass --resume to continue it, or --out DIR for a new one",
                            r->dir, CKPT_NAME);
-  char logp[UNMIX_PATH_MAX + 32];
-  snprintf(logp, sizeof logp, "%s/train.log", r->dir);
-  r->log = fopen(logp, "a");
-  if (!r->log) return unmix_error_set(UNMIX_ERR_IO, "cannot open %s: %s", logp, strerror(errno));
-  unmix_log_set_file(r->log);
+  if (r->rank == 0) {
+    char logp[UNMIX_PATH_MAX + 32];
+    snprintf(logp, sizeof logp, "%s/train.log", r->dir);
+    r->log = fopen(logp, "a");
+    if (!r->log) return unmix_error_set(UNMIX_ERR_IO, "cannot open %s: %s", logp, strerror(errno));
+    unmix_log_set_file(r->log);
+  }
   iso_now(r->started, sizeof r->started);
   struct unmix_md5 md5;
   unmix_md5_init(&md5);
@@ -282,8 +335,13 @@ static unmix_status setup(struct run *r) {
 
   UNMIX_TRY(unmix_backend_get(cfg->backend, &r->be));
   r->be->set_precision(cfg->precision);
+  UNMIX_TRY(unmix_comm_attach_backend(r->comm, r->be));
   unmix_log_info("unmix %s (%s) | backend %s | %s", UNMIX_VERSION, UNMIX_GIT_COMMIT, r->be->name,
                  unmix_blas_describe());
+  if (r->world > 1)
+    unmix_log_info("%d ranks (%s, collective timeout %.0f s): global batch %d = %d per rank%s", r->world,
+                   unmix_comm_name(r->comm), unmix_comm_timeout(r->comm), cfg->optim.batch_size,
+                   cfg->optim.batch_size / r->world, cfg->model.sync_bn ? ", SyncBN" : ", BatchNorm per rank");
   unmix_log_info("run %s -> %s", cfg->name, r->dir);
 
   /* data */
@@ -302,6 +360,8 @@ static unmix_status setup(struct run *r) {
   struct unmix_loader_options lo;
   unmix_loader_options_from_config(&lo, &cfg->data, UNMIX_LOADER_TRAIN, cfg->optim.batch_size, cfg->seed);
   lo.backend = r->be;
+  lo.rank = r->rank;
+  lo.world = r->world;
   UNMIX_TRY(unmix_loader_create(r->train_ds, &r->recipe, &lo, &r->loader));
   r->steps_per_epoch = unmix_loader_steps_per_epoch(r->loader);
   if (cfg->train.steps_per_epoch > 0 && cfg->train.steps_per_epoch < r->steps_per_epoch)
@@ -314,7 +374,7 @@ static unmix_status setup(struct run *r) {
     if (cfg->knn.bank_subset > 0) dso.subset = cfg->knn.bank_subset;
     UNMIX_TRY(unmix_dataset_open(&dso, &r->bank_ds));
   }
-  UNMIX_TRY(unmix_method_create(cfg, r->be, r->image_size, NULL, &r->method));
+  UNMIX_TRY(unmix_method_create(cfg, r->be, r->image_size, r->comm, &r->method));
   if (unmix_method_views_needed(r->method) != r->recipe.n_views)
     return unmix_error_set(UNMIX_ERR_CONFIG, "%s: method %s needs %d views but recipe %s gives %d", o->manifest,
                            unmix_method_name(cfg->method), unmix_method_views_needed(r->method), r->recipe.name,
@@ -339,6 +399,7 @@ static unmix_status setup(struct run *r) {
     unmix_log_info("no checkpoint in %s: starting a new run", r->dir);
   }
   /* the resolved manifest and the metrics file (rows after the checkpoint are dropped) */
+  if (r->rank != 0) return UNMIX_OK;
   char mp[UNMIX_PATH_MAX + 32];
   snprintf(mp, sizeof mp, "%s/manifest.yaml", r->dir);
   struct unmix_chunk ch = {r->cfg.resolved_yaml, strlen(r->cfg.resolved_yaml)};
@@ -442,6 +503,20 @@ static unmix_status write_row(struct run *r, int epoch, const struct unmix_knn_e
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */
+/* Sums v over ranks (a no-op with one rank): how the ranks agree on errors, signals and the
+ * logged losses, so that they stop together and rank 0 logs global means. */
+static unmix_status agree(struct run *r, double *v, int n) {
+  if (r->world <= 1) return UNMIX_OK;
+  return unmix_comm_allreduce_f64(r->comm, v, n, UNMIX_COMM_HOST);
+}
+
+/* The signal every rank acts on: SIGTERM if any rank got one, else SIGINT if any did. */
+static int agreed_signal(struct run *r, unmix_status *st) {
+  double f[2] = {g_signal == SIGINT, g_signal == SIGTERM};
+  *st = agree(r, f, 2);
+  return f[1] > 0 ? SIGTERM : f[0] > 0 ? SIGINT : 0;
+}
+
 static int train_loop(struct run *r) {
   const struct unmix_config *cfg = &r->cfg;
   const int E = cfg->train.epochs;
@@ -459,12 +534,18 @@ static int train_loop(struct run *r) {
     double images = 0;
     for (int64_t s = first; s < r->steps_per_epoch && st == UNMIX_OK; s++) {
       st = unmix_loader_next(r->loader, &b);
-      if (st != UNMIX_OK) break;
-      if (!b) {
+      if (st == UNMIX_OK && !b)
         st = unmix_error_set(UNMIX_ERR_FORMAT, "the loader ended epoch %d after %lld of %lld steps", epoch + 1,
                              (long long)s, (long long)r->steps_per_epoch);
-        break;
+      if (r->world > 1) { /* a rank without its batch stops every rank before the step's collectives */
+        double bad = st != UNMIX_OK;
+        unmix_status as = agree(r, &bad, 1);
+        if (as != UNMIX_OK) st = as;
+        else if (bad > 0 && st == UNMIX_OK)
+          st = unmix_error_set(UNMIX_ERR_IO, "another rank could not load its batch for step %lld of epoch %d (see "
+                                             "its messages)", (long long)s, epoch + 1);
       }
+      if (st != UNMIX_OK) break;
       double lr = unmix_lr_at(&cfg->schedule, cfg->optim.lr, E, epoch, (int)s, (int)r->steps_per_epoch);
       if (s == 0) r->acc.lr0 = lr;
       struct unmix_views v;
@@ -476,13 +557,20 @@ static int train_loop(struct run *r) {
       if (st != UNMIX_OK) break;
       r->be->synchronize();
       train_secs += unmix_now() - t0;
-      const double n = b->size;
-      r->acc.loss += ss.loss * n;
-      r->acc.t0 += ss.terms[0] * n;
-      r->acc.t1 += ss.terms[1] * n;
-      r->acc.t2 += ss.terms[2] * n;
-      r->acc.acc1 += (ss.acc1 > 0 ? ss.acc1 : 0) * n;
-      r->acc.acc5 += (ss.acc5 > 0 ? ss.acc5 : 0) * n;
+      /* the global batch's means (per-rank means averaged: equal shards) and the agreed signal */
+      double ag[8] = {ss.loss, ss.terms[0], ss.terms[1], ss.terms[2], ss.acc1 > 0 ? ss.acc1 : 0,
+                      ss.acc5 > 0 ? ss.acc5 : 0, g_signal == SIGINT, g_signal == SIGTERM};
+      if ((st = agree(r, ag, 8)) != UNMIX_OK) break;
+      for (int i = 0; i < 6; i++) ag[i] /= r->world;
+      const int sig = ag[7] > 0 ? SIGTERM : ag[6] > 0 ? SIGINT : 0;
+      const double n = (double)b->size * r->world;
+      ss.loss = ag[0];
+      r->acc.loss += ag[0] * n;
+      r->acc.t0 += ag[1] * n;
+      r->acc.t1 += ag[2] * n;
+      r->acc.t2 += ag[3] * n;
+      r->acc.acc1 += ag[4] * n;
+      r->acc.acc5 += ag[5] * n;
       r->acc.n += n;
       r->acc.steps += 1;
       r->acc.mix_g += ss.mix_mode == 1;
@@ -500,11 +588,11 @@ static int train_loop(struct run *r) {
       if (st != UNMIX_OK) break;
       r->global_step++;
       steps_this_run++;
-      images += n * v.nviews;
+      images += n * v.nviews; /* the global batch's images */
       show_progress(r, epoch, s + 1, ss.loss, images / (unmix_now() - t_ep), unmix_now() - t_run0,
                     unmix_now() - t_run0, steps_this_run, false);
       bool stop_steps = r->o->stop_after_steps > 0 && steps_this_run >= r->o->stop_after_steps;
-      if ((g_signal || stop_steps) && s + 1 < r->steps_per_epoch) {
+      if ((sig || stop_steps) && s + 1 < r->steps_per_epoch) {
         if (r->progress) fputc('\n', stderr);
         unmix_status cs = save_checkpoint(r, epoch, s + 1);
         if (cs != UNMIX_OK) {
@@ -514,9 +602,9 @@ static int train_loop(struct run *r) {
         }
         write_status(r, "interrupted", epoch);
         unmix_log_info("%s: checkpoint saved at epoch %d step %lld; continue with --resume",
-                       g_signal ? (g_signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)") : "stopped",
+                       sig ? (sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)") : "stopped",
                        epoch + 1, (long long)(s + 1));
-        return g_signal == SIGINT ? 130 : g_signal == SIGTERM ? 143 : 0;
+        return sig == SIGINT ? 130 : sig == SIGTERM ? 143 : 0;
       }
     }
     if (r->progress) fputc('\n', stderr);
@@ -542,7 +630,7 @@ static int train_loop(struct run *r) {
     }
     double secs = unmix_now() - t_ep;
     double ips = train_secs > 0 ? images / train_secs : 0;
-    if ((st = write_row(r, epoch, kp, secs, ips)) != UNMIX_OK) {
+    if (r->rank == 0 && (st = write_row(r, epoch, kp, secs, ips)) != UNMIX_OK) {
       unmix_log_error("%s", unmix_error_message());
       return 1;
     }
@@ -556,7 +644,12 @@ static int train_loop(struct run *r) {
     bool stop = r->o->stop_after_epochs > 0 && epochs_this_run >= r->o->stop_after_epochs;
     bool stop_steps = r->o->stop_after_steps > 0 && steps_this_run >= r->o->stop_after_steps;
     memset(&r->acc, 0, sizeof r->acc);
-    if (last || stop || stop_steps || g_signal || (epoch + 1) % cfg->train.checkpoint_every == 0) {
+    const int sig = agreed_signal(r, &st);
+    if (st != UNMIX_OK) {
+      unmix_log_error("%s", unmix_error_message());
+      return 1;
+    }
+    if (last || stop || stop_steps || sig || (epoch + 1) % cfg->train.checkpoint_every == 0) {
       if ((st = save_checkpoint(r, epoch + 1, 0)) != UNMIX_OK) {
         unmix_log_error("could not save the checkpoint: %s", unmix_error_message());
         write_status(r, "failed", epoch + 1);
@@ -564,10 +657,10 @@ static int train_loop(struct run *r) {
       }
     }
     write_status(r, last ? "finished" : "running", epoch + 1);
-    if (g_signal) {
+    if (sig) {
       write_status(r, "interrupted", epoch + 1);
       unmix_log_info("interrupted after epoch %d; checkpoint saved, continue with --resume", epoch + 1);
-      return g_signal == SIGINT ? 130 : 143;
+      return sig == SIGINT ? 130 : 143;
     }
     if ((stop || stop_steps) && !last) {
       write_status(r, "interrupted", epoch + 1);
@@ -593,7 +686,41 @@ int unmix_train(const struct unmix_train_options *o) {
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
   int rc;
-  if (setup(r) != UNMIX_OK) {
+  /* the communicator first: the rank decides who writes, and each local rank gets its GPU
+   * before the backend starts */
+  struct unmix_comm_options co;
+  unmix_comm_options_init(&co);
+  co.timeout_s = o->comm_timeout;
+  co.nccl_id_file = o->nccl_id_file;
+  const char *ck = o->comm ? o->comm : getenv("UNMIX_COMM");
+  unmix_status cs = ck ? unmix_comm_kind_parse(ck, &co.kind) : UNMIX_OK;
+  if (cs == UNMIX_OK) cs = unmix_comm_create(&co, &r->comm);
+  if (cs != UNMIX_OK) {
+    fprintf(stderr, "unmix train: %s: %s\n", unmix_status_name(unmix_error_code()), unmix_error_message());
+    unmix_config_free(&r->cfg);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    free(r);
+    return 1;
+  }
+  r->rank = unmix_comm_rank(r->comm);
+  r->world = unmix_comm_world(r->comm);
+  unmix_log_set_rank(r->rank);
+  if (r->rank != 0) r->progress = false;
+  if (r->world > 1 && !strcmp(r->cfg.backend, "cuda")) unmix_log_debug("%s", unmix_comm_bind_local_gpu(r->comm));
+  unmix_status ss = setup(r);
+  if (r->world > 1) { /* every rank learns whether all could start */
+    double bad = ss != UNMIX_OK;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", unmix_error_message());
+    unmix_status as = agree(r, &bad, 1);
+    if (ss == UNMIX_OK && as != UNMIX_OK) ss = as;
+    else if (ss == UNMIX_OK && bad > 0)
+      ss = unmix_error_set(UNMIX_ERR_ARG, "%.0f other rank(s) could not start the run (see their messages)", bad);
+    else if (ss != UNMIX_OK)
+      unmix_error_set(ss, "rank %d: %s", r->rank, msg);
+  }
+  if (ss != UNMIX_OK) {
     fprintf(stderr, "unmix train: %s: %s\n", unmix_status_name(unmix_error_code()), unmix_error_message());
     if (r->be && r->dir[0] && r->train_ds) write_status(r, "failed", r->start_epoch);
     rc = 1;
@@ -602,6 +729,8 @@ int unmix_train(const struct unmix_train_options *o) {
     rc = train_loop(r);
   }
   teardown(r);
+  unmix_comm_destroy(r->comm);
+  unmix_log_set_rank(0);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
   free(r);

@@ -7,7 +7,10 @@
  *   DIR/status.yaml              provenance and progress (status, epochs done, commit, ...)
  *   DIR/train.log                the log
  * A run resumes bit-identically on the CPU (same thread count) from its last checkpoint,
- * including a mid-epoch one written on SIGINT/SIGTERM. */
+ * including a mid-epoch one written on SIGINT/SIGTERM.
+ * Under `mpirun -np N` (or srun with UNMIX_NCCL_ID_FILE) the run is data-parallel over N
+ * ranks: each loads its shard of the global batch; rank 0 alone writes the run directory;
+ * every rank resumes from the same checkpoint; all stop together on a signal or an error. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,6 +43,10 @@ struct unmix_train_options {
   int stop_after_epochs;        /* > 0: checkpoint and stop after this many epochs of this invocation */
   int64_t stop_after_steps;     /* > 0: checkpoint (mid-epoch) and stop after this many steps */
   bool quiet;                   /* no progress output (warnings and errors only) */
+  /* multi-process (core/dist/comm.h): NULL / <= 0 = the environment's or the default */
+  const char *comm;             /* auto | single | mpi | nccl */
+  double comm_timeout;          /* seconds a collective may wait for a peer */
+  const char *nccl_id_file;     /* NCCL unique-id file for launchers without MPI (srun) */
 };
 
 /* Runs the training; returns the process exit status: 0 done (or stopped as asked), 1 error,

@@ -48,9 +48,10 @@ int unmix_swav_state(struct unmix_method *m, struct unmix_state_entry *out, int 
 int unmix_swav_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap);
 unmix_status unmix_swav_set_scalar(struct unmix_method *m, const char *name, int64_t value);
 /* Sinkhorn-Knopp of the old SwAV code (SPEC §4.5) on scores (b, k) -> codes (b, k), rows
- * summing to 1. Exposed for tests. comm may be NULL. work: >= 2*k + b floats of device scratch. */
-void unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k, float epsilon, int iters,
-                    const float *scores, float *q, float *work);
+ * summing to 1. Exposed for tests. comm may be NULL; with world ranks the total and the
+ * per-prototype sums are all-reduced and c = 1/(world*b), as the reference does. work: >= 2*k + b floats of device scratch. */
+unmix_status unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k, float epsilon,
+                            int iters, const float *scores, float *q, float *work);
 
 size_t unmix_moco_device_bytes(const struct unmix_method *m);
 size_t unmix_swav_device_bytes(const struct unmix_method *m);
@@ -60,3 +61,9 @@ size_t unmix_swav_device_bytes(const struct unmix_method *m);
 int unmix_state_add(struct unmix_state_entry *out, int n, int cap, const char *name, float *data, int64_t numel);
 /* Averages gradients over ranks (no-op without a communicator or with one rank). */
 unmix_status unmix_method_allreduce_grads(struct unmix_method *m);
+/* A non-finite loss stops every rank together: the flag is summed over ranks (one small
+ * all-reduce per step when world > 1), so no rank waits in the gradient all-reduce for a
+ * peer that has given up. */
+unmix_status unmix_method_check_loss(struct unmix_method *m, double loss, const char *method, int64_t step, float lr);
+/* SyncBatchNorm (model.sync_bn, world > 1): routes the model's BN statistics through m->comm. */
+void unmix_method_install_bn_sync(struct unmix_method *m, struct unmix_model *model);

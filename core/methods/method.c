@@ -1,9 +1,23 @@
 /* The method interface: dispatch to MoCo / SwAV, shared helpers (see method.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist/comm.h"
 #include "core/methods/internal.h"
+
+/* SyncBatchNorm's reduction (model.h's hook) over the method's communicator. */
+static unmix_status bn_allreduce(void *comm, double *buf, int64_t n) {
+  return unmix_comm_allreduce_f64(comm, buf, n, UNMIX_COMM_HOST);
+}
+
+void unmix_method_install_bn_sync(struct unmix_method *m, struct unmix_model *model) {
+  if (!model || !m->cfg.model.sync_bn || m->world <= 1) return;
+  model->bn_sync.allreduce_f64 = bn_allreduce;
+  model->bn_sync.ctx = m->comm;
+  model->bn_sync.status = UNMIX_OK;
+}
 
 unmix_status unmix_method_create(const struct unmix_config *cfg, const struct unmix_backend *be, int image_size,
                                  struct unmix_comm *comm, struct unmix_method **out) {
@@ -15,10 +29,18 @@ unmix_status unmix_method_create(const struct unmix_config *cfg, const struct un
   m->cfg.source_path = NULL;
   m->cfg.resolved_yaml = NULL;
   m->comm = comm;
-  m->rank = 0;
-  m->world = 1;
+  m->rank = unmix_comm_rank(comm);
+  m->world = unmix_comm_world(comm);
   m->image_size = image_size;
-  unmix_status s = cfg->method == UNMIX_METHOD_MOCO ? unmix_moco_create(m) : unmix_swav_create(m);
+  unmix_status s = UNMIX_OK;
+  if (cfg->optim.batch_size % m->world != 0)
+    s = unmix_error_set(UNMIX_ERR_CONFIG, "optim.batch_size = %d (the global batch) is not a multiple of the %d ranks",
+                        cfg->optim.batch_size, m->world);
+  else if (cfg->model.sync_bn && m->world > 1 && cfg->model.bn_splits > 1)
+    s = unmix_error_set(UNMIX_ERR_CONFIG, "model.sync_bn normalises over the global batch; it cannot be combined "
+                                          "with model.bn_splits = %d (set one of them off)", cfg->model.bn_splits);
+  if (s == UNMIX_OK) s = cfg->method == UNMIX_METHOD_MOCO ? unmix_moco_create(m) : unmix_swav_create(m);
+  if (s == UNMIX_OK) unmix_method_install_bn_sync(m, m->model);
   if (s != UNMIX_OK) {
     unmix_method_destroy(m);
     return s;
@@ -87,6 +109,7 @@ int unmix_state_add(struct unmix_state_entry *out, int n, int cap, const char *n
     e->numel = numel;
     e->ndim = 1;
     e->shape[0] = (int)numel;
+    e->per_rank = false;
   }
   return n + 1;
 }
@@ -119,7 +142,38 @@ unmix_status unmix_method_set_scalar(struct unmix_method *m, const char *name, i
   return unmix_swav_set_scalar(m, name, value);
 }
 
+/* DDP's averaging: every rank's loss is the mean over its local batch, and the gradient is
+ * the mean over ranks, summed in buckets of the flat buffer (all started, then waited for
+ * together, so the transport pipelines them) and scaled by 1/world. */
 unmix_status unmix_method_allreduce_grads(struct unmix_method *m) {
   if (!m->comm || m->world <= 1) return UNMIX_OK;
-  return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "multi-process gradient all-reduce is not built yet");
+  if (m->model->bn_sync.status != UNMIX_OK) return m->model->bn_sync.status;
+  struct unmix_param_store *p = &m->model->params;
+  const int64_t bucket = unmix_comm_bucket_bytes(m->comm) / (int64_t)sizeof(float);
+  const int nb = (int)((p->total + bucket - 1) / bucket);
+  void **bufs = unmix_xmalloc(sizeof(void *) * (size_t)nb);
+  int64_t *counts = unmix_xmalloc(sizeof(int64_t) * (size_t)nb);
+  for (int b = 0; b < nb; b++) {
+    int64_t off = (int64_t)b * bucket;
+    bufs[b] = p->grad + off;
+    counts[b] = p->total - off < bucket ? p->total - off : bucket;
+  }
+  unmix_status s = unmix_comm_allreduce_sum_many(m->comm, bufs, counts, nb, UNMIX_COMM_F32, UNMIX_COMM_DEVICE);
+  free(bufs);
+  free(counts);
+  UNMIX_TRY(s);
+  m->be->scale(p->total, 1.0f / (float)m->world, p->grad, p->grad);
+  return UNMIX_OK;
+}
+
+unmix_status unmix_method_check_loss(struct unmix_method *m, double loss, const char *method, int64_t step,
+                                     float lr) {
+  double bad = isfinite(loss) ? 0.0 : 1.0;
+  if (m->comm && m->world > 1) UNMIX_TRY(unmix_comm_allreduce_f64(m->comm, &bad, 1, UNMIX_COMM_HOST));
+  if (bad == 0.0) return UNMIX_OK;
+  if (!isfinite(loss))
+    return unmix_error_set(UNMIX_ERR_NUMERIC, "%s loss is %g at step %lld (lr %g): training diverged", method, loss,
+                           (long long)step, (double)lr);
+  return unmix_error_set(UNMIX_ERR_NUMERIC, "%s loss is not finite on %.0f other rank(s) at step %lld (lr %g): "
+                                            "training diverged", method, bad, (long long)step, (double)lr);
 }

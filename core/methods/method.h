@@ -64,6 +64,7 @@ struct unmix_state_entry {
   int64_t numel;
   int ndim;
   int shape[4];
+  bool per_rank;      /* differs between ranks (SwAV's queue): a checkpoint holds every rank's copy */
 };
 /* Every buffer of method state beyond the encoder's parameters and BN buffers (MoCo: the
  * key encoder's parameters and buffers, the queue; SwAV: its queue), and the encoder's

@@ -8,12 +8,21 @@
  *
  * mix_once (SPEC §10): the two reference forwards of the mixed batch are identical in
  * train mode, so we forward it once, replay its BatchNorm running-stat update where the
- * second forward would happen, and back-propagate the sum of both upstream gradients. */
+ * second forward would happen, and back-propagate the sum of both upstream gradients.
+ *
+ * Several ranks (SPEC §3.1): each rank mixes and encodes its local slice of the global batch;
+ * keys use the reference's shuffle-BN across ranks (the key batch all-gathered, one
+ * permutation of the global batch from rank 0 broadcast, each rank encoding its slice of the
+ * permuted batch, the keys all-gathered and un-shuffled); the queue receives the keys of all
+ * ranks in rank order and stays identical on every rank; losses are per-rank means and the
+ * gradients are averaged over ranks (DDP). With model.sync_bn both encoders normalise over
+ * the global batch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist/comm.h"
 #include "core/methods/internal.h"
 #include "core/util/rng.h"
 
@@ -41,6 +50,7 @@ unmix_status unmix_moco_create(struct unmix_method *m) {
   UNMIX_TRY(unmix_model_create(&spec, be, cfg->seed, &mc->k));
   /* encoder_k starts as a copy of encoder_q (buffers identical by construction) */
   unmix_model_copy_from(mc->k, m->model);
+  unmix_method_install_bn_sync(m, mc->k);
   mc->dim = unmix_model_out_dim(m->model);
   mc->K = cfg->moco.K;
   mc->queue = be->alloc(sizeof(float) * (size_t)mc->K * mc->dim);
@@ -102,11 +112,11 @@ static unmix_status ensure_batch(struct unmix_method *m, int n) {
   if (mc->dlogits) be->free(mc->dlogits);
   size_t lb = sizeof(float) * (size_t)n * (mc->K + 1);
   mc->labels_dev = be->alloc(sizeof(int32_t) * (size_t)n);
-  mc->perm_dev = be->alloc(sizeof(int32_t) * (size_t)n);
+  mc->perm_dev = be->alloc(sizeof(int32_t) * (size_t)n * m->world); /* a permutation of the global batch */
   mc->logits = be->alloc(lb);
   mc->probs = be->alloc(lb);
   mc->dlogits = be->alloc(lb);
-  mc->perm_host = unmix_xrealloc(mc->perm_host, sizeof(int32_t) * (size_t)n);
+  mc->perm_host = unmix_xrealloc(mc->perm_host, sizeof(int32_t) * (size_t)n * m->world);
   if (!mc->labels_dev || !mc->perm_dev || !mc->logits || !mc->probs || !mc->dlogits)
     return unmix_error_set(UNMIX_ERR_NOMEM, "MoCo logits for batch %d x %d", n, mc->K + 1);
   memset(mc->perm_host, 0, sizeof(int32_t) * (size_t)n);
@@ -116,33 +126,58 @@ static unmix_status ensure_batch(struct unmix_method *m, int n) {
 }
 
 /* Normalised keys of x in the original sample order: encoder_k on the shuffled batch (its
- * BatchNorm sees the shuffled split groups), then un-shuffled (SPEC §2.5.2). */
-static float *keys(struct unmix_method *m, const float *x, int n, int64_t step, int call, const int32_t *forced_perm) {
+ * BatchNorm sees the shuffled split groups), then un-shuffled (SPEC §2.5.2). With several
+ * ranks (SPEC §3.1): x is all-gathered into the global batch, rank 0's permutation of it is
+ * broadcast, this rank encodes rows [rank*n, (rank+1)*n) of the permuted batch, the keys are
+ * all-gathered and un-shuffled. *k_local = this rank's n keys, *k_all = the world*n keys of the
+ * global batch in rank order (the queue's; = *k_local with one rank). The permutation is
+ * drawn from (seed, step, call) alone, so one process with the whole batch draws the same. */
+static unmix_status keys(struct unmix_method *m, const float *x, int n, int64_t step, int call,
+                         const int32_t *forced_perm, float **k_local, float **k_all) {
   struct unmix_moco *mc = m->moco;
   const struct unmix_backend *be = m->be;
   const int64_t img = (int64_t)m->image_size * m->image_size * 3;
+  const int W = m->world, N = n * W, D = mc->dim;
   const float *xin = x;
   if (m->cfg.moco.shuffle_bn) {
-    if (forced_perm) {
-      memcpy(mc->perm_host, forced_perm, sizeof(int32_t) * (size_t)n);
-    } else {
-      struct unmix_rng r = unmix_rng_make(m->cfg.seed, UNMIX_RNG_KEYPERM, (uint32_t)(step >> 32), (uint32_t)step,
-                                          (uint32_t)(call * 4096 + m->rank));
-      unmix_rng_permutation(&r, mc->perm_host, n);
+    const float *xall = x;
+    if (W > 1) {
+      float *g = unmix_ctx_alloc(mc->cwork, (int64_t)N * img);
+      UNMIX_TRY(unmix_comm_allgather_rows(m->comm, x, n, img, g, UNMIX_COMM_DEVICE));
+      xall = g;
     }
-    be->memcpy_h2d(mc->perm_dev, mc->perm_host, sizeof(int32_t) * (size_t)n);
+    if (m->rank == 0) {
+      if (forced_perm) {
+        memcpy(mc->perm_host, forced_perm, sizeof(int32_t) * (size_t)N);
+      } else {
+        struct unmix_rng r = unmix_rng_make(m->cfg.seed, UNMIX_RNG_KEYPERM, (uint32_t)(step >> 32), (uint32_t)step,
+                                            (uint32_t)(call * 4096));
+        unmix_rng_permutation(&r, mc->perm_host, N);
+      }
+    }
+    UNMIX_TRY(unmix_comm_bcast_i32(m->comm, mc->perm_host, N, 0, UNMIX_COMM_HOST));
+    be->memcpy_h2d(mc->perm_dev, mc->perm_host, sizeof(int32_t) * (size_t)N);
     float *xs = unmix_ctx_alloc(mc->cwork, n * img);
-    be->gather_rows(n, img, mc->perm_dev, x, xs);
+    be->gather_rows(n, img, mc->perm_dev + (int64_t)m->rank * n, xall, xs);
     xin = xs;
   }
   const float *kraw = unmix_model_forward(mc->k, mc->ckey, xin, n, UNMIX_FWD_TRAIN, false);
-  float *kn = unmix_ctx_alloc(mc->cwork, (int64_t)n * mc->dim);
+  float *kn = unmix_ctx_alloc(mc->cwork, (int64_t)n * D);
   float *norms = unmix_ctx_alloc(mc->cwork, n);
-  be->l2norm_forward(n, mc->dim, kraw, kn, norms, 1e-12f);
-  if (!m->cfg.moco.shuffle_bn) return kn;
-  float *kout = unmix_ctx_alloc(mc->cwork, (int64_t)n * mc->dim);
-  be->scatter_rows(n, mc->dim, mc->perm_dev, kn, kout); /* kout[perm[i]] = kn[i] */
-  return kout;
+  be->l2norm_forward(n, D, kraw, kn, norms, 1e-12f);
+  float *kg = kn;
+  if (W > 1) {
+    kg = unmix_ctx_alloc(mc->cwork, (int64_t)N * D);
+    UNMIX_TRY(unmix_comm_allgather_rows(m->comm, kn, n, D, kg, UNMIX_COMM_DEVICE));
+  }
+  if (m->cfg.moco.shuffle_bn) {
+    float *kout = unmix_ctx_alloc(mc->cwork, (int64_t)N * D);
+    be->scatter_rows(N, D, mc->perm_dev, kg, kout); /* kout[perm[i]] = kg[i]: argsort un-shuffle */
+    kg = kout;
+  }
+  *k_all = kg;
+  *k_local = kg + (int64_t)m->rank * n * D;
+  return UNMIX_OK;
 }
 
 /* CE of logits [u.kpos, u.queue]/T with label 0; du += weight * dL/du. Returns the loss. */
@@ -238,14 +273,15 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
     be->flip_batch(n, D, mx.un, mf); /* nz(rev(m)) = rev(nz(m)) */
     be->fill((int64_t)n * D, 0.0f, dmf);
   }
-  float *k2 = keys(m, v->view[1], n, step, 0, forced ? forced->perm[0] : NULL);
+  float *k2 = NULL, *k2_all = NULL;
+  UNMIX_TRY(keys(m, v->view[1], n, step, 0, forced ? forced->perm[0] : NULL, &k2, &k2_all));
   double l_a = contrast(m, n, q1.un, k2, 1.0f, q1.du, &c1, &c5);
   double lm_a = 0, lmf_a = 0, l_b = 0, lm_b = 0, lmf_b = 0;
   if (mix) {
     lm_a = contrast(m, n, mx.un, k2, lam, mx.du, NULL, NULL);
     lmf_a = contrast(m, n, mf, k2, 1.0f - lam, dmf, NULL, NULL);
   }
-  float *k1 = NULL;
+  float *k1 = NULL, *k1_all = NULL;
   /* 4. call B (symmetric): (im2, im1, mixed) */
   if (sym) {
     qbranch_forward(m, mc->cq2, v->view[1], n, &q2);
@@ -265,7 +301,7 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
         dmfb = dmf2;
       }
     }
-    k1 = keys(m, v->view[0], n, step, 1, forced ? forced->perm[1] : NULL);
+    UNMIX_TRY(keys(m, v->view[0], n, step, 1, forced ? forced->perm[1] : NULL, &k1, &k1_all));
     l_b = contrast(m, n, q2.un, k1, 1.0f, q2.du, &c1, &c5);
     if (mix) {
       lm_b = contrast(m, n, mb->un, k1, lam, mb->du, NULL, NULL);
@@ -273,9 +309,7 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
     }
   }
   double loss = l_a + l_b + lam * (lm_a + lm_b) + (1.0 - lam) * (lmf_a + lmf_b);
-  if (!isfinite(loss))
-    return unmix_error_set(UNMIX_ERR_NUMERIC, "MoCo loss is %g at step %lld (lr %g): training diverged", loss,
-                           (long long)step, (double)lr);
+  UNMIX_TRY(unmix_method_check_loss(m, loss, "MoCo", step, lr));
 
   /* 5. backward: d(flipped) flows back flipped into the mixed embeddings */
   qbranch_backward(m, mc->cq1, n, &q1);
@@ -296,13 +330,14 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
   UNMIX_TRY(unmix_method_allreduce_grads(m));
   unmix_optimizer_step(&m->opt, lr);
 
-  /* 7. enqueue (symmetric: cat[k1, k2]) */
-  int nk = sym ? 2 * n : n;
+  /* 7. enqueue the keys of every rank (symmetric: cat[k1, k2] of the global batch) */
+  const int N = n * m->world;
+  int nk = sym ? 2 * N : N;
   if (sym) {
-    be->copy((int64_t)n * D, k1, mc->queue + (int64_t)mc->ptr * D);
-    be->copy((int64_t)n * D, k2, mc->queue + (int64_t)(mc->ptr + n) * D);
+    be->copy((int64_t)N * D, k1_all, mc->queue + (int64_t)mc->ptr * D);
+    be->copy((int64_t)N * D, k2_all, mc->queue + (int64_t)(mc->ptr + N) * D);
   } else {
-    be->copy((int64_t)n * D, k2, mc->queue + (int64_t)mc->ptr * D);
+    be->copy((int64_t)N * D, k2_all, mc->queue + (int64_t)mc->ptr * D);
   }
   mc->ptr = (mc->ptr + nk) % mc->K;
 
@@ -350,6 +385,7 @@ int unmix_moco_state(struct unmix_method *m, struct unmix_state_entry *out, int 
     e->data = mc->queue;
     e->numel = (int64_t)mc->K * mc->dim;
     e->ndim = 2;
+    e->per_rank = false;
     e->shape[0] = mc->K;
     e->shape[1] = mc->dim;
   }

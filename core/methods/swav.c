@@ -6,12 +6,16 @@
  * reverse), where `reverse` flips only the crop-0 code (quirk 11; `swav.reverse: paper`
  * also flips the mixed prediction); prototypes frozen for the first iterations; LARC+SGD.
  * The queue follows the code: its length is rounded down to a multiple of bs*world (0 at
- * the CIFAR settings), zero-filled at epoch_queue_starts, used once full. */
+ * the CIFAR settings), zero-filled at epoch_queue_starts, used once full.
+ * Several ranks: each rank holds its own queue of length/world rows of its local embeddings
+ * (as the reference); Sinkhorn all-reduces the total and the per-prototype sums with
+ * c = 1/(world*rows); with model.sync_bn the BatchNorm statistics cover the global batch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist/comm.h"
 #include "core/methods/internal.h"
 #include "core/util/rng.h"
 
@@ -28,6 +32,7 @@ struct unmix_swav {
   float *scalars_dev;
   const float *last_dscores; /* first forward group's score gradients (tests) */
   int last_rows;
+  unmix_status comm_status;  /* first failed Sinkhorn all-reduce of the step */
 };
 
 /* shoot_infs: replace +-inf by the largest finite value (the reference's helper). */
@@ -39,9 +44,10 @@ static void shoot_infs(float *x, int n) {
     if (isinf(x[i])) x[i] = mx;
 }
 
-void unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k, float epsilon, int iters,
-                    const float *scores, float *q, float *work) {
-  (void)comm; /* the distributed all-reduce of the sums arrives with core/dist */
+unmix_status unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k, float epsilon,
+                            int iters, const float *scores, float *q, float *work) {
+  unmix_status s = UNMIX_OK;
+  const int world = unmix_comm_world(comm);
   float *u_dev = work, *v_dev = work + k;
   float *u = unmix_xmalloc(sizeof(float) * (size_t)k), *v = unmix_xmalloc(sizeof(float) * (size_t)b);
   /* Q = exp(scores/eps) (stored b x k: the reference's Q transposed) */
@@ -49,13 +55,15 @@ void unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int
   float total;
   be->sum((int64_t)b * k, q, u_dev);
   be->memcpy_d2h(&total, u_dev, sizeof total);
+  if (world > 1 && s == UNMIX_OK) s = unmix_comm_allreduce_f32(comm, &total, 1, UNMIX_COMM_HOST);
   shoot_infs(&total, 1);
   be->scale((int64_t)b * k, 1.0f / total, q, q);
-  const float r = 1.0f / (float)k, c = 1.0f / (float)b;
+  const float r = 1.0f / (float)k, c = 1.0f / ((float)world * (float)b);
   for (int it = 0; it < iters; it++) {
     /* u = rowsum over samples per prototype; Q *= r/u per prototype */
     be->col_sum(b, k, q, u_dev);
     be->memcpy_d2h(u, u_dev, sizeof(float) * (size_t)k);
+    if (world > 1 && s == UNMIX_OK) s = unmix_comm_allreduce_f32(comm, u, k, UNMIX_COMM_HOST);
     for (int j = 0; j < k; j++) u[j] = r / u[j];
     shoot_infs(u, k);
     be->memcpy_h2d(u_dev, u, sizeof(float) * (size_t)k);
@@ -75,6 +83,7 @@ void unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int
   be->scale_rows(b, k, v_dev, q);
   free(u);
   free(v);
+  return s;
 }
 
 unmix_status unmix_swav_create(struct unmix_method *m) {
@@ -88,8 +97,9 @@ unmix_status unmix_swav_create(struct unmix_method *m) {
   if (sw->proto_idx < 0) return unmix_error_set(UNMIX_ERR_CONFIG, "SwAV needs model.head: swav with prototypes");
   sw->nproto = cfg->swav.nmb_prototypes;
   sw->dim = cfg->model.dim;
-  /* the reference: queue_length -= queue_length % (batch_size * world_size) */
-  sw->qlen = cfg->swav.queue_length - cfg->swav.queue_length % cfg->optim.batch_size;
+  /* the reference: queue_length -= queue_length % (batch_size * world_size) (optim.batch_size
+   * is already the global batch); each rank holds queue_length / world_size rows */
+  sw->qlen = (cfg->swav.queue_length - cfg->swav.queue_length % cfg->optim.batch_size) / m->world;
   sw->cwork = unmix_ctx_create(m->be, "swav.work");
   for (int i = 0; i < MAX_CROPS; i++) sw->cgroup[i] = unmix_ctx_create(m->be, "swav.group");
   sw->scalars_dev = m->be->alloc(sizeof(float) * 4);
@@ -180,7 +190,9 @@ static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop
     }
     if (flip_code) be->flip_batch(bs, P, crops[crop_id].scores, cur);
     else be->copy((int64_t)bs * P, crops[crop_id].scores, cur);
-    unmix_sinkhorn(be, m->comm, rows, P, cfg->swav.epsilon, cfg->swav.sinkhorn_iterations, out, q, work);
+    unmix_status ss = unmix_sinkhorn(be, m->comm, rows, P, cfg->swav.epsilon, cfg->swav.sinkhorn_iterations, out, q,
+                                     work);
+    if (ss != UNMIX_OK && sw->comm_status == UNMIX_OK) sw->comm_status = ss;
     const float *qb = q + (int64_t)(rows - bs) * P; /* the batch's codes: last bs rows */
     double subloss = 0.0;
     const float w = weight / (float)(T - 1) / (float)na;
@@ -227,6 +239,7 @@ unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v
                              cfg->swav.crops_for_assign[i], T);
   unmix_ctx_reset(sw->cwork);
   unmix_model_zero_grad(m->model);
+  sw->comm_status = UNMIX_OK;
 
   /* 1. prototypes re-normalised (rows) */
   float *pw = unmix_param_ptr(&m->model->params, sw->proto_idx);
@@ -329,9 +342,8 @@ unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v
     l2 = swav_loss(m, bs, T, out_unmix, true, (float)(1.0 - lam));
   }
   double loss = l0 + lam * l1 + (1.0 - lam) * l2;
-  if (!isfinite(loss))
-    return unmix_error_set(UNMIX_ERR_NUMERIC, "SwAV loss is %g at step %lld (lr %g): training diverged", loss,
-                           (long long)step, (double)lr);
+  if (sw->comm_status != UNMIX_OK) return sw->comm_status;
+  UNMIX_TRY(unmix_method_check_loss(m, loss, "SwAV", step, lr));
 
   sw->last_dscores = groups[0].dscores;
   sw->last_rows = groups[0].count * bs;
@@ -382,6 +394,7 @@ int unmix_swav_state(struct unmix_method *m, struct unmix_state_entry *out, int 
     e->shape[0] = m->cfg.swav.n_crops_for_assign;
     e->shape[1] = sw->qlen;
     e->shape[2] = sw->dim;
+    e->per_rank = m->world > 1;
   }
   return 1;
 }

@@ -3,6 +3,7 @@
  * precedes its consumers), so backward visits them in reverse index order and a node's
  * gradient is complete when it is visited. Input gradients of fan-out nodes are summed
  * explicitly (ops overwrite dx; see the accumulation rule in backend.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,8 @@ struct unmix_ctx {
   int npool, cappool;
   int *remaining;        /* consumer counts during a no-grad forward */
   float **grad;          /* per-node upstream gradient during backward */
+  bool synced;           /* the last forward used SyncBatchNorm (model->bn_sync) */
+  double *sync_count;    /* SyncBN: per node, the global number of values per channel */
 };
 
 struct unmix_ctx *unmix_ctx_create(const struct unmix_backend *be, const char *name) {
@@ -56,6 +59,7 @@ void unmix_ctx_destroy(struct unmix_ctx *ctx) {
   free(ctx->pool);
   free(ctx->remaining);
   free(ctx->grad);
+  free(ctx->sync_count);
   free(ctx);
 }
 
@@ -111,7 +115,9 @@ static void ensure_state(struct unmix_ctx *ctx, const struct unmix_model *m) {
     free(ctx->st);
     free(ctx->remaining);
     free(ctx->grad);
+    free(ctx->sync_count);
     ctx->n_nodes = m->n_nodes;
+    ctx->sync_count = unmix_xcalloc((size_t)m->n_nodes, sizeof *ctx->sync_count);
     ctx->st = unmix_xcalloc((size_t)m->n_nodes, sizeof *ctx->st);
     ctx->remaining = unmix_xcalloc((size_t)m->n_nodes, sizeof *ctx->remaining);
     ctx->grad = unmix_xcalloc((size_t)m->n_nodes, sizeof *ctx->grad);
@@ -121,6 +127,71 @@ static void ensure_state(struct unmix_ctx *ctx, const struct unmix_model *m) {
 static bool is_kept(const struct unmix_model *m, int i) {
   return i == m->feat_node || i == m->embed_node || i == m->out_node;
 }
+
+/* ---- SyncBatchNorm (model->bn_sync) ------------------------------------------------------
+ * Forward: this rank's mean and biased variance come from the backend's train-mode BN (no
+ * running-stat update; its output is overwritten below); they are combined over ranks in
+ * double as Chan's parallel variance does, in two sums: [count, count*mean] gives the global
+ * mean, then [count*(var + (mean - global mean)^2)] the global variance (one sum of
+ * count*(var + mean^2) would cancel catastrophically when |mean| >> std, as before the BN1d
+ * of a projection head); the output is the backend's affine normalisation
+ * (the eval op) with the global mean and biased variance; the running stats move with the
+ * global mean and unbiased variance, as torch.nn.SyncBatchNorm does. save_a = (global mean |
+ * unbiased variance), save_b = global invstd.
+ * Backward: the backend's BN backward with the saved global statistics and no dx gives this
+ * rank's [sum dy, sum dy*xhat] (its dgamma/dbeta, which stay local); their sums over ranks
+ * give dx = gamma*invstd*(dy - (Sdy + xhat*Sdyx)/N), computed as k*dy + a*(x - mean) + b with
+ * per-channel k = gamma*invstd, a = -k*invstd*Sdyx/N, b = -k*Sdy/N (scale_cols and the eval
+ * op with unit variance and eps 0). */
+static void sync_bn_forward(struct unmix_model *m, struct unmix_ctx *ctx, int i, const float *xa, int n) {
+  const struct unmix_node *nd = &m->nodes[i];
+  struct node_state *st = &ctx->st[i];
+  const struct unmix_backend *be = m->be;
+  const int C = nd->c;
+  const float eps = 1e-5f;
+  UNMIX_REQUIRE(nd->splits == 1, "%s: SyncBatchNorm (model.sync_bn) with %d BN splits", nd->name, nd->splits);
+  struct unmix_bn_geom g = {n, nd->h * nd->w, C, 1};
+  const float *gamma = unmix_param_ptr(&m->params, nd->weight), *beta = unmix_param_ptr(&m->params, nd->bias);
+  float *rm = unmix_param_ptr(&m->buffers, nd->rmean), *rv = unmix_param_ptr(&m->buffers, nd->rvar);
+  st->save_a = unmix_ctx_alloc(ctx, 2 * (int64_t)C);
+  st->save_b = unmix_ctx_alloc(ctx, C);
+  float *gvar = unmix_ctx_alloc(ctx, C);
+  be->batchnorm_forward_train(&g, xa, gamma, beta, st->out, st->save_a, st->save_b, NULL, NULL, 0.1f, eps);
+  float *h = unmix_xmalloc(sizeof(float) * 3 * (size_t)C);
+  double *acc = unmix_xmalloc(sizeof(double) * (1 + (size_t)C));
+  be->memcpy_d2h(h, st->save_a, sizeof(float) * (size_t)C);
+  be->memcpy_d2h(h + C, st->save_b, sizeof(float) * (size_t)C);
+  const double cnt = (double)n * nd->h * nd->w;
+  acc[0] = cnt;
+  for (int c = 0; c < C; c++) acc[1 + c] = cnt * h[c];
+  if (m->bn_sync.status == UNMIX_OK) m->bn_sync.status = m->bn_sync.allreduce_f64(m->bn_sync.ctx, acc, 1 + (int64_t)C);
+  const double N = acc[0];
+  for (int c = 0; c < C; c++) {
+    double mu = acc[1 + c] / N, d = (double)h[c] - mu, is = h[C + c], var = 1.0 / (is * is) - (double)eps;
+    h[c] = (float)mu;
+    acc[1 + c] = cnt * ((var > 0 ? var : 0) + d * d);
+  }
+  if (m->bn_sync.status == UNMIX_OK) m->bn_sync.status = m->bn_sync.allreduce_f64(m->bn_sync.ctx, acc + 1, C);
+  for (int c = 0; c < C; c++) {
+    double var = acc[1 + c] / N;
+    if (var < 0) var = 0;
+    h[C + c] = (float)(N > 1 ? var * N / (N - 1) : var);
+    h[2 * C + c] = (float)var;
+  }
+  be->memcpy_h2d(st->save_a, h, sizeof(float) * 2 * (size_t)C);
+  be->memcpy_h2d(gvar, h + 2 * C, sizeof(float) * (size_t)C);
+  for (int c = 0; c < C; c++) h[c] = (float)(1.0 / sqrt((double)h[2 * C + c] + (double)eps));
+  be->memcpy_h2d(st->save_b, h, sizeof(float) * (size_t)C);
+  be->batchnorm_forward_eval(&g, xa, gamma, beta, st->save_a, gvar, eps, st->out);
+  be->axpby(C, 0.1f, st->save_a, 0.9f, rm);
+  be->axpby(C, 0.1f, st->save_a + C, 0.9f, rv);
+  ctx->sync_count[i] = N;
+  free(h);
+  free(acc);
+}
+
+static void sync_bn_backward(struct unmix_model *m, struct unmix_ctx *ctx, int i, const float *dy, const float *xa,
+                             float *dx);
 
 const float *unmix_model_forward(struct unmix_model *m, struct unmix_ctx *ctx, const float *x, int n,
                                  enum unmix_fwd_mode mode, bool need_grad) {
@@ -134,6 +205,7 @@ const float *unmix_model_forward(struct unmix_model *m, struct unmix_ctx *ctx, c
   ctx->need_grad = need_grad;
   ctx->model = m;
   ctx->valid = true;
+  ctx->synced = mode == UNMIX_FWD_TRAIN && m->bn_sync.allreduce_f64 != NULL;
   if (!need_grad) {
     memset(ctx->remaining, 0, sizeof(int) * (size_t)m->n_nodes);
     for (int i = 0; i < m->n_nodes; i++)
@@ -176,10 +248,14 @@ const float *unmix_model_forward(struct unmix_model *m, struct unmix_ctx *ctx, c
                         nd->splits, nd->name);
           UNMIX_REQUIRE((int64_t)(n / nd->splits) * nd->h * nd->w > 1,
                         "%s: BatchNorm in train mode needs more than one value per channel", nd->name);
-          int64_t sc = (int64_t)nd->splits * nd->c;
-          st->save_a = unmix_ctx_alloc(ctx, sc);
-          st->save_b = unmix_ctx_alloc(ctx, sc);
-          be->batchnorm_forward_train(&g, xa, gamma, beta, st->out, st->save_a, st->save_b, rm, rv, 0.1f, 1e-5f);
+          if (ctx->synced) {
+            sync_bn_forward(m, ctx, i, xa, n);
+          } else {
+            int64_t sc = (int64_t)nd->splits * nd->c;
+            st->save_a = unmix_ctx_alloc(ctx, sc);
+            st->save_b = unmix_ctx_alloc(ctx, sc);
+            be->batchnorm_forward_train(&g, xa, gamma, beta, st->out, st->save_a, st->save_b, rm, rv, 0.1f, 1e-5f);
+          }
           any_bn_update = true;
         } else {
           be->batchnorm_forward_eval(&g, xa, gamma, beta, rm, rv, 1e-5f, st->out);
@@ -320,9 +396,12 @@ void unmix_model_backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, in
         struct unmix_bn_geom g = {n, nd->h * nd->w, nd->c, nd->splits};
         if (nd->relu) be->relu_backward(numel, dy, st->out, dy); /* dy is ours: mask in place */
         float *dx = want_dx ? pool_get(ctx, na) : NULL;
-        be->batchnorm_backward(&g, dy, xa, unmix_param_ptr(&m->params, nd->weight), st->save_a, st->save_b, dx,
-                               nd->frozen ? NULL : unmix_param_grad(&m->params, nd->weight),
-                               nd->frozen ? NULL : unmix_param_grad(&m->params, nd->bias));
+        if (ctx->synced)
+          sync_bn_backward(m, ctx, i, dy, xa, dx);
+        else
+          be->batchnorm_backward(&g, dy, xa, unmix_param_ptr(&m->params, nd->weight), st->save_a, st->save_b, dx,
+                                 nd->frozen ? NULL : unmix_param_grad(&m->params, nd->weight),
+                                 nd->frozen ? NULL : unmix_param_grad(&m->params, nd->bias));
         if (dx) accumulate(ctx, ia, dx, na, true);
         break;
       }
@@ -394,6 +473,53 @@ void unmix_model_backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, in
   free(done);
 }
 
+static void sync_bn_backward(struct unmix_model *m, struct unmix_ctx *ctx, int i, const float *dy, const float *xa,
+                             float *dx) {
+  const struct unmix_node *nd = &m->nodes[i];
+  const struct node_state *st = &ctx->st[i];
+  const struct unmix_backend *be = m->be;
+  const int C = nd->c, n = ctx->n;
+  const int64_t rows = (int64_t)n * nd->h * nd->w;
+  struct unmix_bn_geom g = {n, nd->h * nd->w, C, 1};
+  const float *gamma = unmix_param_ptr(&m->params, nd->weight);
+  float *loc = pool_get(ctx, 5 * (int64_t)C); /* dgamma | dbeta | k | a | b, then ones | zeros */
+  be->fill(2 * (int64_t)C, 0.0f, loc);
+  be->batchnorm_backward(&g, dy, xa, gamma, st->save_a, st->save_b, NULL, loc, loc + C);
+  if (!nd->frozen) {
+    be->add(C, unmix_param_grad(&m->params, nd->weight), loc, unmix_param_grad(&m->params, nd->weight));
+    be->add(C, unmix_param_grad(&m->params, nd->bias), loc + C, unmix_param_grad(&m->params, nd->bias));
+  }
+  if (dx) {
+    float *h = unmix_xmalloc(sizeof(float) * 5 * (size_t)C);
+    double *acc = unmix_xmalloc(sizeof(double) * 2 * (size_t)C);
+    be->memcpy_d2h(h, loc, sizeof(float) * 2 * (size_t)C);
+    be->memcpy_d2h(h + 2 * C, gamma, sizeof(float) * (size_t)C);
+    be->memcpy_d2h(h + 3 * C, st->save_b, sizeof(float) * (size_t)C);
+    for (int c = 0; c < 2 * C; c++) acc[c] = h[c]; /* [sum dgamma = sum dy*xhat | sum dy] */
+    if (m->bn_sync.status == UNMIX_OK) m->bn_sync.status = m->bn_sync.allreduce_f64(m->bn_sync.ctx, acc, 2 * (int64_t)C);
+    const double N = ctx->sync_count[i];
+    for (int c = 0; c < C; c++) {
+      double is = h[3 * C + c], k = (double)h[2 * C + c] * is;
+      h[c] = (float)k;
+      h[C + c] = (float)(-k * is * acc[c] / N);
+      h[2 * C + c] = (float)(-k * acc[C + c] / N);
+      h[3 * C + c] = 1.0f;
+      h[4 * C + c] = 0.0f;
+    }
+    float *k = loc, *a = loc + C, *b = loc + 2 * C, *ones = loc + 3 * C;
+    be->memcpy_h2d(loc, h, sizeof(float) * 5 * (size_t)C);
+    float *t = pool_get(ctx, rows * C);
+    be->batchnorm_forward_eval(&g, xa, a, b, st->save_a, ones, 0.0f, t); /* a*(x - mean) + b */
+    be->copy(rows * C, dy, dx);
+    be->scale_cols((int)rows, C, k, dx);
+    be->add(rows * C, dx, t, dx);
+    pool_put(ctx, t);
+    free(h);
+    free(acc);
+  }
+  pool_put(ctx, loc);
+}
+
 void unmix_model_backward(struct unmix_model *m, struct unmix_ctx *ctx, const float *dout) {
   const float *d[1] = {dout};
   int nodes[1] = {m->out_node};
@@ -407,6 +533,12 @@ void unmix_model_replay_bn_updates(struct unmix_model *m, struct unmix_ctx *ctx)
   for (int i = 0; i < m->n_nodes; i++) {
     const struct unmix_node *nd = &m->nodes[i];
     if (nd->kind != UNMIX_NODE_BN) continue;
+    if (ctx->synced) { /* the global statistics of the forward, saved by sync_bn_forward */
+      const float *st = ctx->st[i].save_a;
+      m->be->axpby(nd->c, 0.1f, st, 0.9f, unmix_param_ptr(&m->buffers, nd->rmean));
+      m->be->axpby(nd->c, 0.1f, st + nd->c, 0.9f, unmix_param_ptr(&m->buffers, nd->rvar));
+      continue;
+    }
     struct unmix_bn_geom g = {n, nd->h * nd->w, nd->c, nd->splits};
     int64_t numel = node_numel(nd, n), sc = (int64_t)nd->splits * nd->c;
     float *y = pool_get(ctx, numel), *sm = pool_get(ctx, sc), *si = pool_get(ctx, sc);

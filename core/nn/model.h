@@ -46,6 +46,19 @@ enum unmix_fwd_mode {
   UNMIX_FWD_EVAL        /* running statistics (model.eval()) */
 };
 
+/* SyncBatchNorm (model.sync_bn). When allreduce_f64 is set, train-mode BatchNorm normalises
+ * with statistics summed over all ranks through it: forward sums [count, count*mean], then
+ * the centred [count*(var + (mean - global mean)^2)] per channel, backward sums [sum dy,
+ * sum dy*xhat]; parameter gradients
+ * stay local (the gradient all-reduce averages them). The method layer installs it from its
+ * communicator, so nn knows nothing of dist. The first failure is kept in status (later
+ * reductions are skipped and the local statistics used); the caller must check it. */
+struct unmix_bn_sync {
+  unmix_status (*allreduce_f64)(void *ctx, double *buf, int64_t n); /* in-place sum over ranks, host */
+  void *ctx;
+  unmix_status status;
+};
+
 struct unmix_model {
   const struct unmix_backend *be;
   int n_nodes, cap_nodes;
@@ -59,6 +72,7 @@ struct unmix_model {
   int n_backbone_params;             /* params [0, n) belong to the backbone (conv1 .. layer4) */
   int n_backbone_buffers;            /* BN buffers [0, n) belong to the backbone */
   char arch_name[64];
+  struct unmix_bn_sync bn_sync;      /* SyncBatchNorm hook; allreduce_f64 NULL = per-rank BN */
 };
 
 /* Activation storage for one forward/backward pass. Reset (invalidate) with
