@@ -576,16 +576,18 @@ static int train_loop(struct run *r) {
       r->acc.mix_g += ss.mix_mode == 1;
       r->acc.mix_r += ss.mix_mode == 0;
       r->acc.lam += ss.lam;
-      st = unmix_csv_setf(r->steps_csv, "global_step", "%lld", (long long)r->global_step);
-      if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "epoch", "%d", epoch + 1);
-      if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "step", "%lld", (long long)s + 1);
-      if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "lr", "%.9g", lr);
-      if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "loss", "%.9g", ss.loss);
-      if (st == UNMIX_OK)
-        st = unmix_csv_set(r->steps_csv, "mix", ss.mix_mode == 1 ? "global" : ss.mix_mode == 0 ? "region" : "none");
-      if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "lam", "%.9g", ss.lam);
-      if (st == UNMIX_OK) st = unmix_csv_end_row(r->steps_csv);
-      if (st != UNMIX_OK) break;
+      if (r->steps_csv) { /* rank 0: the ranks' mean loss; rank 0's own Un-Mix draw */
+        st = unmix_csv_setf(r->steps_csv, "global_step", "%lld", (long long)r->global_step);
+        if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "epoch", "%d", epoch + 1);
+        if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "step", "%lld", (long long)s + 1);
+        if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "lr", "%.9g", lr);
+        if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "loss", "%.9g", ag[0]);
+        if (st == UNMIX_OK)
+          st = unmix_csv_set(r->steps_csv, "mix", ss.mix_mode == 1 ? "global" : ss.mix_mode == 0 ? "region" : "none");
+        if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "lam", "%.9g", ss.lam);
+        if (st == UNMIX_OK) st = unmix_csv_end_row(r->steps_csv);
+        if (st != UNMIX_OK) break;
+      }
       r->global_step++;
       steps_this_run++;
       images += n * v.nviews; /* the global batch's images */

@@ -1,8 +1,9 @@
 /* The training run behind `unmix train`: a manifest becomes a run directory
  *   DIR/manifest.yaml            the resolved manifest (every key explicit)
  *   DIR/metrics.csv              one row per epoch (columns: UNMIX_METRICS_COLUMNS)
- *   DIR/steps.csv                one row per step: global_step, epoch, step, lr, loss, mix
- *                                (global | region | none), lam (the lambda the loss used)
+ *   DIR/steps.csv                one row per step: global_step, epoch, step, lr, loss (mean over
+ *                                ranks), mix
+ *                                (global | region | none), lam (rank 0's lambda)
  *   DIR/checkpoint.safetensors   model (torchvision names) + all state needed to resume
  *   DIR/status.yaml              provenance and progress (status, epochs done, commit, ...)
  *   DIR/train.log                the log

@@ -39,7 +39,6 @@ static int conv(struct builder *b, int in, int cout, int k, int stride, int pad,
   snprintf(pname, sizeof pname, "%s.weight", name);
   int shape[4] = {cout, a.c, k, k};
   int w = unmix_param_store_add(&b->m->params, pname, 4, shape, UNMIX_LAYOUT_CONV_OHWI, init, 0.0f);
-  const int ah = a->h, aw = a->w; /* add_node may move the node array (a dangles after it) */
   int i = add_node(b->m, UNMIX_NODE_CONV, in, -1, name);
   struct unmix_node *nd = &b->m->nodes[i];
   nd->weight = w;
