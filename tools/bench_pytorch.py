@@ -30,9 +30,13 @@ class SplitBatchNorm(nn.BatchNorm2d):
         if self.training or not self.track_running_stats:
             running_mean_split = self.running_mean.repeat(self.num_splits)
             running_var_split = self.running_var.repeat(self.num_splits)
-            outcome = F.batch_norm(input.view(-1, C * self.num_splits, H, W), running_mean_split, running_var_split,
-                                   self.weight.repeat(self.num_splits), self.bias.repeat(self.num_splits), True,
-                                   self.momentum, self.eps).view(N, C, H, W)
+            # The reference uses .view, which fails on channels_last tensors ("view size is not
+            # compatible with input tensor's size and stride"): the official code cannot run in
+            # that layout. .reshape is the same on contiguous tensors and copies otherwise.
+            outcome = F.batch_norm(input.reshape(-1, C * self.num_splits, H, W), running_mean_split,
+                                   running_var_split, self.weight.repeat(self.num_splits),
+                                   self.bias.repeat(self.num_splits), True, self.momentum,
+                                   self.eps).reshape(N, C, H, W)
             self.running_mean.data.copy_(running_mean_split.view(self.num_splits, C).mean(dim=0))
             self.running_var.data.copy_(running_var_split.view(self.num_splits, C).mean(dim=0))
             return outcome
