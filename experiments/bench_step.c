@@ -123,6 +123,7 @@ int unmix_bench_step(int argc, char **argv) {
     goto out;
   }
   be->set_precision(cfg.precision);
+  be->set_deterministic(cfg.deterministic);
   const int S = image_size(&cfg), n = cfg.optim.batch_size;
   struct unmix_method *m = NULL;
   if (unmix_method_create(&cfg, be, S, NULL, &m) != UNMIX_OK) {

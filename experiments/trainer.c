@@ -335,6 +335,7 @@ static unmix_status setup(struct run *r) {
 
   UNMIX_TRY(unmix_backend_get(cfg->backend, &r->be));
   r->be->set_precision(cfg->precision);
+  r->be->set_deterministic(cfg->deterministic);
   UNMIX_TRY(unmix_comm_attach_backend(r->comm, r->be));
   unmix_log_info("unmix %s (%s) | backend %s | %s", UNMIX_VERSION, UNMIX_GIT_COMMIT, r->be->name,
                  unmix_blas_describe());

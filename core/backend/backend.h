@@ -125,6 +125,8 @@ struct unmix_backend {
   void (*shutdown)(void);
   bool (*supports_op)(enum unmix_op op);
   void (*set_precision)(enum unmix_precision p); /* GPU math mode; no-op on CPU */
+  /* Only deterministic algorithms (cuDNN); the CPU backend always is (fixed thread count). */
+  void (*set_deterministic)(bool on);
   void *(*alloc)(size_t bytes); /* device memory, 64-byte aligned; NULL on failure */
   void (*free)(void *p);
   void *(*alloc_host)(size_t bytes); /* page-locked host memory where the device has it */

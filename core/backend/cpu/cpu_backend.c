@@ -12,6 +12,7 @@ static unmix_status cpu_init(void) {
 static void cpu_shutdown(void) {}
 static bool cpu_supports_op(enum unmix_op op) { return (int)op >= 0 && op < UNMIX_OP_COUNT; }
 static void cpu_set_precision(enum unmix_precision p) { (void)p; }
+static void cpu_set_deterministic(bool on) { (void)on; }
 
 static void *cpu_alloc(size_t bytes) {
   void *p = NULL;
@@ -47,6 +48,7 @@ const struct unmix_backend unmix_backend_cpu = {
     /* .shutdown = */ cpu_shutdown,
     /* .supports_op = */ cpu_supports_op,
     /* .set_precision = */ cpu_set_precision,
+    /* .set_deterministic = */ cpu_set_deterministic,
     /* .alloc = */ cpu_alloc,
     /* .free = */ cpu_free,
     /* .alloc_host = */ cpu_alloc,

@@ -298,6 +298,7 @@ static unmix_backend make_table(void) {
   b.shutdown = cuda_shutdown;
   b.supports_op = cuda_supports_op;
   b.set_precision = cuda_set_precision;
+  b.set_deterministic = unmix_cuda_set_deterministic;
   b.alloc = cuda_alloc;
   b.free = cuda_free;
   b.alloc_host = cuda_alloc_host;

@@ -1,0 +1,86 @@
+/* 20 training steps of symmetric MoCo + Un-Mix and of SwAV + Un-Mix on the CPU and on CUDA
+ * (fp32, deterministic convolution algorithms), from the same initialisation (Philox on the
+ * host) and the same synthetic batches: the GPU loss curve must stay within 1e-3 relative of
+ * the CPU's. Skipped by name without a CUDA device (tools/device-check.sh runs it). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/io/manifest.h"
+#include "core/methods/method.h"
+#include "core/util/rng.h"
+#include "tests/support/testutil.h"
+
+enum { STEPS = 20, N = 32, S = 32 };
+
+static void curve(const struct unmix_backend *be, const struct unmix_config *cfg, int nviews, double *loss) {
+  struct unmix_method *m = NULL;
+  ck_assert_msg(unmix_method_create(cfg, be, S, NULL, &m) == UNMIX_OK, "%s", unmix_error_message());
+  const size_t per = (size_t)N * S * S * 3;
+  float *host = malloc(sizeof(float) * per);
+  float *dev[4] = {0};
+  for (int v = 0; v < nviews; v++) dev[v] = be->alloc(sizeof(float) * per);
+  for (int step = 0; step < STEPS; step++) {
+    struct unmix_views views = {.n = N, .nviews = nviews};
+    for (int v = 0; v < nviews; v++) {
+      struct unmix_rng r = unmix_rng_make(7, UNMIX_RNG_TEST, (uint32_t)step, 0, (uint32_t)v);
+      unmix_rng_fill_normal(&r, host, per, 0.0f, 1.0f);
+      be->memcpy_h2d(dev[v], host, sizeof(float) * per);
+      views.view[v] = dev[v];
+      views.size[v] = S;
+    }
+    struct unmix_step_stats st;
+    ck_assert_msg(unmix_method_step(m, &views, step, 0, 0.03f, &st) == UNMIX_OK, "%s", unmix_error_message());
+    loss[step] = st.loss;
+  }
+  for (int v = 0; v < nviews; v++) be->free(dev[v]);
+  free(host);
+  unmix_method_destroy(m);
+}
+
+static void compare(const char *name, const char *manifest, const char *const *sets, int nsets, int nviews) {
+  const struct unmix_backend *gpu = unmix_test_cuda_or_skip(name);
+  if (!gpu) return;
+  gpu->set_deterministic(true);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", UNMIX_SOURCE_DIR, manifest);
+  struct unmix_config cfg;
+  ck_assert_msg(unmix_manifest_load(path, sets, nsets, &cfg) == UNMIX_OK, "%s", unmix_error_message());
+  gpu->set_precision(UNMIX_PREC_FP32);
+  double lc[STEPS], lg[STEPS];
+  curve(unmix_test_cpu(), &cfg, nviews, lc);
+  curve(gpu, &cfg, nviews, lg);
+  double worst = 0;
+  for (int i = 0; i < STEPS; i++) {
+    double rel = fabs(lg[i] - lc[i]) / fabs(lc[i]);
+    printf("gpu-check %s step %d cpu %.9g gpu %.9g err %.3g tol 1e-3 %s\n", name, i, lc[i], lg[i], rel,
+           rel <= 1e-3 ? "ok" : "FAIL");
+    if (rel > worst) worst = rel;
+  }
+  ck_assert_msg(worst <= 1e-3, "%s: GPU loss curve differs from the CPU's by %.3g relative", name, worst);
+  unmix_config_free(&cfg);
+}
+
+START_TEST(test_gpu_moco_sym_unmix_20_steps) {
+  const char *sets[] = {"model.width=16", "optim.batch_size=32", "moco.K=256", "precision=fp32"};
+  compare("moco_sym_unmix_20_steps", "configs/cifar10/moco_sym_unmix.yaml", sets, 4, 2);
+}
+END_TEST
+
+START_TEST(test_gpu_swav_unmix_20_steps) {
+  const char *sets[] = {"model.width=16", "optim.batch_size=32", "precision=fp32", "swav.freeze_prototypes_niters=5"};
+  compare("swav_unmix_20_steps", "configs/swav_cifar10/swav_unmix.yaml", sets, 4, 2);
+}
+END_TEST
+
+static Suite *gpu_train_suite(void) {
+  Suite *s = suite_create("gpu_train");
+  TCase *tc = tcase_create("cpu_vs_gpu");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, test_gpu_moco_sym_unmix_20_steps);
+  tcase_add_test(tc, test_gpu_swav_unmix_20_steps);
+  suite_add_tcase(s, tc);
+  return s;
+}
+UNMIX_TEST_MAIN(gpu_train_suite)
