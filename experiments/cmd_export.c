@@ -92,9 +92,9 @@ int unmix_cmd_export(int argc, char **argv) {
   if (unmix_ckpt_save(ck, out) != UNMIX_OK) goto fail;
   int64_t nparams = 0;
   for (int i = 0; i < m->n_backbone_params; i++) nparams += m->params.entries[i].numel;
-  printf("exported %s (%s, %s stem, width %d, epoch %d): %zu tensors, %lld backbone parameters, no fc -> %s\n",
+  printf("exported %s (%s, %s stem, width %d, epoch %s): %zu tensors, %lld backbone parameters, no fc -> %s\n",
          e->label, unmix_arch_name(e->cfg.model.arch), unmix_stem_name(e->cfg.model.stem), e->cfg.model.width,
-         e->epochs_done, ck->n, (long long)nparams, out);
+         e->epochs_done >= 0 ? epochs : "unknown", ck->n, (long long)nparams, out);
   rcode = 0;
 fail:
   if (rcode) unmix_cmd_fail("export");

@@ -130,13 +130,15 @@ int unmix_cmd_knn(int argc, char **argv) {
   unmix_evalcli_csv_field(out.f, path);
   fputc(',', out.f);
   unmix_evalcli_csv_field(out.f, e->label);
-  fprintf(out.f, ",%d,%s,%d,%.6g,%lld,%lld,%.4f,%.4f,%.3f\n", e->epochs_done, feat_name,
+  char ep[16] = "";
+  if (e->epochs_done >= 0) snprintf(ep, sizeof ep, "%d", e->epochs_done);
+  fprintf(out.f, ",%s,%s,%d,%.6g,%lld,%lld,%.4f,%.4f,%.3f\n", ep, feat_name,
           kc.k < bank->n ? kc.k : (int)bank->n, (double)kc.t, (long long)r.bank, (long long)r.queries, r.top1, r.top5,
           r.seconds);
   if (unmix_evalcli_out_commit(&out, csv) != UNMIX_OK) goto fail;
-  printf("kNN %s (%s, epoch %d, %s features, k %d, t %g): top-1 %.2f%%  top-5 %.2f%%  (%lld bank, %lld queries, "
+  printf("kNN %s (%s, epoch %s, %s features, k %d, t %g): top-1 %.2f%%  top-5 %.2f%%  (%lld bank, %lld queries, "
          "%.1f s on %s) -> %s\n",
-         e->label, path, e->epochs_done, feat_name, kc.k < bank->n ? kc.k : (int)bank->n, (double)kc.t, r.top1, r.top5,
+         e->label, path, ep[0] ? ep : "unknown", feat_name, kc.k < bank->n ? kc.k : (int)bank->n, (double)kc.t, r.top1, r.top5,
          (long long)r.bank, (long long)r.queries, r.seconds, be->name, csv);
   rcode = 0;
 fail:

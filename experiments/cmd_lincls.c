@@ -66,7 +66,7 @@ static unmix_status write_summary(const char *path, const struct unmix_eval_ckpt
   }
   unmix_status st = unmix_csv_set(w, "checkpoint", ckpt);
   if (st == UNMIX_OK) st = unmix_csv_set(w, "label", e->label);
-  if (st == UNMIX_OK) st = unmix_csv_setf(w, "pretrain_epochs", "%d", e->epochs_done);
+  if (st == UNMIX_OK && e->epochs_done >= 0) st = unmix_csv_setf(w, "pretrain_epochs", "%d", e->epochs_done);
   if (st == UNMIX_OK) st = unmix_csv_set(w, "protocol", unmix_lincls_name(p->protocol));
   if (st == UNMIX_OK) st = unmix_csv_setf(w, "epochs", "%d", r->epochs);
   if (st == UNMIX_OK) st = unmix_csv_setf(w, "lr", "%.9g", (double)p->lr);
