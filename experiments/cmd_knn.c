@@ -28,7 +28,8 @@ static void usage(FILE *f) {
           "  --features head|backbone   the monitor's embedding (MoCo: fc output; SwAV: projection;\n"
           "                      default) or the backbone's avgpool features\n"
           "  --csv FILE          result row (default: knn.csv next to CKPT); columns: checkpoint, label,\n"
-          "                      epochs, features, k, t, bank, queries, top1, top5, seconds\n");
+          "                      epochs (of pre-training; empty when unknown), features, k, t, bank,\n"
+          "                      queries, top1, top5 (%%), seconds\n");
   unmix_evalcli_help(f);
 }
 
