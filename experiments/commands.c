@@ -12,6 +12,12 @@ const struct unmix_command unmix_commands[] = {
     {"bench", "measure speed: ops (conv/GEMM GFLOP/s), data (views/s), tsne", unmix_cmd_bench},
     {"validate", "check manifests without running (--print: the resolved manifest)", unmix_cmd_validate},
     {"data", "datasets: fetch CIFAR, check a dataset, write synthetic datasets", unmix_cmd_data},
+    {"knn", "kNN accuracy of a checkpoint's encoder (the run's monitor, standalone)", unmix_cmd_knn},
+    {"lincls", "linear evaluation on frozen features (imagenet | swav-cifar | moco-cifar protocol)", unmix_cmd_lincls},
+    {"tsne", "t-SNE of a checkpoint's features (Figure 4): features + 2-D embedding as CSV", unmix_cmd_tsne},
+    {"hist", "conv-weight histograms of checkpoints on common bins (Figure 5)", unmix_cmd_hist},
+    {"flatness", "sorted softmax of MoCo queries against the queue (motivation figure)", unmix_cmd_flatness},
+    {"export", "write a checkpoint's backbone as a torchvision safetensors file (no fc)", unmix_cmd_export},
     {NULL, NULL, NULL},
 };
 

@@ -19,3 +19,10 @@ int unmix_cmd_data(int argc, char **argv);
 int unmix_cmd_info(int argc, char **argv);
 int unmix_cmd_train(int argc, char **argv);
 int unmix_cmd_validate(int argc, char **argv);
+/* evaluation commands (experiments/cmd_{knn,lincls,tsne,hist,flatness,export}.c) */
+int unmix_cmd_knn(int argc, char **argv);
+int unmix_cmd_lincls(int argc, char **argv);
+int unmix_cmd_tsne(int argc, char **argv);
+int unmix_cmd_hist(int argc, char **argv);
+int unmix_cmd_flatness(int argc, char **argv);
+int unmix_cmd_export(int argc, char **argv);
