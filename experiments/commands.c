@@ -9,7 +9,7 @@
 const struct unmix_command unmix_commands[] = {
     {"train", "train a manifest's method (MoCo/SwAV +- Un-Mix); resumable", unmix_cmd_train},
     {"info", "print the build, the backends and the BLAS core in use", unmix_cmd_info},
-    {"bench", "measure speed: ops (conv/GEMM GFLOP/s), data (views/s), tsne", unmix_cmd_bench},
+    {"bench", "measure speed: ops, step, data, comm, tsne (prints measured figures)", unmix_cmd_bench},
     {"validate", "check manifests without running (--print: the resolved manifest)", unmix_cmd_validate},
     {"data", "datasets: fetch CIFAR, check a dataset, write synthetic datasets", unmix_cmd_data},
     {"knn", "kNN accuracy of a checkpoint's encoder (the run's monitor, standalone)", unmix_cmd_knn},
