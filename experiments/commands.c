@@ -12,6 +12,7 @@ const struct unmix_command unmix_commands[] = {
     {"bench", "measure speed: ops (conv/GEMM GFLOP/s), data (views/s), tsne", unmix_cmd_bench},
     {"validate", "check manifests without running (--print: the resolved manifest)", unmix_cmd_validate},
     {"data", "datasets: fetch CIFAR, check a dataset, write synthetic datasets", unmix_cmd_data},
+    {"collect", "gather run directories into results tables (ours | paper | delta | provenance)", unmix_cmd_collect},
     {NULL, NULL, NULL},
 };
 
