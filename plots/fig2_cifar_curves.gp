@@ -13,6 +13,11 @@ if (!exists("c100_moco")) c100_moco = runs.'/cifar100_moco_sym/metrics.csv'
 if (!exists("c100_unmix")) c100_unmix = runs.'/cifar100_moco_sym_unmix/metrics.csv'
 if (!exists("tag")) tag = ''
 readable(f) = int(system("test -r '".f."' && echo 1 || echo 0"))
+# integer epoch tics when there are few epochs (the epoch is the first column)
+lastep(f) = readable(f) ? int(system("awk -F, 'NR>1 && $1!=\"\" {n=$1} END{print n+0}' '".f."'")) : 0
+ep = 0; ep = (lastep(c10_moco) > ep ? lastep(c10_moco) : ep); ep = (lastep(c10_unmix) > ep ? lastep(c10_unmix) : ep); ep = (lastep(c100_moco) > ep ? lastep(c100_moco) : ep); ep = (lastep(c100_unmix) > ep ? lastep(c100_unmix) : ep);
+if (ep > 0 && ep <= 12) { set xtics 1 }
+if (ep == 1) { set xrange [0.5:1.5] }
 set datafile separator comma
 set grid
 set key top right box opaque

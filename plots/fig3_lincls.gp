@@ -9,6 +9,11 @@ if (!exists("moco")) moco = runs.'/imagenet_mocov2_200/lincls.csv'
 if (!exists("unmix")) unmix = runs.'/imagenet_mocov2_unmix_200/lincls.csv'
 if (!exists("tag")) tag = ''
 readable(f) = int(system("test -r '".f."' && echo 1 || echo 0"))
+# integer epoch tics when there are few epochs (the epoch is the first column)
+lastep(f) = readable(f) ? int(system("awk -F, 'NR>1 && $1!=\"\" {n=$1} END{print n+0}' '".f."'")) : 0
+ep = 0; ep = (lastep(moco) > ep ? lastep(moco) : ep); ep = (lastep(unmix) > ep ? lastep(unmix) : ep);
+if (ep > 0 && ep <= 12) { set xtics 1 }
+if (ep == 1) { set xrange [0.5:1.5] }
 set datafile separator comma
 set grid
 set key bottom right box opaque
