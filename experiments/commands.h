@@ -15,6 +15,7 @@ const char *unmix_version_string(void);
 int unmix_cmd_fail(const char *cmd);
 
 int unmix_cmd_bench(int argc, char **argv);
+int unmix_cmd_collect(int argc, char **argv);
 int unmix_cmd_data(int argc, char **argv);
 int unmix_cmd_info(int argc, char **argv);
 int unmix_cmd_train(int argc, char **argv);
