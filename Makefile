@@ -46,7 +46,7 @@ build-unmix: deps
 # MoCo vs MoCo + Un-Mix on the real Fashion-MNIST (configs/fmnist/), kNN, t-SNE, table, figures
 # under results/demo/. Finished runs are re-used; an interrupted one resumes.
 DEMO_OUT ?= results/demo
-DEMO_TSNE_CMD ?= $(UNMIX) tsne {run}
+DEMO_TSNE_CMD ?= $(UNMIX) tsne {run}/checkpoint.safetensors --out {run} --n 1000
 demo: build-unmix
 	@UNMIX='$(UNMIX)' DEMO_OUT='$(DEMO_OUT)' TSNE_CMD='$(DEMO_TSNE_CMD)' scripts/demo.sh
 

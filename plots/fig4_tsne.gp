@@ -15,7 +15,7 @@ readable(f) = int(system("test -r '".f."' && echo 1 || echo 0"))
 cname(f, k) = system(sprintf("awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i==\"class\") c=i; for(i=1;i<=NF;i++) if($i==\"label\") l=i; next} c && $l==%d {print $c; exit}' '%s'", k, f))
 set datafile separator comma
 unset xtics; unset ytics; unset border
-set size ratio -1
+set size square
 # viridis, ten steps (as the paper's figure)
 array pal[10] = ['#440154', '#482878', '#3e4989', '#31688e', '#26828e', '#1f9e89', '#35b779', '#6ece58', '#b5de2b', '#fde725']
 array files[2] = [moco, unmix]

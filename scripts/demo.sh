@@ -8,7 +8,7 @@ set -euo pipefail
 
 UNMIX=${UNMIX:-build/unmix}
 DEMO_OUT=${DEMO_OUT:-results/demo}
-TSNE_CMD=${TSNE_CMD:-$UNMIX tsne \{run\}}
+TSNE_CMD=${TSNE_CMD:-$UNMIX tsne \{run\}/checkpoint.safetensors --out \{run\}}
 RUNS=$DEMO_OUT/runs
 here=$(cd "$(dirname "$0")" && pwd)
 t0=$(date +%s)

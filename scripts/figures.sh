@@ -12,7 +12,7 @@ OUT=${OUT:-results}
 RUNS=${RUNS:-$OUT/runs}
 FIGS=${FIGS:-$OUT/figures}
 TAG=${TAG:-}
-TSNE_CMD=${TSNE_CMD:-$UNMIX tsne \{run\}}
+TSNE_CMD=${TSNE_CMD:-$UNMIX tsne \{run\}/checkpoint.safetensors --out \{run\}}
 HIST_CMD=${HIST_CMD:-$UNMIX hist \{ckpts\} --out \{out\}}
 here=$(cd "$(dirname "$0")" && pwd)
 
