@@ -166,7 +166,7 @@ command -v ninja >/dev/null 2>&1 && [ ! -f "$BUILD/Makefile" ] && GEN=(-G Ninja)
 CUDA_FLAG=-DUNMIX_CUDA=ON
 [ "$GPU" = 0 ] && ! command -v nvcc >/dev/null 2>&1 && CUDA_FLAG=-DUNMIX_CUDA=AUTO
 run_step configure 120 "$BUILDLOG" cmake -S "$REPO" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
-  "$CUDA_FLAG" -DUNMIX_DIST=OFF -DCMAKE_CUDA_ARCHITECTURES=90 "${CMAKE_EXTRA[@]}" &&
+  "$CUDA_FLAG" -DUNMIX_DIST=AUTO -DCMAKE_CUDA_ARCHITECTURES=90 "${CMAKE_EXTRA[@]}" &&
   run_step build 300 "$BUILDLOG" cmake --build "$BUILD" -j"$JOBS"
 BUILT=$?
 grep -E "^(-- unmix|.*(OPENBLAS|YAML|JANSSON|ZLIB|JPEG|CHECK)_LINK_LIBRARIES)" "$BUILD/CMakeCache.txt" "$BUILDLOG" 2>/dev/null |
@@ -208,6 +208,10 @@ if [ $BUILT -eq 0 ] && [ "$GPU" = 1 ]; then
       break
     fi
   done
+  # the NCCL communicator with one rank (the id through a file; no MPI on the GPU image)
+  if grep -q "NCCL ON" "$BUILDLOG" 2>/dev/null; then
+    run_step "nccl 1 rank" 120 "$BENCHLOG" tools/nccl-check.sh "$BUILD" "$BUILD/nccl-check" nccl
+  fi
   if python3 -c "import torch, torchvision" 2>/dev/null; then
     PB="python3 tools/bench_pytorch.py --device cuda --batch 512 --width 64 --steps 10 --warmup 3"
     run_step "pytorch cifar fp32" 60 "$BENCHLOG" $PB
@@ -235,7 +239,7 @@ fi
          if (t + 0 > 0 && (!(t in best) || e / t > best[t])) { best[t] = e / t; line[t] = $0 } }
        END { for (t in best) printf "closest to tol %s: %s\n", t, line[t] }' "$CTESTLOG" 2>/dev/null | sort
   grep -h 'ERROR SUMMARY' "$SANLOG" 2>/dev/null | sort | uniq -c | sed 's/^/sanitizer: /'
-  grep -hE 'sgemm|slowest' "$BENCHLOG" 2>/dev/null | head -4
+  grep -hE 'sgemm|slowest|^nccl-check' "$BENCHLOG" 2>/dev/null | head -6
   grep -hE '^manifest |^images/s|^achieved TFLOP|^share of GEMM|^device MiB|^projected full run|^pytorch ' "$BENCHLOG" 2>/dev/null | head -48
   [ "$FAILED" = 0 ] && echo "RESULT: all steps passed" || echo "RESULT: FAILED (see the logs in $OUT)"
 } >"$SUMMARY"
