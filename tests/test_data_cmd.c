@@ -16,23 +16,8 @@ static void teardown(void) {
   free(g_dir);
 }
 
-/* Runs `unmix ARGS` (stderr merged); returns the exit status and the output in *out. */
-static int unmix(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int unmix(char **out, const char *fmt, ...) {
-  const char *bin = getenv("UNMIX_BIN");
-  ck_assert_msg(bin != NULL, "UNMIX_BIN is not set (run through ctest)");
-  char args[2048], cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", g_dir, bin, args);
-  char *o = NULL;
-  int st = unmix_test_sh(cmd, &o);
-  if (out) *out = o;
-  else free(o);
-  return st;
-}
+/* `unmix ARGS` in g_dir (stderr merged): the shared test helper. */
+#define unmix(out, ...) unmix_test_unmix(g_dir, (out), __VA_ARGS__)
 
 static void expect_out(const char *out, const char *want) {
   ck_assert_msg(strstr(out, want) != NULL, "output lacks '%s':\n%s", want, out);

@@ -21,23 +21,8 @@
 static char *g_dir;
 static char g_moco[1200], g_moco_b[1200], g_swav[1200], g_data[1100];
 
-/* Runs `unmix ARGS` in g_dir (stderr merged); returns the exit status and the output. */
-static int unmix(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int unmix(char **out, const char *fmt, ...) {
-  const char *bin = getenv("UNMIX_BIN");
-  ck_assert_msg(bin != NULL, "UNMIX_BIN is not set (run through ctest)");
-  char args[4096], cmd[8192];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", g_dir, bin, args);
-  char *o = NULL;
-  int st = unmix_test_sh(cmd, &o);
-  if (out) *out = o;
-  else free(o);
-  return st;
-}
+/* `unmix ARGS` in g_dir (stderr merged): the shared test helper. */
+#define unmix(out, ...) unmix_test_unmix(g_dir, (out), __VA_ARGS__)
 
 /* The last part of a command's output, for failure messages (Check limits their length). */
 static const char *tail(const char *out) {

@@ -3,6 +3,7 @@
 #include "tests/support/testutil.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,22 @@ void unmix_test_rmdir(const char *path) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
   if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", path);
+}
+
+int unmix_test_unmix(const char *dir, char **out, const char *fmt, ...) {
+  const char *bin = getenv("UNMIX_BIN");
+  ck_assert_msg(bin != NULL, "UNMIX_BIN is not set (run through ctest)");
+  char args[4096], cmd[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", dir, bin, args);
+  char *o = NULL;
+  int st = unmix_test_sh(cmd, &o);
+  if (out) *out = o;
+  else free(o);
+  return st;
 }
 
 const char *unmix_test_src_path(const char *rel, char *buf, size_t len) {

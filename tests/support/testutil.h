@@ -52,6 +52,9 @@ void unmix_test_rmdir(const char *path);
 const char *unmix_test_src_path(const char *rel, char *buf, size_t len);
 /* Runs a shell command, returns its exit status (or -1); output captured to *out if non-NULL. */
 int unmix_test_sh(const char *cmd, char **out);
+/* Runs `$UNMIX_BIN ARGS` in directory dir with stderr merged (ctest sets UNMIX_BIN); returns
+ * the exit status, the output in *out (caller frees) when out is non-NULL. */
+int unmix_test_unmix(const char *dir, char **out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- golden fixtures --------------------------------------------------------------- */
 struct unmix_fixture_entry {
