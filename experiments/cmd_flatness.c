@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/io/csv.h"
 #include "core/io/manifest.h"
 #include "eval/ckpt_model.h"
 #include "eval/features.h"
@@ -228,29 +229,29 @@ int unmix_cmd_flatness(int argc, char **argv) {
       for (int i = 0; i < nimg; i++) {
         const float *row = p + (size_t)i * neg;
         for (int r = 0; r < neg; r++) {
-          unmix_evalcli_csv_field(curves.f, label);
+          unmix_csv_write_field(curves.f, label);
           fputc(',', curves.f);
-          unmix_evalcli_csv_field(curves.f, path);
+          unmix_csv_write_field(curves.f, path);
           fprintf(curves.f, ",image,%d,%d,%.9g\n", idx[i], r + 1, (double)row[r]);
         }
-        unmix_evalcli_csv_field(maxes.f, label);
+        unmix_csv_write_field(maxes.f, label);
         fputc(',', maxes.f);
-        unmix_evalcli_csv_field(maxes.f, path);
+        unmix_csv_write_field(maxes.f, path);
         fprintf(maxes.f, ",image,%d,1,%d,%s,%.6g,%.9g,%.9g\n", idx[i], neg, o.last ? "last" : "first", (double)T,
                 (double)row[neg - 1], unmix_flatness_entropy(row, neg));
       }
       double *mean = unmix_xmalloc(sizeof(double) * (size_t)neg);
       unmix_flatness_mean_curve(p, navg, neg, mean);
       for (int r = 0; r < neg; r++) {
-        unmix_evalcli_csv_field(curves.f, label);
+        unmix_csv_write_field(curves.f, label);
         fputc(',', curves.f);
-        unmix_evalcli_csv_field(curves.f, path);
+        unmix_csv_write_field(curves.f, path);
         fprintf(curves.f, ",mean,,%d,%.9g\n", r + 1, mean[r]);
       }
       free(mean);
-      unmix_evalcli_csv_field(maxes.f, label);
+      unmix_csv_write_field(maxes.f, label);
       fputc(',', maxes.f);
-      unmix_evalcli_csv_field(maxes.f, path);
+      unmix_csv_write_field(maxes.f, path);
       fprintf(maxes.f, ",mean,,%d,%d,%s,%.6g,%.9g,%.9g\n", navg, neg, o.last ? "last" : "first", (double)T, mean_max,
               mean_ent);
       printf("%-24s %d negatives (%s), T %g, %d images: mean max probability %.5f, mean entropy %.4f nats (uniform "

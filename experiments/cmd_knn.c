@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/io/csv.h"
+#include "core/util/fs.h"
 #include "eval/ckpt_model.h"
 #include "eval/features.h"
 #include "experiments/commands.h"
@@ -123,14 +125,14 @@ int unmix_cmd_knn(int argc, char **argv) {
 
   char csv_buf[UNMIX_PATH_MAX + 16], dir[UNMIX_PATH_MAX];
   if (!csv) {
-    snprintf(csv_buf, sizeof csv_buf, "%s/knn.csv", unmix_evalcli_dirname(path, dir, sizeof dir));
+    snprintf(csv_buf, sizeof csv_buf, "%s/knn.csv", unmix_fs_dirname(path, dir, sizeof dir));
     csv = csv_buf;
   }
   if (unmix_evalcli_out_open(&out) != UNMIX_OK) goto fail;
   fprintf(out.f, "checkpoint,label,epochs,features,k,t,bank,queries,top1,top5,seconds\n");
-  unmix_evalcli_csv_field(out.f, path);
+  unmix_csv_write_field(out.f, path);
   fputc(',', out.f);
-  unmix_evalcli_csv_field(out.f, e->label);
+  unmix_csv_write_field(out.f, e->label);
   char ep[16] = "";
   if (e->epochs_done >= 0) snprintf(ep, sizeof ep, "%d", e->epochs_done);
   fprintf(out.f, ",%s,%s,%d,%.6g,%lld,%lld,%.4f,%.4f,%.3f\n", ep, feat_name,

@@ -7,6 +7,7 @@
 
 #include "core/io/csv.h"
 #include "core/io/manifest.h"
+#include "core/util/fs.h"
 #include "eval/ckpt_model.h"
 #include "eval/lincls.h"
 #include "experiments/commands.h"
@@ -220,7 +221,7 @@ int unmix_cmd_lincls(int argc, char **argv) {
 
   char dir[UNMIX_PATH_MAX], dbuf[UNMIX_PATH_MAX + 64];
   if (!out_dir) {
-    snprintf(dbuf, sizeof dbuf, "%s/lincls-%s", unmix_evalcli_dirname(path, dir, sizeof dir), unmix_lincls_name(proto));
+    snprintf(dbuf, sizeof dbuf, "%s/lincls-%s", unmix_fs_dirname(path, dir, sizeof dir), unmix_lincls_name(proto));
     out_dir = dbuf;
   }
   if (!quiet) {

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/io/csv.h"
 #include "core/io/manifest.h"
+#include "core/util/fs.h"
 #include "eval/ckpt_model.h"
 #include "eval/features.h"
 #include "eval/tsne.h"
@@ -149,10 +151,10 @@ int unmix_cmd_tsne(int argc, char **argv) {
 
   char dir[UNMIX_PATH_MAX], dbuf[UNMIX_PATH_MAX + 16], p1[UNMIX_PATH_MAX + 32];
   if (!out_dir) {
-    snprintf(dbuf, sizeof dbuf, "%s/tsne", unmix_evalcli_dirname(path, dir, sizeof dir));
+    snprintf(dbuf, sizeof dbuf, "%s/tsne", unmix_fs_dirname(path, dir, sizeof dir));
     out_dir = dbuf;
   }
-  if (unmix_evalcli_mkdirs(out_dir) != UNMIX_OK) goto fail;
+  if (unmix_fs_mkdirs(out_dir, 0755) != UNMIX_OK) goto fail;
   /* the features, before t-SNE (so they survive a failed or interrupted embedding) */
   snprintf(p1, sizeof p1, "%s/features.f32", out_dir);
   if (write_f32(p1, feat, lab, N, d) != UNMIX_OK) goto fail;
@@ -162,7 +164,7 @@ int unmix_cmd_tsne(int argc, char **argv) {
   fputc('\n', out.f);
   for (int i = 0; i < N; i++) {
     fprintf(out.f, "%d,%d,", i, lab[i]);
-    unmix_evalcli_csv_field(out.f, ds->class_names ? ds->class_names[lab[i]] : "");
+    unmix_csv_write_field(out.f, ds->class_names ? ds->class_names[lab[i]] : "");
     for (int j = 0; j < d; j++) fprintf(out.f, ",%.9g", (double)feat[(size_t)i * d + j]);
     fputc('\n', out.f);
   }
@@ -187,7 +189,7 @@ int unmix_cmd_tsne(int argc, char **argv) {
   fprintf(out.f, "index,x,y,label,class\n");
   for (int i = 0; i < N; i++) {
     fprintf(out.f, "%d,%.9g,%.9g,%d,", i, (double)y[2 * i], (double)y[2 * i + 1], lab[i]);
-    unmix_evalcli_csv_field(out.f, ds->class_names ? ds->class_names[lab[i]] : "");
+    unmix_csv_write_field(out.f, ds->class_names ? ds->class_names[lab[i]] : "");
     fputc('\n', out.f);
   }
   snprintf(p1, sizeof p1, "%s/tsne.csv", out_dir);

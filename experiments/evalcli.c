@@ -107,29 +107,6 @@ void unmix_evalcli_help(FILE *f) {
           "  -h, --help          this help\n");
 }
 
-const char *unmix_evalcli_dirname(const char *path, char *buf, size_t len) {
-  const char *s = strrchr(path, '/');
-  if (!s) snprintf(buf, len, ".");
-  else if (s == path) snprintf(buf, len, "/");
-  else snprintf(buf, len, "%.*s", (int)(s - path), path);
-  return buf;
-}
-
-unmix_status unmix_evalcli_mkdirs(const char *path) {
-  char tmp[UNMIX_PATH_MAX];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *q = tmp + 1; *q; q++) {
-    if (*q != '/') continue;
-    *q = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-      return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-    *q = '/';
-  }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-  return UNMIX_OK;
-}
-
 unmix_status unmix_evalcli_out_open(struct unmix_evalcli_out *o) {
   memset(o, 0, sizeof *o);
   o->f = open_memstream(&o->buf, &o->len);
@@ -159,16 +136,3 @@ void unmix_evalcli_out_discard(struct unmix_evalcli_out *o) {
   memset(o, 0, sizeof *o);
 }
 
-void unmix_evalcli_csv_field(FILE *f, const char *s) {
-  if (!s) s = "";
-  if (strpbrk(s, ",\"\r\n") == NULL) {
-    fputs(s, f);
-    return;
-  }
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"') fputc('"', f);
-    fputc(*s, f);
-  }
-  fputc('"', f);
-}

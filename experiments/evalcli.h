@@ -50,10 +50,6 @@ int unmix_evalcli_float(const char *cmd, const char *flag, const char *s, double
 int unmix_evalcli_int_list(const char *cmd, const char *flag, const char *s, long long lo, long long hi, int *out,
                            int cap, int *n);
 
-/* The directory of a file path ("." when it has none) into buf. */
-const char *unmix_evalcli_dirname(const char *path, char *buf, size_t len);
-/* mkdir -p. */
-unmix_status unmix_evalcli_mkdirs(const char *path);
 
 /* A file built in memory and written atomically at commit (temp file + rename). */
 struct unmix_evalcli_out {
@@ -65,5 +61,3 @@ unmix_status unmix_evalcli_out_open(struct unmix_evalcli_out *o);
 /* Writes the file (UNMIX_ERR_IO naming path) and releases the buffer. */
 unmix_status unmix_evalcli_out_commit(struct unmix_evalcli_out *o, const char *path);
 void unmix_evalcli_out_discard(struct unmix_evalcli_out *o);
-/* A CSV field (RFC 4180 quoting when needed). */
-void unmix_evalcli_csv_field(FILE *f, const char *s);
