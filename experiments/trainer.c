@@ -25,6 +25,7 @@
 #include "core/nn/model_io.h"
 #include "core/optim/optim.h"
 #include "core/util/blas.h"
+#include "core/util/fs.h"
 #include "core/util/log.h"
 #include "core/util/timer.h"
 #include "eval/features.h"
@@ -74,21 +75,6 @@ static void iso_now(char *buf, size_t len) {
   struct tm tmv;
   gmtime_r(&t, &tmv);
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tmv);
-}
-
-static unmix_status mkdir_p(const char *path) {
-  char tmp[UNMIX_PATH_MAX];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-      return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-  return UNMIX_OK;
 }
 
 static bool file_exists(const char *p) {
@@ -314,7 +300,7 @@ static unmix_status setup(struct run *r) {
   struct unmix_config *cfg = &r->cfg;
   if (o->out_dir) snprintf(r->dir, sizeof r->dir, "%s", o->out_dir);
   else snprintf(r->dir, sizeof r->dir, "results/runs/%s", cfg->name);
-  UNMIX_TRY(mkdir_p(r->dir));
+  UNMIX_TRY(unmix_fs_mkdirs(r->dir, 0755));
   snprintf(r->path_ckpt, sizeof r->path_ckpt, "%s/%s", r->dir, CKPT_NAME);
   if (!o->resume && file_exists(r->path_ckpt))
     return unmix_error_set(UNMIX_ERR_ARG,

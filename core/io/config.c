@@ -344,6 +344,40 @@ const char *unmix_config_suggest(const char *path) {
   return NULL;
 }
 
+/* The bounds of a numeric key, for command-line flags that set the same quantity (the
+ * evaluation commands), so a flag and its manifest key cannot accept different values. */
+bool unmix_config_key_range(const char *path, struct unmix_config_range *out) {
+  const struct key_def *k = find_key(path);
+  if (!k) return false;
+  struct unmix_config_range r = {-INFINITY, INFINITY, false, false, UNMIX_CONFIG_RANGE_FLOAT};
+  switch (k->type) {
+    case K_INT:
+    case K_INTLIST: /* the items' range; an int field holds 32 bits */
+      r.kind = UNMIX_CONFIG_RANGE_INT;
+      r.lo = INT_MIN;
+      r.hi = INT_MAX;
+      break;
+    case K_U64:
+      r.kind = UNMIX_CONFIG_RANGE_U64;
+      r.lo = 0;
+      r.hi = (double)UINT64_MAX;
+      *out = r;
+      return true;
+    case K_FLOAT: break;
+    default: return false;
+  }
+  if (k->r.flags & R_LO) {
+    r.lo = k->r.lo;
+    r.lo_open = (k->r.flags & R_LO_OPEN) != 0;
+  }
+  if (k->r.flags & R_HI) {
+    r.hi = k->r.hi;
+    r.hi_open = (k->r.flags & R_HI_OPEN) != 0;
+  }
+  *out = r;
+  return true;
+}
+
 /* ---- binding -------------------------------------------------------------------------------- */
 
 #define MAX_SHOWN_ERRORS 24
