@@ -96,5 +96,68 @@ E["tau/epochs"] = np.array([1000], np.int32)
 E["tau/values"] = np.array([1 - (1 - 0.99) * (math.cos(math.pi * ep / 1000) + 1) / 2 for ep in range(1000)],
                            np.float64)
 
+# ---- evaluation: eval/knn.py (cdist, topk smallest 5, unique + argmax) --------------------------
+def knn_reference(xb, yb, xq, k=5):
+    d = torch.cdist(torch.tensor(xq, dtype=torch.float64), torch.tensor(xb, dtype=torch.float64))
+    top = torch.topk(d, k=k, dim=1, largest=False)
+    srt = torch.sort(d, dim=1).values
+    assert (srt[:, k] - srt[:, k - 1]).min() > 1e-4, "near-tie at the k-th neighbour: change the seed"
+    labels = torch.tensor(yb)[top.indices]
+    pred = []
+    for row in labels:
+        u, c = row.unique(return_counts=True)
+        pred.append(int(u[c.argmax()]))
+    return np.array(pred, np.int32)
+
+
+krng = np.random.default_rng(55)
+nb_, nq_, d_, c_ = 41, 23, 7, 6
+centers = krng.normal(0, 2.0, (c_, d_))
+yb = krng.integers(0, c_, nb_).astype(np.int32)
+xb = (centers[yb] + krng.normal(0, 1.5, (nb_, d_))).astype(np.float32)
+yq = krng.integers(0, c_, nq_).astype(np.int32)
+xq = (centers[yq] + krng.normal(0, 1.5, (nq_, d_))).astype(np.float32)
+E["knn/bank"], E["knn/bank_labels"], E["knn/queries"], E["knn/query_labels"] = xb, yb, xq, yq
+E["knn/classes"] = np.array([c_], np.int32)
+E["knn/pred"] = knn_reference(xb.astype(np.float64), yb, xq.astype(np.float64))
+
+
+# ---- evaluation: eval/sgd.py (Adam 1e-2, wd 5e-6, ExponentialLR to 1e-6), full batch in float64 ------
+def linear_reference(x, y, xt, w0, b0, epochs, lr0=1e-2, lr1=1e-6, wd=5e-6):
+    clf = torch.nn.Linear(x.shape[1], w0.shape[0]).double()
+    with torch.no_grad():
+        clf.weight.copy_(torch.tensor(w0, dtype=torch.float64))
+        clf.bias.copy_(torch.tensor(b0, dtype=torch.float64))
+    opt = torch.optim.Adam(clf.parameters(), lr=lr0, weight_decay=wd)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=(lr1 / lr0) ** (1 / epochs))
+    X, Y = torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.long)
+    for _ in range(epochs):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(clf(X), Y).backward()  # one batch = all rows: order-free
+        opt.step()
+        sched.step()
+    with torch.no_grad():
+        logits = clf(torch.tensor(xt, dtype=torch.float64))
+    top5 = logits.topk(min(5, logits.shape[1]), 1).indices
+    return (clf.weight.detach().numpy().copy(), clf.bias.detach().numpy().copy(), logits.argmax(1).numpy(),
+            top5.numpy())
+
+
+lrng = np.random.default_rng(77)
+n_, m_, d_, c_, ep_ = 60, 17, 7, 4, 30
+cen = lrng.normal(0, 1.0, (c_, d_))
+y = lrng.integers(0, c_, n_).astype(np.int32)
+x = (cen[y] + lrng.normal(0, 1.2, (n_, d_))).astype(np.float32)
+yt = lrng.integers(0, c_, m_).astype(np.int32)
+xt = (cen[yt] + lrng.normal(0, 1.2, (m_, d_))).astype(np.float32)
+w0 = lrng.uniform(-1 / np.sqrt(d_), 1 / np.sqrt(d_), (c_, d_)).astype(np.float32)
+b0 = lrng.uniform(-1 / np.sqrt(d_), 1 / np.sqrt(d_), c_).astype(np.float32)
+w, b, pred, top5 = linear_reference(x, y, xt, w0, b0, ep_)
+E["lin/x"], E["lin/y"], E["lin/xt"], E["lin/yt"], E["lin/w0"], E["lin/b0"] = x, y, xt, yt, w0, b0
+E["lin/ints"] = np.array([n_, m_, d_, c_, ep_], np.int32)
+E["lin/w"], E["lin/b"] = w, b
+E["lin/top1"] = np.array([100.0 * np.mean(pred == yt)], np.float64)
+E["lin/top5"] = np.array([100.0 * np.mean((top5 == yt[:, None]).any(1))], np.float64)
+
 write_fixture(os.path.join(OUT, "simclr_byol.bin"), E)
 print("wrote simclr_byol.bin with", len(E), "entries")
