@@ -1,6 +1,7 @@
 /* The training loop of `unmix train` (see trainer.h): run directory, data, method, kNN
  * monitor, metrics, checkpoints, resume and signals. */
 #include "experiments/trainer.h"
+#include "experiments/projection.h"
 
 #include <errno.h>
 #include <math.h>
@@ -320,6 +321,7 @@ static unmix_status setup(struct run *r) {
   unmix_md5_final(&md5, r->manifest_md5);
 
   UNMIX_TRY(unmix_backend_get(cfg->backend, &r->be));
+  if (!strcmp(cfg->backend, "auto")) unmix_log_info("%s", unmix_backend_auto_reason());
   r->be->set_precision(cfg->precision);
   r->be->set_deterministic(cfg->deterministic);
   UNMIX_TRY(unmix_comm_attach_backend(r->comm, r->be));
@@ -522,6 +524,7 @@ static int train_loop(struct run *r) {
   double t_run0 = unmix_now();
   int64_t steps_this_run = 0;
   int epochs_this_run = 0;
+  double warn_secs = 0; /* steps 2..4 of this run, for the CPU projection (the first warms up) */
   for (int epoch = r->start_epoch; epoch < E; epoch++) {
     double t_ep = unmix_now(), train_secs = 0;
     unmix_method_begin_epoch(r->method, epoch);
@@ -556,6 +559,13 @@ static int train_loop(struct run *r) {
       if (st != UNMIX_OK) break;
       r->be->synchronize();
       train_secs += unmix_now() - t0;
+      if (steps_this_run >= 1 && steps_this_run <= 3) warn_secs += unmix_now() - t0;
+      char warn[512];
+      if (steps_this_run == 3 && r->rank == 0 && !strcmp(cfg->backend, "auto") &&
+          unmix_projection_cpu_warning(r->be->device == UNMIX_DEVICE_CPU, warn_secs / 3,
+                                       (int64_t)(E - epoch) * r->steps_per_epoch - (s + 1), unmix_cpu_warn_threshold(),
+                                       warn, sizeof warn))
+        unmix_log_warn("%s", warn);
       /* the global batch's means (per-rank means averaged: equal shards) and the agreed signal */
       _Static_assert(UNMIX_METHOD_MAX_METRICS == 2, "ag[] holds two method metrics");
       double ag[8] = {ss.loss, ss.terms[0], ss.terms[1], ss.terms[2], ss.metrics[0], ss.metrics[1],
@@ -709,7 +719,7 @@ int unmix_train(const struct unmix_train_options *o) {
   r->world = unmix_comm_world(r->comm);
   unmix_log_set_rank(r->rank);
   if (r->rank != 0) r->progress = false;
-  if (r->world > 1 && !strcmp(r->cfg.backend, "cuda")) unmix_log_debug("%s", unmix_comm_bind_local_gpu(r->comm));
+  if (r->world > 1 && strcmp(r->cfg.backend, "cpu") != 0) unmix_log_debug("%s", unmix_comm_bind_local_gpu(r->comm));
   unmix_status ss = setup(r);
   if (r->world > 1) { /* every rank learns whether all could start */
     double bad = ss != UNMIX_OK;
