@@ -50,9 +50,9 @@ unmix_status unmix_knn_classify(const struct unmix_backend *be, const float *ban
   if (p->num_classes < 1)
     return unmix_error_set(UNMIX_ERR_ARG, "knn: num_classes = %d must be >= 1", p->num_classes);
   if (p->chunk < 0) return unmix_error_set(UNMIX_ERR_ARG, "knn: chunk = %d must be >= 0 (0 = automatic)", p->chunk);
-  if (!be->supports_op(UNMIX_OP_GEMM) || !be->supports_op(UNMIX_OP_TOPK) || !be->gemm || !be->topk)
+  if (!be->supports_op(UNMIX_OP_GEMM, NULL) || !be->supports_op(UNMIX_OP_TOPK, NULL) || !be->gemm || !be->topk)
     return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "knn: backend '%s' does not support %s", be->name,
-                           !be->supports_op(UNMIX_OP_GEMM) || !be->gemm ? "gemm" : "topk");
+                           !be->supports_op(UNMIX_OP_GEMM, NULL) || !be->gemm ? "gemm" : "topk");
   const int nc = p->num_classes, k = p->k;
   for (int i = 0; i < n; i++)
     if (bank_labels[i] < 0 || bank_labels[i] >= nc)

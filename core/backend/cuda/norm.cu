@@ -3,7 +3,7 @@
 // centred second moment. Reductions are two-level with a fixed grid (not the GPU's size)
 // and fixed combination order, so results repeat bit for bit on any GPU; no atomics.
 // Accumulation: dgamma +=, dbeta +=, dx =.
-#include "core/backend/cuda/cuda_internal.cuh"
+#include "core/backend/cuda/internal.cuh"
 #include "core/kernels/elementwise.h"
 
 #define BN_TX 32 // channels per block
@@ -163,9 +163,13 @@ static __global__ void bn_grad_kernel(int64_t total, bn_plan p, const float *dy,
 static void launch_partial(int mode, const bn_plan &p, const float *x, const float *dy, const float *mean,
                            double *part0, double *part1) {
   dim3 grid((unsigned)p.ctiles, (unsigned)p.nchunks, (unsigned)p.S), block(BN_TX, BN_TY);
-  if (mode == 0) bn_partial_kernel<0><<<grid, block, 0, unmix_cuda.stream>>>(p, x, dy, mean, part0, part1);
-  else if (mode == 1) bn_partial_kernel<1><<<grid, block, 0, unmix_cuda.stream>>>(p, x, dy, mean, part0, part1);
-  else bn_partial_kernel<2><<<grid, block, 0, unmix_cuda.stream>>>(p, x, dy, mean, part0, part1);
+  if (mode == 0) {
+    UNMIX_LAUNCH(bn_partial_kernel<0>, grid, block, 0, unmix_cuda.stream, p, x, dy, mean, part0, part1);
+  } else if (mode == 1) {
+    UNMIX_LAUNCH(bn_partial_kernel<1>, grid, block, 0, unmix_cuda.stream, p, x, dy, mean, part0, part1);
+  } else {
+    UNMIX_LAUNCH(bn_partial_kernel<2>, grid, block, 0, unmix_cuda.stream, p, x, dy, mean, part0, part1);
+  }
   UNMIX_CUDA_LAUNCHED();
 }
 
@@ -179,15 +183,15 @@ void unmix_cuda_batchnorm_forward_train(const struct unmix_bn_geom *g, const flo
   double *part = (double *)unmix_cuda_scratch(UNMIX_SLOT_PARTIAL, sizeof(double) * (size_t)p.S * p.nchunks * p.C);
   const int sc = p.S * p.C;
   launch_partial(0, p, x, nullptr, nullptr, part, nullptr);
-  bn_mean_kernel<<<(sc + 127) / 128, 128, 0, unmix_cuda.stream>>>(p, part, m, save_mean);
+  UNMIX_LAUNCH(bn_mean_kernel, (sc + 127) / 128, 128, 0, unmix_cuda.stream, p, part, m, save_mean);
   UNMIX_CUDA_LAUNCHED();
   launch_partial(1, p, x, nullptr, save_mean, part, nullptr);
-  bn_var_kernel<<<(p.C + 127) / 128, 128, 0, unmix_cuda.stream>>>(p, part, m, eps, save_mean, save_invstd,
-                                                                  running_mean, running_var, momentum);
+  UNMIX_LAUNCH(bn_var_kernel, (p.C + 127) / 128, 128, 0, unmix_cuda.stream,
+      p, part, m, eps, save_mean, save_invstd, running_mean, running_var, momentum);
   UNMIX_CUDA_LAUNCHED();
   const int64_t total = (int64_t)g->n * g->hw * g->c;
   if (total > 0) {
-    bn_apply_kernel<<<unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream>>>(
+    UNMIX_LAUNCH(bn_apply_kernel, unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream,
         total, p, x, save_mean, save_invstd, gamma, beta, y, true);
     UNMIX_CUDA_LAUNCHED();
   }
@@ -199,11 +203,11 @@ void unmix_cuda_batchnorm_forward_eval(const struct unmix_bn_geom *g, const floa
   bn_plan p = make_plan(g);
   p.S = 1; // splits are ignored in eval mode
   float *invstd = (float *)unmix_cuda_scratch(UNMIX_SLOT_STATS, sizeof(float) * (size_t)g->c);
-  bn_eval_invstd_kernel<<<(g->c + 127) / 128, 128, 0, unmix_cuda.stream>>>(g->c, running_var, eps, invstd);
+  UNMIX_LAUNCH(bn_eval_invstd_kernel, (g->c + 127) / 128, 128, 0, unmix_cuda.stream, g->c, running_var, eps, invstd);
   UNMIX_CUDA_LAUNCHED();
   const int64_t total = (int64_t)g->n * g->hw * g->c;
   if (total > 0) {
-    bn_apply_kernel<<<unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream>>>(
+    UNMIX_LAUNCH(bn_apply_kernel, unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream,
         total, p, x, running_mean, invstd, gamma, beta, y, false);
     UNMIX_CUDA_LAUNCHED();
   }
@@ -220,14 +224,52 @@ void unmix_cuda_batchnorm_backward(const struct unmix_bn_geom *g, const float *d
   float *sums = (float *)unmix_cuda_scratch(UNMIX_SLOT_STATS, sizeof(float) * 2 * (size_t)p.S * p.C);
   float *fsdy = sums, *fsdyx = sums + (size_t)p.S * p.C;
   launch_partial(2, p, x, dy, save_mean, part, part + np);
-  bn_grad_sums_kernel<<<(p.C + 127) / 128, 128, 0, unmix_cuda.stream>>>(p, part, part + np, save_invstd, fsdy,
-                                                                        fsdyx, dgamma, dbeta);
+  UNMIX_LAUNCH(bn_grad_sums_kernel, (p.C + 127) / 128, 128, 0, unmix_cuda.stream,
+      p, part, part + np, save_invstd, fsdy, fsdyx, dgamma, dbeta);
   UNMIX_CUDA_LAUNCHED();
   const int64_t total = (int64_t)g->n * g->hw * g->c;
   if (dx && total > 0) {
     const float m = (float)((double)(g->n / g->splits) * g->hw);
-    bn_grad_kernel<<<unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream>>>(
+    UNMIX_LAUNCH(bn_grad_kernel, unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream,
         total, p, dy, x, save_mean, save_invstd, gamma, m, fsdy, fsdyx, dx);
     UNMIX_CUDA_LAUNCHED();
   }
+}
+
+/* ---- L2 normalisation ------------------------------------------------------------------------ */
+static __global__ void l2norm_kernel(int d, const float *x, float *y, float *norms, float eps) {
+  __shared__ double sh[32];
+  const int64_t o = (int64_t)blockIdx.x * d;
+  double ss = 0.0;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) ss += (double)x[o + j] * x[o + j];
+  ss = unmix_block_sum(ss, sh);
+  const float nr = (float)sqrt(ss);
+  if (threadIdx.x == 0) norms[blockIdx.x] = nr;
+  const float den = nr > eps ? nr : eps;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) y[o + j] = x[o + j] / den;
+}
+
+static __global__ void l2norm_grad_kernel(int d, const float *dy, const float *x, const float *norms, float eps,
+                                          float *dx) {
+  __shared__ double sh[32];
+  const int64_t o = (int64_t)blockIdx.x * d;
+  const float nr = norms[blockIdx.x];
+  if (nr > eps) {
+    // y = x/|x|: dx = (dy - y (y.dy)) / |x|
+    double dot = 0.0;
+    for (int j = threadIdx.x; j < d; j += blockDim.x) dot += (double)x[o + j] * dy[o + j];
+    dot = unmix_block_sum(dot, sh);
+    const double k = dot / ((double)nr * nr);
+    for (int j = threadIdx.x; j < d; j += blockDim.x) dx[o + j] = (float)((dy[o + j] - x[o + j] * k) / nr);
+  } else {
+    for (int j = threadIdx.x; j < d; j += blockDim.x) dx[o + j] = dy[o + j] / eps;
+  }
+}
+
+void unmix_cuda_l2norm_forward(int n, int d, const float *x, float *y, float *norms, float eps) {
+  UNMIX_LAUNCH_ROWS(l2norm_kernel, n, d, d, x, y, norms, eps);
+}
+void unmix_cuda_l2norm_backward(int n, int d, const float *dy, const float *x, const float *norms, float eps,
+                                float *dx) {
+  UNMIX_LAUNCH_ROWS(l2norm_grad_kernel, n, d, d, dy, x, norms, eps, dx);
 }

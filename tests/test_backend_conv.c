@@ -4,7 +4,7 @@
  * use (and odd ones), plus the chunked path and thread-count independence. */
 #include <omp.h>
 
-#include "tests/test_ops_common.h"
+#include "tests/test_backend_common.h"
 
 /* y[n,p,q,k] = sum_{r,s,c} x[n, p*st-pad+r, q*st-pad+s, c] * w[k,r,s,c] (0 outside). */
 static void ref_conv(const struct unmix_conv_geom *g, const double *x, const double *w, double *y) {
@@ -216,7 +216,7 @@ START_TEST(test_conv_thread_count_independent) {
 END_TEST
 
 static Suite *conv_suite(void) {
-  Suite *s = suite_create("ops_conv");
+  Suite *s = suite_create("backend_conv");
   TCase *tc = tcase_create("conv2d");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_conv_pointwise_s1);

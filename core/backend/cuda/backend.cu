@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "core/backend/cuda/cuda_backend.h"
-#include "core/backend/cuda/cuda_internal.cuh"
+#include "core/backend/cuda/internal.cuh"
 
 struct unmix_cuda_state unmix_cuda = {-1, 0, nullptr, nullptr, nullptr, UNMIX_PREC_TF32, false, false};
 
@@ -119,7 +119,7 @@ static unmix_status cuda_init(void) {
                            cudaGetErrorString(e));
   // A build without code for this GPU fails at its first kernel; find out now, while the
   // registry can still report the backend as unavailable instead of a later op panicking.
-  probe_kernel<<<1, 1, 0, unmix_cuda.stream>>>(nullptr);
+  UNMIX_LAUNCH(probe_kernel, 1, 1, 0, unmix_cuda.stream, nullptr);
   e = cudaGetLastError();
   if (e == cudaSuccess) e = cudaStreamSynchronize(unmix_cuda.stream);
   if (e != cudaSuccess)
@@ -168,68 +168,18 @@ static void cuda_shutdown(void) {
   unmix_cuda.stream = nullptr;
 }
 
-/* Every op of the table is implemented; the switch makes a new enum value fail here until it
- * is (the compiler warns on a missing case under -Wall). */
-static bool cuda_supports_op(enum unmix_op op) {
-  switch (op) {
-    case UNMIX_OP_CONV2D_FORWARD:
-    case UNMIX_OP_CONV2D_BACKWARD_DATA:
-    case UNMIX_OP_CONV2D_BACKWARD_WEIGHT:
-    case UNMIX_OP_BATCHNORM_FORWARD_TRAIN:
-    case UNMIX_OP_BATCHNORM_FORWARD_EVAL:
-    case UNMIX_OP_BATCHNORM_BACKWARD:
-    case UNMIX_OP_RELU_FORWARD:
-    case UNMIX_OP_RELU_BACKWARD:
-    case UNMIX_OP_ADD:
-    case UNMIX_OP_ADD_RELU_FORWARD:
-    case UNMIX_OP_MAXPOOL_FORWARD:
-    case UNMIX_OP_MAXPOOL_BACKWARD:
-    case UNMIX_OP_AVGPOOL_FORWARD:
-    case UNMIX_OP_AVGPOOL_BACKWARD:
-    case UNMIX_OP_PAD2D_FORWARD:
-    case UNMIX_OP_PAD2D_BACKWARD:
-    case UNMIX_OP_GEMM:
-    case UNMIX_OP_LINEAR_FORWARD:
-    case UNMIX_OP_LINEAR_BACKWARD:
-    case UNMIX_OP_L2NORM_FORWARD:
-    case UNMIX_OP_L2NORM_BACKWARD:
-    case UNMIX_OP_SOFTMAX_FORWARD:
-    case UNMIX_OP_SOFTMAX_BACKWARD:
-    case UNMIX_OP_LOG_SOFTMAX_FORWARD:
-    case UNMIX_OP_LOG_SOFTMAX_BACKWARD:
-    case UNMIX_OP_CROSS_ENTROPY_FORWARD:
-    case UNMIX_OP_CROSS_ENTROPY_BACKWARD:
-    case UNMIX_OP_SOFT_CROSS_ENTROPY_FORWARD:
-    case UNMIX_OP_SOFT_CROSS_ENTROPY_BACKWARD:
-    case UNMIX_OP_FLIP_BATCH:
-    case UNMIX_OP_GATHER_ROWS:
-    case UNMIX_OP_SCATTER_ROWS:
-    case UNMIX_OP_COPY:
-    case UNMIX_OP_FILL:
-    case UNMIX_OP_SCALE:
-    case UNMIX_OP_AXPY:
-    case UNMIX_OP_AXPBY:
-    case UNMIX_OP_MIX_GLOBAL:
-    case UNMIX_OP_MIX_REGION:
-    case UNMIX_OP_SUM:
-    case UNMIX_OP_SUMSQ_SEGMENTS:
-    case UNMIX_OP_ROW_SUM:
-    case UNMIX_OP_COL_SUM:
-    case UNMIX_OP_SCALE_ROWS:
-    case UNMIX_OP_SCALE_COLS:
-    case UNMIX_OP_EXP_SCALED:
-    case UNMIX_OP_TRANSPOSE:
-    case UNMIX_OP_ROW_DOT:
-    case UNMIX_OP_AXPY_ROWS:
-    case UNMIX_OP_SGD_STEP:
-    case UNMIX_OP_EMA:
-    case UNMIX_OP_TOPK:
-    case UNMIX_OP_NONFINITE_COUNT:
-      return true;
-    case UNMIX_OP_COUNT:
-      return false;
-  }
-  return false;
+extern "C" const unmix_backend unmix_backend_cuda;
+
+/* The table, minus what this backend's kernels refuse: a top-k whose k exceeds the rank
+ * pass's grid, and a convolution pass that cuDNN has no kernel for in the asked precision
+ * (found by planning it, which is what running it would do first). */
+static bool cuda_supports_op(enum unmix_op op, const struct unmix_op_query *q) {
+  if (!unmix_backend_has_op(&unmix_backend_cuda, op)) return false;
+  if (!q) return true;
+  if (op == UNMIX_OP_TOPK && q->k > 0) return q->k <= unmix_cuda_topk_max_k() && (q->d <= 0 || q->k <= q->d);
+  if (q->conv && unmix_op_uses_precision(op) && !strcmp(unmix_op_family(op), "conv"))
+    return unmix_cuda_conv_supported(q->conv, op, q->prec);
+  return true;
 }
 
 static void cuda_set_precision(enum unmix_precision p) {
@@ -237,8 +187,7 @@ static void cuda_set_precision(enum unmix_precision p) {
   unmix_cuda.prec = p; // read by the GEMM and convolution paths at each call
 }
 
-extern "C" void unmix_cuda_set_deterministic(bool on) { unmix_cuda.deterministic = on; }
-extern "C" bool unmix_cuda_deterministic(void) { return unmix_cuda.deterministic; }
+static void cuda_set_deterministic(bool on) { unmix_cuda.deterministic = on; }
 extern "C" void *unmix_cuda_stream(void) { return (void *)unmix_cuda.stream; }
 
 /* ---- memory ------------------------------------------------------------------------------- */
@@ -298,7 +247,7 @@ static unmix_backend make_table(void) {
   b.shutdown = cuda_shutdown;
   b.supports_op = cuda_supports_op;
   b.set_precision = cuda_set_precision;
-  b.set_deterministic = unmix_cuda_set_deterministic;
+  b.set_deterministic = cuda_set_deterministic;
   b.alloc = cuda_alloc;
   b.free = cuda_free;
   b.alloc_host = cuda_alloc_host;
@@ -307,59 +256,9 @@ static unmix_backend make_table(void) {
   b.memcpy_d2h = cuda_d2h;
   b.memcpy_d2d = cuda_d2d;
   b.synchronize = cuda_sync;
-  b.conv2d_forward = unmix_cuda_conv2d_forward;
-  b.conv2d_backward_data = unmix_cuda_conv2d_backward_data;
-  b.conv2d_backward_weight = unmix_cuda_conv2d_backward_weight;
-  b.batchnorm_forward_train = unmix_cuda_batchnorm_forward_train;
-  b.batchnorm_forward_eval = unmix_cuda_batchnorm_forward_eval;
-  b.batchnorm_backward = unmix_cuda_batchnorm_backward;
-  b.relu_forward = unmix_cuda_relu_forward;
-  b.relu_backward = unmix_cuda_relu_backward;
-  b.add = unmix_cuda_add;
-  b.add_relu_forward = unmix_cuda_add_relu_forward;
-  b.maxpool_forward = unmix_cuda_maxpool_forward;
-  b.maxpool_backward = unmix_cuda_maxpool_backward;
-  b.avgpool_forward = unmix_cuda_avgpool_forward;
-  b.avgpool_backward = unmix_cuda_avgpool_backward;
-  b.pad2d_forward = unmix_cuda_pad2d_forward;
-  b.pad2d_backward = unmix_cuda_pad2d_backward;
-  b.gemm = unmix_cuda_gemm;
-  b.linear_forward = unmix_cuda_linear_forward;
-  b.linear_backward = unmix_cuda_linear_backward;
-  b.l2norm_forward = unmix_cuda_l2norm_forward;
-  b.l2norm_backward = unmix_cuda_l2norm_backward;
-  b.softmax_forward = unmix_cuda_softmax_forward;
-  b.softmax_backward = unmix_cuda_softmax_backward;
-  b.log_softmax_forward = unmix_cuda_log_softmax_forward;
-  b.log_softmax_backward = unmix_cuda_log_softmax_backward;
-  b.cross_entropy_forward = unmix_cuda_cross_entropy_forward;
-  b.cross_entropy_backward = unmix_cuda_cross_entropy_backward;
-  b.soft_cross_entropy_forward = unmix_cuda_soft_cross_entropy_forward;
-  b.soft_cross_entropy_backward = unmix_cuda_soft_cross_entropy_backward;
-  b.flip_batch = unmix_cuda_flip_batch;
-  b.gather_rows = unmix_cuda_gather_rows;
-  b.scatter_rows = unmix_cuda_scatter_rows;
-  b.copy = unmix_cuda_copy;
-  b.fill = unmix_cuda_fill;
-  b.scale = unmix_cuda_scale;
-  b.axpy = unmix_cuda_axpy;
-  b.axpby = unmix_cuda_axpby;
-  b.mix_global = unmix_cuda_mix_global;
-  b.mix_region = unmix_cuda_mix_region;
-  b.sum = unmix_cuda_sum;
-  b.sumsq_segments = unmix_cuda_sumsq_segments;
-  b.row_sum = unmix_cuda_row_sum;
-  b.col_sum = unmix_cuda_col_sum;
-  b.scale_rows = unmix_cuda_scale_rows;
-  b.scale_cols = unmix_cuda_scale_cols;
-  b.exp_scaled = unmix_cuda_exp_scaled;
-  b.transpose = unmix_cuda_transpose;
-  b.row_dot = unmix_cuda_row_dot;
-  b.axpy_rows = unmix_cuda_axpy_rows;
-  b.sgd_step = unmix_cuda_sgd_step;
-  b.ema = unmix_cuda_ema;
-  b.topk = unmix_cuda_topk;
-  b.nonfinite_count = unmix_cuda_nonfinite_count;
+#define UNMIX_OP(NAME, name, family, params) b.name = unmix_cuda_##name;
+#include "core/backend/ops.def"
+#undef UNMIX_OP
   return b;
 }
 

@@ -3,7 +3,7 @@
 // to bf16 by our conversion kernel, products accumulated in FP32, C kept in FP32).
 // Row-major C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T.
 // Accumulation: dwt +=, dbias +=, dx =.
-#include "core/backend/cuda/cuda_internal.cuh"
+#include "core/backend/cuda/internal.cuh"
 #include "core/kernels/elementwise.h"
 
 /* ---- bf16 conversion (shared with the convolutions) ---------------------------------------- */
@@ -23,13 +23,14 @@ static __global__ void from_bf16_kernel(int64_t n, const uint16_t *x, float *y, 
 void unmix_cuda_to_bf16(int64_t rows, int64_t cols, int64_t ld, const float *x, uint16_t *y) {
   const int64_t total = rows * cols;
   if (total <= 0) return;
-  to_bf16_kernel<<<unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream>>>(total, cols, ld, x, y);
+  UNMIX_LAUNCH(to_bf16_kernel, unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream,
+      total, cols, ld, x, y);
   UNMIX_CUDA_LAUNCHED();
 }
 
 void unmix_cuda_from_bf16(int64_t n, const uint16_t *x, float *y, bool accumulate) {
   if (n <= 0) return;
-  from_bf16_kernel<<<unmix_cuda_blocks(n), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream>>>(n, x, y, accumulate);
+  UNMIX_LAUNCH(from_bf16_kernel, unmix_cuda_blocks(n), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream, n, x, y, accumulate);
   UNMIX_CUDA_LAUNCHED();
 }
 
@@ -48,8 +49,8 @@ void unmix_cuda_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const f
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     const int64_t total = (int64_t)m * n;
-    beta_scale_kernel<<<unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream>>>(total, n, ldc, beta,
-                                                                                              c);
+    UNMIX_LAUNCH(beta_scale_kernel, unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream,
+        total, n, ldc, beta, c);
     UNMIX_CUDA_LAUNCHED();
     return;
   }
@@ -83,7 +84,8 @@ void unmix_cuda_linear_forward(int n, int in, int out, const float *x, const flo
   if (bias) {
     // y = bias, then y = x W^T + 1 * y: one rounding of (x W^T) + b, as the CPU's y += b.
     const int64_t total = (int64_t)n * out;
-    bias_rows_kernel<<<unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream>>>(total, out, bias, y);
+    UNMIX_LAUNCH(bias_rows_kernel, unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream,
+        total, out, bias, y);
     UNMIX_CUDA_LAUNCHED();
     beta = 1.0f;
   }

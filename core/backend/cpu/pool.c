@@ -2,7 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/backend/cpu/cpu_ops.h"
+#include "core/backend/cpu/internal.h"
 
 void unmix_cpu_maxpool_forward(const struct unmix_pool_geom *g, const float *x, float *y, int32_t *argmax) {
   const int64_t rows = (int64_t)g->n * g->p * g->q;

@@ -1,4 +1,4 @@
-/* Shared helpers of the op suites (test_ops_*.c): guarded random buffers, float <-> double
+/* Shared helpers of the op suites (test_backend_*.c): guarded random buffers, float <-> double
  * copies, comparison of a float result with a double reference, and central finite
  * differences of a scalar function evaluated on double-precision reference arithmetic.
  * Header-only (static inline) because every suite is its own executable. */

@@ -11,7 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "core/backend/cuda/cuda_internal.cuh"
+#include "core/backend/cuda/internal.cuh"
 
 enum { PASS_FWD = 0, PASS_BWD_DATA = 1, PASS_BWD_FILTER = 2 };
 static const char *const g_pass_name[3] = {"forward", "backward-data", "backward-weight"};
@@ -24,7 +24,8 @@ struct conv_plan {
   cudnnFilterDescriptor_t wd;
   cudnnConvolutionDescriptor_t cd;
   bool chosen[3];
-  bool unsupported[3]; // bf16 only: this pass runs through the TF32 plan
+  bool unsupported[3]; // cuDNN has no algorithm for this pass (bf16: it runs through the TF32 plan)
+  bool warned[3];
   int algo[3];
   cudnnMathType_t math[3];
   size_t ws[3];
@@ -194,35 +195,58 @@ static int list_algos(conv_plan *p, int pass, perf_row *rows) {
   return n;
 }
 
+static const char *prec_name(enum unmix_precision prec) {
+  return prec == UNMIX_PREC_FP32 ? "fp32" : prec == UNMIX_PREC_TF32 ? "tf32" : "bf16";
+}
+
+/* Chooses the algorithm of `pass` once per plan; false when cuDNN offers none that fits
+ * (remembered, so the question is asked once). */
+static bool choose(conv_plan *p, int pass) {
+  if (p->chosen[pass]) return true;
+  if (p->unsupported[pass]) return false;
+  const struct unmix_conv_geom *g = &p->g;
+  perf_row rows[MAX_ALGOS];
+  int n = list_algos(p, pass, rows);
+  if (!pick(p, pass, rows, n)) {
+    p->unsupported[pass] = true;
+    return false;
+  }
+  p->chosen[pass] = true;
+  unmix_log_debug("conv %s n%d %dx%dx%d -> k%d r%d s%d stride %d pad %d (%s%s): cuDNN algo %d, math %d, "
+                  "workspace %zu",
+                  g_pass_name[pass], g->n, g->h, g->w, g->c, g->k, g->r, g->s, g->stride, g->pad,
+                  prec_name(p->prec), p->det ? ", deterministic" : "", p->algo[pass], (int)p->math[pass],
+                  p->ws[pass]);
+  return true;
+}
+
 /* The plan that runs `pass` for this geometry: the current precision's, or the TF32 one when
  * cuDNN has no bf16 kernel for it. */
 static conv_plan *plan_for(const struct unmix_conv_geom *g, int pass, enum unmix_precision prec) {
   conv_plan *p = get_plan(g, prec, unmix_cuda.deterministic);
-  if (!p->chosen[pass] && !p->unsupported[pass]) {
-    perf_row rows[MAX_ALGOS];
-    int n = list_algos(p, pass, rows);
-    if (pick(p, pass, rows, n)) {
-      p->chosen[pass] = true;
-      unmix_log_debug("conv %s n%d %dx%dx%d -> k%d r%d s%d stride %d pad %d (%s%s): cuDNN algo %d, math %d, "
-                      "workspace %zu",
-                      g_pass_name[pass], g->n, g->h, g->w, g->c, g->k, g->r, g->s, g->stride, g->pad,
-                      p->prec == UNMIX_PREC_FP32 ? "fp32" : p->prec == UNMIX_PREC_TF32 ? "tf32" : "bf16",
-                      p->det ? ", deterministic" : "", p->algo[pass], (int)p->math[pass], p->ws[pass]);
-    } else if (p->prec == UNMIX_PREC_BF16) {
-      p->unsupported[pass] = true;
+  if (choose(p, pass)) return p;
+  if (p->prec == UNMIX_PREC_BF16) {
+    if (!p->warned[pass])
       unmix_log_warn("cuDNN has no bf16 %s kernel for conv %dx%dx%d -> %d (%dx%d, stride %d, pad %d); this pass "
                      "runs in tf32",
                      g_pass_name[pass], g->h, g->w, g->c, g->k, g->r, g->s, g->stride, g->pad);
-    } else {
-      unmix_panic(__FILE__, __LINE__,
-                  "cuDNN offers no usable %s algorithm for conv n%d %dx%dx%d -> k%d (%dx%d, stride %d, pad %d) in "
-                  "%s%s mode; hint: try precision tf32, turn deterministic mode off, or free GPU memory",
-                  g_pass_name[pass], g->n, g->h, g->w, g->c, g->k, g->r, g->s, g->stride, g->pad,
-                  p->prec == UNMIX_PREC_FP32 ? "fp32" : "tf32", p->det ? " deterministic" : "");
-    }
+    p->warned[pass] = true;
+    return plan_for(g, pass, UNMIX_PREC_TF32);
   }
-  if (p->unsupported[pass]) return plan_for(g, pass, UNMIX_PREC_TF32);
-  return p;
+  unmix_panic(__FILE__, __LINE__,
+              "cuDNN offers no usable %s algorithm for conv n%d %dx%dx%d -> k%d (%dx%d, stride %d, pad %d) in "
+              "%s%s mode; hint: try precision tf32, turn deterministic mode off, or free GPU memory",
+              g_pass_name[pass], g->n, g->h, g->w, g->c, g->k, g->r, g->s, g->stride, g->pad, prec_name(p->prec),
+              p->det ? " deterministic" : "");
+}
+
+static int pass_of(enum unmix_op op) {
+  return op == UNMIX_OP_CONV2D_FORWARD ? PASS_FWD : op == UNMIX_OP_CONV2D_BACKWARD_DATA ? PASS_BWD_DATA
+                                                                                       : PASS_BWD_FILTER;
+}
+
+bool unmix_cuda_conv_supported(const struct unmix_conv_geom *g, enum unmix_op op, enum unmix_precision prec) {
+  return choose(get_plan(g, prec, unmix_cuda.deterministic), pass_of(op));
 }
 
 void unmix_cuda_conv2d_forward(const struct unmix_conv_geom *g, const float *x, const float *wt, float *y) {

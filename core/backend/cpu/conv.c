@@ -9,7 +9,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "core/backend/cpu/cpu_ops.h"
+#include "core/backend/cpu/internal.h"
 
 /* Tile size: SGEMM re-packs the filter matrix for every tile, so a tile has at least
  * TILE_MIN_ROWS rows (at the ResNet-18 shapes 256..1024 rows measured alike, fewer was

@@ -1,4 +1,5 @@
-/* CPU batch norm over NHWC (plain and SplitBatchNorm, SPEC §2.4). Statistics are
+/* CPU normalisation: batch norm over NHWC (plain and SplitBatchNorm, docs/FIDELITY.md) and
+ * row-wise L2 normalisation. Batch-norm statistics are
  * accumulated in double over fixed blocks of rows (independent of the thread count),
  * mean first then the centred second moment (two passes), so the oracle is as exact as
  * fp32 outputs allow and bit-for-bit reproducible.
@@ -6,7 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "core/backend/cpu/cpu_ops.h"
+#include "core/backend/cpu/internal.h"
 #include "core/kernels/elementwise.h"
 
 /* Rows per reduction block: ~32K values, independent of the thread count. */
@@ -147,4 +148,37 @@ void unmix_cpu_batchnorm_backward(const struct unmix_bn_geom *g, const float *dy
   free(sdyx);
   free(fsdy);
   free(fsdyx);
+}
+
+/* ---- row-wise L2 normalisation ---------------------------------------------------------- */
+void unmix_cpu_l2norm_forward(int n, int d, const float *x, float *y, float *norms, float eps) {
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < n; i++) {
+    const float *xr = x + (int64_t)i * d;
+    double ss = 0.0;
+    for (int j = 0; j < d; j++) ss += (double)xr[j] * xr[j];
+    float nr = (float)sqrt(ss);
+    norms[i] = nr;
+    float den = nr > eps ? nr : eps;
+    for (int j = 0; j < d; j++) y[(int64_t)i * d + j] = xr[j] / den;
+  }
+}
+
+void unmix_cpu_l2norm_backward(int n, int d, const float *dy, const float *x, const float *norms, float eps,
+                               float *dx) {
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < n; i++) {
+    const float *xr = x + (int64_t)i * d, *gr = dy + (int64_t)i * d;
+    float *o = dx + (int64_t)i * d;
+    float nr = norms[i];
+    if (nr > eps) {
+      /* y = x/|x|: dx = (dy - y (y.dy)) / |x| */
+      double dot = 0.0;
+      for (int j = 0; j < d; j++) dot += (double)xr[j] * gr[j];
+      double k = dot / ((double)nr * nr);
+      for (int j = 0; j < d; j++) o[j] = (float)((gr[j] - xr[j] * k) / nr);
+    } else {
+      for (int j = 0; j < d; j++) o[j] = gr[j] / eps;
+    }
+  }
 }

@@ -1,8 +1,8 @@
-// CUDA reductions (sum, segment sums of squares, row and column sums, non-finite count) and
-// the transpose. Sums accumulate in double like the CPU oracle; each is two-level over a
+// CUDA reductions: sum, segment sums of squares, row and column sums, row dot products and
+// the non-finite count. Sums accumulate in double like the CPU oracle; each is two-level over a
 // grid whose shape depends on the problem size only, combined in a fixed order, so results
 // repeat bit for bit on every run and every GPU. No floating-point atomics.
-#include "core/backend/cuda/cuda_internal.cuh"
+#include "core/backend/cuda/internal.cuh"
 
 #define RED_THREADS 256
 #define RED_MAX_BLOCKS 1024
@@ -43,9 +43,9 @@ static void reduce_to_scalar(int64_t n, const float *x, float *out, F f) {
   if (blocks > RED_MAX_BLOCKS) blocks = RED_MAX_BLOCKS;
   if (blocks < 1) blocks = 1;
   double *part = (double *)unmix_cuda_scratch(UNMIX_SLOT_PARTIAL, sizeof(double) * (size_t)blocks);
-  partial_kernel<F><<<(unsigned)blocks, RED_THREADS, 0, unmix_cuda.stream>>>(n, x, part, f);
+  UNMIX_LAUNCH(partial_kernel<F>, (unsigned)blocks, RED_THREADS, 0, unmix_cuda.stream, n, x, part, f);
   UNMIX_CUDA_LAUNCHED();
-  final_kernel<<<1, RED_THREADS, 0, unmix_cuda.stream>>>((int)blocks, part, out);
+  UNMIX_LAUNCH(final_kernel, 1, RED_THREADS, 0, unmix_cuda.stream, (int)blocks, part, out);
   UNMIX_CUDA_LAUNCHED();
 }
 
@@ -99,10 +99,10 @@ void unmix_cuda_sumsq_segments(int nseg, const int64_t *off, const float *x, flo
   double *part = (double *)unmix_cuda_scratch(UNMIX_SLOT_PARTIAL, sizeof(double) * (size_t)(nblocks ? nblocks : 1));
   if (nblocks > 0) {
     UNMIX_REQUIRE(nblocks < INT32_MAX, "sumsq_segments: %lld blocks", (long long)nblocks);
-    seg_partial_kernel<<<(unsigned)nblocks, RED_THREADS, 0, unmix_cuda.stream>>>(d, d + nblocks, x, part);
+    UNMIX_LAUNCH(seg_partial_kernel, (unsigned)nblocks, RED_THREADS, 0, unmix_cuda.stream, d, d + nblocks, x, part);
     UNMIX_CUDA_LAUNCHED();
   }
-  seg_final_kernel<<<(nseg + 127) / 128, 128, 0, unmix_cuda.stream>>>(nseg, d + 2 * nblocks, part, out);
+  UNMIX_LAUNCH(seg_final_kernel, (nseg + 127) / 128, 128, 0, unmix_cuda.stream, nseg, d + 2 * nblocks, part, out);
   UNMIX_CUDA_LAUNCHED();
 }
 
@@ -118,7 +118,7 @@ static __global__ void row_sum_kernel(int d, const float *x, float *out) {
 
 void unmix_cuda_row_sum(int n, int d, const float *x, float *out) {
   if (n <= 0) return;
-  row_sum_kernel<<<(unsigned)n, unmix_cuda_row_threads(d), 0, unmix_cuda.stream>>>(d, x, out);
+  UNMIX_LAUNCH(row_sum_kernel, (unsigned)n, unmix_cuda_row_threads(d), 0, unmix_cuda.stream, d, x, out);
   UNMIX_CUDA_LAUNCHED();
 }
 
@@ -159,47 +159,16 @@ void unmix_cuda_col_sum_acc(int n, int d, const float *x, float *out, bool accum
   if (nchunks < 1) nchunks = 1;
   const int64_t chunk = ((int64_t)n + nchunks - 1) / nchunks;
   double *part = (double *)unmix_cuda_scratch(UNMIX_SLOT_PARTIAL, sizeof(double) * (size_t)(nchunks * d));
-  col_partial_kernel<<<dim3((unsigned)ctiles, (unsigned)nchunks), dim3(CS_TX, CS_TY), 0, unmix_cuda.stream>>>(
+  UNMIX_LAUNCH(col_partial_kernel, dim3((unsigned)ctiles, (unsigned)nchunks), dim3(CS_TX, CS_TY), 0, unmix_cuda.stream,
       n, d, chunk, x, part);
   UNMIX_CUDA_LAUNCHED();
-  col_final_kernel<<<(d + 127) / 128, 128, 0, unmix_cuda.stream>>>(d, (int)nchunks, part, out, accumulate);
+  UNMIX_LAUNCH(col_final_kernel, (d + 127) / 128, 128, 0, unmix_cuda.stream, d, (int)nchunks, part, out, accumulate);
   UNMIX_CUDA_LAUNCHED();
 }
 
 void unmix_cuda_col_sum(int n, int d, const float *x, float *out) { unmix_cuda_col_sum_acc(n, d, x, out, false); }
 
-/* ---- transpose ----------------------------------------------------------------------------------- */
-#define TR_TILE 32
-/* Row tiles on grid.x (no practical limit), column tiles on grid.y, looped when there are
- * more than the 65535 that grid.y allows. */
-static __global__ void transpose_kernel(int n, int d, const float *x, float *y) {
-  __shared__ float tile[TR_TILE][TR_TILE + 1]; // +1: no bank conflicts on the column read
-  const int i0 = blockIdx.x * TR_TILE;
-  for (int j0 = blockIdx.y * TR_TILE; j0 < d; j0 += gridDim.y * TR_TILE) {
-    for (int r = threadIdx.y; r < TR_TILE; r += blockDim.y) {
-      int i = i0 + r, j = j0 + threadIdx.x;
-      if (i < n && j < d) tile[r][threadIdx.x] = x[(int64_t)i * d + j];
-    }
-    __syncthreads();
-    for (int r = threadIdx.y; r < TR_TILE; r += blockDim.y) {
-      int j = j0 + r, i = i0 + threadIdx.x;
-      if (i < n && j < d) y[(int64_t)j * n + i] = tile[threadIdx.x][r];
-    }
-    __syncthreads(); // the tile is refilled on the next pass
-  }
-}
-
-void unmix_cuda_transpose(int n, int d, const float *x, float *y) {
-  UNMIX_REQUIRE(x != y, "transpose cannot work in place");
-  if (n <= 0 || d <= 0) return;
-  int64_t gy = (d + TR_TILE - 1) / TR_TILE;
-  if (gy > 65535) gy = 65535;
-  dim3 grid((unsigned)((n + TR_TILE - 1) / TR_TILE), (unsigned)gy), block(TR_TILE, 8);
-  transpose_kernel<<<grid, block, 0, unmix_cuda.stream>>>(n, d, x, y);
-  UNMIX_CUDA_LAUNCHED();
-}
-
-/* ---- row_dot / axpy_rows (MoCo positive logits and their adjoint) --------------------------- */
+/* ---- row dot products ------------------------------------------------------------------------- */
 static __global__ void row_dot_kernel(int d, const float *a, const float *b, float *out, int out_stride) {
   __shared__ double sh[32];
   const int64_t r = blockIdx.x;
@@ -212,20 +181,7 @@ static __global__ void row_dot_kernel(int d, const float *a, const float *b, flo
 
 void unmix_cuda_row_dot(int n, int d, const float *a, const float *b, float *out, int out_stride) {
   if (n <= 0) return;
-  row_dot_kernel<<<(unsigned)n, unmix_cuda_row_threads(d), 0, unmix_cuda.stream>>>(d, a, b, out, out_stride);
-  UNMIX_CUDA_LAUNCHED();
-}
-
-static __global__ void axpy_rows_kernel(int n, int d, const float *s, int s_stride, const float *x, float *y) {
-  UNMIX_GRID_STRIDE(i, (int64_t)n * d) {
-    const int64_t r = i / d;
-    y[i] += s[r * s_stride] * x[i];
-  }
-}
-
-void unmix_cuda_axpy_rows(int n, int d, const float *s, int s_stride, const float *x, float *y) {
-  if (n <= 0 || d <= 0) return;
-  axpy_rows_kernel<<<unmix_cuda_blocks((int64_t)n * d), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream>>>(n, d, s, s_stride,
-                                                                                                     x, y);
+  UNMIX_LAUNCH(row_dot_kernel, (unsigned)n, unmix_cuda_row_threads(d), 0, unmix_cuda.stream,
+      d, a, b, out, out_stride);
   UNMIX_CUDA_LAUNCHED();
 }

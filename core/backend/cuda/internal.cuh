@@ -1,7 +1,7 @@
 // Internals shared by the CUDA backend's translation units: the backend state (stream,
 // library handles, precision), the checks that turn every CUDA/cuDNN/cuBLAS failure into a
 // panic with file:line and a hint, launch and scratch helpers, fixed-order block reductions,
-// and the declarations of every op (their contracts are in core/backend/backend.h).
+// and the declarations of every op (generated from core/backend/ops.def).
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -52,6 +52,15 @@ static inline void unmix_cuda_check_blas(cublasStatus_t s, const char *expr, con
 #define UNMIX_CUDA_LAUNCHED() unmix_cuda_after_launch(__FILE__, __LINE__)
 
 /* ---- launch helpers ------------------------------------------------------------------------ */
+/* Every kernel launch of the backend goes through UNMIX_LAUNCH, so one definition decides
+ * how kernels run: the <<<>>> launch under nvcc, or the emulated device's launcher when the
+ * .cu files are compiled as host C++ (the EMU build). Launches are checked afterwards with
+ * UNMIX_CUDA_LAUNCHED(). */
+#ifdef __CUDACC__
+#define UNMIX_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
+#else
+#include "core/backend/cuda/emu/emu_launch.h"
+#endif
 #define UNMIX_CUDA_THREADS 256
 /* Blocks for a grid-stride loop over n items: enough to fill the GPU, never 0. */
 static inline unsigned unmix_cuda_blocks(int64_t n, int threads = UNMIX_CUDA_THREADS) {
@@ -65,6 +74,14 @@ static inline unsigned unmix_cuda_blocks(int64_t n, int threads = UNMIX_CUDA_THR
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
        i += (int64_t)blockDim.x * gridDim.x)
 
+/* A grid-stride launch over n items (n its first argument); returns from the caller when n <= 0. */
+#define UNMIX_LAUNCH_N(kernel, n, ...)                                                                   \
+  do {                                                                                                   \
+    if ((n) <= 0) return;                                                                                \
+    UNMIX_LAUNCH(kernel, unmix_cuda_blocks(n), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream, (n), __VA_ARGS__); \
+    UNMIX_CUDA_LAUNCHED();                                                                               \
+  } while (0)
+
 /* Threads for a block that reduces one row of d values: a power of two in [32, 256]. Depends
  * on d alone, so the summation order (and the result) is the same on every run. */
 static inline int unmix_cuda_row_threads(int64_t d) {
@@ -72,6 +89,14 @@ static inline int unmix_cuda_row_threads(int64_t d) {
   while (t < 256 && t < d) t *= 2;
   return t;
 }
+
+/* One block per row of d values (n rows); returns from the caller when n <= 0. */
+#define UNMIX_LAUNCH_ROWS(kernel, n, d, ...)                                                             \
+  do {                                                                                                   \
+    if ((n) <= 0) return;                                                                                \
+    UNMIX_LAUNCH(kernel, (unsigned)(n), unmix_cuda_row_threads(d), 0, unmix_cuda.stream, __VA_ARGS__);   \
+    UNMIX_CUDA_LAUNCHED();                                                                               \
+  } while (0)
 
 /* ---- scratch memory ---------------------------------------------------------------------- */
 /* One device buffer per slot, grown on demand and kept. Ops run in stream order on one
@@ -132,80 +157,13 @@ void unmix_cuda_from_bf16(int64_t n, const uint16_t *x, float *y, bool accumulat
 /* Deterministic column sums of an (n, d) matrix: out[j] (+)= sum_i x[i, j] in double. */
 void unmix_cuda_col_sum_acc(int n, int d, const float *x, float *out, bool accumulate);
 void unmix_cuda_conv_release(void);
+/* Whether cuDNN has a kernel for conv op `op` (a UNMIX_OP_CONV2D_* value) with this geometry
+ * in precision `prec` under the current determinism setting (plans the pass; see conv.cu). */
+bool unmix_cuda_conv_supported(const struct unmix_conv_geom *g, enum unmix_op op, enum unmix_precision prec);
+/* The largest k that topk's rank pass can launch. */
+int64_t unmix_cuda_topk_max_k(void);
 
-/* ---- the ops ------------------------------------------------------------------------------ */
-void unmix_cuda_conv2d_forward(const struct unmix_conv_geom *g, const float *x, const float *wt, float *y);
-void unmix_cuda_conv2d_backward_data(const struct unmix_conv_geom *g, const float *dy, const float *wt, float *dx);
-void unmix_cuda_conv2d_backward_weight(const struct unmix_conv_geom *g, const float *dy, const float *x, float *dwt);
-
-void unmix_cuda_batchnorm_forward_train(const struct unmix_bn_geom *g, const float *x, const float *gamma,
-                                        const float *beta, float *y, float *save_mean, float *save_invstd,
-                                        float *running_mean, float *running_var, float momentum, float eps);
-void unmix_cuda_batchnorm_forward_eval(const struct unmix_bn_geom *g, const float *x, const float *gamma,
-                                       const float *beta, const float *running_mean, const float *running_var,
-                                       float eps, float *y);
-void unmix_cuda_batchnorm_backward(const struct unmix_bn_geom *g, const float *dy, const float *x,
-                                   const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
-                                   float *dgamma, float *dbeta);
-
-void unmix_cuda_relu_forward(int64_t n, const float *x, float *y);
-void unmix_cuda_relu_backward(int64_t n, const float *dy, const float *y, float *dx);
-void unmix_cuda_add(int64_t n, const float *a, const float *b, float *y);
-void unmix_cuda_add_relu_forward(int64_t n, const float *a, const float *b, float *y);
-
-void unmix_cuda_maxpool_forward(const struct unmix_pool_geom *g, const float *x, float *y, int32_t *argmax);
-void unmix_cuda_maxpool_backward(const struct unmix_pool_geom *g, const float *dy, const int32_t *argmax, float *dx);
-void unmix_cuda_avgpool_forward(int n, int hw, int c, const float *x, float *y);
-void unmix_cuda_avgpool_backward(int n, int hw, int c, const float *dy, float *dx);
-void unmix_cuda_pad2d_forward(int n, int h, int w, int c, int pad, float value, const float *x, float *y);
-void unmix_cuda_pad2d_backward(int n, int h, int w, int c, int pad, const float *dy, float *dx);
-
-void unmix_cuda_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                     int ldb, float beta, float *c, int ldc);
-void unmix_cuda_linear_forward(int n, int in, int out, const float *x, const float *wt, const float *bias, float *y);
-void unmix_cuda_linear_backward(int n, int in, int out, const float *dy, const float *x, const float *wt, float *dx,
-                                float *dwt, float *dbias);
-
-void unmix_cuda_l2norm_forward(int n, int d, const float *x, float *y, float *norms, float eps);
-void unmix_cuda_l2norm_backward(int n, int d, const float *dy, const float *x, const float *norms, float eps,
-                                float *dx);
-void unmix_cuda_softmax_forward(int n, int d, float scale, const float *x, float *y);
-void unmix_cuda_softmax_backward(int n, int d, float scale, const float *dy, const float *y, float *dx);
-void unmix_cuda_log_softmax_forward(int n, int d, float scale, const float *x, float *y);
-void unmix_cuda_log_softmax_backward(int n, int d, float scale, const float *dy, const float *y, float *dx);
-void unmix_cuda_cross_entropy_forward(int n, int d, float scale, const float *logits, const int32_t *labels,
-                                      float *probs, float *loss, float *correct_top1, float *correct_top5);
-void unmix_cuda_cross_entropy_backward(int n, int d, float scale, float dloss, const float *probs,
-                                       const int32_t *labels, float *dlogits);
-void unmix_cuda_soft_cross_entropy_forward(int n, int d, float scale, const float *logits, const float *targets,
-                                           float *logprobs, float *loss);
-void unmix_cuda_soft_cross_entropy_backward(int n, int d, float scale, float dloss, const float *logprobs,
-                                            const float *targets, float *dlogits);
-
-void unmix_cuda_flip_batch(int n, int64_t row, const float *x, float *y);
-void unmix_cuda_gather_rows(int n, int64_t row, const int32_t *idx, const float *x, float *y);
-void unmix_cuda_scatter_rows(int n, int64_t row, const int32_t *idx, const float *x, float *y);
-void unmix_cuda_copy(int64_t n, const float *x, float *y);
-void unmix_cuda_fill(int64_t n, float value, float *y);
-void unmix_cuda_scale(int64_t n, float a, const float *x, float *y);
-void unmix_cuda_axpy(int64_t n, float a, const float *x, float *y);
-void unmix_cuda_axpby(int64_t n, float a, const float *x, float b, float *y);
-void unmix_cuda_mix_global(int n, int64_t row, float lam, const float *x, float *y);
-void unmix_cuda_mix_region(int n, int h, int w, int c, int r0, int r1, int c0, int c1, const float *x, float *y);
-
-void unmix_cuda_sum(int64_t n, const float *x, float *out);
-void unmix_cuda_sumsq_segments(int nseg, const int64_t *off, const float *x, float *out);
-void unmix_cuda_row_sum(int n, int d, const float *x, float *out);
-void unmix_cuda_row_dot(int n, int d, const float *a, const float *b, float *out, int out_stride);
-void unmix_cuda_axpy_rows(int n, int d, const float *s, int s_stride, const float *x, float *y);
-void unmix_cuda_col_sum(int n, int d, const float *x, float *out);
-void unmix_cuda_scale_rows(int n, int d, const float *s, float *x);
-void unmix_cuda_scale_cols(int n, int d, const float *s, float *x);
-void unmix_cuda_exp_scaled(int64_t n, float a, float b, const float *x, float *y);
-void unmix_cuda_transpose(int n, int d, const float *x, float *y);
-
-void unmix_cuda_sgd_step(int64_t n, float *p, const float *g, float *buf, float lr, float momentum, float wd,
-                         int nseg, const int64_t *off, const float *gscale_seg, const float *wd_seg);
-void unmix_cuda_ema(int64_t n, float m, const float *query, float *key);
-void unmix_cuda_topk(int n, int d, int k, const float *x, float *vals, int32_t *idx);
-void unmix_cuda_nonfinite_count(int64_t n, const float *x, float *out);
+/* ---- the ops: one function per row of core/backend/ops.def (contracts written there) -- */
+#define UNMIX_OP(NAME, name, family, params) void unmix_cuda_##name params;
+#include "core/backend/ops.def"
+#undef UNMIX_OP
