@@ -58,7 +58,7 @@ static const char *const g_optim[] = {"sgd", "larc", NULL};
 static const char *const g_sched[] = {"cosine-1based", "cosine", "step", "warmup-cosine", "constant", NULL};
 static const char *const g_reverse[] = {"code", "paper", NULL};
 static const char *const g_lincls[] = {"imagenet", "swav-cifar", "moco-cifar", NULL};
-static const char *const g_backend[] = {"cpu", "cuda", NULL};
+static const char *const g_backend[] = {"auto", "cpu", "cuda", NULL};
 static const char *const g_dataset[] = {"cifar10", "cifar100", "fashion-mnist", "imagefolder", NULL};
 static const char *const g_recipe[] = {"moco-cifar", "swav-cifar", "mocov1-imagenet", "mocov2-imagenet", "test", NULL};
 
@@ -90,7 +90,7 @@ _Static_assert(UNMIX_PREC_BF16 == 2 && UNMIX_METHOD_SWAV == 1 && UNMIX_ARCH_RESN
 static const struct key_def g_keys[] = {
     KN("name", name, "\"\""),
     KU("seed", seed, "0"),
-    KS("backend", backend, g_backend, "cpu"),
+    KS("backend", backend, g_backend, "auto"),
     KE("precision", precision, g_precision, "tf32"),
     KB("deterministic", deterministic, "false"),
     KE("method", method, g_method, "moco"),

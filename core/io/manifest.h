@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "core/io/config.h"
+#include "core/io/specs.h"
 #include "core/util/error.h"
 
 /* ---- loading ------------------------------------------------------------------------- */
