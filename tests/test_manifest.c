@@ -98,7 +98,7 @@ START_TEST(test_defaults_match_reference) {
   ck_assert_str_eq(c.data.dataset, "cifar10");
   ck_assert_str_eq(c.data.recipe, "moco-cifar");
   ck_assert_uint_eq(c.seed, 0);
-  ck_assert_str_eq(c.backend, "cpu");
+  ck_assert_str_eq(c.backend, "auto"); /* cuda when one is usable, else cpu (issue 16) */
   ck_assert_int_eq(c.precision, UNMIX_PREC_TF32);
   /* SPEC §4.1 */
   ck_assert_int_eq(c.swav.nmb_prototypes, 100);
