@@ -19,7 +19,7 @@
 
 START_TEST(test_lr_schedules_closed_forms) {
   struct unmix_lincls_params p;
-  /* ImageNet (SPEC 3.2) and MoCo-CIFAR: 30, x0.1 at 60 and 80 (0-based epochs) */
+  /* ImageNet (FIDELITY §5.2) and MoCo-CIFAR: 30, x0.1 at 60 and 80 (0-based epochs) */
   for (int proto = 0; proto < 3; proto++) {
     unmix_lincls_reference((enum unmix_lincls_protocol)proto, &p);
     ck_assert_int_eq(p.epochs, 100);
