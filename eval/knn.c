@@ -1,4 +1,4 @@
-/* Weighted kNN classifier (SPEC §2.7, MoCo's knn_predict): similarities and top-k on the
+/* Weighted kNN classifier (FIDELITY §5.1, MoCo's knn_predict): similarities and top-k on the
  * backend in chunks of queries (bounded memory), the exp(s/t) vote on the host. */
 #include "eval/knn.h"
 

@@ -18,24 +18,10 @@ static void teardown(void) {
   g_dir = NULL;
 }
 
-/* Writes `text` to g_dir/name (creating one level of subdirectory) and returns the path. */
+/* Writes `text` to g_dir/name (creating its directory) and returns the path. */
 static const char *put(const char *name, const char *text) {
-  static char paths[8][1024];
-  static int next;
-  char *p = paths[next++ % 8];
-  snprintf(p, 1024, "%s/%s", g_dir, name);
-  char *slash = strrchr(p, '/');
-  if (slash > p + strlen(g_dir)) {
-    *slash = 0;
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
-    ck_assert_int_eq(system(cmd), 0);
-    *slash = '/';
-  }
-  FILE *f = fopen(p, "w");
-  ck_assert_ptr_nonnull(f);
-  fputs(text, f);
-  fclose(f);
+  const char *p = unmix_test_path(g_dir, name);
+  unmix_test_write_text(p, text);
   return p;
 }
 
