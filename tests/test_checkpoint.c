@@ -3,6 +3,8 @@
  * turns every truncation, corruption or malformed header into an error naming the file
  * (and the tensor) instead of a crash. Run under ASan for the random byte-flip case. */
 #include <dirent.h>
+#include <math.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,6 +424,59 @@ START_TEST(test_random_corruption_never_crashes) {
 }
 END_TEST
 
+/* NaN/Inf never reaches a checkpoint file, and a file holding one is refused by name. */
+START_TEST(test_nonfinite_refused_on_save_and_load) {
+  float w[5] = {1, 2, 3, 4, 5};
+  int64_t sh = 5;
+  for (int kind = 0; kind < 2; kind++) {
+    w[3] = kind ? INFINITY : NAN;
+    struct unmix_ckpt *ck = unmix_ckpt_new();
+    ck_assert(unmix_ckpt_add(ck, "layer1.0.conv1.weight", UNMIX_CKPT_F32, 1, &sh, w) == UNMIX_OK);
+    const char *p = tmp("nonfinite.safetensors");
+    unlink(p);
+    unmix_status st = unmix_ckpt_save(ck, p);
+    ck_assert_msg(st == UNMIX_ERR_NUMERIC, "saved a non-finite checkpoint: %s", unmix_status_name(st));
+    ck_assert_msg(strstr(unmix_error_message(), "layer1.0.conv1.weight") &&
+                      strstr(unmix_error_message(), kind ? "infinite" : "NaN") &&
+                      strstr(unmix_error_message(), "element 3"),
+                  "%s", unmix_error_message());
+    ck_assert_int_ne(access(p, F_OK), 0);
+    unmix_ckpt_free(ck);
+  }
+  /* a foreign file (no CRC, nothing of ours) with a NaN in an F64 tensor */
+  double d[2] = {1.0, NAN};
+  const char *p = raw("nan64.safetensors", "{\"bn.running_var\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]}}",
+                      d, sizeof d);
+  load_fails(p, UNMIX_ERR_NUMERIC, "'bn.running_var' holds NaN at element 1 of 2");
+  d[1] = 2.0;
+  p = raw("fine64.safetensors", "{\"bn.running_var\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]}}", d,
+          sizeof d);
+  struct unmix_ckpt *ck = NULL;
+  ck_assert_msg(unmix_ckpt_load(p, &ck) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert(!ck->crc_verified);
+  unmix_ckpt_free(ck);
+}
+END_TEST
+
+/* Our own files always carry the CRC: one of ours without it was edited and is refused. */
+START_TEST(test_crc_mandatory_for_our_files) {
+  float w[2] = {1, 2};
+  const char *hdr = "{\"__metadata__\":{\"unmix.manifest\":\"seed: 1\"},"
+                    "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+  load_fails(raw("nocrc.safetensors", hdr, w, sizeof w), UNMIX_ERR_FORMAT, "'unmix.crc32' key is missing");
+  hdr = "{\"unmix.position\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+  load_fails(raw("nocrc2.safetensors", hdr, w, sizeof w), UNMIX_ERR_FORMAT, "'unmix.crc32' key is missing");
+  /* what we write verifies */
+  struct unmix_ckpt *ck = canonical();
+  ck_assert(unmix_ckpt_set_meta(ck, "unmix.manifest", "seed: 1") == UNMIX_OK);
+  ck_assert(unmix_ckpt_save(ck, tmp("ours.safetensors")) == UNMIX_OK);
+  unmix_ckpt_free(ck);
+  ck_assert_msg(unmix_ckpt_load(tmp("ours.safetensors"), &ck) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert(ck->crc_verified);
+  unmix_ckpt_free(ck);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void) {
   Suite *s = suite_create("checkpoint");
   TCase *tc = tcase_create("safetensors");
@@ -437,6 +492,8 @@ static Suite *checkpoint_suite(void) {
   tcase_add_test(tc, test_truncation_everywhere);
   tcase_add_test(tc, test_malformed_headers);
   tcase_add_test(tc, test_random_corruption_never_crashes);
+  tcase_add_test(tc, test_nonfinite_refused_on_save_and_load);
+  tcase_add_test(tc, test_crc_mandatory_for_our_files);
   suite_add_tcase(s, tc);
   return s;
 }
