@@ -13,6 +13,7 @@
 #include "core/data/dataset.h"
 #include "core/data/jpeg.h"
 #include "core/data/md5.h"
+#include "core/data/cifar_pickle.h"
 #include "core/data/synth.h"
 #include "experiments/commands.h"
 
@@ -341,6 +342,43 @@ static int cmd_synth(int argc, char **argv) {
   return 0;
 }
 
+/* ---- import: torchvision's python release -> the binary release ---------------------------- */
+
+static void import_usage(FILE *f) {
+  fprintf(f,
+          "usage: unmix data import cifar10|cifar100 SRC [--root DIR]\n\n"
+          "Converts torchvision's download of CIFAR (SRC/cifar-10-batches-py or SRC/cifar-100-python,\n"
+          "or that directory itself: the pickled python release) into the official binary release\n"
+          "that unmix reads, under DIR/cifar-10-batches-bin or DIR/cifar-100-binary (default DIR: SRC),\n"
+          "then checks it like `unmix data check`. Nothing is downloaded; no Python is needed.\n\n"
+          "example: unmix data import cifar10 ~/torchvision-data --root data/cifar10\n");
+}
+
+static int cmd_import(int argc, char **argv) {
+  const char *root = NULL;
+  static const struct option opts[] = {{"root", required_argument, 0, 'r'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  optind = 1;
+  int o;
+  while ((o = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+    switch (o) {
+      case 'r': root = optarg; break;
+      case 'h': import_usage(stdout); return 0;
+      default: import_usage(stderr); return 2;
+    }
+  }
+  if (optind != argc - 2 || (strcmp(argv[optind], "cifar10") != 0 && strcmp(argv[optind], "cifar100") != 0)) {
+    import_usage(stderr);
+    return 2;
+  }
+  const char *name = argv[optind], *src = argv[optind + 1];
+  if (!root) root = src;
+  int64_t ntr = 0, nte = 0;
+  if (unmix_cifar_import_python(src, root, !strcmp(name, "cifar100"), &ntr, &nte) != UNMIX_OK)
+    return unmix_cmd_fail("data import");
+  printf("imported %s: %lld train + %lld test images into %s\n", name, (long long)ntr, (long long)nte, root);
+  return validate(name, root, 0) ? 0 : unmix_cmd_fail("data import");
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -348,7 +386,8 @@ static void usage(FILE *f) {
           "usage: unmix data SUBCOMMAND ...\n\n"
           "  fetch  cifar10|cifar100 [--root DIR]   download, verify (md5) and extract the official archive\n"
           "  check  NAME ROOT                       validate a dataset and print samples per class\n"
-          "  synth  FORMAT DIR [--n N] ...          write a small synthetic dataset in a real format\n\n"
+          "  synth  FORMAT DIR [--n N] ...          write a small synthetic dataset in a real format\n"
+          "  import cifar10|cifar100 SRC [--root DIR]  convert torchvision's python release (pickles)\n\n"
           "`unmix data SUBCOMMAND --help` describes each.\n");
 }
 
@@ -364,6 +403,7 @@ int unmix_cmd_data(int argc, char **argv) {
   if (!strcmp(argv[1], "fetch")) return cmd_fetch(argc - 1, argv + 1);
   if (!strcmp(argv[1], "check")) return cmd_check(argc - 1, argv + 1);
   if (!strcmp(argv[1], "synth")) return cmd_synth(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "import")) return cmd_import(argc - 1, argv + 1);
   fprintf(stderr, "unmix data: unknown subcommand '%s'\n", argv[1]);
   usage(stderr);
   return 2;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/data/cifar_pickle.h"
 #include "core/data/dataset_impl.h"
 
 static const char *const CIFAR10_NAMES[] = {"airplane", "automobile", "bird", "cat", "deer",
@@ -38,6 +39,12 @@ unmix_status unmix_cifar_open(const struct unmix_dataset_options *o, struct unmi
   for (int f = 0; f < nfiles; f++) {
     UNMIX_TRY(unmix_path_join(paths[f], sizeof paths[f], dir, files[f]));
     FILE *fp = fopen(paths[f], "rb");
+    char py[UNMIX_PATH_MAX];
+    if (!fp && unmix_cifar_find_python(given_root, c100, py, sizeof py)) /* torchvision's download is there */
+      return UNMIX_FAIL(UNMIX_ERR_IO,
+                        "%s: missing; %s holds torchvision's python release of %s instead: "
+                        "`unmix data import %s %s` converts it (one command, no Python needed)",
+                        paths[f], py, o->name, o->name, given_root);
     if (!fp)
       return UNMIX_FAIL(UNMIX_ERR_IO,
                         "%s: missing (dataset %s expects the official binary release in %s/%s or %s; "
