@@ -77,7 +77,8 @@ static void fetch_usage(FILE *f) {
           "  cifar10   %s  md5 %s\n  cifar100  %s  md5 %s\n"
           "An archive already in DIR is verified and used without downloading. Offline, download\n"
           "it elsewhere, copy it into DIR and rerun; or extract it so that DIR/<batches dir> exists.\n"
-          "--url and --md5 point at a mirror (any URL curl accepts, file:// included).\n",
+          "--url and --md5 point at a mirror (any URL curl accepts, file:// included).\n\n"
+          "example: unmix data fetch cifar10 --root data/cifar10\n",
           g_archives[0].url, g_archives[0].md5, g_archives[1].url, g_archives[1].md5);
 }
 
@@ -201,7 +202,8 @@ static void check_usage(FILE *f) {
           "Opens dataset NAME (cifar10, cifar100, fashion-mnist, imagefolder) at ROOT (\"\" = default),\n"
           "validates every file and label, and prints the image count, size and samples per class.\n"
           "--decode reads and decodes every image of a streamed ImageFolder (slow on ImageNet) and\n"
-          "lists the unreadable ones; --skip-corrupt counts them instead of failing.\n");
+          "lists the unreadable ones; --skip-corrupt counts them instead of failing.\n\n"
+          "example: unmix data check cifar10 data/cifar10\n");
 }
 
 static int check_split(const char *name, const char *root, enum unmix_split split, int channels, int pad_to,
@@ -299,7 +301,8 @@ static void synth_usage(FILE *f) {
           "  imagefolder    DIR/{train,val}/class_NNN/img_NNNNNN.JPEG (40..96 px, varied aspect)\n"
           "Images have class-dependent structure (oriented colour gratings and blobs), so a small\n"
           "network can learn them. Defaults: --n 2000, --n-test N/5, --classes 10 (100 for cifar100),\n"
-          "--seed 0. Labels are balanced (sample i has class i mod C).\n");
+          "--seed 0. Labels are balanced (sample i has class i mod C).\n\n"
+          "example: unmix data synth cifar10 /tmp/c10 --n 512 --n-test 256\n");
 }
 
 static int cmd_synth(int argc, char **argv) {
@@ -388,7 +391,8 @@ static void usage(FILE *f) {
           "  check  NAME ROOT                       validate a dataset and print samples per class\n"
           "  synth  FORMAT DIR [--n N] ...          write a small synthetic dataset in a real format\n"
           "  import cifar10|cifar100 SRC [--root DIR]  convert torchvision's python release (pickles)\n\n"
-          "`unmix data SUBCOMMAND --help` describes each.\n");
+          "`unmix data SUBCOMMAND --help` describes each.\n"
+          "example: unmix data fetch cifar10 && unmix data check cifar10 data/cifar10\n");
 }
 
 int unmix_cmd_data(int argc, char **argv) {

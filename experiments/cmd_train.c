@@ -6,6 +6,7 @@
 
 #include "core/dist/comm.h"
 #include "experiments/commands.h"
+#include "experiments/suggest.h"
 #include "experiments/trainer.h"
 
 static void usage(FILE *f) {
@@ -32,7 +33,8 @@ static void usage(FILE *f) {
           "SIGINT / SIGTERM save a checkpoint and stop (exit 130 / 143); --resume continues.\n"
           "A NaN or infinite loss stops the run with an error; the last checkpoint stays intact.\n\n"
           "Multi-process: `mpirun -np N unmix train ...` trains data-parallel on N ranks (optim.batch_size\n"
-          "is the global batch); rank 0 writes the run directory. See README, Multi-process training.\n");
+          "is the global batch); rank 0 writes the run directory. See README, Multi-process training.\n\n"
+          "example: unmix train configs/cifar10/moco_sym_unmix.yaml --set train.epochs=10 --out results/runs/try\n");
 }
 
 static int parse_count(const char *opt, const char *v, long long *out) {
@@ -114,7 +116,10 @@ int unmix_cmd_train(int argc, char **argv) {
         usage(stdout);
         rc = 0;
         goto out;
-      default: usage(stderr); goto out;
+      default:
+        usage(stderr);
+        unmix_cli_option_hint(stderr, "train", opts, argv[optind - 1]); /* --epochs -> --set train.epochs= */
+        goto out;
     }
   }
   if (optind != argc - 1) {
