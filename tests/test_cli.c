@@ -149,6 +149,52 @@ START_TEST(backend_cuda_without_gpu) {
 }
 END_TEST
 
+
+/* ---- did-you-mean and help ------------------------------------------------------------------ */
+
+START_TEST(did_you_mean_commands_keys_options) {
+  free(run_expect(2, "unknown command 'trian'; did you mean 'train'?", "trian"));
+  free(run_expect(2, "did you mean 'validate'?", "valdate x.yaml"));
+  free(run_expect(2, "did you mean 'collect'?", "help colect"));
+  char man[1200], args[1400];
+  unmix_test_src_path("configs/fmnist/moco_sym.yaml", man, sizeof man);
+  snprintf(args, sizeof args, "validate %s --set unmix.probability=0.3", man);
+  free(run_expect(1, "unknown key 'unmix.probability' (did you mean 'unmix.prob'?)", args));
+  /* manifest keys given as options get their --set form */
+  snprintf(args, sizeof args, "train %s --epochs 3", man);
+  free(run_expect(2, "'--epochs' is not an option; manifest keys are set with --set: --set train.epochs=VALUE", args));
+  snprintf(args, sizeof args, "train %s --batch-size=64", man);
+  free(run_expect(2, "--set optim.batch_size=64", args));
+  snprintf(args, sizeof args, "bench step %s --lr 0.1", man);
+  free(run_expect(2, "--set optim.lr=VALUE", args));
+  snprintf(args, sizeof args, "validate %s --prnt", man);
+  free(run_expect(2, "did you mean --print?", args));
+}
+END_TEST
+
+/* `unmix help CMD [SUB]` is `unmix CMD [SUB] --help`; each help has an example and points
+ * nowhere outside the repository. */
+START_TEST(help_texts) {
+  static const char *const cmds[] = {"train",       "info",       "bench",      "validate",   "data",
+                                     "collect",     "data fetch", "data check", "data synth", "data import",
+                                     "bench ops",   "bench step", "bench data", "bench comm", "bench tsne"};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+    char a[128], b[128];
+    snprintf(a, sizeof a, "help %s", cmds[i]);
+    snprintf(b, sizeof b, "%s --help", cmds[i]);
+    char *h = run_expect(0, "\nexample: ", a), *d = run_expect(0, NULL, b);
+    ck_assert_msg(!strcmp(h, d), "`unmix %s` differs from `unmix %s`", a, b);
+    expect_not(h, "SPEC");
+    expect_not(h, "../shared");
+    free(h);
+    free(d);
+  }
+  char *top = run_expect(0, "unmix help <command>", "help");
+  expect(top, "example: ");
+  free(top);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("cli");
   TCase *t = tcase_create("cli");
@@ -159,6 +205,8 @@ static Suite *suite(void) {
   tcase_add_test(t, backend_auto_logs_which_and_why);
   tcase_add_test(t, cpu_projection_warning);
   tcase_add_test(t, backend_cuda_without_gpu);
+  tcase_add_test(t, did_you_mean_commands_keys_options);
+  tcase_add_test(t, help_texts);
   suite_add_tcase(s, t);
   return s;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/io/manifest.h"
 
@@ -341,6 +342,13 @@ const char *unmix_config_suggest(const char *path) {
   for (int pass = 0; pass < 2; pass++)
     for (int i = 0; i < N_KEYS; i++)
       if (lev(seg, last_seg(g_keys[i].path)) <= pass) return g_keys[i].path;
+  /* a longer or shorter spelling of a leaf in the same section ("unmix.probability" -> "unmix.prob") */
+  const size_t sec = (size_t)(seg - path);
+  for (int i = 0; i < N_KEYS; i++) {
+    const char *kp = g_keys[i].path, *ks = last_seg(kp);
+    size_t a = strlen(seg), b = strlen(ks), m = a < b ? a : b;
+    if ((size_t)(ks - kp) == sec && !strncmp(kp, path, sec) && m >= 3 && !strncasecmp(seg, ks, m)) return kp;
+  }
   return NULL;
 }
 
