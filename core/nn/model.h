@@ -12,8 +12,25 @@
 #include <stdint.h>
 
 #include "core/backend/backend.h"
-#include "core/io/config.h"
 #include "core/nn/params.h"
+
+enum unmix_arch {
+  UNMIX_ARCH_RESNET18 = 0,          /* torchvision BasicBlock [2,2,2,2] */
+  UNMIX_ARCH_RESNET34,              /* BasicBlock [3,4,6,3] */
+  UNMIX_ARCH_RESNET50,              /* Bottleneck [3,4,6,3] */
+  UNMIX_ARCH_RESNET18_BOTTLENECK    /* SwAV-CIFAR "resnet18": Bottleneck [2,2,2,2] (SPEC §4.3) */
+};
+enum unmix_stem {
+  UNMIX_STEM_IMAGENET = 0,  /* 7x7/2 conv + 3x3/2 max-pool */
+  UNMIX_STEM_CIFAR,         /* 3x3/1 conv (PyTorch default uniform init), no max-pool */
+  UNMIX_STEM_SWAV_CIFAR     /* ConstantPad2d(1) then 3x3/1 conv pad 1, no max-pool */
+};
+enum unmix_head {
+  UNMIX_HEAD_NONE = 0,   /* backbone features only */
+  UNMIX_HEAD_LINEAR,     /* fc: Linear(feat, dim) (MoCo v1 / MoCo CIFAR) */
+  UNMIX_HEAD_MLP,        /* Linear(feat, hidden) -> ReLU -> Linear(hidden, dim) (MoCo v2) */
+  UNMIX_HEAD_SWAV        /* Linear(feat, hidden) -> BN1d -> ReLU -> Linear(hidden, dim) -> L2 norm, + prototypes */
+};
 
 enum unmix_node_kind {
   UNMIX_NODE_INPUT = 0,

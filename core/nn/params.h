@@ -13,6 +13,9 @@
 
 #include "core/backend/backend.h"
 
+/* Random-stream purpose of parameter initialisation (index = tensor number); values: core/util/rng.h. */
+enum unmix_nn_rng_purpose { UNMIX_RNG_INIT = 1 };
+
 enum unmix_init_kind {
   UNMIX_INIT_ZERO = 0,
   UNMIX_INIT_ONE,
