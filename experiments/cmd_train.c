@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "experiments/commands.h"
 #include "experiments/trainer.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/methods/common.h"
 
 /* SyncBatchNorm's reduction (model.h's hook) over the method's communicator. */

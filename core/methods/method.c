@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/methods/common.h"
 
 unmix_status unmix_method_new(const struct unmix_method_spec *sp, const struct unmix_backend *be,

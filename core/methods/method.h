@@ -17,7 +17,7 @@
 #include "core/nn/model.h"
 #include "core/optim/optim.h"
 
-struct unmix_comm; /* core/dist/comm.h; NULL = single process */
+struct unmix_comm; /* core/comm/comm.h; NULL = single process */
 
 /* ---- method options (the manifest's moco and swav sections) ---------------------------- */
 struct unmix_moco_config {

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/methods/common.h"
 #include "core/util/rng.h"
 

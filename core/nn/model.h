@@ -134,10 +134,6 @@ int unmix_model_node_dim(const struct unmix_model *m, int node);
 /* Backward from the final output: dout (n, out_dim) device. Parameter gradients += into
  * m->params.grad (frozen nodes skipped). Computes no input gradient. */
 void unmix_model_backward(struct unmix_model *m, struct unmix_ctx *ctx, const float *dout);
-/* Backward with upstream gradients injected at several nodes (e.g. the SwAV embedding
- * and the scores): douts[i] is (n, dim(nodes[i])) device, or NULL. */
-void unmix_model_backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int count, const int *nodes,
-                                const float *const *douts);
 /* Re-applies the BatchNorm running-stat updates of the last TRAIN forward in ctx, exactly
  * as a second identical forward would (SPEC §10: symmetric MoCo forwards the mix once). */
 void unmix_model_replay_bn_updates(struct unmix_model *m, struct unmix_ctx *ctx);
