@@ -332,6 +332,30 @@ START_TEST(test_batchnorm_nan) {
 }
 END_TEST
 
+/* Eval mode ignores splits: 0 (a BN that never trained with splits) and a value that does not
+ * divide the batch must both give the CPU's result (the kernel once divided by splits). */
+START_TEST(test_batchnorm_eval_any_splits) {
+  struct gpu_pair b;
+  if (!gpu_begin("batchnorm_forward_eval with splits 0 and 3 (n = 5)", &b)) return;
+  const int n = 5, hw = 7, c = 3;
+  const size_t nx = (size_t)n * hw * c;
+  float *x = hrand(nx, 160, -1, 1), *gamma = hrand(c, 161, 0.5f, 1.5f), *beta = hrand(c, 162, -1, 1),
+        *rm = hrand(c, 163, -0.1f, 0.1f), *rv = hrand(c, 164, 0.5f, 1.5f), *want = hzeros(nx), *got = hzeros(nx);
+  const struct unmix_bn_geom g1 = {n, hw, c, 1};
+  b.cpu->batchnorm_forward_eval(&g1, x, gamma, beta, rm, rv, 1e-5f, want);
+  float *gx = dput(b.gpu, x, nx), *gg = dput(b.gpu, gamma, c), *gb = dput(b.gpu, beta, c), *grm = dput(b.gpu, rm, c),
+        *grv = dput(b.gpu, rv, c), *gy = dput(b.gpu, NULL, nx);
+  for (int splits = 0; splits <= 3; splits += 3) {
+    const struct unmix_bn_geom g = {n, hw, c, splits};
+    b.gpu->batchnorm_forward_eval(&g, gx, gg, gb, grm, grv, 1e-5f, gy);
+    dget(b.gpu, "bn eval any splits", gy, nx, got);
+    ck_gpu_close(splits ? "bn eval y (splits 3)" : "bn eval y (splits 0)", got, want, nx, TOL_FP32);
+  }
+  dfree(b.gpu, gx), dfree(b.gpu, gg), dfree(b.gpu, gb), dfree(b.gpu, grm), dfree(b.gpu, grv), dfree(b.gpu, gy);
+  free(x), free(gamma), free(beta), free(rm), free(rv), free(want), free(got);
+}
+END_TEST
+
 /* ---- row-wise normalisation and losses ------------------------------------------------------ */
 START_TEST(test_l2norm) {
   struct gpu_pair b;
@@ -713,7 +737,7 @@ static Suite *make_suite(void) {
   } cases[] = {
       {"elementwise", {test_relu, test_add_blas1, test_copy, test_batch_axis}},
       {"pool", {test_maxpool, test_avgpool_pad}},
-      {"bn", {test_batchnorm, test_batchnorm_nan}},
+      {"bn", {test_batchnorm, test_batchnorm_nan, test_batchnorm_eval_any_splits}},
       {"rows", {test_l2norm, test_softmax, test_cross_entropy, test_soft_cross_entropy}},
       {"reduce", {test_sum_nonfinite, test_sumsq_segments, test_row_col, test_reductions_repeat}},
       {"optim", {test_sgd}},
