@@ -120,6 +120,11 @@ struct unmix_backend {
  * not-compiled-in names, or a device that is absent, give UNMIX_ERR_UNSUPPORTED with a
  * message saying why. */
 unmix_status unmix_backend_get(const char *name, const struct unmix_backend **out);
+/* "auto" -> "cuda" when a GPU is usable, else "cpu" (other names pass through);
+ * unmix_backend_get accepts "auto" too. unmix_backend_auto_reason() says which and why
+ * after the last resolution of "auto" ("" before). */
+const char *unmix_backend_resolve(const char *name);
+const char *unmix_backend_auto_reason(void);
 /* True when the backend's table has a body for `op` (the part of supports_op that every
  * backend shares; the exceptions are each backend's own). */
 bool unmix_backend_has_op(const struct unmix_backend *be, enum unmix_op op);
