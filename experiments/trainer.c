@@ -612,7 +612,6 @@ static unmix_status setup(struct run *r) {
   unmix_md5_final(&md5, r->manifest_md5);
 
   UNMIX_TRY(unmix_backend_get(cfg->backend, &r->be));
-  if (!strcmp(cfg->backend, "auto")) unmix_log_info("%s", unmix_backend_auto_reason());
   r->be->set_precision(cfg->precision);
   r->be->set_deterministic(cfg->deterministic);
   UNMIX_TRY(unmix_comm_attach_backend(r->comm, r->be));
@@ -666,6 +665,8 @@ static unmix_status setup(struct run *r) {
   }
   unmix_log_info("unmix %s (%s) | backend %s | %s", UNMIX_VERSION, UNMIX_GIT_COMMIT, r->be->name,
                  unmix_blas_describe());
+  /* after train.log is open, so the file says why "auto" chose this backend */
+  if (!strcmp(cfg->backend, "auto")) unmix_log_info("%s", unmix_backend_auto_reason());
   if (r->world > 1)
     unmix_log_info("%d ranks (%s, collective timeout %.0f s): global batch %d = %d per rank%s", r->world,
                    unmix_comm_name(r->comm), unmix_comm_timeout(r->comm), cfg->optim.batch_size,
