@@ -6,7 +6,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
-#include "core/util/suggest.h" /* unmix_suggest */
+#include "core/util/suggest.h"
 
 /* For an unrecognised `arg` ("--epochs", "--epochs=3", "--unmix.prob") of command `cmd` whose
  * long options are `opts` (NULL-name terminated; may be NULL): prints to f a hint naming the

@@ -21,7 +21,7 @@
 #include "core/data/loader.h"
 #include "core/data/md5.h"
 #include "core/data/recipe.h"
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/io/atomic.h"
 #include "core/io/checkpoint.h"
 #include "core/io/csv.h"
@@ -655,7 +655,6 @@ static unmix_status setup(struct run *r) {
   /* the run directory: created, locked, and its contents checked before anything is written */
   bool resume = false;
   UNMIX_TRY(rundir_open(r, &resume));
-  r->dir_ready = true;
   if (r->rank == 0) {
     char logp[UNMIX_PATH_MAX + 32];
     snprintf(logp, sizeof logp, "%s/train.log", r->dir);
@@ -691,6 +690,8 @@ static unmix_status setup(struct run *r) {
     unmix_log_info("resuming %s at epoch %d step %lld (global step %lld)", r->path_ckpt, r->start_epoch + 1,
                    (long long)r->start_step, (long long)r->global_step);
   }
+  /* from here on status.yaml is ours to write; a refused resume leaves the old one as it was */
+  r->dir_ready = true;
   /* the resolved manifest and the metrics file (rows after the checkpoint are dropped) */
   if (r->rank != 0) return UNMIX_OK;
   char mp[UNMIX_PATH_MAX + 32];

@@ -376,7 +376,8 @@ START_TEST(cifar_pickle_errors) {
   char *o = run_expect(1, "data_batch_3: at byte", "data import cifar10 a");
   unmix_test_expect(o, "truncated");
   free(o);
-  unmix_test_write(unmix_test_path(g_dir, "a/cifar-10-batches-py/data_batch_3"), "not a pickle at all", 19);
+  snprintf(path, sizeof path, "%s/a/cifar-10-batches-py/data_batch_3", g_dir);
+  unmix_test_write(path, "not a pickle at all", 19);
   free(run_expect(1, "data_batch_3: not a pickle file", "data import cifar10 a"));
   /* a CIFAR-10 file imported as CIFAR-100 has no fine labels */
   snprintf(cmd, sizeof cmd, "mkdir -p '%s/b/cifar-100-python' && cp '%s/a/cifar-10-batches-py/test_batch' "

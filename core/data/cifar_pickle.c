@@ -11,6 +11,7 @@
 
 #include "core/data/dataset_impl.h"
 #include "core/io/atomic.h"
+#include "core/util/fs.h"
 
 enum pk { PK_NONE, PK_BOOL, PK_INT, PK_STR, PK_LIST, PK_TUPLE, PK_DICT, PK_GLOBAL, PK_OBJ, PK_MARK };
 

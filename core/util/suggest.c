@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+/* Optimal-string-alignment distance: Levenshtein plus adjacent transpositions, so "trian" is
+ * one edit from "train". */
 int unmix_edit_distance(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   if (la > 63 || lb > 63) return INT_MAX;
@@ -18,7 +20,6 @@ int unmix_edit_distance(const char *a, const char *b) {
       int v = d[i - 1][j - 1] + (ca != cb);
       if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
       if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
-      /* a swapped pair of neighbours is one typo, not two */
       if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == cb &&
           d[i - 2][j - 2] + 1 < v)
         v = d[i - 2][j - 2] + 1;
@@ -28,16 +29,21 @@ int unmix_edit_distance(const char *a, const char *b) {
 }
 
 const char *unmix_suggest(const char *s, const char *const *cands, int n) {
-  int best = INT_MAX, limit = (int)strlen(s) / 3;
+  int best = INT_MAX;
   const char *bs = NULL;
-  if (limit < 1) limit = 1;
   for (int i = 0; i < n; i++) {
     int d = unmix_edit_distance(s, cands[i]);
-    if (d < best) best = d, bs = cands[i];
+    if (d < best) {
+      best = d;
+      bs = cands[i];
+    }
   }
+  /* a third of the length: "--wd" -> "--w" is a typo, "--k" -> "--t" is not a hint */
+  int limit = (int)strlen(s) / 3;
+  if (limit < 1) limit = 1;
   if (best <= limit) return bs;
   for (int i = 0; i < n; i++) { /* "--prob" for "--probability", "valid" for "validate" */
-    size_t a = strlen(s), b = strlen(cands[i]), m = a < b ? a : b;
+    size_t la = strlen(s), lc = strlen(cands[i]), m = la < lc ? la : lc;
     if (m >= 3 && !strncasecmp(s, cands[i], m)) return cands[i];
   }
   return NULL;
