@@ -271,7 +271,8 @@ START_TEST(test_method_dispatch) {
   int64_t vals[8];
   ck_assert_int_eq(unmix_method_scalars(m, names, vals, 8), 3);
   ck_assert_str_eq(names[1], "moco.ptr");
-  ck_assert(unmix_method_set_scalar(m, "moco.ptr", 15) == UNMIX_OK);
+  ck_assert(unmix_method_set_scalar(m, "moco.ptr", 8) == UNMIX_OK);
+  ck_assert(unmix_method_set_scalar(m, "moco.ptr", 2) == UNMIX_ERR_FORMAT); /* off the keys-per-step grid */
   ck_assert(unmix_method_set_scalar(m, "moco.ptr", 16) == UNMIX_ERR_FORMAT);
   ck_assert(unmix_method_set_scalar(m, "swav.use_the_queue", 1) == UNMIX_ERR_FORMAT);
   ck_assert(unmix_method_step_flops_per_sample(m) > 0);

@@ -333,6 +333,8 @@ static unmix_status moco_step(struct unmix_method *m, const struct unmix_views *
   /* 7. enqueue the keys of every rank (symmetric: cat[k1, k2] of the global batch) */
   const int N = n * m->world;
   int nk = sym ? 2 * N : N;
+  UNMIX_REQUIRE(mc->ptr >= 0 && mc->ptr + nk <= mc->K, "MoCo queue pointer %d + %d keys past K = %d", mc->ptr, nk,
+                mc->K);
   if (sym) {
     be->copy((int64_t)N * D, k1_all, mc->queue + (int64_t)mc->ptr * D);
     be->copy((int64_t)N * D, k2_all, mc->queue + (int64_t)(mc->ptr + N) * D);
@@ -404,12 +406,20 @@ static int moco_scalars(struct unmix_method *m, const char **names, int64_t *val
 
 static unmix_status moco_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
   if (!strcmp(name, "moco.ptr")) {
-    if (value < 0 || value >= moco_of(m)->K)
-      return unmix_error_set(UNMIX_ERR_FORMAT, "moco.ptr = %lld outside the queue of %d", (long long)value, moco_of(m)->K);
+    /* the enqueue writes keys_per_step rows at ptr without wrapping: a pointer that is not a
+     * multiple of it would write past the queue (the config guarantees K is one) */
+    const int per_step = (m->cfg.moco.symmetric ? 2 : 1) * m->cfg.optim.batch_size;
+    if (value < 0 || value >= moco_of(m)->K || per_step <= 0 || value % per_step != 0)
+      return unmix_error_set(UNMIX_ERR_FORMAT,
+                             "moco.ptr = %lld does not fit the queue of %d keys filled %d keys per step (it must be "
+                             "a multiple of %d below %d)",
+                             (long long)value, moco_of(m)->K, per_step, per_step, moco_of(m)->K);
     moco_of(m)->ptr = (int)value;
     return UNMIX_OK;
   }
   if (!strcmp(name, "moco.key.bn_batches_tracked")) {
+    if (value < 0)
+      return unmix_error_set(UNMIX_ERR_FORMAT, "moco.key.bn_batches_tracked = %lld is negative", (long long)value);
     moco_of(m)->k->bn_batches_tracked = value;
     return UNMIX_OK;
   }

@@ -410,6 +410,8 @@ static int swav_scalars(struct unmix_method *m, const char **names, int64_t *val
 
 static unmix_status swav_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
   if (!strcmp(name, "swav.use_the_queue")) {
+    if (value != 0 && value != 1)
+      return unmix_error_set(UNMIX_ERR_FORMAT, "swav.use_the_queue = %lld: a flag is 0 or 1", (long long)value);
     swav_of(m)->use_the_queue = value != 0;
     return UNMIX_OK;
   }
