@@ -1,7 +1,10 @@
 # unmix-c front door. `make demo` and `make test` do all set-up on a fresh Debian machine.
 #   make deps     install the Debian packages we need (only the missing ones)
 #   make          configure + build (Release) into $(BUILD); nothing else
-#   make test     build, run every Check suite, then an ASan/UBSan build and its suites
+#   make test     build, run every Check suite, then an ASan/UBSan build and its suites, then
+#                 each libFuzzer harness for a few seconds on its seed corpus (tests/fuzz/)
+#   make fuzz     each fuzz harness for FUZZ_SECONDS (default 60) per harness; new inputs go to
+#                 $(BUILD_FUZZ)/corpus/NAME, crashes to $(BUILD_FUZZ)/crash-NAME-*
 #   make demo     MoCo vs MoCo + Un-Mix on Fashion-MNIST, on the CPU (<= 10 min on 2 cores)
 #   make demo-clean  forget the demo's runs and outputs (results/demo/)
 # Paper targets (reproduce-cifar10, sweep-prob, figures, tables, ...) live in Makefile.paper
@@ -9,12 +12,16 @@
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_CC ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 5
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 UNMIX ?= $(BUILD)/unmix
 
-.PHONY: all deps build build-unmix test test-fast test-asan demo demo-clean clean help
+.PHONY: all deps build build-unmix test test-fast test-asan test-fuzz fuzz build-fuzz demo demo-clean clean help
 # The default goal is pinned: Makefile.paper (included below) must never add to it.
 .DEFAULT_GOAL := all
 all: build
@@ -38,7 +45,20 @@ test-asan: deps
 	@cmake --build $(BUILD_ASAN) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=0 UNMIX_SANITIZED=1 ctest --test-dir $(BUILD_ASAN) --output-on-failure -j$(JOBS) -L cpu -LE slow
 
-test: test-fast test-asan
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c, clang + ASan + UBSan): `make fuzz` runs each for
+# FUZZ_SECONDS; `make test` runs each for FUZZ_TEST_SECONDS so CI catches a regression.
+build-fuzz: deps
+	@CC=$(FUZZ_CC) cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNMIX_FUZZ=ON -DUNMIX_CUDA=OFF \
+	    -DUNMIX_DIST=OFF >/dev/null
+	@cmake --build $(BUILD_FUZZ) -j$(JOBS)
+
+fuzz: build-fuzz
+	@tools/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+test-fuzz: build-fuzz
+	@tools/fuzz.sh $(BUILD_FUZZ) $(FUZZ_TEST_SECONDS)
+
+test: test-fast test-asan test-fuzz
 
 # The demo needs only the `unmix` binary, not the test suites.
 build-unmix: deps
@@ -56,6 +76,6 @@ demo-clean:
 	rm -rf $(DEMO_OUT)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
 
 include Makefile.paper
