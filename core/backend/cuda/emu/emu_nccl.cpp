@@ -69,6 +69,19 @@ double timeout_s() {
   double v = strtod(e, &end);
   return end && *end == 0 && v > 0 ? v : 600.0;
 }
+/* A peer process that exited: gone (ESRCH), or a zombie its parent has not reaped yet. */
+bool pid_dead(int pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *close_paren = strrchr(buf, ')'); // "pid (comm) state ..."
+  return close_paren && (close_paren[2] == 'Z' || close_paren[2] == 'X');
+}
 void pause_for(long spins) {
   if (spins < 200) {
     sched_yield();
@@ -123,7 +136,7 @@ struct State {
       if (spins % 1000 == 999) {
         for (int r = 0; r < nranks; r++) {
           const int pid = __atomic_load_n(&sh->pids[r], __ATOMIC_ACQUIRE);
-          if (r != rank && pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) {
+          if (r != rank && pid > 0 && pid_dead(pid)) {
             char m[160];
             snprintf(m, sizeof m, "%s: rank %d (pid %d) died", op, r, pid);
             set_error(ncclRemoteError, m);
