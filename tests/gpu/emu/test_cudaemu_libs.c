@@ -829,6 +829,21 @@ static int rank_nonblocking(int rank, ncclUniqueId id) {
   EXPECT(r == ncclSuccess);
   EXPECT(cudaMemcpy(&out, d, 4, cudaMemcpyDeviceToHost) == cudaSuccess);
   EXPECT(out == 3.0f);
+  /* a group of two: ncclGroupEnd may return ncclInProgress, and both members must run */
+  double two[2] = {1.0 + rank, 10.0 * rank};
+  double *d2 = dev(two, sizeof two);
+  NC_CHECK(ncclGroupStart());
+  NC_CHECK(ncclAllReduce(d, d, 1, ncclFloat32, ncclSum, comm, NULL));
+  NC_CHECK(ncclAllReduce(d2, d2, 2, ncclFloat64, ncclSum, comm, NULL));
+  r = ncclGroupEnd();
+  EXPECT(r == ncclInProgress || r == ncclSuccess);
+  do EXPECT(ncclCommGetAsyncError(comm, &r) == ncclSuccess);
+  while (r == ncclInProgress);
+  EXPECT(r == ncclSuccess);
+  EXPECT(cudaMemcpy(&out, d, 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  EXPECT(cudaMemcpy(two, d2, sizeof two, cudaMemcpyDeviceToHost) == cudaSuccess);
+  EXPECT(out == 6.0f && two[0] == 3.0 && two[1] == 10.0);
+  cudaFree(d2);
   NC_CHECK(ncclCommFinalize(comm));
   NC_CHECK(ncclCommDestroy(comm));
   cudaFree(d);

@@ -302,7 +302,11 @@ ncclResult_t issue(const char *op, ncclComm_t comm, cudaStream_t stream, std::fu
   auto run = [keep, stream, work, op] {
     emu_stream_enqueue(stream, [keep, work, op] {
       State &st = *keep;
-      if (st.local_abort.load() || st.async.load() != ncclSuccess) return; // aborted or failed: no-op
+      // Aborted or failed: a no-op. ncclInProgress only says that the issuing call has not been
+      // polled yet (and, within ncclGroupEnd, that earlier members were issued): it must not stop
+      // this work, which may run later (deferred streams) or after a sibling in the group.
+      const int a = st.async.load();
+      if (st.local_abort.load() || (a != ncclSuccess && a != ncclInProgress)) return;
       emu_device_access access;
       emu_set_current_call(op);
       work(st);
