@@ -12,10 +12,11 @@
 #include "core/data/pil.h"
 #include "core/kernels/philox.h"
 
-/* Geometry (always first in the torchvision pipelines we reproduce). */
+/* Geometry: first in most torchvision pipelines we reproduce; the W-MSE codebase's CIFAR
+ * pipeline puts its colour ops before it (`pre_geom_ops`). */
 enum unmix_geom {
   UNMIX_GEOM_NONE = 0,     /* the image as is (ToTensor only) */
-  UNMIX_GEOM_RRC,          /* RandomResizedCrop(size, scale, ratio), bilinear */
+  UNMIX_GEOM_RRC,          /* RandomResizedCrop(size, scale, ratio), bilinear or `filter` */
   UNMIX_GEOM_RESIZE_CROP   /* Resize(resize) (shorter side) then CenterCrop(size) */
 };
 /* Ops after the geometry, in list order. */
@@ -40,6 +41,8 @@ struct unmix_view_spec {
   int resize;                     /* RESIZE_CROP: Resize(int) shorter side */
   float scale_min, scale_max;     /* RRC scale */
   float ratio_min, ratio_max;     /* RRC aspect ratio */
+  enum unmix_pil_filter filter;   /* resize interpolation (0 = bilinear, torchvision's default) */
+  int pre_geom_ops;               /* ops[0 .. pre_geom_ops) run (and draw) before the geometry */
   int n_ops;
   struct unmix_aug_op_spec ops[UNMIX_MAX_AUG_OPS];
 };
@@ -64,6 +67,8 @@ struct unmix_view_params {
   int rs_w, rs_h;
   int win_x, win_y, out_w, out_h;
   int flip;
+  int filter;     /* enum unmix_pil_filter of the resize */
+  int pre_steps;  /* steps[0 .. pre_steps) apply to the whole input before the geometry */
   int n_steps;
   struct {
     int kind;     /* enum unmix_pix_step_kind */

@@ -9,6 +9,10 @@
  *   lincls-imagenet    [RRC(224) HFlip] / eval Resize(256)+CenterCrop(224)               (SPEC §3.2)
  *   lincls-swav-cifar  [RRC(32) HFlip] / eval ToTensor; std (.2470,.2435,.2616)          (SPEC §4.8)
  *   lincls-moco-cifar  [RRC(32) HFlip] / eval ToTensor; CIFAR mean/std
+ *   wmse-cifar10       2 x [Jitter(.4,.4,.4,.1)@.8 Gray@.1 RRC(32,.2-1,BICUBIC) HFlip], colour BEFORE
+ *                      the crop; CIFAR-10 mean/std. The SimCLR/BYOL recipe of the W-MSE codebase
+ *                      (htdt/self-supervised, datasets/transforms.py), docs/FIDELITY.md
+ *   wmse-cifar100      the same with CIFAR-100 mean (.5071,.4867,.4408), std (.2675,.2565,.2761)
  *   test               ToTensor + Normalize only (CIFAR mean/std)
  * The ImageNet recipes evaluate with Resize(256)+CenterCrop(224); the CIFAR ones with
  * ToTensor+Normalize (the kNN memory/test transform). Mean/std can be overridden. */
