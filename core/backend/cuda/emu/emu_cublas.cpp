@@ -2,6 +2,8 @@
 // cuBLAS's documentation on the CPU. Column-major C = alpha*op(A)*op(B) + beta*C with leading
 // dimensions; the documented argument checks return cuBLAS's status codes; valid calls that the
 // emulator does not implement stop through emu_fail instead of returning a wrong answer.
+#include <cblas.h>
+
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -263,13 +265,16 @@ extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t 
         for (int l = 0; l < k; l++)
           b[(size_t)j * k + l] = load(B, Btype, tb ? (size_t)l * ldb + j : (size_t)j * ldb + l, rnd);
     }
+    // ab[j][i] = sum_l op(A)[i][l] op(B)[l][j], in double (cblas_dgemm: a plain reference, fast
+    // enough for emulated training)
+    std::vector<double> ab;
+    if (reads_ab) {
+      ab.resize((size_t)m * n);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0, b.data(), k, a.data(), k, 0.0, ab.data(), m);
+    }
     for (int j = 0; j < n; j++)
       for (int i = 0; i < m; i++) {
-        double acc = 0;
-        if (reads_ab) {
-          const double *ar = &a[(size_t)i * k], *br = &b[(size_t)j * k];
-          for (int l = 0; l < k; l++) acc += ar[l] * br[l];
-        }
+        const double acc = reads_ab ? ab[(size_t)j * m + i] : 0.0;
         const size_t ci = (size_t)j * ldc + i;
         // beta == 0: C is write-only (a NaN there must not leak into the result)
         const double old = be == 0.0 ? 0.0 : load(C, Ctype, ci, Rounding::none);

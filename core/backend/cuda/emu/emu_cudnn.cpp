@@ -6,6 +6,8 @@
 // tf32 on tensor-op algorithms, bf16 results stored round-to-nearest-even), per-algorithm
 // workspace sizes that the compute calls check and scribble over. Misuse returns cuDNN's status
 // and leaves a message for cudnnGetLastErrorString.
+#include <cblas.h>
+
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -353,31 +355,51 @@ std::vector<double> read_w(const Geom &g, const void *w, Round r) {
   return v;
 }
 
-/* Calls fn(n, k, p, q, ch, h, w, widx) for every (output, input, filter-tap) triple that
- * contributes: the one place the padding/stride/dilation/group arithmetic lives. */
-template <class F> void for_each_tap(const Geom &g, F fn) {
-  for (int n = 0; n < g.N; n++)
-    for (int k = 0; k < g.K; k++) {
-      const int grp = k / g.Kg;
-      for (int p = 0; p < g.P; p++)
-        for (int q = 0; q < g.Q; q++)
-          for (int c = 0; c < g.Cg; c++) {
-            const int ch = grp * g.Cg + c;
-            for (int r = 0; r < g.R; r++) {
-              const int h = p * g.cv.u - g.cv.pad_h + r * g.cv.dil_h;
-              if (h < 0 || h >= g.H) continue;
-              for (int s = 0; s < g.S; s++) {
-                const int w = q * g.cv.v - g.cv.pad_w + s * g.cv.dil_w;
-                if (w < 0 || w >= g.W) continue;
-                fn(n, k, p, q, ch, h, w, (((size_t)k * g.Cg + c) * g.R + r) * g.S + s);
-              }
-            }
+/* Unfolds image n, group grp of x (canonical) into col[(c, r, s)][(p, q)], zero where the tap falls
+ * into the padding: the one place the padding/stride/dilation/group arithmetic lives. The three
+ * passes are then double-precision GEMMs with it (cblas_dgemm), so that emulated training runs
+ * at a usable speed while staying a plain reference. */
+void im2col(const Geom &g, const double *xv, int n, int grp, double *col) {
+  const size_t pq = (size_t)g.P * g.Q;
+  for (int c = 0; c < g.Cg; c++) {
+    const double *xc = xv + (((size_t)n * g.C + (size_t)grp * g.Cg + c) * g.H) * g.W;
+    for (int r = 0; r < g.R; r++)
+      for (int s = 0; s < g.S; s++) {
+        double *out = col + (((size_t)c * g.R + r) * g.S + s) * pq;
+        for (int p = 0; p < g.P; p++) {
+          const int h = p * g.cv.u - g.cv.pad_h + r * g.cv.dil_h;
+          for (int q = 0; q < g.Q; q++) {
+            const int w = q * g.cv.v - g.cv.pad_w + s * g.cv.dil_w;
+            out[(size_t)p * g.Q + q] = (h < 0 || h >= g.H || w < 0 || w >= g.W) ? 0.0 : xc[(size_t)h * g.W + w];
           }
-    }
+        }
+      }
+  }
 }
+/* The adjoint of im2col: dx (canonical) += the taps of col. */
+void col2im(const Geom &g, const double *col, int n, int grp, double *dxv) {
+  const size_t pq = (size_t)g.P * g.Q;
+  for (int c = 0; c < g.Cg; c++) {
+    double *xc = dxv + (((size_t)n * g.C + (size_t)grp * g.Cg + c) * g.H) * g.W;
+    for (int r = 0; r < g.R; r++)
+      for (int s = 0; s < g.S; s++) {
+        const double *in = col + (((size_t)c * g.R + r) * g.S + s) * pq;
+        for (int p = 0; p < g.P; p++) {
+          const int h = p * g.cv.u - g.cv.pad_h + r * g.cv.dil_h;
+          if (h < 0 || h >= g.H) continue;
+          for (int q = 0; q < g.Q; q++) {
+            const int w = q * g.cv.v - g.cv.pad_w + s * g.cv.dil_w;
+            if (w >= 0 && w < g.W) xc[(size_t)h * g.W + w] += in[(size_t)p * g.Q + q];
+          }
+        }
+      }
+  }
+}
+size_t col_len(const Geom &g) { return (size_t)g.Cg * g.R * g.S * (size_t)g.P * g.Q; }
+/* Canonical y block of image n, group grp: rows k in the group, (p, q) contiguous. */
+size_t yblock(const Geom &g, int n, int grp) { return ((size_t)n * g.K + (size_t)grp * g.Kg) * g.P * g.Q; }
+size_t wblock(const Geom &g, int grp) { return (size_t)grp * g.Kg * g.Cg * g.R * g.S; }
 
-size_t xi(const Geom &g, int n, int c, int h, int w) { return (((size_t)n * g.C + c) * g.H + h) * g.W + w; }
-size_t yi(const Geom &g, int n, int k, int p, int q) { return (((size_t)n * g.K + k) * g.P + p) * g.Q + q; }
 
 /* Shared by the three compute calls: argument, algorithm and workspace checks, then the work on
  * the handle's stream. `acc` computes the unscaled result in canonical order; `emit` blends it. */
@@ -660,10 +682,14 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const 
     emu_set_current_call(fn);
     scribble(ws, need);
     const std::vector<double> xv = read_x(g, x, rnd), wv = read_w(g, w, rnd);
-    std::vector<double> acc((size_t)g.N * g.K * g.P * g.Q, 0.0);
-    for_each_tap(g, [&](int n, int k, int p, int q, int ch, int hh, int ww, size_t wi) {
-      acc[yi(g, n, k, p, q)] += xv[xi(g, n, ch, hh, ww)] * wv[wi];
-    });
+    std::vector<double> acc((size_t)g.N * g.K * g.P * g.Q, 0.0), col(col_len(g));
+    const int crs = g.Cg * g.R * g.S, pq = g.P * g.Q;
+    for (int n = 0; n < g.N; n++)
+      for (int grp = 0; grp < g.G; grp++) { // y_block (Kg x PQ) = W_g (Kg x CRS) . col (CRS x PQ)
+        im2col(g, xv.data(), n, grp, col.data());
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.Kg, pq, crs, 1.0, wv.data() + wblock(g, grp), crs,
+                    col.data(), pq, 0.0, acc.data() + yblock(g, n, grp), pq);
+      }
     size_t i = 0;
     for (int n = 0; n < g.N; n++)
       for (int k = 0; k < g.K; k++)
@@ -743,10 +769,14 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, c
     emu_set_current_call(fn);
     scribble(ws, need);
     const std::vector<double> dyv = read_y(g, dy, rnd), wv = read_w(g, w, rnd);
-    std::vector<double> acc((size_t)g.N * g.C * g.H * g.W, 0.0);
-    for_each_tap(g, [&](int n, int k, int p, int q, int ch, int hh, int ww, size_t wi) {
-      acc[xi(g, n, ch, hh, ww)] += dyv[yi(g, n, k, p, q)] * wv[wi];
-    });
+    std::vector<double> acc((size_t)g.N * g.C * g.H * g.W, 0.0), col(col_len(g));
+    const int crs = g.Cg * g.R * g.S, pq = g.P * g.Q;
+    for (int n = 0; n < g.N; n++)
+      for (int grp = 0; grp < g.G; grp++) { // col (CRS x PQ) = W_g^T . dy_block, then scattered back
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, crs, pq, g.Kg, 1.0, wv.data() + wblock(g, grp), crs,
+                    dyv.data() + yblock(g, n, grp), pq, 0.0, col.data(), pq);
+        col2im(g, col.data(), n, grp, acc.data());
+      }
     size_t i = 0;
     for (int n = 0; n < g.N; n++)
       for (int c = 0; c < g.C; c++)
@@ -826,10 +856,14 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
     emu_set_current_call(fn);
     scribble(ws, need);
     const std::vector<double> xv = read_x(g, x, rnd), dyv = read_y(g, dy, rnd);
-    std::vector<double> acc((size_t)g.K * g.Cg * g.R * g.S, 0.0); // canonical, flipped for CONVOLUTION
-    for_each_tap(g, [&](int n, int k, int p, int q, int ch, int hh, int ww, size_t wi) {
-      acc[wi] += dyv[yi(g, n, k, p, q)] * xv[xi(g, n, ch, hh, ww)];
-    });
+    std::vector<double> acc((size_t)g.K * g.Cg * g.R * g.S, 0.0), col(col_len(g)); // canonical (flipped)
+    const int crs = g.Cg * g.R * g.S, pq = g.P * g.Q;
+    for (int n = 0; n < g.N; n++)
+      for (int grp = 0; grp < g.G; grp++) { // dW_g (Kg x CRS) += dy_block (Kg x PQ) . col^T
+        im2col(g, xv.data(), n, grp, col.data());
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.Kg, crs, pq, 1.0, dyv.data() + yblock(g, n, grp), pq,
+                    col.data(), pq, 1.0, acc.data() + wblock(g, grp), crs);
+      }
     const bool f = flipped(g);
     size_t i = 0;
     for (int k = 0; k < g.K; k++)
