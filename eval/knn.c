@@ -148,7 +148,7 @@ unmix_status unmix_knn_euclid_classify(const struct unmix_backend *be, const flo
   if (p->chunk < 0) return unmix_error_set(UNMIX_ERR_ARG, "knn: chunk = %d must be >= 0 (0 = automatic)", p->chunk);
   static const enum unmix_op need[] = {UNMIX_OP_GEMM, UNMIX_OP_TOPK, UNMIX_OP_ROW_DOT, UNMIX_OP_COPY};
   for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
-    if (!be->supports_op(need[i]))
+    if (!be->supports_op(need[i], NULL))
       return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "knn: backend '%s' does not support %s", be->name,
                              unmix_op_name(need[i]));
   const int nc = p->num_classes, k = p->k;

@@ -190,7 +190,7 @@ START_TEST(help_texts) {
     free(d);
   }
   char *top = run_expect(0, "unmix help <command>", "help");
-  expect(top, "example: ");
+  unmix_test_expect(top, "example: ");
   free(top);
 }
 END_TEST

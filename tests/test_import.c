@@ -320,7 +320,7 @@ START_TEST(cifar10_python_release_imports) {
   write_release("tv/cifar-10-batches-py", false, sizes);
   /* training on the torchvision directory says what to run */
   char *o = run_expect(1, "unmix data import cifar10 tv", "data check cifar10 tv");
-  expect(o, "python release");
+  unmix_test_expect(o, "python release");
   free(o);
   o = run_expect(0, "imported cifar10: 334 train + 12 test images", "data import cifar10 tv --root out/c10");
   free(o);
@@ -352,7 +352,7 @@ START_TEST(cifar10_python_release_imports) {
   }
   char want[256];
   snprintf(want, sizeof want, "uint8 (300, 3072) %ld %ld training batch 1 of 5 img_00299.png", sum, lsum);
-  expect(o, want);
+  unmix_test_expect(o, want);
   free(o);
 }
 END_TEST
@@ -374,9 +374,10 @@ START_TEST(cifar_pickle_errors) {
   snprintf(cmd, sizeof cmd, "truncate -s 2000 '%s'", path);
   ck_assert_int_eq(unmix_test_sh(cmd, NULL), 0);
   char *o = run_expect(1, "data_batch_3: at byte", "data import cifar10 a");
-  expect(o, "truncated");
+  unmix_test_expect(o, "truncated");
   free(o);
-  write_bytes("a/cifar-10-batches-py/data_batch_3", "not a pickle at all", 19);
+  snprintf(path, sizeof path, "%s/a/cifar-10-batches-py/data_batch_3", g_dir);
+  unmix_test_write(path, "not a pickle at all", 19);
   free(run_expect(1, "data_batch_3: not a pickle file", "data import cifar10 a"));
   /* a CIFAR-10 file imported as CIFAR-100 has no fine labels */
   snprintf(cmd, sizeof cmd, "mkdir -p '%s/b/cifar-100-python' && cp '%s/a/cifar-10-batches-py/test_batch' "
