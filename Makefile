@@ -1,7 +1,8 @@
 # unmix-c front door. `make demo` and `make test` do all set-up on a fresh Debian machine.
 #   make deps     install the Debian packages we need (only the missing ones)
 #   make          configure + build (Release) into $(BUILD); nothing else
-#   make test     build, run every Check suite, then an ASan/UBSan build and its suites
+#   make test     build, run every Check suite, then an ASan/UBSan build and its suites, then the
+#                 GPU suites on the emulated CUDA device (UNMIX_CUDA=EMU), plain and under ASan/UBSan
 #   make demo     MoCo vs MoCo + Un-Mix on Fashion-MNIST, on the CPU (<= 10 min on 2 cores)
 #   make demo-clean  forget the demo's runs and outputs (results/demo/)
 # Paper targets (reproduce-cifar10, sweep-prob, figures, tables, ...) live in Makefile.paper
@@ -9,12 +10,14 @@
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_EMU ?= build-emu
+BUILD_EMU_ASAN ?= build-emu-asan
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 UNMIX ?= $(BUILD)/unmix
 
-.PHONY: all deps build build-unmix test test-fast test-asan demo demo-clean clean help
+.PHONY: all deps build build-unmix test test-fast test-asan test-emu test-emu-asan demo demo-clean clean help
 # The default goal is pinned: Makefile.paper (included below) must never add to it.
 .DEFAULT_GOAL := all
 all: build
@@ -38,7 +41,20 @@ test-asan: deps
 	@cmake --build $(BUILD_ASAN) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=0 UNMIX_SANITIZED=1 ctest --test-dir $(BUILD_ASAN) --output-on-failure -j$(JOBS) -L cpu -LE slow
 
-test: test-fast test-asan
+# The GPU suites (label gpu) on the emulated CUDA device: the CUDA backend's own .cu sources built
+# as host C++ against core/backend/cuda/emu/ (no GPU needed). Only the GPU suites and `unmix` are
+# built there; tools/emu-test.sh fails if any GPU case is skipped.
+test-emu: deps
+	@cmake -S . -B $(BUILD_EMU) -DCMAKE_BUILD_TYPE=Release -DUNMIX_CUDA=EMU -DUNMIX_DIST=OFF >/dev/null
+	@cmake --build $(BUILD_EMU) -j$(JOBS) --target unmix_gpu_suites
+	tools/emu-test.sh $(BUILD_EMU)
+
+test-emu-asan: deps
+	@cmake -S . -B $(BUILD_EMU_ASAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNMIX_SANITIZE=ON -DUNMIX_CUDA=EMU -DUNMIX_DIST=OFF >/dev/null
+	@cmake --build $(BUILD_EMU_ASAN) -j$(JOBS) --target unmix_gpu_suites
+	ASAN_OPTIONS=detect_leaks=0 UNMIX_SANITIZED=1 tools/emu-test.sh $(BUILD_EMU_ASAN)
+
+test: test-fast test-asan test-emu test-emu-asan
 
 # The demo needs only the `unmix` binary, not the test suites.
 build-unmix: deps
@@ -56,6 +72,6 @@ demo-clean:
 	rm -rf $(DEMO_OUT)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_EMU) $(BUILD_EMU_ASAN)
 
 include Makefile.paper
