@@ -6,7 +6,8 @@
 #                 ASan/UBSan, then each libFuzzer harness for a few seconds on its seed corpus
 #   make fuzz     each fuzz harness for FUZZ_SECONDS (default 60) per harness; new inputs go to
 #                 $(BUILD_FUZZ)/corpus/NAME, crashes to $(BUILD_FUZZ)/crash-NAME-*
-#   make demo     MoCo vs MoCo + Un-Mix on Fashion-MNIST, on the CPU (<= 10 min on 2 cores)
+#   make demo     MoCo vs MoCo + Un-Mix on Fashion-MNIST (GPU if usable, else CPU: <= 10 min on 2 cores);
+#                 SEEDS=n trains n seeds of each (mean +- std in the table)
 #   make demo-clean  forget the demo's runs and outputs (results/demo/)
 # Paper targets (reproduce-cifar10, sweep-prob, figures, tables, ...) live in Makefile.paper
 # (`make paper-help`); knobs: SCALE=full|smoke DATA_ROOT=data BACKEND=auto|cpu|cuda NPROC=1 UNMIX=...
@@ -87,8 +88,11 @@ build-unmix: deps
 # under results/demo/. Finished runs are re-used; an interrupted one resumes.
 DEMO_OUT ?= results/demo
 DEMO_TSNE_CMD ?= $(UNMIX) tsne {run}/checkpoint.safetensors --out {run} --n 1000
+SEEDS ?= 1
+DEMO_SET ?=
 demo: build-unmix
-	@UNMIX='$(UNMIX)' DEMO_OUT='$(DEMO_OUT)' TSNE_CMD='$(DEMO_TSNE_CMD)' scripts/demo.sh
+	@UNMIX='$(UNMIX)' DEMO_OUT='$(DEMO_OUT)' TSNE_CMD='$(DEMO_TSNE_CMD)' SEEDS='$(SEEDS)' BACKEND='$(BACKEND)' \
+	  DEMO_SET='$(DEMO_SET)' scripts/demo.sh
 
 demo-clean:
 	rm -rf $(DEMO_OUT)
