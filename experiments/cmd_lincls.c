@@ -9,6 +9,7 @@
 #include "core/io/manifest.h"
 #include "eval/ckpt_model.h"
 #include "eval/lincls.h"
+#include "experiments/cmd_lincls_wmse.h"
 #include "experiments/commands.h"
 #include "experiments/evalcli.h"
 
@@ -30,10 +31,12 @@ static void usage(FILE *f) {
           "  swav-cifar  lr 0.3, momentum 0.9, wd 1e-6, batch 32, 100 epochs, cosine annealing per epoch;\n"
           "              RRC(32)+flip, std (0.2470, 0.2435, 0.2616); the best epoch is reported (SPEC 4.8)\n"
           "  moco-cifar  lr 30, momentum 0.9, wd 0, batch 256, 100 epochs, x0.1 at 60 and 80; RRC(32)+flip\n"
+          "  wmse-cifar  the SimCLR/BYOL runs' protocol: Adam on cached features, 500 epochs, exponential\n"
+          "              decay (see `unmix lincls CKPT --protocol wmse-cifar --help`)\n"
           "No protocol drops the last partial batch. Data order and augmentation come from the Philox\n"
           "streams of the manifest's seed: runs are reproducible, and --resume continues bit-identically.\n\n"
           "options:\n"
-          "  --protocol NAME     imagenet | swav-cifar | moco-cifar (default: linear.protocol)\n"
+          "  --protocol NAME     imagenet | swav-cifar | moco-cifar | wmse-cifar (default: linear.protocol)\n"
           "  --epochs N          epochs (the schedule is stretched/shrunk with it: cosine over N epochs;\n"
           "                      milestones are kept as given)\n"
           "  --lr X  --momentum X  --wd X  --batch-size N   override the protocol's values\n"
@@ -88,6 +91,7 @@ static unmix_status write_summary(const char *path, const struct unmix_eval_ckpt
 }
 
 int unmix_cmd_lincls(int argc, char **argv) {
+  if (unmix_lincls_wants_wmse(argc, argv)) return unmix_cmd_lincls_wmse(argc, argv);
   struct unmix_evalcli cli;
   unmix_evalcli_init(&cli, "lincls");
   const char *protocol = NULL, *out_dir = NULL;
@@ -121,7 +125,7 @@ int unmix_cmd_lincls(int argc, char **argv) {
     switch (c) {
       case 'p':
         if (unmix_config_enum_parse("linear.protocol", optarg) < 0) {
-          fprintf(stderr, "unmix lincls: --protocol must be imagenet, swav-cifar or moco-cifar, got '%s'\n", optarg);
+          fprintf(stderr, "unmix lincls: --protocol must be imagenet, swav-cifar, moco-cifar or wmse-cifar, got '%s'\n", optarg);
           return 2;
         }
         protocol = optarg;
