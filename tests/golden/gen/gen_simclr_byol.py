@@ -96,6 +96,48 @@ E["tau/epochs"] = np.array([1000], np.int32)
 E["tau/values"] = np.array([1 - (1 - 0.99) * (math.cos(math.pi * ep / 1000) + 1) / 2 for ep in range(1000)],
                            np.float64)
 
+# ---- losses: methods/contrastive.py contrastive_loss (norm=True) and methods/norm_mse.py -------------
+def contrastive_loss(x0, x1, tau):
+    bsize = x0.shape[0]
+    target = torch.arange(bsize)
+    eye_mask = torch.eye(bsize, dtype=x0.dtype) * 1e9
+    x0 = torch.nn.functional.normalize(x0, p=2, dim=1)
+    x1 = torch.nn.functional.normalize(x1, p=2, dim=1)
+    logits00 = x0 @ x0.t() / tau - eye_mask
+    logits11 = x1 @ x1.t() / tau - eye_mask
+    logits01 = x0 @ x1.t() / tau
+    logits10 = x1 @ x0.t() / tau
+    ce = torch.nn.functional.cross_entropy
+    return (ce(torch.cat([logits01, logits00], dim=1), target) + ce(torch.cat([logits10, logits11], dim=1), target)) / 2
+
+
+def norm_mse_loss(x0, x1):
+    x0 = torch.nn.functional.normalize(x0, dim=-1)
+    x1 = torch.nn.functional.normalize(x1, dim=-1)
+    return 2 - 2 * (x0 * x1).sum(dim=-1).mean()
+
+
+lossrng = np.random.default_rng(91)
+for tag, (n, d) in {"a": (6, 5), "b": (2, 9), "c": (13, 64)}.items():
+    z0 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64, requires_grad=True)
+    z1 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64, requires_grad=True)
+    loss = contrastive_loss(z0, z1, 0.5)
+    loss.backward()
+    E[f"ntxent/{tag}/z0"], E[f"ntxent/{tag}/z1"] = z0.detach().numpy().astype(np.float32), z1.detach().numpy().astype(np.float32)
+    E[f"ntxent/{tag}/loss"] = np.array([loss.item()], np.float64)
+    E[f"ntxent/{tag}/dz0"], E[f"ntxent/{tag}/dz1"] = z0.grad.numpy().copy(), z1.grad.numpy().copy()
+    # BYOL: loss = nmse(p0, t1) + nmse(p1, t0), gradients reach p only
+    p0 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64, requires_grad=True)
+    p1 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64, requires_grad=True)
+    t0 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64)
+    t1 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64)
+    loss = norm_mse_loss(p0, t1) + norm_mse_loss(p1, t0)
+    loss.backward()
+    for k, v in {"p0": p0, "p1": p1, "t0": t0, "t1": t1}.items():
+        E[f"nmse/{tag}/{k}"] = v.detach().numpy().astype(np.float32)
+    E[f"nmse/{tag}/loss"] = np.array([loss.item()], np.float64)
+    E[f"nmse/{tag}/dp0"], E[f"nmse/{tag}/dp1"] = p0.grad.numpy().copy(), p1.grad.numpy().copy()
+
 # ---- evaluation: eval/knn.py (cdist, topk smallest 5, unique + argmax) --------------------------
 def knn_reference(xb, yb, xq, k=5):
     d = torch.cdist(torch.tensor(xq, dtype=torch.float64), torch.tensor(xb, dtype=torch.float64))
