@@ -1,6 +1,6 @@
 # unmix-c front door. `make demo` and `make test` do all set-up on a fresh Debian machine.
 #   make deps     install the Debian packages we need (only the missing ones)
-#   make          configure + build (Release) into $(BUILD)
+#   make          configure + build (Release) into $(BUILD); nothing else
 #   make test     build, run every Check suite, then an ASan/UBSan build and its suites
 #   make demo     MoCo vs MoCo + Un-Mix on Fashion-MNIST, on the CPU (<= 10 min on 2 cores)
 #   make demo-clean  forget the demo's runs and outputs (results/demo/)
@@ -15,6 +15,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 UNMIX ?= $(BUILD)/unmix
 
 .PHONY: all deps build build-unmix test test-fast test-asan demo demo-clean clean help
+# The default goal is pinned: Makefile.paper (included below) must never add to it.
+.DEFAULT_GOAL := all
 all: build
 
 help:

@@ -4,11 +4,13 @@
  * top-1/top-5 on the test split; summary.csv in the output directory. */
 #include "experiments/cmd_lincls_wmse.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/io/csv.h"
+#include "core/util/fs.h"
 #include "eval/ckpt_model.h"
 #include "eval/features.h"
 #include "eval/lincls_features.h"
@@ -27,93 +29,76 @@ int unmix_lincls_wants_wmse(int argc, char **argv) {
   return 0;
 }
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: unmix lincls CKPT --protocol wmse-cifar [options]\n\n"
-          "The linear protocol of the W-MSE codebase (the SimCLR/BYOL runs; docs/FIDELITY.md): the\n"
-          "512-d backbone features of the online encoder in eval mode, computed once through the run's\n"
-          "evaluation transform (ToTensor + Normalize, no augmentation, no scaling); nn.Linear(d, C) with\n"
-          "PyTorch's default init; Adam lr 1e-2, coupled L2 5e-6, 500 epochs over shuffled batches of\n"
-          "1000 (a remainder smaller than a batch is left out each epoch), ExponentialLR to 1e-6; top-1\n"
-          "and top-5 of the arg-max on the test split.\n\n"
-          "options:\n"
-          "  --epochs N  --lr X  --lr-end X  --wd X  --batch-size N   override the reference values\n"
-          "  --subset N  --test-subset N   first N train / test samples (default: all)\n"
-          "  --seed N            data order and classifier init (default: the manifest's seed)\n"
-          "  --out DIR           output directory (default: lincls-wmse-cifar next to CKPT): summary.csv\n"
-          "                      (checkpoint, label, pretrain_epochs, protocol, epochs, lr, lr_end,\n"
-          "                      batch_size, weight_decay, top1, top5, train_samples, test_samples,\n"
-          "                      seconds, backend)\n"
-          "  --quiet             no progress line\n");
-  unmix_evalcli_help(f);
-}
+struct wmse_opts {
+  const char *protocol, *out_dir;
+  long long epochs, batch_size, subset, test_subset;
+  struct unmix_opt_u64 seed;
+  double lr, lr_end, wd;
+  bool quiet;
+};
+#define WO(f) offsetof(struct wmse_opts, f)
+static const char *const g_protocol[] = {"wmse-cifar", NULL};
+static const struct unmix_opt g_opts[] = {
+    {.name = "protocol", .type = UNMIX_OPT_CHOICE, .choices = g_protocol, .off = WO(protocol), .def = "wmse-cifar",
+     .help = "this protocol (the others: `unmix lincls --help`)"},
+    {.name = "epochs", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(1, 1 << 20), .off = WO(epochs),
+     .def = "500", .help = "epochs (the decay still ends at --lr-end)"},
+    {.name = "lr", .type = UNMIX_OPT_FLOAT, .arg = "X", .range = {0, 1e6, true, false}, .off = WO(lr), .def = "0.01",
+     .help = "Adam learning rate at the start"},
+    {.name = "lr-end", .type = UNMIX_OPT_FLOAT, .arg = "X", .range = {0, 1e6, true, false}, .off = WO(lr_end),
+     .def = "1e-6", .help = "learning rate reached after the last epoch (ExponentialLR)"},
+    {.name = "wd", .type = UNMIX_OPT_FLOAT, .arg = "X", .range = UNMIX_OPT_IN(0, 1), .off = WO(wd), .def = "5e-6",
+     .help = "Adam's coupled L2 weight decay"},
+    {.name = "batch-size", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(1, 1 << 20),
+     .off = WO(batch_size), .def = "1000", .help = "minibatch (a remainder smaller than it is left out each epoch)"},
+    {.name = "subset", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(0, 1e12), .off = WO(subset),
+     .def = "0", .help = "first N training samples (0 = all)"},
+    {.name = "test-subset", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(0, 1e12),
+     .off = WO(test_subset), .def = "0", .help = "first N test samples (0 = all)"},
+    {.name = "seed", .type = UNMIX_OPT_U64, .arg = "N", .off = WO(seed), .def_doc = "the manifest's seed",
+     .help = "data order and classifier init"},
+    {.name = "out", .type = UNMIX_OPT_STRING, .arg = "DIR", .off = WO(out_dir),
+     .def_doc = "lincls-wmse-cifar next to CKPT",
+     .help = "output directory: summary.csv (checkpoint, label, pretrain_epochs,\n"
+             "protocol, epochs, lr, lr_end, batch_size, weight_decay, top1, top5,\n"
+             "train_samples, test_samples, seconds, backend)"},
+    {.name = "quiet", .type = UNMIX_OPT_FLAG, .off = WO(quiet), .help = "no progress line"},
+};
+
+static const struct unmix_evalcmd g_cmd = {
+    "lincls",
+    "usage: unmix lincls CKPT --protocol wmse-cifar [options]\n\n"
+    "The linear protocol of the W-MSE codebase (the SimCLR/BYOL runs; docs/FIDELITY.md): the\n"
+    "512-d backbone features of the online encoder in eval mode, computed once through the run's\n"
+    "evaluation transform (ToTensor + Normalize, no augmentation, no scaling); nn.Linear(d, C) with\n"
+    "PyTorch's default init; Adam lr 1e-2, coupled L2 5e-6, 500 epochs over shuffled batches of\n"
+    "1000, ExponentialLR to 1e-6; top-1 and top-5 of the arg-max on the test split. Data order and\n"
+    "init come from Philox streams of the seed: runs are reproducible.\n",
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 int unmix_cmd_lincls_wmse(int argc, char **argv) {
   struct unmix_evalcli cli;
-  unmix_evalcli_init(&cli, "lincls");
-  struct unmix_linfeat_params p = unmix_linfeat_reference();
-  long long epochs = 0, batch_size = 0, subset = 0, test_subset = 0, seed = -1;
-  double lr = -1, lr_end = -1, wd = -1;
-  const char *out_dir = NULL;
-  int quiet = 0;
-  static const struct option opts[] = {{"protocol", required_argument, 0, 'p'},
-                                       {"epochs", required_argument, 0, 'e'},
-                                       {"lr", required_argument, 0, 'l'},
-                                       {"lr-end", required_argument, 0, 'L'},
-                                       {"wd", required_argument, 0, 'w'},
-                                       {"batch-size", required_argument, 0, 'b'},
-                                       {"subset", required_argument, 0, 's'},
-                                       {"test-subset", required_argument, 0, 'S'},
-                                       {"seed", required_argument, 0, 'x'},
-                                       {"out", required_argument, 0, 'o'},
-                                       {"quiet", no_argument, 0, 'q'},
-                                       {"help", no_argument, 0, 'h'},
-                                       EVALCLI_LONG_OPTIONS,
-                                       {0, 0, 0, 0}};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    int r = unmix_evalcli_option(&cli, c, optarg);
-    if (r < 0) return 2;
-    if (r > 0) continue;
-    switch (c) {
-      case 'p': break; /* wmse-cifar: how we got here */
-      case 'e':
-        if (!unmix_evalcli_int("lincls", "--epochs", optarg, 1, 1 << 20, &epochs)) return 2;
-        break;
-      case 'l':
-        if (!unmix_evalcli_float("lincls", "--lr", optarg, 1e-12, 1e6, &lr)) return 2;
-        break;
-      case 'L':
-        if (!unmix_evalcli_float("lincls", "--lr-end", optarg, 1e-12, 1e6, &lr_end)) return 2;
-        break;
-      case 'w':
-        if (!unmix_evalcli_float("lincls", "--wd", optarg, 0, 1, &wd)) return 2;
-        break;
-      case 'b':
-        if (!unmix_evalcli_int("lincls", "--batch-size", optarg, 1, 1 << 20, &batch_size)) return 2;
-        break;
-      case 's':
-        if (!unmix_evalcli_int("lincls", "--subset", optarg, 0, 1LL << 40, &subset)) return 2;
-        break;
-      case 'S':
-        if (!unmix_evalcli_int("lincls", "--test-subset", optarg, 0, 1LL << 40, &test_subset)) return 2;
-        break;
-      case 'x':
-        if (!unmix_evalcli_int("lincls", "--seed", optarg, 0, 1LL << 62, &seed)) return 2;
-        break;
-      case 'o': out_dir = optarg; break;
-      case 'q': quiet = 1; break;
-      case 'h': usage(stdout); return 0;
-      default: usage(stderr); return 2;
-    }
-  }
-  if (optind != argc - 1) {
-    fprintf(stderr, "unmix lincls: expected exactly one CKPT (got %d)\n\n", argc - optind);
-    usage(stderr);
+  struct wmse_opts o = {0};
+  char **pos = unmix_xmalloc(sizeof(char *) * (size_t)(argc + 1));
+  int npos = 0;
+  int pr = unmix_evalcli_parse(&g_cmd, &o, &cli, argc, argv, pos, &npos);
+  const char *path = npos == 1 ? pos[0] : NULL;
+  free(pos);
+  if (pr >= 0) return pr;
+  if (npos != 1) {
+    fprintf(stderr, "unmix lincls: expected exactly one CKPT (got %d)\n\n", npos);
+    unmix_evalcli_usage(&g_cmd, stderr);
     return 2;
   }
-  const char *path = argv[optind];
+  struct unmix_linfeat_params p = unmix_linfeat_reference();
+  p.epochs = (int)o.epochs;
+  p.lr = o.lr;
+  p.lr_end = o.lr_end;
+  p.weight_decay = o.wd;
+  p.batch_size = (int)o.batch_size;
+  const long long subset = o.subset, test_subset = o.test_subset;
+  const char *out_dir = o.out_dir;
+  const bool quiet = o.quiet;
   struct unmix_eval_ckpt *e = NULL;
   struct unmix_dataset *train = NULL, *test = NULL;
   struct unmix_model *m = NULL;
@@ -124,12 +109,7 @@ int unmix_cmd_lincls_wmse(int argc, char **argv) {
   struct unmix_csv_writer *w = NULL;
   int rcode = 1;
   if (unmix_eval_ckpt_open(path, &cli.open, &e) != UNMIX_OK) goto fail;
-  p.seed = seed >= 0 ? (uint64_t)seed : e->cfg.seed;
-  if (epochs > 0) p.epochs = (int)epochs;
-  if (lr > 0) p.lr = lr;
-  if (lr_end > 0) p.lr_end = lr_end;
-  if (wd >= 0) p.weight_decay = wd;
-  if (batch_size > 0) p.batch_size = (int)batch_size;
+  p.seed = o.seed.set ? o.seed.v : e->cfg.seed;
   if (unmix_eval_backend(e, cli.backend, &be) != UNMIX_OK) goto fail;
   if (unmix_eval_recipe(e, NULL, &rc) != UNMIX_OK) goto fail; /* the run's own test transform */
   if (unmix_eval_open_dataset(e, UNMIX_SPLIT_TRAIN, subset, &train) != UNMIX_OK) goto fail;
@@ -158,10 +138,10 @@ int unmix_cmd_lincls_wmse(int argc, char **argv) {
     goto fail;
   char dir[UNMIX_PATH_MAX], dbuf[UNMIX_PATH_MAX + 64], sum_path[UNMIX_PATH_MAX + 96];
   if (!out_dir) {
-    snprintf(dbuf, sizeof dbuf, "%s/lincls-wmse-cifar", unmix_evalcli_dirname(path, dir, sizeof dir));
+    snprintf(dbuf, sizeof dbuf, "%s/lincls-wmse-cifar", unmix_fs_dirname(path, dir, sizeof dir));
     out_dir = dbuf;
   }
-  if (unmix_evalcli_mkdirs(out_dir) != UNMIX_OK) goto fail;
+  if (unmix_fs_mkdirs(out_dir, 0755) != UNMIX_OK) goto fail;
   snprintf(sum_path, sizeof sum_path, "%s/summary.csv", out_dir);
   static const char *const cols[] = {WMSE_SUMMARY_COLUMNS};
   if (unmix_csv_open(sum_path, cols, (int)(sizeof cols / sizeof cols[0]), false, &w) != UNMIX_OK) goto fail;

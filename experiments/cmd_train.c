@@ -16,7 +16,7 @@ static void usage(FILE *f) {
           "  status.yaml (provenance, progress) and train.log.\n\n"
           "options:\n"
           "  --set KEY=VALUE     override a manifest key (repeatable), e.g. --set unmix.prob=0.25\n"
-          "  --backend NAME      cpu or cuda (same as --set backend=NAME)\n"
+          "  --backend NAME      auto, cpu or cuda (same as --set backend=NAME; auto = the GPU when usable)\n"
           "  --out DIR           run directory (default results/runs/<name>)\n"
           "  --resume            continue the checkpoint in DIR (bit-identical on the CPU); starts a\n"
           "                      new run when DIR has none\n"

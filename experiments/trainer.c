@@ -1,6 +1,7 @@
 /* The training loop of `unmix train` (see trainer.h): run directory, data, method, kNN
  * monitor, metrics, checkpoints, resume and signals. */
 #include "experiments/trainer.h"
+#include "experiments/projection.h"
 
 #include <errno.h>
 #include <math.h>
@@ -25,6 +26,7 @@
 #include "core/nn/model_io.h"
 #include "core/optim/optim.h"
 #include "core/util/blas.h"
+#include "core/util/fs.h"
 #include "core/util/log.h"
 #include "core/util/timer.h"
 #include "eval/features.h"
@@ -38,7 +40,7 @@ static void on_signal(int sig) { g_signal = sig; }
 
 /* Per-epoch sums (doubles, so a resumed epoch reproduces the uninterrupted one). */
 struct epoch_acc {
-  double loss, t0, t1, t2, acc1, acc5, n, steps, mix_g, mix_r, lam, lr0;
+  double loss, t0, t1, t2, metric[UNMIX_METHOD_MAX_METRICS], n, steps, mix_g, mix_r, lam, lr0;
 };
 
 struct run {
@@ -74,21 +76,6 @@ static void iso_now(char *buf, size_t len) {
   struct tm tmv;
   gmtime_r(&t, &tmv);
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tmv);
-}
-
-static unmix_status mkdir_p(const char *path) {
-  char tmp[UNMIX_PATH_MAX];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-      return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-  return UNMIX_OK;
 }
 
 static bool file_exists(const char *p) {
@@ -314,7 +301,7 @@ static unmix_status setup(struct run *r) {
   struct unmix_config *cfg = &r->cfg;
   if (o->out_dir) snprintf(r->dir, sizeof r->dir, "%s", o->out_dir);
   else snprintf(r->dir, sizeof r->dir, "results/runs/%s", cfg->name);
-  UNMIX_TRY(mkdir_p(r->dir));
+  UNMIX_TRY(unmix_fs_mkdirs(r->dir, 0755));
   snprintf(r->path_ckpt, sizeof r->path_ckpt, "%s/%s", r->dir, CKPT_NAME);
   if (!o->resume && file_exists(r->path_ckpt))
     return unmix_error_set(UNMIX_ERR_ARG,
@@ -334,6 +321,7 @@ static unmix_status setup(struct run *r) {
   unmix_md5_final(&md5, r->manifest_md5);
 
   UNMIX_TRY(unmix_backend_get(cfg->backend, &r->be));
+  if (!strcmp(cfg->backend, "auto")) unmix_log_info("%s", unmix_backend_auto_reason());
   r->be->set_precision(cfg->precision);
   r->be->set_deterministic(cfg->deterministic);
   UNMIX_TRY(unmix_comm_attach_backend(r->comm, r->be));
@@ -407,7 +395,8 @@ static unmix_status setup(struct run *r) {
   UNMIX_TRY(unmix_atomic_write(mp, &ch, 1));
   char csvp[UNMIX_PATH_MAX + 32];
   snprintf(csvp, sizeof csvp, "%s/metrics.csv", r->dir);
-  static const char *const cols[] = {UNMIX_METRICS_COLUMNS};
+  const char *cols[UNMIX_METRICS_MAX_COLUMNS];
+  const int ncols = unmix_metrics_columns(cols, UNMIX_METRICS_MAX_COLUMNS);
   bool append = false;
   if (file_exists(csvp)) {
     if (r->global_step > 0 || r->start_epoch > 0) {
@@ -417,7 +406,7 @@ static unmix_status setup(struct run *r) {
       return unmix_error_set(UNMIX_ERR_IO, "cannot remove stale %s: %s", csvp, strerror(errno));
     }
   }
-  UNMIX_TRY(unmix_csv_open(csvp, cols, (int)(sizeof cols / sizeof cols[0]), append, &r->csv));
+  UNMIX_TRY(unmix_csv_open(csvp, cols, ncols, append, &r->csv));
   /* steps.csv: the per-step record (Un-Mix mode and lambda of every step) */
   snprintf(csvp, sizeof csvp, "%s/steps.csv", r->dir);
   static const char *const scols[] = {"global_step", "epoch", "step", "lr", "loss", "mix", "lam"};
@@ -476,6 +465,18 @@ static unmix_status batch_views(struct run *r, const struct unmix_batch *b, stru
   return UNMIX_OK;
 }
 
+int unmix_metrics_columns(const char **cols, int cap) {
+  static const char *const lead[] = {UNMIX_METRICS_LEAD}, *const tail[] = {UNMIX_METRICS_TAIL};
+  const int nl = (int)(sizeof lead / sizeof lead[0]), nt = (int)(sizeof tail / sizeof tail[0]);
+  int n = 0;
+  for (int i = 0; i < nl; i++, n++)
+    if (n < cap) cols[n] = lead[i];
+  n += unmix_method_metric_columns_all(n < cap ? cols + n : cols, n < cap ? cap - n : 0);
+  for (int i = 0; i < nt; i++, n++)
+    if (n < cap) cols[n] = tail[i];
+  return n < cap ? n : cap;
+}
+
 static unmix_status write_row(struct run *r, int epoch, const struct unmix_knn_eval *knn, double secs, double ips) {
   const struct epoch_acc *a = &r->acc;
   struct unmix_csv_writer *w = r->csv;
@@ -487,10 +488,9 @@ static unmix_status write_row(struct run *r, int epoch, const struct unmix_knn_e
   UNMIX_TRY(unmix_csv_setf(w, "loss_main", "%.9g", a->t0 / n));
   UNMIX_TRY(unmix_csv_setf(w, "loss_mix", "%.9g", a->t1 / n));
   UNMIX_TRY(unmix_csv_setf(w, "loss_mix_flip", "%.9g", a->t2 / n));
-  if (r->cfg.method == UNMIX_METHOD_MOCO) {
-    UNMIX_TRY(unmix_csv_setf(w, "inst_top1", "%.4f", a->acc1 / n));
-    UNMIX_TRY(unmix_csv_setf(w, "inst_top5", "%.4f", a->acc5 / n));
-  }
+  const struct unmix_method_ops *ops = unmix_method_ops_get(r->method);
+  for (int i = 0; i < UNMIX_METHOD_MAX_METRICS && ops->metric_columns[i]; i++)
+    UNMIX_TRY(unmix_csv_setf(w, ops->metric_columns[i], "%.4f", a->metric[i] / n));
   if (knn) {
     UNMIX_TRY(unmix_csv_setf(w, "knn_top1", "%.4f", knn->top1));
     UNMIX_TRY(unmix_csv_setf(w, "knn_top5", "%.4f", knn->top5));
@@ -524,6 +524,7 @@ static int train_loop(struct run *r) {
   double t_run0 = unmix_now();
   int64_t steps_this_run = 0;
   int epochs_this_run = 0;
+  double warn_secs = 0; /* steps 2..4 of this run, for the CPU projection (the first warms up) */
   for (int epoch = r->start_epoch; epoch < E; epoch++) {
     double t_ep = unmix_now(), train_secs = 0;
     unmix_method_begin_epoch(r->method, epoch);
@@ -558,9 +559,17 @@ static int train_loop(struct run *r) {
       if (st != UNMIX_OK) break;
       r->be->synchronize();
       train_secs += unmix_now() - t0;
+      if (steps_this_run >= 1 && steps_this_run <= 3) warn_secs += unmix_now() - t0;
+      char warn[512];
+      if (steps_this_run == 3 && r->rank == 0 && !strcmp(cfg->backend, "auto") &&
+          unmix_projection_cpu_warning(r->be->device == UNMIX_DEVICE_CPU, warn_secs / 3,
+                                       (int64_t)(E - epoch) * r->steps_per_epoch - (s + 1), unmix_cpu_warn_threshold(),
+                                       warn, sizeof warn))
+        unmix_log_warn("%s", warn);
       /* the global batch's means (per-rank means averaged: equal shards) and the agreed signal */
-      double ag[8] = {ss.loss, ss.terms[0], ss.terms[1], ss.terms[2], ss.acc1 > 0 ? ss.acc1 : 0,
-                      ss.acc5 > 0 ? ss.acc5 : 0, g_signal == SIGINT, g_signal == SIGTERM};
+      _Static_assert(UNMIX_METHOD_MAX_METRICS == 2, "ag[] holds two method metrics");
+      double ag[8] = {ss.loss, ss.terms[0], ss.terms[1], ss.terms[2], ss.metrics[0], ss.metrics[1],
+                      g_signal == SIGINT, g_signal == SIGTERM};
       if ((st = agree(r, ag, 8)) != UNMIX_OK) break;
       for (int i = 0; i < 6; i++) ag[i] /= r->world;
       const int sig = ag[7] > 0 ? SIGTERM : ag[6] > 0 ? SIGINT : 0;
@@ -570,8 +579,8 @@ static int train_loop(struct run *r) {
       r->acc.t0 += ag[1] * n;
       r->acc.t1 += ag[2] * n;
       r->acc.t2 += ag[3] * n;
-      r->acc.acc1 += ag[4] * n;
-      r->acc.acc5 += ag[5] * n;
+      r->acc.metric[0] += ag[4] * n;
+      r->acc.metric[1] += ag[5] * n;
       r->acc.n += n;
       r->acc.steps += 1;
       r->acc.mix_g += ss.mix_mode == 1;
@@ -710,7 +719,7 @@ int unmix_train(const struct unmix_train_options *o) {
   r->world = unmix_comm_world(r->comm);
   unmix_log_set_rank(r->rank);
   if (r->rank != 0) r->progress = false;
-  if (r->world > 1 && !strcmp(r->cfg.backend, "cuda")) unmix_log_debug("%s", unmix_comm_bind_local_gpu(r->comm));
+  if (r->world > 1 && strcmp(r->cfg.backend, "cpu") != 0) unmix_log_debug("%s", unmix_comm_bind_local_gpu(r->comm));
   unmix_status ss = setup(r);
   if (r->world > 1) { /* every rank learns whether all could start */
     double bad = ss != UNMIX_OK;

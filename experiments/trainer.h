@@ -1,6 +1,6 @@
 /* The training run behind `unmix train`: a manifest becomes a run directory
  *   DIR/manifest.yaml            the resolved manifest (every key explicit)
- *   DIR/metrics.csv              one row per epoch (columns: UNMIX_METRICS_COLUMNS)
+ *   DIR/metrics.csv              one row per epoch (columns: unmix_metrics_columns)
  *   DIR/steps.csv                one row per step: global_step, epoch, step, lr, loss (mean over
  *                                ranks), mix
  *                                (global | region | none), lam (rank 0's lambda)
@@ -24,6 +24,7 @@
  *  loss_main      MoCo: contrastive loss of the views (sum over the symmetric calls); SwAV: swav(out)
  *  loss_mix       MoCo: mixed-embedding term; SwAV: swav(out_unmix) (unweighted by lambda)
  *  loss_mix_flip  MoCo: flipped-mixed term; SwAV: swav(out_unmix, reverse)
+ *  (then every registered method's own metric columns, which other methods leave empty:)
  *  inst_top1/5    MoCo instance discrimination accuracy (%) of the view logits (empty for SwAV)
  *  knn_top1/5     kNN monitor accuracy (%) on the test set (empty when not evaluated)
  *  mix_global     steps with the global mixture
@@ -31,9 +32,12 @@
  *  lam_mean       mean lambda the loss used (1 without Un-Mix)
  *  images_per_s   training images (samples x views) per second
  *  seconds        wall seconds of the epoch (training + evaluation) */
-#define UNMIX_METRICS_COLUMNS                                                                                     \
-  "epoch", "steps", "lr", "loss", "loss_main", "loss_mix", "loss_mix_flip", "inst_top1", "inst_top5", "knn_top1", \
-      "knn_top5", "mix_global", "mix_region", "lam_mean", "images_per_s", "seconds"
+#define UNMIX_METRICS_LEAD "epoch", "steps", "lr", "loss", "loss_main", "loss_mix", "loss_mix_flip"
+#define UNMIX_METRICS_TAIL "knn_top1", "knn_top5", "mix_global", "mix_region", "lam_mean", "images_per_s", "seconds"
+#define UNMIX_METRICS_MAX_COLUMNS 64
+/* The metrics.csv header: UNMIX_METRICS_LEAD, every registered method's metric columns (in
+ * registry order, without repeats), UNMIX_METRICS_TAIL. Returns the count (<= cap). */
+int unmix_metrics_columns(const char **cols, int cap);
 
 struct unmix_train_options {
   const char *manifest;

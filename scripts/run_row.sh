@@ -9,8 +9,8 @@
 #       once DIR's training has finished, unless DIR/OUTFILE exists and was made by the same
 #       command from the current checkpoint. --optional: when this unmix has no NAME command,
 #       print a note and succeed instead of failing.
-# Environment: UNMIX (the binary, default build/unmix), BACKEND (auto|cpu|cuda; auto = cuda when
-# `unmix info` reports a usable CUDA backend, else cpu; empty = the manifest's), NPROC (> 1:
+# Environment: UNMIX (the binary, default build/unmix), BACKEND (auto|cpu|cuda, passed as backend=; auto = the GPU when
+# one is usable, else the CPU; empty = the manifest's), NPROC (> 1:
 # launch training as `$MPIRUN -np $NPROC $UNMIX train ...`), MPIRUN (default mpirun).
 set -euo pipefail
 
@@ -42,9 +42,7 @@ cmd_train() {
   local sets=("$@")
   [ -f "$manifest" ] || die "$manifest: no such manifest"
   case "$BACKEND" in
-    auto)
-      if "$UNMIX" info 2>/dev/null | grep -q 'cuda(usable)'; then sets+=(--set backend=cuda); else sets+=(--set backend=cpu); fi ;;
-    cpu | cuda) sets+=(--set "backend=$BACKEND") ;;
+    auto | cpu | cuda) sets+=(--set "backend=$BACKEND") ;;
     "") ;;
     *) die "BACKEND must be auto, cpu or cuda (got '$BACKEND')" ;;
   esac

@@ -262,6 +262,57 @@ START_TEST(test_resume_errors) {
 }
 END_TEST
 
+START_TEST(test_write_field_quoting) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  const char *in[] = {"plain", "a,b", "say \"hi\"", "two\nlines", "cr\r", "", NULL};
+  for (int i = 0; i < 7; i++) {
+    if (i) fputc('|', f);
+    unmix_csv_write_field(f, in[i]);
+  }
+  fclose(f);
+  ck_assert_str_eq(buf, "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"|\"cr\r\"||");
+  free(buf);
+}
+END_TEST
+
+START_TEST(test_split_line) {
+  char *f[4];
+  int n = unmix_csv_split_line("a,\"b,c\",\"say \"\"x\"\"\",", "p.csv", 3, f, 4);
+  ck_assert_int_eq(n, 4);
+  ck_assert_str_eq(f[0], "a");
+  ck_assert_str_eq(f[1], "b,c");
+  ck_assert_str_eq(f[2], "say \"x\"");
+  ck_assert_str_eq(f[3], "");
+  for (int i = 0; i < n; i++) free(f[i]);
+  n = unmix_csv_split_line("", "p.csv", 3, f, 4); /* an empty line: one empty field */
+  ck_assert_int_eq(n, 1);
+  ck_assert_str_eq(f[0], "");
+  free(f[0]);
+  /* more fields than room: max + 1, nothing stored */
+  ck_assert_int_eq(unmix_csv_split_line("1,2,3,4,5", "p.csv", 3, f, 4), 5);
+  /* malformed quoting names path:line */
+  ck_assert_int_eq(unmix_csv_split_line("a,\"open", "p.csv", 7, f, 4), -1);
+  ck_assert_msg(strstr(unmix_error_message(), "p.csv:7") != NULL, "%s", unmix_error_message());
+  ck_assert_int_eq(unmix_csv_split_line("a,b\"c", "p.csv", 8, f, 4), -1);
+  ck_assert_msg(strstr(unmix_error_message(), "p.csv:8: a quote inside an unquoted field") != NULL, "%s",
+                unmix_error_message());
+  ck_assert_int_eq(unmix_csv_split_line("\"x\"y", "p.csv", 9, f, 4), -1);
+  ck_assert_int_eq(unmix_csv_split_line("a\nb", "p.csv", 10, f, 4), -1);
+  ck_assert_msg(strstr(unmix_error_message(), "p.csv:10: a line break") != NULL, "%s", unmix_error_message());
+}
+END_TEST
+
+START_TEST(test_reader_non_files) {
+  struct unmix_csv_table *t = NULL;
+  ck_assert_int_eq(unmix_csv_read(g_dir, &t), UNMIX_ERR_IO); /* a directory */
+  ck_assert_ptr_null(t);
+  ck_assert_int_eq(unmix_csv_read(tmp("nope.csv"), &t), UNMIX_ERR_IO);
+  ck_assert_msg(strstr(unmix_error_message(), "nope.csv") != NULL, "%s", unmix_error_message());
+}
+END_TEST
+
 static Suite *csv_suite(void) {
   Suite *s = suite_create("csv");
   TCase *tc = tcase_create("csv");
@@ -273,6 +324,9 @@ static Suite *csv_suite(void) {
   tcase_add_test(tc, test_resume_truncate_and_append);
   tcase_add_test(tc, test_resume_after_a_crash_mid_row);
   tcase_add_test(tc, test_resume_errors);
+  tcase_add_test(tc, test_write_field_quoting);
+  tcase_add_test(tc, test_split_line);
+  tcase_add_test(tc, test_reader_non_files);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -14,7 +14,7 @@
 
 #include "core/dist/comm.h"
 #include "core/io/manifest.h"
-#include "core/methods/internal.h"
+#include "core/methods/common.h"
 #include "core/optim/optim.h"
 #include "tests/support/testutil.h"
 
@@ -290,7 +290,7 @@ START_TEST(test_shuffle_bn_keys) {
   f.perm[0] = perm;
   struct unmix_step_stats st;
   memset(&st, 0, sizeof st);
-  ck_assert_msg(unmix_moco_step(dist, &v, 0, 0.05f, &f, &st) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert_msg(unmix_method_step_forced(dist, &v, 0, 0, 0.05f, &f, &st) == UNMIX_OK, "%s", unmix_error_message());
   int K, Dq, ptr;
   const float *queue = unmix_moco_queue(dist, &K, &Dq, &ptr);
   ck_assert_int_eq(Dq, D);

@@ -301,6 +301,11 @@ struct unmix_backend {
  * not-compiled-in names, or a device that is absent, give UNMIX_ERR_UNSUPPORTED with a
  * message saying why. */
 unmix_status unmix_backend_get(const char *name, const struct unmix_backend **out);
+/* "auto" -> "cuda" when a GPU is usable, else "cpu" (other names pass through);
+ * unmix_backend_get accepts "auto" too. unmix_backend_auto_reason() says which and why
+ * after the last resolution of "auto" ("" before). */
+const char *unmix_backend_resolve(const char *name);
+const char *unmix_backend_auto_reason(void);
 /* Names of the compiled-in backends, NULL-terminated. */
 const char *const *unmix_backend_names(void);
 /* True when the named backend is compiled in and its device is usable here. */

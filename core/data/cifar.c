@@ -70,7 +70,7 @@ unmix_status unmix_cifar_open(const struct unmix_dataset_options *o, struct unmi
   for (int f = 0; f < nfiles; f++) {
     uint8_t *buf;
     size_t len;
-    UNMIX_TRY(unmix_read_file(paths[f], &buf, &len));
+    UNMIX_TRY(unmix_fs_read(paths[f], 0, &buf, &len));
     if (len != sizes[f]) {
       free(buf);
       return UNMIX_FAIL(UNMIX_ERR_IO, "%s: changed size while being read", paths[f]);

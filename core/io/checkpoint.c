@@ -1,6 +1,7 @@
 /* safetensors checkpoints: a jansson-built header, atomic writes with a CRC-32 of the data
  * in the metadata, and a reader that validates every byte it trusts (see checkpoint.h). */
 #include "core/io/checkpoint.h"
+#include "core/io/sniff.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -320,6 +321,8 @@ static unmix_status load_impl(int fd, const char *path, struct unmix_ckpt *ck) {
     return unmix_error_set(UNMIX_ERR_FORMAT, "%s: %" PRIu64 " bytes: too short for a safetensors file (truncated?)", path, size);
   uint64_t n = 0;
   UNMIX_TRY(unmix_read_exact(fd, &n, 8, 0, path));
+  if (n > size - 8) /* a .pth or another format? say what it is */
+    UNMIX_TRY(unmix_sniff_expect_safetensors(path, (const unsigned char *)&n, 8));
   if (n > size - 8)
     return unmix_error_set(UNMIX_ERR_FORMAT, "%s: header length %" PRIu64 " exceeds the file size %" PRIu64
                            " (truncated, or not a safetensors file)", path, n, size);

@@ -58,7 +58,7 @@ static const char *const g_optim[] = {"sgd", "larc", NULL};
 static const char *const g_sched[] = {"cosine-1based", "cosine", "step", "warmup-cosine", "constant", NULL};
 static const char *const g_reverse[] = {"code", "paper", NULL};
 static const char *const g_lincls[] = {"imagenet", "swav-cifar", "moco-cifar", NULL};
-static const char *const g_backend[] = {"cpu", "cuda", NULL};
+static const char *const g_backend[] = {"auto", "cpu", "cuda", NULL};
 static const char *const g_dataset[] = {"cifar10", "cifar100", "fashion-mnist", "imagefolder", NULL};
 static const char *const g_recipe[] = {"moco-cifar", "swav-cifar", "mocov1-imagenet", "mocov2-imagenet", "test", NULL};
 
@@ -90,7 +90,7 @@ _Static_assert(UNMIX_PREC_BF16 == 2 && UNMIX_METHOD_SWAV == 1 && UNMIX_ARCH_RESN
 static const struct key_def g_keys[] = {
     KN("name", name, "\"\""),
     KU("seed", seed, "0"),
-    KS("backend", backend, g_backend, "cpu"),
+    KS("backend", backend, g_backend, "auto"),
     KE("precision", precision, g_precision, "tf32"),
     KB("deterministic", deterministic, "false"),
     KE("method", method, g_method, "moco"),
@@ -342,6 +342,40 @@ const char *unmix_config_suggest(const char *path) {
     for (int i = 0; i < N_KEYS; i++)
       if (lev(seg, last_seg(g_keys[i].path)) <= pass) return g_keys[i].path;
   return NULL;
+}
+
+/* The bounds of a numeric key, for command-line flags that set the same quantity (the
+ * evaluation commands), so a flag and its manifest key cannot accept different values. */
+bool unmix_config_key_range(const char *path, struct unmix_config_range *out) {
+  const struct key_def *k = find_key(path);
+  if (!k) return false;
+  struct unmix_config_range r = {-INFINITY, INFINITY, false, false, UNMIX_CONFIG_RANGE_FLOAT};
+  switch (k->type) {
+    case K_INT:
+    case K_INTLIST: /* the items' range; an int field holds 32 bits */
+      r.kind = UNMIX_CONFIG_RANGE_INT;
+      r.lo = INT_MIN;
+      r.hi = INT_MAX;
+      break;
+    case K_U64:
+      r.kind = UNMIX_CONFIG_RANGE_U64;
+      r.lo = 0;
+      r.hi = (double)UINT64_MAX;
+      *out = r;
+      return true;
+    case K_FLOAT: break;
+    default: return false;
+  }
+  if (k->r.flags & R_LO) {
+    r.lo = k->r.lo;
+    r.lo_open = (k->r.flags & R_LO_OPEN) != 0;
+  }
+  if (k->r.flags & R_HI) {
+    r.hi = k->r.hi;
+    r.hi_open = (k->r.flags & R_HI_OPEN) != 0;
+  }
+  *out = r;
+  return true;
 }
 
 /* ---- binding -------------------------------------------------------------------------------- */

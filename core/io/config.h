@@ -172,7 +172,7 @@ struct unmix_linear_config {
 struct unmix_config {
   char name[UNMIX_NAME_MAX];
   uint64_t seed;
-  char backend[16];            /* cpu | cuda */
+  char backend[16];            /* auto (GPU when usable, else CPU) | cpu | cuda */
   enum unmix_precision precision;
   bool deterministic;
   enum unmix_method_kind method;

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "core/io/config.h"
+#include "core/io/specs.h"
 #include "core/util/error.h"
 
 /* ---- loading ------------------------------------------------------------------------- */
@@ -57,6 +58,17 @@ const char *unmix_config_key_allowed(int i, char *buf, size_t len);
 bool unmix_config_has_key(const char *path);
 /* The closest key or section name by edit distance, or NULL when nothing is close. */
 const char *unmix_config_suggest(const char *path);
+
+/* The numeric schema of a key: kind and bounds (±inf when unbounded; *_open = exclusive).
+ * Int keys (and int-list items) are bounded by the 32-bit range as well. False when the key
+ * does not exist or is not numeric. */
+enum unmix_config_range_kind { UNMIX_CONFIG_RANGE_INT, UNMIX_CONFIG_RANGE_U64, UNMIX_CONFIG_RANGE_FLOAT };
+struct unmix_config_range {
+  double lo, hi;
+  bool lo_open, hi_open;
+  enum unmix_config_range_kind kind;
+};
+bool unmix_config_key_range(const char *path, struct unmix_config_range *out);
 
 /* ---- enum names ------------------------------------------------------------------------ */
 const char *unmix_precision_name(enum unmix_precision v);

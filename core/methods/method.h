@@ -1,8 +1,13 @@
-/* Self-supervised methods behind one interface: MoCo v1/v2 (symmetric or asymmetric) and
- * SwAV, each with or without Un-Mix. A method owns its state (models, queue, prototypes,
- * momentum encoder, optimiser) and runs one whole training iteration per step(): its
- * forward passes, losses, backward passes, gradient all-reduce (through the communicator)
- * and optimiser update. */
+/* Self-supervised methods behind one table (struct unmix_method_ops): MoCo v1/v2 (symmetric
+ * or asymmetric) and SwAV, each with or without Un-Mix. A method owns its state (models,
+ * queue, prototypes, momentum encoder, optimiser) and runs one whole training iteration per
+ * step(): its forward passes, losses, backward passes, gradient all-reduce (through the
+ * communicator) and optimiser update. The unmix_method_* functions below are the generic
+ * wrappers the trainer calls; they dispatch through the table found in the registry.
+ *
+ * Adding a method = one file (core/methods/NAME.c exporting `const struct unmix_method_ops
+ * unmix_NAME_ops`, built on core/methods/common.h) + one row in core/methods/registry.c
+ * (+ its manifest keys, if it has options). Nothing else names a method. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,17 +30,65 @@ struct unmix_views {
 };
 
 #define UNMIX_MAX_TERMS 4
+#define UNMIX_METHOD_MAX_METRICS 2
 struct unmix_step_stats {
   double loss;                       /* the total combined loss */
   int nterms;
   const char *term_names[UNMIX_MAX_TERMS];
   double terms[UNMIX_MAX_TERMS];     /* MoCo: loss_cl, loss_mix, loss_mix_flip; SwAV: loss_swav, loss_mix, loss_mix_rev */
-  double acc1, acc5;                 /* MoCo instance-discrimination top-1/5 (%), original logits; < 0 if n/a */
+  /* values of the method's metric columns (ops->metric_columns[i]), in that order */
+  double metrics[UNMIX_METHOD_MAX_METRICS];
   int mix_mode;                      /* -1 no mixing, 0 region, 1 global */
   double lam;                        /* lambda the loss used */
 };
 
-struct unmix_method;
+struct unmix_method;                 /* generic part: core/methods/common.h */
+struct unmix_forced_draws;           /* core/methods/common.h */
+struct unmix_state_entry;
+
+/* One method. Every function receives the generic method object, whose `impl` the method
+ * owns. NULL optional members mean "nothing to do" / "none". */
+struct unmix_method_ops {
+  const char *name;                  /* the manifest's `method:` value */
+  /* Adjusts the model spec built from model.* to what the method's network needs (SwAV: its
+   * prototypes). Used for training and for rebuilding the model from a checkpoint. Optional. */
+  void (*model_needs)(const struct unmix_config *cfg, struct unmix_model_spec *spec);
+  /* Builds the models (m->model = the evaluated encoder), the state in m->impl and the
+   * optimiser m->opt. On failure, destroy is still called. */
+  unmix_status (*create)(struct unmix_method *m);
+  void (*destroy)(struct unmix_method *m); /* frees m->impl (m->model and m->opt are freed for it) */
+  /* One iteration; forced may be NULL (tests pass draws to compare with fixtures). */
+  unmix_status (*step)(struct unmix_method *m, const struct unmix_views *v, int64_t step, int epoch, float lr,
+                       const struct unmix_forced_draws *forced, struct unmix_step_stats *st);
+  void (*begin_epoch)(struct unmix_method *m, int epoch); /* optional */
+  int (*views_needed)(const struct unmix_method *m);
+  double (*step_flops_per_sample)(const struct unmix_method *m);
+  /* Device bytes of the method's own state and activation contexts (the encoder's stores
+   * are counted by the wrapper). */
+  size_t (*device_bytes)(const struct unmix_method *m);
+  /* Checkpoint state beyond the encoder's params, buffers and optimiser momentum: as
+   * unmix_method_state / unmix_method_scalars / unmix_method_set_scalar below. set_scalar
+   * validates the value (a checkpoint is user input). */
+  int (*state)(struct unmix_method *m, struct unmix_state_entry *out, int cap);
+  int (*scalars)(struct unmix_method *m, const char **names, int64_t *values, int cap);
+  unmix_status (*set_scalar)(struct unmix_method *m, const char *name, int64_t value);
+  /* metrics.csv columns the method fills from unmix_step_stats.metrics (epoch means per
+   * sample); at most UNMIX_METHOD_MAX_METRICS, NULL-terminated. */
+  const char *metric_columns[UNMIX_METHOD_MAX_METRICS + 1];
+};
+
+/* ---- registry (core/methods/registry.c) ------------------------------------------------ */
+/* The i-th registered method (0-based), NULL past the end. */
+const struct unmix_method_ops *unmix_method_ops_at(int i);
+/* The method registered under `name`, or NULL. */
+const struct unmix_method_ops *unmix_method_ops_find(const char *name);
+/* The table of the manifest's cfg->method (UNMIX_ERR_CONFIG naming it when unregistered). */
+unmix_status unmix_method_ops_of(const struct unmix_config *cfg, const struct unmix_method_ops **out);
+/* Every registered method's metric columns, without repeats, in registry order. Returns the
+ * count (names[] holds the first cap). */
+int unmix_method_metric_columns_all(const char **names, int cap);
+
+/* ---- the generic wrappers ----------------------------------------------------------------- */
 
 /* image_size: the training views' size (square). comm may be NULL. */
 unmix_status unmix_method_create(const struct unmix_config *cfg, const struct unmix_backend *be, int image_size,
@@ -47,6 +100,7 @@ unmix_status unmix_method_step(struct unmix_method *m, const struct unmix_views 
                                float lr, struct unmix_step_stats *st);
 /* The encoder evaluated by kNN / exported as the backbone (MoCo: encoder_q; SwAV: the model). */
 struct unmix_model *unmix_method_encoder(struct unmix_method *m);
+const struct unmix_method_ops *unmix_method_ops_get(const struct unmix_method *m);
 /* Called at the start of every epoch (SwAV resets use_the_queue). */
 void unmix_method_begin_epoch(struct unmix_method *m, int epoch);
 int unmix_method_views_needed(const struct unmix_method *m);

@@ -23,7 +23,8 @@
 #include <string.h>
 
 #include "core/dist/comm.h"
-#include "core/methods/internal.h"
+#include "core/io/specs.h"
+#include "core/methods/common.h"
 #include "core/util/rng.h"
 
 struct unmix_moco {
@@ -39,11 +40,13 @@ struct unmix_moco {
   int cap_n;
 };
 
-unmix_status unmix_moco_create(struct unmix_method *m) {
+static struct unmix_moco *moco_of(const struct unmix_method *m) { return m->impl; }
+
+static unmix_status moco_create(struct unmix_method *m) {
   const struct unmix_config *cfg = &m->cfg;
   const struct unmix_backend *be = m->be;
   struct unmix_moco *mc = unmix_xcalloc(1, sizeof *mc);
-  m->moco = mc;
+  m->impl = mc;
   struct unmix_model_spec spec;
   unmix_model_spec_from_config(cfg, m->image_size, &spec);
   UNMIX_TRY(unmix_model_create(&spec, be, cfg->seed, &m->model));
@@ -78,8 +81,8 @@ unmix_status unmix_moco_create(struct unmix_method *m) {
   return UNMIX_OK;
 }
 
-void unmix_moco_destroy(struct unmix_method *m) {
-  struct unmix_moco *mc = m->moco;
+static void moco_destroy(struct unmix_method *m) {
+  struct unmix_moco *mc = moco_of(m);
   if (!mc) return;
   const struct unmix_backend *be = m->be;
   unmix_model_destroy(mc->k);
@@ -98,11 +101,11 @@ void unmix_moco_destroy(struct unmix_method *m) {
   unmix_ctx_destroy(mc->ckey);
   unmix_ctx_destroy(mc->cwork);
   free(mc);
-  m->moco = NULL;
+  m->impl = NULL;
 }
 
 static unmix_status ensure_batch(struct unmix_method *m, int n) {
-  struct unmix_moco *mc = m->moco;
+  struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
   if (n <= mc->cap_n) return UNMIX_OK;
   if (mc->labels_dev) be->free(mc->labels_dev);
@@ -134,7 +137,7 @@ static unmix_status ensure_batch(struct unmix_method *m, int n) {
  * drawn from (seed, step, call) alone, so one process with the whole batch draws the same. */
 static unmix_status keys(struct unmix_method *m, const float *x, int n, int64_t step, int call,
                          const int32_t *forced_perm, float **k_local, float **k_all) {
-  struct unmix_moco *mc = m->moco;
+  struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
   const int64_t img = (int64_t)m->image_size * m->image_size * 3;
   const int W = m->world, N = n * W, D = mc->dim;
@@ -183,7 +186,7 @@ static unmix_status keys(struct unmix_method *m, const float *x, int n, int64_t 
 /* CE of logits [u.kpos, u.queue]/T with label 0; du += weight * dL/du. Returns the loss. */
 static double contrast(struct unmix_method *m, int n, const float *u, const float *kpos, float weight, float *du,
                        double *c1, double *c5) {
-  struct unmix_moco *mc = m->moco;
+  struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
   const int K = mc->K, D = mc->dim, L = K + 1;
   const float inv_t = 1.0f / m->cfg.moco.T;
@@ -211,7 +214,7 @@ struct qbranch {
 
 static void qbranch_forward(struct unmix_method *m, struct unmix_ctx *ctx, const float *x, int n,
                             struct qbranch *b) {
-  struct unmix_moco *mc = m->moco;
+  struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
   b->raw = unmix_model_forward(m->model, ctx, x, n, UNMIX_FWD_TRAIN, true);
   b->norms = unmix_ctx_alloc(mc->cwork, n);
@@ -222,15 +225,15 @@ static void qbranch_forward(struct unmix_method *m, struct unmix_ctx *ctx, const
 }
 
 static void qbranch_backward(struct unmix_method *m, struct unmix_ctx *ctx, int n, struct qbranch *b) {
-  struct unmix_moco *mc = m->moco;
+  struct unmix_moco *mc = moco_of(m);
   float *draw = unmix_ctx_alloc(mc->cwork, (int64_t)n * mc->dim);
   m->be->l2norm_backward(n, mc->dim, b->du, b->raw, b->norms, 1e-12f, draw);
   unmix_model_backward(m->model, ctx, draw);
 }
 
-unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v, int64_t step, float lr,
-                             const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
-  struct unmix_moco *mc = m->moco;
+static unmix_status moco_step(struct unmix_method *m, const struct unmix_views *v, int64_t step, int epoch, float lr,
+                              const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
+  struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
   const struct unmix_config *cfg = &m->cfg;
   const int n = v->n, D = mc->dim, S = m->image_size;
@@ -349,15 +352,15 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
   st->terms[0] = l_a + l_b;
   st->terms[1] = lm_a + lm_b;
   st->terms[2] = lmf_a + lmf_b;
-  st->acc1 = 100.0 * c1 / (double)(n * (sym ? 2 : 1));
-  st->acc5 = 100.0 * c5 / (double)(n * (sym ? 2 : 1));
+  st->metrics[0] = 100.0 * c1 / (double)(n * (sym ? 2 : 1)); /* inst_top1 */
+  st->metrics[1] = 100.0 * c5 / (double)(n * (sym ? 2 : 1)); /* inst_top5 */
   st->mix_mode = mix ? (draw.global ? 1 : 0) : -1;
   st->lam = mix ? draw.lam : 1.0;
   return UNMIX_OK;
 }
 
-size_t unmix_moco_device_bytes(const struct unmix_method *m) {
-  const struct unmix_moco *mc = m->moco;
+static size_t moco_device_bytes(const struct unmix_method *m) {
+  const struct unmix_moco *mc = moco_of(m);
   size_t b = sizeof(float) * ((size_t)mc->k->params.total + mc->k->buffers.total + (size_t)mc->K * mc->dim);
   b += 3 * sizeof(float) * (size_t)mc->cap_n * (mc->K + 1);
   const struct unmix_ctx *cs[] = {mc->cq1, mc->cq2, mc->cmix, mc->cmix2, mc->ckey, mc->cwork};
@@ -366,16 +369,16 @@ size_t unmix_moco_device_bytes(const struct unmix_method *m) {
 }
 
 float *unmix_moco_queue(struct unmix_method *m, int *K, int *dim, int *ptr) {
-  *K = m->moco->K;
-  *dim = m->moco->dim;
-  *ptr = m->moco->ptr;
-  return m->moco->queue;
+  *K = moco_of(m)->K;
+  *dim = moco_of(m)->dim;
+  *ptr = moco_of(m)->ptr;
+  return moco_of(m)->queue;
 }
 
-struct unmix_model *unmix_moco_key_encoder(struct unmix_method *m) { return m->moco->k; }
+struct unmix_model *unmix_moco_key_encoder(struct unmix_method *m) { return moco_of(m)->k; }
 
-int unmix_moco_state(struct unmix_method *m, struct unmix_state_entry *out, int cap) {
-  struct unmix_moco *mc = m->moco;
+static int moco_state(struct unmix_method *m, struct unmix_state_entry *out, int cap) {
+  struct unmix_moco *mc = moco_of(m);
   int n = 0;
   n = unmix_state_add(out, n, cap, "moco.key.params", mc->k->params.data, mc->k->params.total);
   n = unmix_state_add(out, n, cap, "moco.key.buffers", mc->k->buffers.data, mc->k->buffers.total);
@@ -392,26 +395,53 @@ int unmix_moco_state(struct unmix_method *m, struct unmix_state_entry *out, int 
   return n + 1;
 }
 
-int unmix_moco_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap) {
+static int moco_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap) {
   if (cap >= 2) {
     names[0] = "moco.ptr";
-    values[0] = m->moco->ptr;
+    values[0] = moco_of(m)->ptr;
     names[1] = "moco.key.bn_batches_tracked";
-    values[1] = m->moco->k->bn_batches_tracked;
+    values[1] = moco_of(m)->k->bn_batches_tracked;
   }
   return 2;
 }
 
-unmix_status unmix_moco_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
+static unmix_status moco_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
   if (!strcmp(name, "moco.ptr")) {
-    if (value < 0 || value >= m->moco->K)
-      return unmix_error_set(UNMIX_ERR_FORMAT, "moco.ptr = %lld outside the queue of %d", (long long)value, m->moco->K);
-    m->moco->ptr = (int)value;
+    if (value < 0 || value >= moco_of(m)->K)
+      return unmix_error_set(UNMIX_ERR_FORMAT, "moco.ptr = %lld outside the queue of %d", (long long)value, moco_of(m)->K);
+    moco_of(m)->ptr = (int)value;
     return UNMIX_OK;
   }
   if (!strcmp(name, "moco.key.bn_batches_tracked")) {
-    m->moco->k->bn_batches_tracked = value;
+    moco_of(m)->k->bn_batches_tracked = value;
     return UNMIX_OK;
   }
   return unmix_error_set(UNMIX_ERR_FORMAT, "unknown MoCo state scalar '%s'", name);
 }
+
+static int moco_views_needed(const struct unmix_method *m) { return 2; }
+
+/* query passes forward + backward (3x); key passes forward only */
+static double moco_step_flops_per_sample(const struct unmix_method *m) {
+  const struct unmix_config *c = &m->cfg;
+  double q = c->moco.symmetric ? 2 : 1, keys = q;
+  if (c->unmix.enabled) q += (c->moco.symmetric && !c->moco.mix_once) ? 2 : 1;
+  return unmix_model_forward_flops(m->model) * (3.0 * q + keys);
+}
+
+const struct unmix_method_ops unmix_moco_ops = {
+    .name = "moco",
+    .model_needs = NULL,
+    .create = moco_create,
+    .destroy = moco_destroy,
+    .step = moco_step,
+    .begin_epoch = NULL,
+    .views_needed = moco_views_needed,
+    .step_flops_per_sample = moco_step_flops_per_sample,
+    .device_bytes = moco_device_bytes,
+    .state = moco_state,
+    .scalars = moco_scalars,
+    .set_scalar = moco_set_scalar,
+    /* instance discrimination top-1/5 (%) of the original logits */
+    .metric_columns = {"inst_top1", "inst_top5", NULL},
+};

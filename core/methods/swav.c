@@ -16,7 +16,8 @@
 #include <string.h>
 
 #include "core/dist/comm.h"
-#include "core/methods/internal.h"
+#include "core/io/specs.h"
+#include "core/methods/common.h"
 #include "core/util/rng.h"
 
 #define MAX_CROPS 16
@@ -34,6 +35,8 @@ struct unmix_swav {
   int last_rows;
   unmix_status comm_status;  /* first failed Sinkhorn all-reduce of the step */
 };
+
+static struct unmix_swav *swav_of(const struct unmix_method *m) { return m->impl; }
 
 /* shoot_infs: replace +-inf by the largest finite value (the reference's helper). */
 static void shoot_infs(float *x, int n) {
@@ -86,10 +89,10 @@ unmix_status unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *c
   return s;
 }
 
-unmix_status unmix_swav_create(struct unmix_method *m) {
+static unmix_status swav_create(struct unmix_method *m) {
   const struct unmix_config *cfg = &m->cfg;
   struct unmix_swav *sw = unmix_xcalloc(1, sizeof *sw);
-  m->swav = sw;
+  m->impl = sw;
   struct unmix_model_spec spec;
   unmix_model_spec_from_config(cfg, m->image_size, &spec);
   UNMIX_TRY(unmix_model_create(&spec, m->be, cfg->seed, &m->model));
@@ -108,19 +111,19 @@ unmix_status unmix_swav_create(struct unmix_method *m) {
   return UNMIX_OK;
 }
 
-void unmix_swav_destroy(struct unmix_method *m) {
-  struct unmix_swav *sw = m->swav;
+static void swav_destroy(struct unmix_method *m) {
+  struct unmix_swav *sw = swav_of(m);
   if (!sw) return;
   unmix_ctx_destroy(sw->cwork);
   for (int i = 0; i < MAX_CROPS; i++) unmix_ctx_destroy(sw->cgroup[i]);
   if (sw->queue) m->be->free(sw->queue);
   if (sw->scalars_dev) m->be->free(sw->scalars_dev);
   free(sw);
-  m->swav = NULL;
+  m->impl = NULL;
 }
 
-void unmix_swav_begin_epoch(struct unmix_method *m, int epoch) {
-  struct unmix_swav *sw = m->swav;
+static void swav_begin_epoch(struct unmix_method *m, int epoch) {
+  struct unmix_swav *sw = swav_of(m);
   const struct unmix_config *cfg = &m->cfg;
   sw->use_the_queue = false;
   if (sw->qlen > 0 && epoch >= cfg->swav.epoch_queue_starts && !sw->queue) {
@@ -141,7 +144,7 @@ struct crop {
 
 /* The reference's swav_loss over T crops: returns the loss; adds weight * dL/dscores. */
 static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop *crops, bool reverse, float weight) {
-  struct unmix_swav *sw = m->swav;
+  struct unmix_swav *sw = swav_of(m);
   const struct unmix_backend *be = m->be;
   const struct unmix_config *cfg = &m->cfg;
   const int P = sw->nproto, D = sw->dim, na = cfg->swav.n_crops_for_assign;
@@ -223,9 +226,9 @@ static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop
   return loss / (double)na;
 }
 
-unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v, int64_t step, int epoch, float lr,
-                             const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
-  struct unmix_swav *sw = m->swav;
+static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *v, int64_t step, int epoch, float lr,
+                              const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
+  struct unmix_swav *sw = swav_of(m);
   const struct unmix_backend *be = m->be;
   const struct unmix_config *cfg = &m->cfg;
   const int bs = v->n, P = sw->nproto, D = sw->dim, T = v->nviews;
@@ -363,14 +366,13 @@ unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v
   st->terms[0] = l0;
   st->terms[1] = l1;
   st->terms[2] = l2;
-  st->acc1 = st->acc5 = -1.0;
   st->mix_mode = mix ? (draw.global ? 1 : 0) : -1;
   st->lam = mix ? lam : 1.0;
   return UNMIX_OK;
 }
 
-size_t unmix_swav_device_bytes(const struct unmix_method *m) {
-  const struct unmix_swav *sw = m->swav;
+static size_t swav_device_bytes(const struct unmix_method *m) {
+  const struct unmix_swav *sw = swav_of(m);
   size_t b = unmix_ctx_bytes(sw->cwork);
   for (int i = 0; i < MAX_CROPS; i++) b += unmix_ctx_bytes(sw->cgroup[i]);
   if (sw->queue) b += sizeof(float) * (size_t)m->cfg.swav.n_crops_for_assign * sw->qlen * sw->dim;
@@ -378,12 +380,12 @@ size_t unmix_swav_device_bytes(const struct unmix_method *m) {
 }
 
 const float *unmix_swav_last_dscores(struct unmix_method *m, int *rows) {
-  *rows = m->swav->last_rows;
-  return m->swav->last_dscores;
+  *rows = swav_of(m)->last_rows;
+  return swav_of(m)->last_dscores;
 }
 
-int unmix_swav_state(struct unmix_method *m, struct unmix_state_entry *out, int cap) {
-  struct unmix_swav *sw = m->swav;
+static int swav_state(struct unmix_method *m, struct unmix_state_entry *out, int cap) {
+  struct unmix_swav *sw = swav_of(m);
   if (!sw->queue) return 0;
   if (cap >= 1) {
     struct unmix_state_entry *e = &out[0];
@@ -399,26 +401,60 @@ int unmix_swav_state(struct unmix_method *m, struct unmix_state_entry *out, int 
   return 1;
 }
 
-int unmix_swav_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap) {
+static int swav_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap) {
   if (cap >= 2) {
     names[0] = "swav.use_the_queue";
-    values[0] = m->swav->use_the_queue;
+    values[0] = swav_of(m)->use_the_queue;
     names[1] = "swav.queue_length";
-    values[1] = m->swav->qlen;
+    values[1] = swav_of(m)->qlen;
   }
   return 2;
 }
 
-unmix_status unmix_swav_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
+static unmix_status swav_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
   if (!strcmp(name, "swav.use_the_queue")) {
-    m->swav->use_the_queue = value != 0;
+    swav_of(m)->use_the_queue = value != 0;
     return UNMIX_OK;
   }
   if (!strcmp(name, "swav.queue_length")) {
-    if (value != m->swav->qlen)
+    if (value != swav_of(m)->qlen)
       return unmix_error_set(UNMIX_ERR_FORMAT, "checkpoint SwAV queue length %lld differs from this run's %d",
-                             (long long)value, m->swav->qlen);
+                             (long long)value, swav_of(m)->qlen);
     return UNMIX_OK;
   }
   return unmix_error_set(UNMIX_ERR_FORMAT, "unknown SwAV state scalar '%s'", name);
 }
+
+static int swav_views_needed(const struct unmix_method *m) {
+  int t = 0;
+  for (int g = 0; g < m->cfg.data.n_crop_groups; g++) t += m->cfg.data.nmb_crops[g];
+  return t;
+}
+
+/* every input (crops, and with Un-Mix one mixed image per crop pair) forward + backward */
+static double swav_step_flops_per_sample(const struct unmix_method *m) {
+  double views = swav_views_needed(m);
+  if (m->cfg.unmix.enabled) views += views / 2;
+  return unmix_model_forward_flops(m->model) * 3.0 * views;
+}
+
+/* the prototypes layer on top of the head */
+static void swav_model_needs(const struct unmix_config *cfg, struct unmix_model_spec *spec) {
+  spec->nmb_prototypes = cfg->swav.nmb_prototypes;
+}
+
+const struct unmix_method_ops unmix_swav_ops = {
+    .name = "swav",
+    .model_needs = swav_model_needs,
+    .create = swav_create,
+    .destroy = swav_destroy,
+    .step = swav_step,
+    .begin_epoch = swav_begin_epoch,
+    .views_needed = swav_views_needed,
+    .step_flops_per_sample = swav_step_flops_per_sample,
+    .device_bytes = swav_device_bytes,
+    .state = swav_state,
+    .scalars = swav_scalars,
+    .set_scalar = swav_set_scalar,
+    .metric_columns = {NULL},
+};

@@ -101,7 +101,6 @@ struct unmix_model_spec {
   int image_size;        /* input H = W (for shape inference) */
   bool lincls_init;      /* classifier fc initialised N(0, 0.01^2), bias 0 (linear evaluation) */
 };
-void unmix_model_spec_from_config(const struct unmix_config *cfg, int image_size, struct unmix_model_spec *spec);
 unmix_status unmix_model_create(const struct unmix_model_spec *spec, const struct unmix_backend *be, uint64_t seed,
                                 struct unmix_model **out);
 void unmix_model_destroy(struct unmix_model *m);

@@ -1,0 +1,190 @@
+/* The user-facing front door as a new user meets it: `make` only builds, backend auto (the GPU
+ * when usable, else the CPU, and the log says why), the CPU projection warning, the message for
+ * `--backend cuda` without a GPU, did-you-mean for commands/keys/options, `unmix help CMD`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experiments/projection.h"
+#include "tests/support/testutil.h"
+
+static char *g_dir;
+
+#define unmix(out, ...) unmix_test_unmix(g_dir, (out), __VA_ARGS__)
+
+static const char *tail(const char *out) {
+  size_t n = strlen(out);
+  return n > 1500 ? out + n - 1500 : out;
+}
+
+static void expect(const char *out, const char *want) {
+  ck_assert_msg(strstr(out, want) != NULL, "output lacks '%s':\n%s", want, tail(out));
+}
+
+static void expect_not(const char *out, const char *bad) {
+  ck_assert_msg(strstr(out, bad) == NULL, "output has '%s':\n%s", bad, tail(out));
+}
+
+/* Runs and expects exit status `rc` and `want` (if not NULL) in the output; returns the output. */
+static char *run_expect(int rc, const char *want, const char *args) {
+  char *o = NULL;
+  int st = unmix(&o, "%s", args);
+  ck_assert_msg(st == rc, "unmix %.300s: exit %d, expected %d:\n%s", args, st, rc, tail(o));
+  if (want) expect(o, want);
+  return o;
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ck_assert_msg(f != NULL, "cannot write %s", path);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void setup(void) { g_dir = unmix_test_tmpdir("cli"); }
+
+static void teardown(void) {
+  unmix_test_rmdir(g_dir);
+  free(g_dir);
+}
+
+/* ---- make ------------------------------------------------------------------------------- */
+
+/* Plain `make` (dry run) configures and builds, and starts none of the paper targets: before the
+ * fix Makefile.paper's `all:` joined the default goal and `make` began the whole reproduction. */
+START_TEST(make_default_goal_only_builds) {
+  char src[1024], cmd[2600];
+  unmix_test_src_path("", src, sizeof src);
+  if (unmix_test_sh("command -v make >/dev/null 2>&1", NULL) != 0) {
+    printf("SKIPPED (no make): make_default_goal_only_builds\n");
+    return;
+  }
+  snprintf(cmd, sizeof cmd, "make -n -C '%s' BUILD='%s/b' 2>&1", src, g_dir);
+  char *o = NULL;
+  int st = unmix_test_sh(cmd, &o);
+  ck_assert_msg(st == 0, "make -n failed:\n%s", tail(o));
+  expect(o, "cmake --build");
+  expect_not(o, "run_row.sh");
+  expect_not(o, "data fetch");
+  expect_not(o, "figures.sh");
+  free(o);
+  /* the whole reproduction is still one named target */
+  snprintf(cmd, sizeof cmd, "make -n -C '%s' BUILD='%s/b' paper-all 2>&1", src, g_dir);
+  st = unmix_test_sh(cmd, &o);
+  ck_assert_msg(st == 0, "make -n paper-all failed:\n%s", tail(o));
+  expect(o, "run_row.sh");
+  free(o);
+}
+END_TEST
+
+/* ---- backend auto ----------------------------------------------------------------------- */
+
+/* The line of `text` that starts with `key` (copied into line; "" when none). */
+static void line_of(const char *text, const char *key, char *line, size_t len) {
+  line[0] = 0;
+  for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+    if (!strncmp(p, key, strlen(key))) {
+      snprintf(line, len, "%.*s", (int)strcspn(p, "\n"), p);
+      return;
+    }
+}
+
+START_TEST(backend_auto_is_the_default) {
+  char *keys = run_expect(0, NULL, "validate --keys");
+  char line[256];
+  line_of(keys, "backend", line, sizeof line);
+  free(keys);
+  ck_assert_msg(line[0] != 0, "validate --keys lists no backend key");
+  ck_assert_msg(strstr(line, "auto") != NULL, "the backend default is not auto: %s", line);
+  /* every shipped manifest resolves to backend auto */
+  char src[1024], cmd[2600];
+  unmix_test_src_path("configs", src, sizeof src);
+  snprintf(cmd, sizeof cmd, "grep -rh '^backend:' '%s' | grep -v '^backend: auto' || true", src);
+  char *other = NULL;
+  ck_assert_int_eq(unmix_test_sh(cmd, &other), 0);
+  ck_assert_msg(other[0] == 0, "manifests with another backend than auto:\n%s", other);
+  free(other);
+}
+END_TEST
+
+/* A run with backend auto says in its log which backend it got and why. */
+START_TEST(backend_auto_logs_which_and_why) {
+  free(run_expect(0, NULL, "data synth fashion-mnist data --n 64 --n-test 32 --seed 1"));
+  char man[1200];
+  snprintf(man, sizeof man, "%s/m.yaml", g_dir);
+  write_file(man,
+             "name: auto\nmethod: moco\nbackend: auto\n"
+             "data: {dataset: fashion-mnist, root: data, recipe: moco-cifar, workers: 1}\n"
+             "model: {arch: resnet18, stem: cifar, width: 4, bn_splits: 2, head: linear, dim: 16}\n"
+             "moco: {K: 32, symmetric: true}\noptim: {batch_size: 16, lr: 0.06}\n"
+             "train: {epochs: 2, steps_per_epoch: 3}\nknn: {every: 0}\n");
+  /* threshold 0: any run landing on the CPU gets the projection warning after its 4th step */
+  setenv("UNMIX_CPU_WARN_SECONDS", "0", 1);
+  char *o = run_expect(0, NULL, "train m.yaml --out run --quiet");
+  unsetenv("UNMIX_CPU_WARN_SECONDS");
+  free(o);
+  char logp[1300], cmd[1400];
+  snprintf(logp, sizeof logp, "%s/run/train.log", g_dir);
+  snprintf(cmd, sizeof cmd, "cat '%s'", logp);
+  ck_assert_int_eq(unmix_test_sh(cmd, &o), 0);
+  expect(o, "backend auto: ");
+  if (strstr(o, "backend auto: cpu")) {
+    expect(o, "because");
+    expect(o, "this run trains on the CPU: projected");
+    expect(o, "for the remaining 2 steps");
+  }
+  free(o);
+}
+END_TEST
+
+START_TEST(cpu_projection_warning) {
+  char buf[512];
+  /* 2 s/step x 10000 steps = 5.6 h on the CPU: warned, with the projection */
+  ck_assert(unmix_projection_cpu_warning(true, 2.0, 10000, UNMIX_CPU_WARN_SECONDS, buf, sizeof buf));
+  expect(buf, "projected 5 h 33 min");
+  expect(buf, "10000 steps");
+  /* the same run on a GPU, or a short CPU run: silent */
+  ck_assert(!unmix_projection_cpu_warning(false, 2.0, 10000, UNMIX_CPU_WARN_SECONDS, buf, sizeof buf));
+  ck_assert_str_eq(buf, "");
+  ck_assert(!unmix_projection_cpu_warning(true, 0.5, 1000, UNMIX_CPU_WARN_SECONDS, buf, sizeof buf));
+  unmix_format_duration(3 * 86400.0 + 3600, buf, sizeof buf);
+  ck_assert_str_eq(buf, "3.0 days");
+  unmix_format_duration(90, buf, sizeof buf);
+  ck_assert_str_eq(buf, "2 min");
+}
+END_TEST
+
+/* `--backend cuda` on a machine without a GPU says so (not the CUDA runtime's wording alone). */
+START_TEST(backend_cuda_without_gpu) {
+  char *info = run_expect(0, "backends:", "info");
+  char src[1024], args[1400];
+  unmix_test_src_path("configs/fmnist/moco_sym.yaml", src, sizeof src);
+  snprintf(args, sizeof args, "bench step %s --backend cuda --steps 1 --warmup 0", src);
+  if (strstr(info, "cuda(usable)")) {
+    printf("SKIPPED (a GPU is usable here): backend_cuda_without_gpu\n");
+  } else if (strstr(info, "cuda(no device)")) {
+    char *o = run_expect(1, "there is no usable GPU here", args);
+    expect(o, "unmix info");
+    free(o);
+  } else {
+    free(run_expect(1, "was not compiled into this build", args));
+  }
+  free(info);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("cli");
+  TCase *t = tcase_create("cli");
+  tcase_set_timeout(t, 600);
+  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_add_test(t, make_default_goal_only_builds);
+  tcase_add_test(t, backend_auto_is_the_default);
+  tcase_add_test(t, backend_auto_logs_which_and_why);
+  tcase_add_test(t, cpu_projection_warning);
+  tcase_add_test(t, backend_cuda_without_gpu);
+  suite_add_tcase(s, t);
+  return s;
+}
+
+UNMIX_TEST_MAIN(suite)
