@@ -14,7 +14,7 @@
 #define UNMIX_MAX_CROP_GROUPS 4
 #define UNMIX_MAX_MILESTONES 8
 
-enum unmix_method_kind { UNMIX_METHOD_MOCO = 0, UNMIX_METHOD_SWAV };
+enum unmix_method_kind { UNMIX_METHOD_MOCO = 0, UNMIX_METHOD_SWAV, UNMIX_METHOD_SIMCLR, UNMIX_METHOD_BYOL };
 enum unmix_arch {
   UNMIX_ARCH_RESNET18 = 0,          /* torchvision BasicBlock [2,2,2,2] */
   UNMIX_ARCH_RESNET34,              /* BasicBlock [3,4,6,3] */
@@ -32,13 +32,15 @@ enum unmix_head {
   UNMIX_HEAD_MLP,        /* Linear(feat, hidden) -> ReLU -> Linear(hidden, dim) (MoCo v2) */
   UNMIX_HEAD_SWAV        /* Linear(feat, hidden) -> BN1d -> ReLU -> Linear(hidden, dim) -> L2 norm, + prototypes */
 };
-enum unmix_optim_kind { UNMIX_OPTIM_SGD = 0, UNMIX_OPTIM_LARC };
+enum unmix_optim_kind { UNMIX_OPTIM_SGD = 0, UNMIX_OPTIM_LARC, UNMIX_OPTIM_ADAM /* SimCLR/BYOL: core/optim/adam.h */ };
 enum unmix_sched_kind {
   UNMIX_SCHED_COSINE_1BASED = 0, /* per epoch e = 1..E: lr*0.5*(1+cos(pi*e/E)) (MoCo CIFAR, SPEC §2.6) */
   UNMIX_SCHED_COSINE,            /* per epoch e = 0..E-1: lr*0.5*(1+cos(pi*e/E)) (MoCo v2 --cos) */
   UNMIX_SCHED_STEP,              /* per epoch: lr * gamma^(number of milestones <= e) */
   UNMIX_SCHED_WARMUP_COSINE,     /* per iteration: linear warmup then cosine to final_lr (SwAV, SPEC §4.7) */
-  UNMIX_SCHED_CONSTANT
+  UNMIX_SCHED_CONSTANT,
+  UNMIX_SCHED_WARMUP_STEP        /* per iteration: linear warmup over warmup_iters, then x gamma at epochs E - drops[i]
+                                  * (the W-MSE codebase's SimCLR/BYOL schedule, core/optim/adam.h) */
 };
 enum unmix_swav_reverse {
   UNMIX_SWAV_REVERSE_CODE = 0, /* reference code: `reverse` flips only the crop-0 code (SPEC §4.5 quirk) */
@@ -140,6 +142,19 @@ struct unmix_schedule_config {
   int warmup_epochs;
   float start_warmup;
   float final_lr;
+  int warmup_iters;            /* warmup-step: iterations of linear warmup (500) */
+  int n_drops;
+  int drops[UNMIX_MAX_MILESTONES]; /* warmup-step: drops at epochs E - d (50, 25) */
+};
+
+struct unmix_simclr_config {
+  float tau;                   /* NT-Xent temperature (0.5) */
+};
+
+struct unmix_byol_config {
+  float tau;                   /* target momentum at epoch 0 (0.99), cosine-increased to 1 */
+  bool mix_target;             /* Un-Mix: the mixtures also pass through the target network (literal
+                                * loss(x1, mixed)); false: only through the online branch */
 };
 
 struct unmix_train_config {
@@ -181,6 +196,8 @@ struct unmix_config {
   struct unmix_model_config model;
   struct unmix_moco_config moco;
   struct unmix_swav_config swav;
+  struct unmix_simclr_config simclr;
+  struct unmix_byol_config byol;
   struct unmix_mix_config unmix;
   struct unmix_optim_config optim;
   struct unmix_schedule_config schedule;
