@@ -43,3 +43,13 @@ void wmse_mlp_backward(const struct unmix_backend *be, const struct wmse_mlp *h,
 
 /* Adam for a store (coupled L2 wd, PyTorch betas/eps). m_ext as unmix_adam_init_ext. */
 unmix_status wmse_adam_init(struct unmix_adam *a, struct unmix_param_store *s, double weight_decay, float *m_ext);
+
+/* Test hooks of the two methods (defined in simclr.c / byol.c). */
+struct unmix_method;
+struct unmix_model;
+/* SimCLR: the head + bn_last parameter store (its grad holds the last step's gradients) and,
+ * in *buffers, their BN running statistics. */
+struct unmix_param_store *unmix_simclr_head(struct unmix_method *m, struct unmix_param_store **buffers);
+/* BYOL: the target encoder, and the stores 0 g, 1 q, 2 g_t (parameters), 3-5 their buffers. */
+struct unmix_model *unmix_byol_target(struct unmix_method *m);
+struct unmix_param_store *unmix_byol_store(struct unmix_method *m, int which);
