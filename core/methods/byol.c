@@ -64,13 +64,13 @@ struct byol {
 
 static struct byol *by_of(const struct unmix_method *m) { return m->impl; }
 
-static void byol_model_needs(const struct unmix_config *cfg, struct unmix_model_spec *spec) {
+static void byol_model_needs(const struct unmix_method_spec *cfg, struct unmix_model_spec *spec) {
   (void)cfg;
   spec->head = UNMIX_HEAD_NONE; /* g and q live in the method */
 }
 
 static unmix_status byol_create(struct unmix_method *m) {
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *cfg = &m->spec;
   const struct unmix_backend *be = m->be;
   struct byol *b = unmix_xcalloc(1, sizeof *b);
   m->impl = b;
@@ -78,11 +78,9 @@ static unmix_status byol_create(struct unmix_method *m) {
     return unmix_error_set(UNMIX_ERR_CONFIG, "byol trains with optim.kind: adam (the W-MSE codebase's optimiser)");
   if (m->world > 1) /* the heads' gradients would need their own all-reduce */
     return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "byol runs on one process (the multi-rank head all-reduce is not built)");
-  struct unmix_model_spec spec;
-  unmix_model_spec_from_config(cfg, m->image_size, &spec);
-  byol_model_needs(cfg, &spec);
-  UNMIX_TRY(unmix_model_create(&spec, be, cfg->seed, &m->model));
-  UNMIX_TRY(unmix_model_create(&spec, be, cfg->seed, &b->tgt));
+  /* cfg->model has the head removed by byol_model_needs */
+  UNMIX_TRY(unmix_model_create(&cfg->model, be, cfg->seed, &m->model));
+  UNMIX_TRY(unmix_model_create(&cfg->model, be, cfg->seed, &b->tgt));
   b->feat = unmix_model_out_dim(m->model);
   b->dim = cfg->model.dim;
   const int H = cfg->model.hidden;
@@ -175,7 +173,7 @@ static unmix_status byol_step(struct unmix_method *m, const struct unmix_views *
                               const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
   struct byol *b = by_of(m);
   const struct unmix_backend *be = m->be;
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *cfg = &m->spec;
   const int n = v->n, S = m->image_size, F = b->feat, D = b->dim;
   const bool mix = cfg->unmix.enabled, through_target = cfg->byol.mix_target;
   if (v->nviews < 2) return unmix_error_set(UNMIX_ERR_CONFIG, "BYOL needs 2 views per sample, the recipe gives %d", v->nviews);
@@ -230,7 +228,7 @@ static unmix_status byol_step(struct unmix_method *m, const struct unmix_views *
   unmix_adam_step(&b->adam_g, b->gp.data, b->gp.grad, lr);
   unmix_adam_step(&b->adam_q, b->qp.data, b->qp.grad, lr);
   /* model.step(ep / epochs): the target moves after every optimiser step */
-  const float tau = (float)unmix_byol_tau(cfg->byol.tau, epoch, cfg->train.epochs);
+  const float tau = (float)unmix_byol_tau(cfg->byol.tau, epoch, cfg->epochs);
   unmix_ema_update(be, &b->tgt->params, &m->model->params, tau);
   be->ema(b->tp.total, tau, b->gp.data, b->tp.data);
   st->loss = loss;
@@ -253,8 +251,8 @@ static int byol_views_needed(const struct unmix_method *m) {
 
 /* online passes forward + backward (3x), target passes forward only */
 static double byol_step_flops_per_sample(const struct unmix_method *m) {
-  const bool mix = m->cfg.unmix.enabled;
-  double online = mix ? 4 : 2, tgt = mix ? (m->cfg.byol.mix_target ? 4 : 2) : 2;
+  const bool mix = m->spec.unmix.enabled;
+  double online = mix ? 4 : 2, tgt = mix ? (m->spec.byol.mix_target ? 4 : 2) : 2;
   return unmix_model_forward_flops(m->model) * (3.0 * online + tgt);
 }
 

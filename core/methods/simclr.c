@@ -115,23 +115,21 @@ struct simclr {
 
 static struct simclr *sc_of(const struct unmix_method *m) { return m->impl; }
 
-static void simclr_model_needs(const struct unmix_config *cfg, struct unmix_model_spec *spec) {
+static void simclr_model_needs(const struct unmix_method_spec *cfg, struct unmix_model_spec *spec) {
   (void)cfg;
   spec->head = UNMIX_HEAD_NONE; /* the head lives in the method (it sees both views as one batch) */
 }
 
 static unmix_status simclr_create(struct unmix_method *m) {
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *cfg = &m->spec;
   struct simclr *s = unmix_xcalloc(1, sizeof *s);
   m->impl = s;
   if (cfg->optim.kind != UNMIX_OPTIM_ADAM)
     return unmix_error_set(UNMIX_ERR_CONFIG, "simclr trains with optim.kind: adam (the W-MSE codebase's optimiser)");
   if (m->world > 1) /* the head's gradients would need their own all-reduce */
     return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "simclr runs on one process (the multi-rank head all-reduce is not built)");
-  struct unmix_model_spec spec;
-  unmix_model_spec_from_config(cfg, m->image_size, &spec);
-  simclr_model_needs(cfg, &spec);
-  UNMIX_TRY(unmix_model_create(&spec, m->be, cfg->seed, &m->model));
+  /* cfg->model has the head removed by simclr_model_needs */
+  UNMIX_TRY(unmix_model_create(&cfg->model, m->be, cfg->seed, &m->model));
   s->feat = unmix_model_out_dim(m->model);
   s->dim = cfg->model.dim;
   wmse_mlp_add(&s->head, &s->hp, &s->hb, "head", "bn_last", s->feat, cfg->model.hidden, s->dim, true);
@@ -178,7 +176,7 @@ static unmix_status pair(struct unmix_method *m, int n, const float *ha, const f
   const float *z;
   UNMIX_TRY(wmse_mlp_forward(be, &s->head, &s->hp, &s->hb, &s->act, 2 * n, hcat, &z));
   be->fill(2 * (int64_t)n * D, 0.0f, dz);
-  unmix_simclr_ntxent(be, n, D, m->cfg.simclr.tau, z, z + (int64_t)n * D, weight, dz, dz + (int64_t)n * D, loss, work);
+  unmix_simclr_ntxent(be, n, D, m->spec.simclr.tau, z, z + (int64_t)n * D, weight, dz, dz + (int64_t)n * D, loss, work);
   wmse_mlp_backward(be, &s->head, &s->hp, &s->act, 2 * n, hcat, dz, dh);
   be->axpy((int64_t)n * F, 1.0f, dh, dha);
   be->axpy((int64_t)n * F, 1.0f, dh + (int64_t)n * F, dhb);
@@ -190,7 +188,7 @@ static unmix_status simclr_step(struct unmix_method *m, const struct unmix_views
   (void)epoch;
   struct simclr *s = sc_of(m);
   const struct unmix_backend *be = m->be;
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *cfg = &m->spec;
   const int n = v->n, S = m->image_size, F = s->feat;
   const bool mix = cfg->unmix.enabled;
   if (v->nviews < 2) return unmix_error_set(UNMIX_ERR_CONFIG, "SimCLR needs 2 views per sample, the recipe gives %d", v->nviews);
@@ -253,7 +251,7 @@ static int simclr_views_needed(const struct unmix_method *m) {
 
 /* every encoder pass forward + backward (3x); the head is small next to the encoder */
 static double simclr_step_flops_per_sample(const struct unmix_method *m) {
-  return unmix_model_forward_flops(m->model) * 3.0 * (m->cfg.unmix.enabled ? 4 : 2);
+  return unmix_model_forward_flops(m->model) * 3.0 * (m->spec.unmix.enabled ? 4 : 2);
 }
 
 static size_t simclr_device_bytes(const struct unmix_method *m) {
