@@ -16,7 +16,7 @@
 
 #define UNMIX_NAME_MAX 128
 
-enum unmix_method_kind { UNMIX_METHOD_MOCO = 0, UNMIX_METHOD_SWAV };
+enum unmix_method_kind { UNMIX_METHOD_MOCO = 0, UNMIX_METHOD_SWAV, UNMIX_METHOD_SIMCLR, UNMIX_METHOD_BYOL };
 enum unmix_lincls_protocol {
   UNMIX_LINCLS_IMAGENET = 0,   /* FIDELITY §5.2 */
   UNMIX_LINCLS_SWAV_CIFAR,     /* FIDELITY §5.2 */
@@ -89,6 +89,8 @@ struct unmix_config {
   struct unmix_model_config model;
   struct unmix_moco_config moco;
   struct unmix_swav_config swav;
+  struct unmix_simclr_config simclr;
+  struct unmix_byol_config byol;
   struct unmix_mix_config unmix;
   struct unmix_optim_config optim;
   struct unmix_schedule_config schedule;

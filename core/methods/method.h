@@ -46,6 +46,16 @@ struct unmix_swav_config {
   enum unmix_swav_reverse reverse;
 };
 
+/* SimCLR / BYOL (the W-MSE codebase's; docs/FIDELITY.md §10) */
+struct unmix_simclr_config {
+  float tau;                   /* NT-Xent temperature (0.5) */
+};
+struct unmix_byol_config {
+  float tau;                   /* target momentum at epoch 0 (0.99), cosine-increased to 1 */
+  bool mix_target;             /* Un-Mix: the mixtures also pass through the target network (literal
+                                * loss(x1, mixed)); false: only through the online branch */
+};
+
 struct unmix_method_ops;
 /* Everything a method is built from (core/io/specs.c makes it from a manifest). */
 struct unmix_method_spec {
@@ -59,6 +69,9 @@ struct unmix_method_spec {
   struct unmix_mix_config unmix;
   struct unmix_moco_config moco;
   struct unmix_swav_config swav;
+  struct unmix_simclr_config simclr;
+  struct unmix_byol_config byol;
+  int epochs;                    /* train.epochs (BYOL's target momentum follows epoch / epochs) */
 };
 
 #define UNMIX_METHOD_MAX_VIEWS 16
