@@ -56,7 +56,7 @@ static void bad(const char *body, const char *needle) {
 START_TEST(test_defaults_match_reference) {
   struct unmix_config c;
   unmix_config_init_defaults(&c);
-  /* SPEC §2.1 */
+  /* FIDELITY §2.1 */
   ck_assert_int_eq(c.method, UNMIX_METHOD_MOCO);
   ck_assert_int_eq(c.model.arch, UNMIX_ARCH_RESNET18);
   ck_assert_int_eq(c.model.stem, UNMIX_STEM_CIFAR);
@@ -86,7 +86,7 @@ START_TEST(test_defaults_match_reference) {
   ck_assert_uint_eq(c.seed, 0);
   ck_assert_str_eq(c.backend, "auto"); /* GPU when usable, else CPU */
   ck_assert_int_eq(c.precision, UNMIX_PREC_TF32);
-  /* SPEC §4.1 */
+  /* FIDELITY §3.1 */
   ck_assert_int_eq(c.swav.nmb_prototypes, 100);
   ck_assert_float_eq(c.swav.temperature, 0.1f);
   ck_assert_float_eq(c.swav.epsilon, 0.05f);

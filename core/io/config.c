@@ -86,7 +86,7 @@ _Static_assert(UNMIX_PREC_BF16 == 2 && UNMIX_METHOD_SWAV == 1 && UNMIX_ARCH_RESN
 #define KL(p, f, cnt, rg, d) {p, K_INTLIST, OFF(f), FSIZE(f) / sizeof(int), OFF(cnt), rg, NULL, d}
 
 /* The schema. Order = the order of the resolved dump; a section's keys are contiguous.
- * Defaults: CIFAR-10 MoCo reference (SPEC §2.1), swav block SwAV-CIFAR (SPEC §4.1),
+ * Defaults: CIFAR-10 MoCo reference (FIDELITY §2.1), swav block SwAV-CIFAR (FIDELITY §3.1),
  * linear block the MoCo CIFAR demo protocol. */
 static const struct key_def g_keys[] = {
     KN("name", name, "\"\""),
