@@ -7,8 +7,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "experiments/commands.h"
+#include "experiments/suggest.h"
 #include "experiments/trainer.h"
 
 static void usage(FILE *f) {
@@ -47,7 +48,8 @@ static void usage(FILE *f) {
           "  unmix train configs/fmnist/moco_sym.yaml --out runs/a --set train.epochs=2\n"
           "  unmix train --resume runs/a --set train.epochs=4     # extend the finished run\n\n"
           "Multi-process: `mpirun -np N unmix train ...` trains data-parallel on N ranks (optim.batch_size\n"
-          "is the global batch); rank 0 writes the run directory. See README, Multi-process training.\n");
+          "is the global batch); rank 0 writes the run directory. See README, Multi-process training.\n\n"
+          "example: unmix train configs/cifar10/moco_sym_unmix.yaml --set train.epochs=10 --out results/runs/try\n");
 }
 
 static int parse_count(const char *opt, const char *v, long long *out) {
@@ -131,7 +133,10 @@ int unmix_cmd_train(int argc, char **argv) {
         usage(stdout);
         rc = 0;
         goto out;
-      default: usage(stderr); goto out;
+      default:
+        usage(stderr);
+        unmix_cli_option_hint(stderr, "train", opts, argv[optind - 1]); /* --epochs -> --set train.epochs= */
+        goto out;
     }
   }
   if (optind != argc - 1) {

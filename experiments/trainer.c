@@ -21,7 +21,7 @@
 #include "core/data/loader.h"
 #include "core/data/md5.h"
 #include "core/data/recipe.h"
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/io/atomic.h"
 #include "core/io/checkpoint.h"
 #include "core/io/csv.h"
@@ -673,6 +673,7 @@ static unmix_status setup(struct run *r) {
   }
   unmix_log_info("unmix %s (%s) | backend %s | %s", UNMIX_VERSION, UNMIX_GIT_COMMIT, r->be->name,
                  unmix_blas_describe());
+  /* after train.log is open, so the file says why "auto" chose this backend */
   if (!strcmp(cfg->backend, "auto")) unmix_log_info("%s", unmix_backend_auto_reason());
   if (r->world > 1)
     unmix_log_info("%d ranks (%s, collective timeout %.0f s): global batch %d = %d per rank%s", r->world,

@@ -20,13 +20,7 @@ static void teardown(void) {
   g_dir = NULL;
 }
 
-static const char *tmp(const char *name) {
-  static char buf[4][1024];
-  static int k;
-  char *p = buf[k++ % 4];
-  snprintf(p, 1024, "%s/%s", g_dir, name);
-  return p;
-}
+#define tmp(name) unmix_test_path(g_dir, (name))
 
 /* ---- the canonical tensor set (= EXPECTED in tests/golden/gen/gen_safetensors.py) ---------------- */
 static float f32v[6];
@@ -72,26 +66,6 @@ static void expect_canonical(const struct unmix_ckpt *ck) {
   expect_tensor(ck, "empty", UNMIX_CKPT_F32, 2, (int64_t[]){0, 4}, NULL, 0);
 }
 
-static unsigned char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  ck_assert_msg(f != NULL, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc((size_t)n + 1);
-  ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *len = (size_t)n;
-  return b;
-}
-
-static void spit(const char *path, const void *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-  fclose(f);
-}
-
 /* A raw safetensors file from a header text (padded here) and data bytes. */
 static const char *raw(const char *name, const char *header, const void *data, size_t dlen) {
   size_t hl = strlen(header), padded = (hl + 7) & ~(size_t)7;
@@ -102,7 +76,7 @@ static const char *raw(const char *name, const char *header, const void *data, s
   memset(b + 8 + hl, ' ', padded - hl);
   if (dlen) memcpy(b + 8 + padded, data, dlen);
   const char *p = tmp(name);
-  spit(p, b, 8 + padded + dlen);
+  unmix_test_write(p, b, 8 + padded + dlen);
   free(b);
   return p;
 }
@@ -143,7 +117,7 @@ START_TEST(test_round_trip) {
   unmix_ckpt_free(in);
   /* the data region starts 8-aligned and the header is space-padded JSON */
   size_t len;
-  unsigned char *b = slurp(p, &len);
+  unsigned char *b = (unsigned char *)unmix_test_read(p, &len);
   uint64_t n;
   memcpy(&n, b, 8);
   ck_assert_uint_eq((8 + n) % 8, 0);
@@ -186,7 +160,7 @@ END_TEST
 
 START_TEST(test_atomic_replace) {
   const char *p = tmp("a.safetensors");
-  spit(p, "old contents", 12);
+  unmix_test_write(p, "old contents", 12);
   struct unmix_ckpt *ck = canonical();
   ck_assert_int_eq(unmix_ckpt_save(ck, p), UNMIX_OK);
   ck_assert_int_eq(unmix_ckpt_save(ck, p), UNMIX_OK);
@@ -282,7 +256,7 @@ START_TEST(test_c_written_golden) {
   ck_assert_int_eq(unmix_ckpt_save(ck, p), UNMIX_OK);
   unmix_ckpt_free(ck);
   size_t la, lb;
-  unsigned char *a = slurp(p, &la), *b = slurp(golden, &lb);
+  unsigned char *a = (unsigned char *)unmix_test_read(p, &la), *b = (unsigned char *)unmix_test_read(golden, &lb);
   ck_assert_uint_eq(la, lb);
   ck_assert_msg(memcmp(a, b, la) == 0, "the writer's output changed; if intended, regenerate with "
                 "UNMIX_UPDATE_GOLDEN=1 and re-run gen_safetensors.py --check-c");
@@ -302,10 +276,10 @@ START_TEST(test_truncation_everywhere) {
   ck_assert_int_eq(unmix_ckpt_save(ck, good), UNMIX_OK);
   unmix_ckpt_free(ck);
   size_t len;
-  unsigned char *b = slurp(good, &len);
+  unsigned char *b = (unsigned char *)unmix_test_read(good, &len);
   const char *p = tmp("trunc.safetensors");
   for (size_t cut = 0; cut < len; cut++) {
-    spit(p, b, cut);
+    unmix_test_write(p, b, cut);
     struct unmix_ckpt *in = NULL;
     unmix_status st = unmix_ckpt_load(p, &in);
     ck_assert_msg(st == UNMIX_ERR_FORMAT, "truncated at %zu of %zu: %s", cut, len,
@@ -313,17 +287,17 @@ START_TEST(test_truncation_everywhere) {
     ck_assert_msg(strstr(unmix_error_message(), "trunc.safetensors"), "%s", unmix_error_message());
   }
   /* specific messages at the three regions */
-  spit(p, b, 5);
+  unmix_test_write(p, b, 5);
   load_fails(p, UNMIX_ERR_FORMAT, "too short");
-  spit(p, b, 40);
+  unmix_test_write(p, b, 40);
   load_fails(p, UNMIX_ERR_FORMAT, "exceeds the file size");
-  spit(p, b, len - 3);
+  unmix_test_write(p, b, len - 3);
   load_fails(p, UNMIX_ERR_FORMAT, "tensor 'scalar'");
   /* appended garbage */
   unsigned char *c = malloc(len + 4);
   memcpy(c, b, len);
   memcpy(c + len, "JUNK", 4);
-  spit(p, c, len + 4);
+  unmix_test_write(p, c, len + 4);
   load_fails(p, UNMIX_ERR_FORMAT, "4 bytes after the last tensor");
   free(c);
   free(b);
@@ -381,11 +355,11 @@ START_TEST(test_malformed_headers) {
              UNMIX_ERR_FORMAT, "the file is corrupt");
   /* the header length itself */
   unsigned char h[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
-  spit(tmp("len.st"), h, 16);
+  unmix_test_write(tmp("len.st"), h, 16);
   load_fails(tmp("len.st"), UNMIX_ERR_FORMAT, "header length 18446744073709551615 exceeds");
   h[0] = 0;
   memset(h + 1, 0, 7);
-  spit(tmp("len0.st"), h, 16);
+  unmix_test_write(tmp("len0.st"), h, 16);
   load_fails(tmp("len0.st"), UNMIX_ERR_FORMAT, "implausible header length 0");
   /* a valid foreign file without our CRC and with a gap-free layout loads */
   struct unmix_ckpt *in = NULL;
@@ -412,7 +386,7 @@ START_TEST(test_random_corruption_never_crashes) {
   ck_assert_int_eq(unmix_ckpt_save(ck, good), UNMIX_OK);
   unmix_ckpt_free(ck);
   size_t len;
-  unsigned char *b = slurp(good, &len);
+  unsigned char *b = (unsigned char *)unmix_test_read(good, &len);
   unsigned char *c = malloc(len);
   const char *p = tmp("fuzz.safetensors");
   uint64_t s = 0x9e3779b97f4a7c15ull;
@@ -427,7 +401,7 @@ START_TEST(test_random_corruption_never_crashes) {
       else c[at] ^= (unsigned char)(1u << (xs(&s) % 8));
     }
     size_t l = (it % 10 == 9) ? (size_t)(xs(&s) % len) : len;
-    spit(p, c, l);
+    unmix_test_write(p, c, l);
     struct unmix_ckpt *in = NULL;
     unmix_status st = unmix_ckpt_load(p, &in);
     if (st == UNMIX_OK) {

@@ -354,11 +354,7 @@ static void write_jpeg(const char *path, int h, int w, uint8_t seed) {
   free(jpg);
 }
 
-static void mkdir_p(const char *fmt, const char *a) {
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", fmt, a);
-  ck_assert_int_eq(unmix_test_sh(cmd, NULL), 0);
-}
+static void mkdir_p(const char *root, const char *rel) { unmix_test_mkdirs(unmix_test_path(root, rel)); }
 
 START_TEST(test_imagefolder_torchvision_order) {
   /* classes sorted; within a class sorted(os.walk()) visits "b", "b/a-x", "b/a/y"-style paths in

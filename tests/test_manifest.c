@@ -18,24 +18,10 @@ static void teardown(void) {
   g_dir = NULL;
 }
 
-/* Writes `text` to g_dir/name (creating one level of subdirectory) and returns the path. */
+/* Writes `text` to g_dir/name (creating its directory) and returns the path. */
 static const char *put(const char *name, const char *text) {
-  static char paths[8][1024];
-  static int next;
-  char *p = paths[next++ % 8];
-  snprintf(p, 1024, "%s/%s", g_dir, name);
-  char *slash = strrchr(p, '/');
-  if (slash > p + strlen(g_dir)) {
-    *slash = 0;
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
-    ck_assert_int_eq(system(cmd), 0);
-    *slash = '/';
-  }
-  FILE *f = fopen(p, "w");
-  ck_assert_ptr_nonnull(f);
-  fputs(text, f);
-  fclose(f);
+  const char *p = unmix_test_path(g_dir, name);
+  unmix_test_write_text(p, text);
   return p;
 }
 
@@ -98,7 +84,7 @@ START_TEST(test_defaults_match_reference) {
   ck_assert_str_eq(c.data.dataset, "cifar10");
   ck_assert_str_eq(c.data.recipe, "moco-cifar");
   ck_assert_uint_eq(c.seed, 0);
-  ck_assert_str_eq(c.backend, "cpu");
+  ck_assert_str_eq(c.backend, "auto"); /* GPU when usable, else CPU */
   ck_assert_int_eq(c.precision, UNMIX_PREC_TF32);
   /* SPEC §4.1 */
   ck_assert_int_eq(c.swav.nmb_prototypes, 100);
@@ -537,11 +523,13 @@ START_TEST(test_resolved_round_trip) {
                       "swav: {nmb_prototypes: 3000, temperature: 0.2, epsilon: 0.03, sinkhorn_iterations: 5,"
                       " crops_for_assign: [1, 0, 7], queue_length: 3840, epoch_queue_starts: 30,"
                       " freeze_prototypes_niters: 313, reverse: paper}\n"
+                      "simclr: {tau: 0.2}\n"
+                      "byol: {tau: 0.996, mix_target: false}\n"
                       "unmix: {enabled: false, prob: 0.3333, beta: 2.5, per_rank: false}\n"
                       "optim: {kind: larc, lr: 4.8, momentum: 0.875, weight_decay: 1.5e-6, batch_size: 4096,"
                       " larc_trust: 0.002, larc_eps: 1e-9, larc_clip: true}\n"
                       "schedule: {kind: warmup-cosine, milestones: [1, 2, 3, 4, 5, 6, 7, 8], gamma: 0.5,"
-                      " warmup_epochs: 10, start_warmup: 0.3, final_lr: 4.8e-3}\n"
+                      " warmup_epochs: 10, start_warmup: 0.3, final_lr: 4.8e-3, warmup_iters: 7, drops: [9, 3]}\n"
                       "train: {epochs: 800, steps_per_epoch: 17, checkpoint_every: 25, log_every: 50}\n"
                       "knn: {every: 0, k: 20, t: 0.07, bank_subset: 5000, test_subset: 100}\n"
                       "linear: {protocol: imagenet, epochs: 90, lr: 0.1, momentum: 0, weight_decay: 1e-4,"

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/data/cifar_pickle.h"
 #include "core/data/dataset_impl.h"
 
 static const char *const CIFAR10_NAMES[] = {"airplane", "automobile", "bird", "cat", "deer",
@@ -43,6 +44,12 @@ unmix_status unmix_cifar_open(const struct unmix_dataset_options *o, struct unmi
     if (stat(paths[f], &sb) != 0) {
       if (errno != ENOENT)
         return UNMIX_FAIL(UNMIX_ERR_IO, "%s: cannot stat: %s", paths[f], strerror(errno));
+      char py[UNMIX_PATH_MAX];
+      if (unmix_cifar_find_python(given_root, c100, py, sizeof py)) /* torchvision's download is there */
+        return UNMIX_FAIL(UNMIX_ERR_IO,
+                          "%s: missing; %s holds torchvision's python release of %s instead: "
+                          "`unmix data import %s %s` converts it (one command, no Python needed)",
+                          paths[f], py, o->name, o->name, given_root);
       return UNMIX_FAIL(UNMIX_ERR_IO,
                         "%s: missing (dataset %s expects the official binary release in %s/%s or %s; "
                         "`unmix data fetch %s --root %s` downloads it)",
