@@ -51,21 +51,23 @@ struct key_def {
 };
 
 static const char *const g_precision[] = {"fp32", "tf32", "bf16", NULL};
-static const char *const g_method[] = {"moco", "swav", NULL};
+static const char *const g_method[] = {"moco", "swav", "simclr", "byol", NULL};
 static const char *const g_arch[] = {"resnet18", "resnet34", "resnet50", "resnet18-bottleneck", NULL};
 static const char *const g_stem[] = {"imagenet", "cifar", "swav-cifar", NULL};
 static const char *const g_head[] = {"none", "linear", "mlp", "swav", NULL};
-static const char *const g_optim[] = {"sgd", "larc", NULL};
-static const char *const g_sched[] = {"cosine-1based", "cosine", "step", "warmup-cosine", "constant", NULL};
+static const char *const g_optim[] = {"sgd", "larc", "adam", NULL};
+static const char *const g_sched[] = {"cosine-1based", "cosine", "step", "warmup-cosine", "constant", "warmup-step",
+                                       NULL};
 static const char *const g_reverse[] = {"code", "paper", NULL};
 static const char *const g_lincls[] = {"imagenet", "swav-cifar", "moco-cifar", NULL};
 static const char *const g_backend[] = {"auto", "cpu", "cuda", NULL};
 static const char *const g_dataset[] = {"cifar10", "cifar100", "fashion-mnist", "imagefolder", NULL};
-static const char *const g_recipe[] = {"moco-cifar", "swav-cifar", "mocov1-imagenet", "mocov2-imagenet", "test", NULL};
+static const char *const g_recipe[] = {"moco-cifar", "swav-cifar", "mocov1-imagenet", "mocov2-imagenet", "test",
+                                        "wmse-cifar10", "wmse-cifar100", NULL};
 
-_Static_assert(UNMIX_PREC_BF16 == 2 && UNMIX_METHOD_SWAV == 1 && UNMIX_ARCH_RESNET18_BOTTLENECK == 3 &&
-                   UNMIX_STEM_SWAV_CIFAR == 2 && UNMIX_HEAD_SWAV == 3 && UNMIX_OPTIM_LARC == 1 &&
-                   UNMIX_SCHED_CONSTANT == 4 && UNMIX_SWAV_REVERSE_PAPER == 1 && UNMIX_LINCLS_MOCO_CIFAR == 2,
+_Static_assert(UNMIX_PREC_BF16 == 2 && UNMIX_METHOD_BYOL == 3 && UNMIX_ARCH_RESNET18_BOTTLENECK == 3 &&
+                   UNMIX_STEM_SWAV_CIFAR == 2 && UNMIX_HEAD_SWAV == 3 && UNMIX_OPTIM_ADAM == 2 &&
+                   UNMIX_SCHED_WARMUP_STEP == 5 && UNMIX_SWAV_REVERSE_PAPER == 1 && UNMIX_LINCLS_MOCO_CIFAR == 2,
                "enum name tables must follow the enum values");
 
 #define OFF(f) offsetof(struct unmix_config, f)
@@ -106,6 +108,7 @@ static const struct key_def g_keys[] = {
     KI("data.pad_to", data.pad_to, IN(0, 4096), "0"),
     KI("data.channels", data.channels, IN(1, 3), "3"),
     KB("data.skip_corrupt", data.skip_corrupt, "false"),
+    KB("data.grey_images", data.grey_images, "false"),
     {"data.crops", K_CROPS, OFF(data), FSIZE(data), 0, ANY, NULL, "[]"},
     {"data.mean", K_NORM3, OFF(data.mean), 0, 0, ANY, NULL, "[]"},
     {"data.std", K_NORM3, OFF(data.std), 1, 0, GT(0), NULL, "[]"},
@@ -136,6 +139,11 @@ static const struct key_def g_keys[] = {
     KI("swav.freeze_prototypes_niters", swav.freeze_prototypes_niters, GE(0), "5005"),
     KE("swav.reverse", swav.reverse, g_reverse, "code"),
 
+    KF("simclr.tau", simclr.tau, GT(0), "0.5"),
+
+    KF("byol.tau", byol.tau, IN(0, 1), "0.99"),
+    KB("byol.mix_target", byol.mix_target, "true"),
+
     KB("unmix.enabled", unmix.enabled, "true"),
     KF("unmix.prob", unmix.prob, IN(0, 1), "0.5"),
     KF("unmix.beta", unmix.beta, GT(0), "1"),
@@ -156,6 +164,8 @@ static const struct key_def g_keys[] = {
     KI("schedule.warmup_epochs", schedule.warmup_epochs, GE(0), "0"),
     KF("schedule.start_warmup", schedule.start_warmup, GE(0), "0"),
     KF("schedule.final_lr", schedule.final_lr, GE(0), "0"),
+    KI("schedule.warmup_iters", schedule.warmup_iters, GE(0), "500"),
+    KL("schedule.drops", schedule.drops, schedule.n_drops, GE(0), "[50, 25]"),
 
     KI("train.epochs", train.epochs, IN(1, 1 << 24), "1000"),
     KI("train.steps_per_epoch", train.steps_per_epoch, GE(0), "0"),
@@ -328,7 +338,7 @@ static const char *last_seg(const char *p) {
 
 const char *unmix_config_suggest(const char *path) {
   /* candidates: every key and every section name */
-  static const char *const sections[] = {"data", "model", "moco", "swav", "unmix", "optim",
+  static const char *const sections[] = {"data", "model", "moco", "swav", "simclr", "byol", "unmix", "optim",
                                          "schedule", "train", "knn", "linear", "paper"};
   const char *cands[N_KEYS + 16];
   int n = 0;
@@ -823,10 +833,20 @@ static void cross_checks(struct bind_ctx *c, struct unmix_config *cfg) {
     if (cfg->model.head != UNMIX_HEAD_LINEAR && cfg->model.head != UNMIX_HEAD_MLP)
       cerr(c, mark_of(c, "model.head", "method"), "model.head", "method moco needs head linear or mlp, not %s",
            unmix_head_name(cfg->model.head));
-  } else if (cfg->model.head != UNMIX_HEAD_SWAV) {
+  } else if (cfg->method == UNMIX_METHOD_SWAV && cfg->model.head != UNMIX_HEAD_SWAV) {
     cerr(c, mark_of(c, "model.head", "method"), "model.head", "method swav needs head swav, not %s",
          unmix_head_name(cfg->model.head));
+  } else if ((cfg->method == UNMIX_METHOD_SIMCLR || cfg->method == UNMIX_METHOD_BYOL) &&
+             cfg->model.head != UNMIX_HEAD_NONE) {
+    /* their projection head / predictor (model.hidden, model.dim) live in the method */
+    cerr(c, mark_of(c, "model.head", "method"), "model.head", "method %s needs head none, not %s",
+         unmix_method_name(cfg->method), unmix_head_name(cfg->model.head));
   }
+  if ((cfg->method == UNMIX_METHOD_SIMCLR || cfg->method == UNMIX_METHOD_BYOL) && cfg->optim.kind != UNMIX_OPTIM_ADAM)
+    cerr(c, mark_of(c, "optim.kind", "method"), "optim.kind", "method %s trains with adam (the W-MSE codebase), not %s",
+         unmix_method_name(cfg->method), unmix_optim_name(cfg->optim.kind));
+  if (cfg->optim.kind == UNMIX_OPTIM_ADAM && cfg->method != UNMIX_METHOD_SIMCLR && cfg->method != UNMIX_METHOD_BYOL)
+    cerr(c, mark_of(c, "optim.kind", "method"), "optim.kind", "adam is the optimiser of simclr and byol only");
   int total = 0;
   for (int g = 0; g < cfg->data.n_crop_groups; g++) total += cfg->data.nmb_crops[g];
   /* crop indices are checked against explicit crop groups; with data.crops: [] the recipe's
