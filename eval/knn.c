@@ -1,4 +1,4 @@
-/* Weighted kNN classifier (SPEC §2.7, MoCo's knn_predict): similarities and top-k on the
+/* Weighted kNN classifier (FIDELITY §5.1, MoCo's knn_predict): similarities and top-k on the
  * backend in chunks of queries (bounded memory), the exp(s/t) vote on the host. */
 #include "eval/knn.h"
 
@@ -50,9 +50,9 @@ unmix_status unmix_knn_classify(const struct unmix_backend *be, const float *ban
   if (p->num_classes < 1)
     return unmix_error_set(UNMIX_ERR_ARG, "knn: num_classes = %d must be >= 1", p->num_classes);
   if (p->chunk < 0) return unmix_error_set(UNMIX_ERR_ARG, "knn: chunk = %d must be >= 0 (0 = automatic)", p->chunk);
-  if (!be->supports_op(UNMIX_OP_GEMM) || !be->supports_op(UNMIX_OP_TOPK) || !be->gemm || !be->topk)
+  if (!be->supports_op(UNMIX_OP_GEMM, NULL) || !be->supports_op(UNMIX_OP_TOPK, NULL) || !be->gemm || !be->topk)
     return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "knn: backend '%s' does not support %s", be->name,
-                           !be->supports_op(UNMIX_OP_GEMM) || !be->gemm ? "gemm" : "topk");
+                           !be->supports_op(UNMIX_OP_GEMM, NULL) || !be->gemm ? "gemm" : "topk");
   const int nc = p->num_classes, k = p->k;
   for (int i = 0; i < n; i++)
     if (bank_labels[i] < 0 || bank_labels[i] >= nc)
@@ -148,7 +148,7 @@ unmix_status unmix_knn_euclid_classify(const struct unmix_backend *be, const flo
   if (p->chunk < 0) return unmix_error_set(UNMIX_ERR_ARG, "knn: chunk = %d must be >= 0 (0 = automatic)", p->chunk);
   static const enum unmix_op need[] = {UNMIX_OP_GEMM, UNMIX_OP_TOPK, UNMIX_OP_ROW_DOT, UNMIX_OP_COPY};
   for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
-    if (!be->supports_op(need[i]))
+    if (!be->supports_op(need[i], NULL))
       return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "knn: backend '%s' does not support %s", be->name,
                              unmix_op_name(need[i]));
   const int nc = p->num_classes, k = p->k;

@@ -1,4 +1,4 @@
-/* The weighted kNN classifier of the MoCo CIFAR monitor (SPEC §2.7): a memory bank of
+/* The weighted kNN classifier of the MoCo CIFAR monitor (FIDELITY §5.1): a memory bank of
  * L2-normalised features votes for each query's class with weights exp(cos/t) over its
  * top-k neighbours. Runs through the backend op table (gemm, topk), so it works on any
  * backend that has those two ops; the vote itself happens on the host. */

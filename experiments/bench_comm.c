@@ -27,7 +27,8 @@ static void usage(FILE *f) {
           "1; at least 3 repetitions after 2 warm-ups); the time is the slowest rank's mean.\n"
           "algbw = bytes/time, busbw = algbw*2(n-1)/n. With --backend cuda the buffers are on the GPU\n"
           "(NCCL when built in). --blocking uses blocking MPI calls without the timeout poll (to\n"
-          "measure what the poll costs). With one rank it only says how to launch it.\n");
+          "measure what the poll costs). With one rank it only says how to launch it.\n\n"
+          "example: mpirun -np 2 unmix bench comm --max-mb 64\n");
 }
 
 /* The flat parameter count (with alignment padding, as all-reduced) of a model. */

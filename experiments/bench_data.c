@@ -24,7 +24,8 @@ static void usage(FILE *f) {
           "CPU-second (from all threads' CPU time: the per-core rate, robust to other load on\n"
           "the machine). Without --dataset the input is an in-memory synthetic set of N images\n"
           "(default 10000 at 32x32, or 256 at 375x500 for *-imagenet recipes). --dct-scale\n"
-          "decodes streamed JPEGs at reduced scale.\n");
+          "decodes streamed JPEGs at reduced scale.\n\n"
+          "example: unmix bench data moco-cifar --threads 2\n");
 }
 
 /* CPU seconds used by the process (all threads): per-core throughput that stays meaningful

@@ -93,7 +93,8 @@ int unmix_bench_ops(int argc, char **argv) {
                "Measures SGEMM 2048^3 and the three conv2d passes at the ResNet-18 CIFAR 3x3 shapes\n"
                "(64x32x32, 128x16x16, 256x8x8, 512x4x4; batch N, default 256), each repeated for at\n"
                "least S seconds (default 1), and prints GFLOP/s of the best repetition and the share\n"
-               "of the SGEMM figure (measured the same way).\n");
+               "of the SGEMM figure (measured the same way).\n\n"
+               "example: unmix bench ops --batch 64 --seconds 2\n");
         return 0;
       default: return 2;
     }

@@ -16,6 +16,7 @@
 #include "core/util/timer.h"
 #include "experiments/bench.h"
 #include "experiments/commands.h"
+#include "experiments/suggest.h"
 
 /* Training-set sizes of the paper's datasets, for the projection (data.subset wins). */
 static int64_t train_size(const struct unmix_config *c) {
@@ -90,16 +91,17 @@ int unmix_bench_step(int argc, char **argv) {
         else batch = (int)v;
         break;
       case 'h':
-        printf("usage: unmix bench step MANIFEST [--set k=v]... [--backend cpu|cuda] [--batch B] [--steps N] "
+        printf("usage: unmix bench step MANIFEST [--set k=v]... [--backend auto|cpu|cuda] [--batch B] [--steps N] "
                "[--warmup W]\n\n"
                "Times N training steps (after W warm-up steps) of the manifest's method on synthetic\n"
                "batches of its image size (no data loading) and prints images/s, ms/step, achieved\n"
                "TFLOP/s (model FLOPs: conv+linear, backward = 2x forward) next to the SGEMM 4096^3 peak\n"
                "measured in the same run, device memory held by the method, and the projected wall time\n"
-               "of the manifest's full run. --batch overrides optim.batch_size.\n");
+               "of the manifest's full run. --batch overrides optim.batch_size.\n\n"
+               "example: unmix bench step configs/cifar10/moco_sym_unmix.yaml --backend cuda --steps 20\n");
         rc = 0;
         goto out;
-      default: goto out;
+      default: unmix_cli_option_hint(stderr, "bench step", opts, argv[optind - 1]); goto out;
     }
   }
   if (optind != argc - 1) {

@@ -86,7 +86,8 @@ int unmix_bench_tsne(int argc, char **argv) {
                "iterations) on N = 10000 synthetic points of dimension D = 128 drawn from C = 10 Gaussian\n"
                "clusters, and prints the seconds of each phase and in total, and the final KL. T sets the\n"
                "OpenMP (and OpenBLAS) thread count (default: OMP_NUM_THREADS or all cores). With K, also\n"
-               "the trustworthiness T(K) of the embedding (O(N^2 log N), not included in the phase times).\n");
+               "the trustworthiness T(K) of the embedding (O(N^2 log N), not included in the phase times).\n\n"
+               "example: unmix bench tsne --n 2000 --threads 2\n");
         return 0;
       default: return 2;
     }

@@ -21,7 +21,8 @@ static void usage(FILE *f) {
   fprintf(f, "usage: unmix bench KIND [options]\n\nkinds:\n");
   for (size_t i = 0; i < sizeof g_kinds / sizeof g_kinds[0]; i++)
     fprintf(f, "  %-6s %s\n", g_kinds[i].name, g_kinds[i].summary);
-  fprintf(f, "\n`unmix bench KIND --help` lists each kind's options.\n");
+  fprintf(f, "\n`unmix bench KIND --help` lists each kind's options.\n"
+             "example: unmix bench step configs/cifar10/moco_sym_unmix.yaml --steps 5\n");
 }
 
 int unmix_cmd_bench(int argc, char **argv) {

@@ -26,7 +26,8 @@ static void usage(FILE *f) {
           "  --quiet         no summary lines on stderr\n"
           "  -h, --help      this help\n\n"
           "A malformed input (status.yaml, manifest.yaml, metrics.csv, lincls.csv, the paper CSV)\n"
-          "is an error naming the file and line; nothing is written then.\n");
+          "is an error naming the file and line; nothing is written then.\n\n"
+          "example: unmix collect results/runs --out results --print\n");
 }
 
 int unmix_cmd_collect(int argc, char **argv) {

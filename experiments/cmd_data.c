@@ -13,6 +13,7 @@
 #include "core/data/dataset.h"
 #include "core/data/jpeg.h"
 #include "core/data/md5.h"
+#include "core/data/cifar_pickle.h"
 #include "core/data/synth.h"
 #include "experiments/commands.h"
 
@@ -76,7 +77,8 @@ static void fetch_usage(FILE *f) {
           "  cifar10   %s  md5 %s\n  cifar100  %s  md5 %s\n"
           "An archive already in DIR is verified and used without downloading. Offline, download\n"
           "it elsewhere, copy it into DIR and rerun; or extract it so that DIR/<batches dir> exists.\n"
-          "--url and --md5 point at a mirror (any URL curl accepts, file:// included).\n",
+          "--url and --md5 point at a mirror (any URL curl accepts, file:// included).\n\n"
+          "example: unmix data fetch cifar10 --root data/cifar10\n",
           g_archives[0].url, g_archives[0].md5, g_archives[1].url, g_archives[1].md5);
 }
 
@@ -200,7 +202,8 @@ static void check_usage(FILE *f) {
           "Opens dataset NAME (cifar10, cifar100, fashion-mnist, imagefolder) at ROOT (\"\" = default),\n"
           "validates every file and label, and prints the image count, size and samples per class.\n"
           "--decode reads and decodes every image of a streamed ImageFolder (slow on ImageNet) and\n"
-          "lists the unreadable ones; --skip-corrupt counts them instead of failing.\n");
+          "lists the unreadable ones; --skip-corrupt counts them instead of failing.\n\n"
+          "example: unmix data check cifar10 data/cifar10\n");
 }
 
 static int check_split(const char *name, const char *root, enum unmix_split split, int channels, int pad_to,
@@ -298,7 +301,8 @@ static void synth_usage(FILE *f) {
           "  imagefolder    DIR/{train,val}/class_NNN/img_NNNNNN.JPEG (40..96 px, varied aspect)\n"
           "Images have class-dependent structure (oriented colour gratings and blobs), so a small\n"
           "network can learn them. Defaults: --n 2000, --n-test N/5, --classes 10 (100 for cifar100),\n"
-          "--seed 0. Labels are balanced (sample i has class i mod C).\n");
+          "--seed 0. Labels are balanced (sample i has class i mod C).\n\n"
+          "example: unmix data synth cifar10 /tmp/c10 --n 512 --n-test 256\n");
 }
 
 static int cmd_synth(int argc, char **argv) {
@@ -341,6 +345,43 @@ static int cmd_synth(int argc, char **argv) {
   return 0;
 }
 
+/* ---- import: torchvision's python release -> the binary release ---------------------------- */
+
+static void import_usage(FILE *f) {
+  fprintf(f,
+          "usage: unmix data import cifar10|cifar100 SRC [--root DIR]\n\n"
+          "Converts torchvision's download of CIFAR (SRC/cifar-10-batches-py or SRC/cifar-100-python,\n"
+          "or that directory itself: the pickled python release) into the official binary release\n"
+          "that unmix reads, under DIR/cifar-10-batches-bin or DIR/cifar-100-binary (default DIR: SRC),\n"
+          "then checks it like `unmix data check`. Nothing is downloaded; no Python is needed.\n\n"
+          "example: unmix data import cifar10 ~/torchvision-data --root data/cifar10\n");
+}
+
+static int cmd_import(int argc, char **argv) {
+  const char *root = NULL;
+  static const struct option opts[] = {{"root", required_argument, 0, 'r'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  optind = 1;
+  int o;
+  while ((o = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+    switch (o) {
+      case 'r': root = optarg; break;
+      case 'h': import_usage(stdout); return 0;
+      default: import_usage(stderr); return 2;
+    }
+  }
+  if (optind != argc - 2 || (strcmp(argv[optind], "cifar10") != 0 && strcmp(argv[optind], "cifar100") != 0)) {
+    import_usage(stderr);
+    return 2;
+  }
+  const char *name = argv[optind], *src = argv[optind + 1];
+  if (!root) root = src;
+  int64_t ntr = 0, nte = 0;
+  if (unmix_cifar_import_python(src, root, !strcmp(name, "cifar100"), &ntr, &nte) != UNMIX_OK)
+    return unmix_cmd_fail("data import");
+  printf("imported %s: %lld train + %lld test images into %s\n", name, (long long)ntr, (long long)nte, root);
+  return validate(name, root, 0) ? 0 : unmix_cmd_fail("data import");
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -348,8 +389,10 @@ static void usage(FILE *f) {
           "usage: unmix data SUBCOMMAND ...\n\n"
           "  fetch  cifar10|cifar100 [--root DIR]   download, verify (md5) and extract the official archive\n"
           "  check  NAME ROOT                       validate a dataset and print samples per class\n"
-          "  synth  FORMAT DIR [--n N] ...          write a small synthetic dataset in a real format\n\n"
-          "`unmix data SUBCOMMAND --help` describes each.\n");
+          "  synth  FORMAT DIR [--n N] ...          write a small synthetic dataset in a real format\n"
+          "  import cifar10|cifar100 SRC [--root DIR]  convert torchvision's python release (pickles)\n\n"
+          "`unmix data SUBCOMMAND --help` describes each.\n"
+          "example: unmix data fetch cifar10 && unmix data check cifar10 data/cifar10\n");
 }
 
 int unmix_cmd_data(int argc, char **argv) {
@@ -364,6 +407,7 @@ int unmix_cmd_data(int argc, char **argv) {
   if (!strcmp(argv[1], "fetch")) return cmd_fetch(argc - 1, argv + 1);
   if (!strcmp(argv[1], "check")) return cmd_check(argc - 1, argv + 1);
   if (!strcmp(argv[1], "synth")) return cmd_synth(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "import")) return cmd_import(argc - 1, argv + 1);
   fprintf(stderr, "unmix data: unknown subcommand '%s'\n", argv[1]);
   usage(stderr);
   return 2;

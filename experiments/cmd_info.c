@@ -10,7 +10,9 @@
 int unmix_cmd_info(int argc, char **argv) {
   if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
     printf("usage: unmix info\n\nPrints the version, compiled-in backends (and whether each is usable here),\n"
-           "the OpenBLAS kernel core and thread counts.\n");
+           "the OpenBLAS kernel core and thread counts. `backend: auto` (the default) uses a\n"
+           "backend listed as usable: the GPU when there is one, else the CPU.\n\n"
+           "example: unmix info\n");
     return 0;
   }
   if (argc > 1) {

@@ -1,4 +1,4 @@
-/* `unmix knn CKPT`: the kNN monitor of the MoCo CIFAR code (SPEC §2.7) run standalone on a
+/* `unmix knn CKPT`: the kNN monitor of the MoCo CIFAR code (FIDELITY §5.1) run standalone on a
  * checkpoint - memory bank = the train split, queries = the test split, both through the
  * recipe's evaluation transform - with the same defaults as the run's monitor, so it
  * reproduces the knn_top1/knn_top5 of the run's last metrics.csv row. */

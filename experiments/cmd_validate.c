@@ -6,6 +6,7 @@
 
 #include "core/io/manifest.h"
 #include "experiments/commands.h"
+#include "experiments/suggest.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -16,7 +17,8 @@ static void usage(FILE *f) {
           "Prints 'FILE: ok' or the errors (file:line:column, key); exits 1 if any manifest fails.\n\n"
           "  --set k=v  override a key after inheritance (value: a YAML scalar or [a, b] list)\n"
           "  --print    print each resolved manifest (every key explicit) after its 'ok' line\n"
-          "  --keys     list every key with its type, default and allowed values\n");
+          "  --keys     list every key with its type, default and allowed values\n\n"
+          "example: unmix validate configs/*/*.yaml --set unmix.prob=0.25\n");
 }
 
 static void print_keys(void) {
@@ -64,6 +66,9 @@ int unmix_cmd_validate(int argc, char **argv) {
     } else {
       fprintf(stderr, "unmix validate: unknown option '%s'\n\n", a);
       usage(stderr);
+      static const struct option opts[] = {{"set", 1, 0, 0}, {"print", 0, 0, 0}, {"keys", 0, 0, 0}, {"help", 0, 0, 0},
+                                           {0, 0, 0, 0}};
+      unmix_cli_option_hint(stderr, "validate", opts, a);
       rc = 2;
       goto out;
     }

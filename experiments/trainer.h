@@ -7,6 +7,9 @@
  *   DIR/checkpoint.safetensors   model (torchvision names) + all state needed to resume
  *   DIR/status.yaml              provenance and progress (status, epochs done, commit, ...)
  *   DIR/train.log                the log
+ * DIR/.unmix.lock is flock()ed by the run that owns DIR: a second `unmix train` into it fails,
+ * and a lock left by a killed run is taken over (logged). A DIR that is not empty is only
+ * used with --resume (or --restart, which moves the old files aside; nothing is deleted).
  * A run resumes bit-identically on the CPU (same thread count) from its last checkpoint,
  * including a mid-epoch one written on SIGINT/SIGTERM.
  * Under `mpirun -np N` (or srun with UNMIX_NCCL_ID_FILE) the run is data-parallel over N
@@ -44,7 +47,9 @@ struct unmix_train_options {
   const char *const *overrides; /* "key.path=value" */
   int n_overrides;
   const char *out_dir;          /* NULL: results/runs/<name> */
-  bool resume;                  /* continue DIR's checkpoint (start fresh when DIR has none) */
+  bool resume;                  /* continue DIR's checkpoint (start fresh only when DIR has no
+                                   checkpoint and records no finished epoch) */
+  bool restart;                 /* move DIR's old files into DIR/previous-<time>/ and start over */
   int stop_after_epochs;        /* > 0: checkpoint and stop after this many epochs of this invocation */
   int64_t stop_after_steps;     /* > 0: checkpoint (mid-epoch) and stop after this many steps */
   bool quiet;                   /* no progress output (warnings and errors only) */

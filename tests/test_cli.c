@@ -11,34 +11,10 @@
 static char *g_dir;
 
 #define unmix(out, ...) unmix_test_unmix(g_dir, (out), __VA_ARGS__)
-
-static const char *tail(const char *out) {
-  size_t n = strlen(out);
-  return n > 1500 ? out + n - 1500 : out;
-}
-
-static void expect(const char *out, const char *want) {
-  ck_assert_msg(strstr(out, want) != NULL, "output lacks '%s':\n%s", want, tail(out));
-}
+#define run_expect(rc, want, args) unmix_test_run_expect(g_dir, (rc), (want), (args))
 
 static void expect_not(const char *out, const char *bad) {
-  ck_assert_msg(strstr(out, bad) == NULL, "output has '%s':\n%s", bad, tail(out));
-}
-
-/* Runs and expects exit status `rc` and `want` (if not NULL) in the output; returns the output. */
-static char *run_expect(int rc, const char *want, const char *args) {
-  char *o = NULL;
-  int st = unmix(&o, "%s", args);
-  ck_assert_msg(st == rc, "unmix %.300s: exit %d, expected %d:\n%s", args, st, rc, tail(o));
-  if (want) expect(o, want);
-  return o;
-}
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  ck_assert_msg(f != NULL, "cannot write %s", path);
-  fputs(text, f);
-  fclose(f);
+  ck_assert_msg(strstr(out, bad) == NULL, "output has '%s':\n%s", bad, unmix_test_tail(out));
 }
 
 static void setup(void) { g_dir = unmix_test_tmpdir("cli"); }
@@ -62,8 +38,8 @@ START_TEST(make_default_goal_only_builds) {
   snprintf(cmd, sizeof cmd, "make -n -C '%s' BUILD='%s/b' 2>&1", src, g_dir);
   char *o = NULL;
   int st = unmix_test_sh(cmd, &o);
-  ck_assert_msg(st == 0, "make -n failed:\n%s", tail(o));
-  expect(o, "cmake --build");
+  ck_assert_msg(st == 0, "make -n failed:\n%s", unmix_test_tail(o));
+  unmix_test_expect(o, "cmake --build");
   expect_not(o, "run_row.sh");
   expect_not(o, "data fetch");
   expect_not(o, "figures.sh");
@@ -71,8 +47,8 @@ START_TEST(make_default_goal_only_builds) {
   /* the whole reproduction is still one named target */
   snprintf(cmd, sizeof cmd, "make -n -C '%s' BUILD='%s/b' paper-all 2>&1", src, g_dir);
   st = unmix_test_sh(cmd, &o);
-  ck_assert_msg(st == 0, "make -n paper-all failed:\n%s", tail(o));
-  expect(o, "run_row.sh");
+  ck_assert_msg(st == 0, "make -n paper-all failed:\n%s", unmix_test_tail(o));
+  unmix_test_expect(o, "run_row.sh");
   free(o);
 }
 END_TEST
@@ -112,7 +88,7 @@ START_TEST(backend_auto_logs_which_and_why) {
   free(run_expect(0, NULL, "data synth fashion-mnist data --n 64 --n-test 32 --seed 1"));
   char man[1200];
   snprintf(man, sizeof man, "%s/m.yaml", g_dir);
-  write_file(man,
+  unmix_test_write_text(man,
              "name: auto\nmethod: moco\nbackend: auto\n"
              "data: {dataset: fashion-mnist, root: data, recipe: moco-cifar, workers: 1}\n"
              "model: {arch: resnet18, stem: cifar, width: 4, bn_splits: 2, head: linear, dim: 16}\n"
@@ -127,11 +103,11 @@ START_TEST(backend_auto_logs_which_and_why) {
   snprintf(logp, sizeof logp, "%s/run/train.log", g_dir);
   snprintf(cmd, sizeof cmd, "cat '%s'", logp);
   ck_assert_int_eq(unmix_test_sh(cmd, &o), 0);
-  expect(o, "backend auto: ");
+  unmix_test_expect(o, "backend auto: ");
   if (strstr(o, "backend auto: cpu")) {
-    expect(o, "because");
-    expect(o, "this run trains on the CPU: projected");
-    expect(o, "for the remaining 2 steps");
+    unmix_test_expect(o, "because");
+    unmix_test_expect(o, "this run trains on the CPU: projected");
+    unmix_test_expect(o, "for the remaining 2 steps");
   }
   free(o);
 }
@@ -141,8 +117,8 @@ START_TEST(cpu_projection_warning) {
   char buf[512];
   /* 2 s/step x 10000 steps = 5.6 h on the CPU: warned, with the projection */
   ck_assert(unmix_projection_cpu_warning(true, 2.0, 10000, UNMIX_CPU_WARN_SECONDS, buf, sizeof buf));
-  expect(buf, "projected 5 h 33 min");
-  expect(buf, "10000 steps");
+  unmix_test_expect(buf, "projected 5 h 33 min");
+  unmix_test_expect(buf, "10000 steps");
   /* the same run on a GPU, or a short CPU run: silent */
   ck_assert(!unmix_projection_cpu_warning(false, 2.0, 10000, UNMIX_CPU_WARN_SECONDS, buf, sizeof buf));
   ck_assert_str_eq(buf, "");
@@ -164,12 +140,58 @@ START_TEST(backend_cuda_without_gpu) {
     printf("SKIPPED (a GPU is usable here): backend_cuda_without_gpu\n");
   } else if (strstr(info, "cuda(no device)")) {
     char *o = run_expect(1, "there is no usable GPU here", args);
-    expect(o, "unmix info");
+    unmix_test_expect(o, "unmix info");
     free(o);
   } else {
     free(run_expect(1, "was not compiled into this build", args));
   }
   free(info);
+}
+END_TEST
+
+
+/* ---- did-you-mean and help ------------------------------------------------------------------ */
+
+START_TEST(did_you_mean_commands_keys_options) {
+  free(run_expect(2, "unknown command 'trian'; did you mean 'train'?", "trian"));
+  free(run_expect(2, "did you mean 'validate'?", "valdate x.yaml"));
+  free(run_expect(2, "did you mean 'collect'?", "help colect"));
+  char man[1200], args[1400];
+  unmix_test_src_path("configs/fmnist/moco_sym.yaml", man, sizeof man);
+  snprintf(args, sizeof args, "validate %s --set unmix.probability=0.3", man);
+  free(run_expect(1, "unknown key 'unmix.probability' (did you mean 'unmix.prob'?)", args));
+  /* manifest keys given as options get their --set form */
+  snprintf(args, sizeof args, "train %s --epochs 3", man);
+  free(run_expect(2, "'--epochs' is not an option; manifest keys are set with --set: --set train.epochs=VALUE", args));
+  snprintf(args, sizeof args, "train %s --batch-size=64", man);
+  free(run_expect(2, "--set optim.batch_size=64", args));
+  snprintf(args, sizeof args, "bench step %s --lr 0.1", man);
+  free(run_expect(2, "--set optim.lr=VALUE", args));
+  snprintf(args, sizeof args, "validate %s --prnt", man);
+  free(run_expect(2, "did you mean --print?", args));
+}
+END_TEST
+
+/* `unmix help CMD [SUB]` is `unmix CMD [SUB] --help`; each help has an example and points
+ * nowhere outside the repository. */
+START_TEST(help_texts) {
+  static const char *const cmds[] = {"train",       "info",       "bench",      "validate",   "data",
+                                     "collect",     "data fetch", "data check", "data synth", "data import",
+                                     "bench ops",   "bench step", "bench data", "bench comm", "bench tsne"};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+    char a[128], b[128];
+    snprintf(a, sizeof a, "help %s", cmds[i]);
+    snprintf(b, sizeof b, "%s --help", cmds[i]);
+    char *h = run_expect(0, "\nexample: ", a), *d = run_expect(0, NULL, b);
+    ck_assert_msg(!strcmp(h, d), "`unmix %s` differs from `unmix %s`", a, b);
+    expect_not(h, "SPEC");
+    expect_not(h, "../shared");
+    free(h);
+    free(d);
+  }
+  char *top = run_expect(0, "unmix help <command>", "help");
+  unmix_test_expect(top, "example: ");
+  free(top);
 }
 END_TEST
 
@@ -183,6 +205,8 @@ static Suite *suite(void) {
   tcase_add_test(t, backend_auto_logs_which_and_why);
   tcase_add_test(t, cpu_projection_warning);
   tcase_add_test(t, backend_cuda_without_gpu);
+  tcase_add_test(t, did_you_mean_commands_keys_options);
+  tcase_add_test(t, help_texts);
   suite_add_tcase(s, t);
   return s;
 }

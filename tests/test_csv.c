@@ -16,38 +16,17 @@ static void teardown(void) {
   g_dir = NULL;
 }
 
-static const char *tmp(const char *name) {
-  static char buf[4][1024];
-  static int k;
-  char *p = buf[k++ % 4];
-  snprintf(p, 1024, "%s/%s", g_dir, name);
-  return p;
-}
+#define tmp(name) unmix_test_path(g_dir, (name))
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  ck_assert_msg(f != NULL, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-  b[n] = 0;
-  fclose(f);
-  return b;
-}
-
+/* Writes text to g_dir/name and returns the path. */
 static const char *spit(const char *name, const char *text) {
   const char *p = tmp(name);
-  FILE *f = fopen(p, "wb");
-  ck_assert_ptr_nonnull(f);
-  fputs(text, f);
-  fclose(f);
+  unmix_test_write_text(p, text);
   return p;
 }
 
 static void expect_text(const char *path, const char *want) {
-  char *got = slurp(path);
+  char *got = unmix_test_read(path, NULL);
   ck_assert_msg(strcmp(got, want) == 0, "%s:\n--- got ---\n%s--- want ---\n%s", path, got, want);
   free(got);
 }

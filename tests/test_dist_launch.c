@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/io/checkpoint.h"
+#include "core/util/fs.h"
 #include "tests/support/testutil.h"
 
 static char *g_dir;
@@ -42,24 +43,11 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  ck_assert_msg(f != NULL, "cannot write %s", path);
-  fputs(text, f);
-  fclose(f);
-}
-
+/* The file's text, or NULL while it does not exist yet (logs of running ranks). */
 static char *read_file(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = calloc((size_t)n + 1, 1);
-  if (fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-  s[n] = 0;
-  fclose(f);
-  return s;
+  uint8_t *b = NULL;
+  size_t n = 0;
+  return unmix_fs_read(path, 0, &b, &n) == UNMIX_OK ? (char *)b : NULL;
 }
 
 static int count(const char *hay, const char *needle) {
@@ -85,7 +73,7 @@ static void setup(void) {
            "  test_subset: 32\n  k: 5\n",
            src, g_dir);
   snprintf(path, sizeof path, "%s/tiny.yaml", g_dir);
-  write_file(path, text);
+  unmix_test_write_text(path, text);
 }
 static void teardown(void) {
   unmix_test_rmdir(g_dir);
@@ -288,7 +276,7 @@ static void long_manifest(void) {
   char path[1200], text[512];
   snprintf(path, sizeof path, "%s/long.yaml", g_dir);
   snprintf(text, sizeof text, "base: tiny.yaml\nname: long\nmodel:\n  width: 8\ntrain:\n  epochs: 3\n  steps_per_epoch: 0\n");
-  write_file(path, text);
+  unmix_test_write_text(path, text);
 }
 
 START_TEST(test_sigterm_to_one_rank_stops_both) {

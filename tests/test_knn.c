@@ -257,7 +257,7 @@ END_TEST
 START_TEST(test_knn_cuda_matches_cpu) {
   const struct unmix_backend *be = unmix_test_cuda_or_skip("test_knn_cuda_matches_cpu");
   if (!be) return;
-  if (!be->supports_op(UNMIX_OP_GEMM) || !be->supports_op(UNMIX_OP_TOPK)) {
+  if (!be->supports_op(UNMIX_OP_GEMM, NULL) || !be->supports_op(UNMIX_OP_TOPK, NULL)) {
     printf("SKIPPED (backend cuda lacks gemm/topk): test_knn_cuda_matches_cpu\n");
     float x = 1.0f;
     int32_t l = 0;

@@ -17,13 +17,7 @@ static void teardown(void) {
   g_dir = NULL;
 }
 
-static const char *tmp(const char *name) {
-  static char buf[4][1024];
-  static int k;
-  char *p = buf[k++ % 4];
-  snprintf(p, 1024, "%s/%s", g_dir, name);
-  return p;
-}
+#define tmp(name) unmix_test_path(g_dir, (name))
 
 static bool is_dir(const char *p) {
   struct stat sb;

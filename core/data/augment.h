@@ -4,7 +4,7 @@
  *  - apply: deterministic uint8 HWC in -> float32 HWC normalised out, using those params.
  * A view spec lists the ops in torchvision's order; params are a flat, fixed-size struct
  * (POD, GPU-copyable), so a CUDA port can apply the same params and tests can apply
- * fixed ones. Every pixel equals torchvision's PIL pipeline exactly (SPEC §5). */
+ * fixed ones. Every pixel equals torchvision's PIL pipeline exactly (FIDELITY §7). */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -87,7 +87,7 @@ void unmix_norm_init(struct unmix_norm *n, const float mean[3], const float std[
 /* The output size of a view for an input of (in_h, in_w) (RRC/RESIZE_CROP: size x size). */
 void unmix_view_out_size(const struct unmix_view_spec *spec, int in_h, int in_w, int *out_h, int *out_w);
 
-/* torchvision RandomResizedCrop.get_params, all draws from `rng` (SPEC §5). Returns the box
+/* torchvision RandomResizedCrop.get_params, all draws from `rng` (FIDELITY §7). Returns the box
  * (i = top, j = left, h, w). */
 void unmix_rrc_get_params(struct unmix_rng *rng, int height, int width, float scale_min, float scale_max,
                           float ratio_min, float ratio_max, int *i, int *j, int *h, int *w);

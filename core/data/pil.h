@@ -2,7 +2,7 @@
  * Blend.c, Convert.c, BoxBlur.c) and of torchvision's PIL path, re-implemented so that
  * our outputs equal PIL's bit for bit (tests/test_data_augment.c proves it against
  * fixtures written by the real torchvision + Pillow). Images are HWC uint8, contiguous,
- * with c = 1 (PIL mode "L") or c = 3 (mode "RGB"). SPEC §5 describes each formula. */
+ * with c = 1 (PIL mode "L") or c = 3 (mode "RGB"). FIDELITY §7 describes each formula. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/io/manifest.h"
 
@@ -101,7 +102,7 @@ static const struct key_def g_keys[] = {
     KI("data.subset", data.subset, GE(0), "0"),
     KI("data.test_subset", data.test_subset, GE(0), "0"),
     KI("data.workers", data.workers, IN(0, 1024), "0"),
-    KI("data.prefetch", data.prefetch, IN(0, 1024), "2"),
+    KI("data.prefetch", data.prefetch, IN(0, 64), "2"), /* the loader's ring: 0 = its default */
     KI("data.pad_to", data.pad_to, IN(0, 4096), "0"),
     KI("data.channels", data.channels, IN(1, 3), "3"),
     KB("data.skip_corrupt", data.skip_corrupt, "false"),
@@ -341,6 +342,13 @@ const char *unmix_config_suggest(const char *path) {
   for (int pass = 0; pass < 2; pass++)
     for (int i = 0; i < N_KEYS; i++)
       if (lev(seg, last_seg(g_keys[i].path)) <= pass) return g_keys[i].path;
+  /* a longer or shorter spelling of a leaf in the same section ("unmix.probability" -> "unmix.prob") */
+  const size_t sec = (size_t)(seg - path);
+  for (int i = 0; i < N_KEYS; i++) {
+    const char *kp = g_keys[i].path, *ks = last_seg(kp);
+    size_t a = strlen(seg), b = strlen(ks), m = a < b ? a : b;
+    if ((size_t)(ks - kp) == sec && !strncmp(kp, path, sec) && m >= 3 && !strncasecmp(seg, ks, m)) return kp;
+  }
   return NULL;
 }
 
@@ -468,8 +476,15 @@ static bool get_int(struct bind_ctx *c, const struct unmix_ynode *n, const char 
                     int *out) {
   char b[128], rb[64];
   if (n->kind != UNMIX_YNODE_SCALAR || !n->plain || unmix_ynode_is_null(n) || !looks_int(n->str)) {
-    bool frac = n->kind == UNMIX_YNODE_SCALAR && n->plain && looks_float(n->str);
-    cerr(c, &n->mark, key, "expected an integer, got %s%s", shown(n, b, sizeof b), frac ? " (a fractional number)" : "");
+    const char *why = "";
+    if (n->kind == UNMIX_YNODE_SCALAR && n->plain && looks_float(n->str)) {
+      /* 1e400 or 1e12 is out of range, 1e3 is an integer in float notation, 2.5 is fractional */
+      double d = strtod(n->str, NULL);
+      why = !isfinite(d) || fabs(d) > (double)INT_MAX ? " (out of range for a 32-bit integer)"
+            : d == floor(d)                           ? " (write it as an integer)"
+                                                      : " (a fractional number)";
+    }
+    cerr(c, &n->mark, key, "expected an integer, got %s%s", shown(n, b, sizeof b), why);
     return false;
   }
   errno = 0;

@@ -4,26 +4,28 @@
 #include <ctype.h>
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 
+/* Optimal-string-alignment distance: Levenshtein plus adjacent transpositions, so "trian" is
+ * one edit from "train". */
 int unmix_edit_distance(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
-  if (la > 255 || lb > 255) return INT_MAX;
-  int row[256];
-  for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-  for (size_t i = 1; i <= la; i++) {
-    int diag = row[0];
-    row[0] = (int)i;
+  if (la > 63 || lb > 63) return INT_MAX;
+  int d[64][64];
+  for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+  for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+  for (size_t i = 1; i <= la; i++)
     for (size_t j = 1; j <= lb; j++) {
-      int up = row[j];
-      int cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-      int v = diag + cost;
-      if (row[j] + 1 < v) v = row[j] + 1;
-      if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
-      row[j] = v;
-      diag = up;
+      int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+      int v = d[i - 1][j - 1] + (ca != cb);
+      if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == cb &&
+          d[i - 2][j - 2] + 1 < v)
+        v = d[i - 2][j - 2] + 1;
+      d[i][j] = v;
     }
-  }
-  return row[lb];
+  return d[la][lb];
 }
 
 const char *unmix_suggest(const char *s, const char *const *cands, int n) {
@@ -36,8 +38,13 @@ const char *unmix_suggest(const char *s, const char *const *cands, int n) {
       bs = cands[i];
     }
   }
-  /* a quarter of the length: "--wd" -> "--w" is a typo, "--k" -> "--t" is not a hint */
-  int limit = (int)strlen(s) / 4;
+  /* a third of the length: "--wd" -> "--w" is a typo, "--k" -> "--t" is not a hint */
+  int limit = (int)strlen(s) / 3;
   if (limit < 1) limit = 1;
-  return best <= limit ? bs : NULL;
+  if (best <= limit) return bs;
+  for (int i = 0; i < n; i++) { /* "--prob" for "--probability", "valid" for "validate" */
+    size_t la = strlen(s), lc = strlen(cands[i]), m = la < lc ? la : lc;
+    if (m >= 3 && !strncasecmp(s, cands[i], m)) return cands[i];
+  }
+  return NULL;
 }

@@ -2,8 +2,10 @@
  * unknown option or key. */
 #pragma once
 
-/* Levenshtein distance, case-insensitive; INT_MAX for strings over 255 bytes. */
+/* Edit distance (Levenshtein + adjacent transpositions), case-insensitive; INT_MAX for strings
+ * over 63 bytes. */
 int unmix_edit_distance(const char *a, const char *b);
-/* The candidate closest to s when it is within a typo's distance (max(1, len(s)/4)
- * edits), else NULL. Ties go to the first candidate. */
+/* The candidate closest to s when it is within a typo's distance (max(1, len(s)/3) edits),
+ * else the first candidate that s prefixes or that prefixes s (3 characters at least), else
+ * NULL. Ties go to the first candidate. */
 const char *unmix_suggest(const char *s, const char *const *cands, int n);

@@ -5,19 +5,6 @@
  * fp32 GEMM 1e-5 (summation order only), fp32 conv 1e-4 (cuDNN's FMA algorithms include
  * Winograd and FFT transforms), tf32 2e-3 (see gpu_check.h), bf16 2e-2. */
 #include "tests/gpu/gpu_check.h"
-#ifdef UNMIX_WITH_CUDA
-#include "core/backend/cuda/cuda_backend.h"
-#endif
-
-/* Deterministic mode is the CUDA backend's own switch (absent from builds without it, where
- * every case is skipped anyway). */
-static void set_deterministic(bool on) {
-#ifdef UNMIX_WITH_CUDA
-  unmix_cuda_set_deterministic(on);
-#else
-  (void)on;
-#endif
-}
 
 static const char *prec_name(enum unmix_precision p) {
   return p == UNMIX_PREC_FP32 ? "fp32" : p == UNMIX_PREC_TF32 ? "tf32" : "bf16";
@@ -181,7 +168,7 @@ static void check_conv(struct gpu_pair *b, struct conv_data *d, enum unmix_preci
            g->stride, g->pad, prec_name(prec), det ? " det" : "");
   float *y = hzeros(d->ny), *dx = hzeros(d->nx), *dw = hzeros(d->nw);
   b->gpu->set_precision(prec);
-  set_deterministic(det);
+  b->gpu->set_deterministic(det);
   conv_run(b, d, tag, y, dx, dw);
   snprintf(what, sizeof what, "conv fwd %s", tag);
   ck_gpu_close(what, y, d->y, d->ny, conv_tol(prec));
@@ -198,7 +185,7 @@ static void check_conv(struct gpu_pair *b, struct conv_data *d, enum unmix_preci
     ck_gpu_same(what, dw2, dw, d->nw);
     free(y2), free(dx2), free(dw2);
   }
-  set_deterministic(false);
+  b->gpu->set_deterministic(false);
   b->gpu->set_precision(UNMIX_PREC_FP32);
   free(y), free(dx), free(dw);
 }

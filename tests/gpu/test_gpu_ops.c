@@ -117,7 +117,7 @@ END_TEST
 /* ---- batch-axis and mixing ------------------------------------------------------------------ */
 START_TEST(test_batch_axis) {
   struct gpu_pair b;
-  if (!gpu_begin("flip_batch / gather_rows / scatter_rows / mix_global / mix_region", &b)) return;
+  if (!gpu_begin("flip_batch / gather_rows / scatter_rows / blend_flipped / paste_box_flipped", &b)) return;
   const int n = 7, h = 11, w = 13, c = 3;
   const int64_t row = (int64_t)h * w * c;
   const size_t tot = (size_t)n * row;
@@ -138,18 +138,18 @@ START_TEST(test_batch_axis) {
   b.gpu->scatter_rows(n, row, gi, gx, gy);
   dget(b.gpu, "scatter", gy, tot, got);
   ck_gpu_close("scatter_rows", got, want, tot, 0.0);
-  b.cpu->mix_global(n, row, 0.37f, x, want);
-  b.gpu->mix_global(n, row, 0.37f, gx, gy);
-  dget(b.gpu, "mix_global", gy, tot, got);
-  ck_gpu_close("mix_global", got, want, tot, TOL_FP32);
-  b.cpu->mix_region(n, h, w, c, 2, 7, 3, 12, x, want);
-  b.gpu->mix_region(n, h, w, c, 2, 7, 3, 12, gx, gy);
-  dget(b.gpu, "mix_region", gy, tot, got);
-  ck_gpu_close("mix_region", got, want, tot, 0.0);
-  b.cpu->mix_region(n, h, w, c, 0, 0, 0, 0, x, want); /* an empty box copies */
-  b.gpu->mix_region(n, h, w, c, 0, 0, 0, 0, gx, gy);
-  dget(b.gpu, "mix_region empty", gy, tot, got);
-  ck_gpu_close("mix_region empty box", got, want, tot, 0.0);
+  b.cpu->blend_flipped(n, row, 0.37f, x, want);
+  b.gpu->blend_flipped(n, row, 0.37f, gx, gy);
+  dget(b.gpu, "blend_flipped", gy, tot, got);
+  ck_gpu_close("blend_flipped", got, want, tot, TOL_FP32);
+  b.cpu->paste_box_flipped(n, h, w, c, 2, 7, 3, 12, x, want);
+  b.gpu->paste_box_flipped(n, h, w, c, 2, 7, 3, 12, gx, gy);
+  dget(b.gpu, "paste_box_flipped", gy, tot, got);
+  ck_gpu_close("paste_box_flipped", got, want, tot, 0.0);
+  b.cpu->paste_box_flipped(n, h, w, c, 0, 0, 0, 0, x, want); /* an empty box copies */
+  b.gpu->paste_box_flipped(n, h, w, c, 0, 0, 0, 0, gx, gy);
+  dget(b.gpu, "paste_box_flipped empty", gy, tot, got);
+  ck_gpu_close("paste_box_flipped empty box", got, want, tot, 0.0);
   dfree(b.gpu, gx), dfree(b.gpu, gy), dfree(b.gpu, gi);
   free(x), free(want), free(got);
 }
@@ -659,8 +659,21 @@ START_TEST(test_supports_and_alloc) {
   struct gpu_pair b;
   if (!gpu_begin("supports_op for every op; alloc returns NULL when memory is short", &b)) return;
   for (int op = 0; op < UNMIX_OP_COUNT; op++)
-    ck_assert_msg(b.gpu->supports_op((enum unmix_op)op), "cuda does not support %s", unmix_op_name(op));
-  ck_assert(!b.gpu->supports_op(UNMIX_OP_COUNT));
+    ck_assert_msg(b.gpu->supports_op((enum unmix_op)op, NULL), "cuda does not support %s", unmix_op_name(op));
+  ck_assert(!b.gpu->supports_op(UNMIX_OP_COUNT, NULL));
+  /* the explicit exceptions: a top-k beyond the rank pass's grid, k > d */
+  const struct unmix_op_query big_k = {.n = 2, .d = (int64_t)1 << 30, .k = (int64_t)1 << 26};
+  const struct unmix_op_query knn = {.n = 256, .d = 50000, .k = 200}, k_over_d = {.n = 2, .d = 10, .k = 11};
+  ck_assert(!b.gpu->supports_op(UNMIX_OP_TOPK, &big_k));
+  ck_assert(!b.gpu->supports_op(UNMIX_OP_TOPK, &k_over_d));
+  ck_assert(b.gpu->supports_op(UNMIX_OP_TOPK, &knn));
+  /* every precision is real on the GPU for an ordinary 3x3 convolution */
+  struct unmix_conv_geom g;
+  unmix_conv_geom_init(&g, 8, 16, 16, 64, 64, 3, 3, 1, 1);
+  for (int prec = UNMIX_PREC_FP32; prec <= UNMIX_PREC_BF16; prec++) {
+    const struct unmix_op_query q = {.prec = (enum unmix_precision)prec, .conv = &g};
+    ck_assert_msg(b.gpu->supports_op(UNMIX_OP_CONV2D_FORWARD, &q), "no conv forward in precision %d", prec);
+  }
   void *huge = b.gpu->alloc((size_t)1 << 52);
   ck_assert_msg(huge == NULL, "a 4 PiB allocation succeeded");
   float *ok = b.gpu->alloc(1024);
