@@ -158,6 +158,7 @@ START_TEST(missing_barrier_gives_wrong_sums) {
   std::vector<float> h(n, 1.0f);
   float *x = dev_floats(h), *out = dev_floats({0.0f});
   int wrong = 0;
+  emu_set_option("race_launches", 0); // the race checker would stop it first (next test)
   for (int seed = 1; seed <= 4; seed++) {
     emu_set_option("seed", seed);
     CK(cudaMemcpy(out, std::vector<float>{0.0f}.data(), sizeof(float), cudaMemcpyHostToDevice));
@@ -165,7 +166,26 @@ START_TEST(missing_barrier_gives_wrong_sums) {
     float got = host_floats(out, 1)[0];
     if (!(got == (float)n)) wrong++;
   }
+  emu_set_option("race_launches", 2);
   ck_assert_msg(wrong > 0, "a missing __syncthreads went unnoticed in 4 seeds");
+  CK(cudaFree(x));
+  CK(cudaFree(out));
+}
+END_TEST
+
+START_TEST(missing_barrier_is_a_reported_race) {
+  expect_abort(
+      [] {
+        std::vector<float> h(1024, 1.0f);
+        float *x = dev_floats(h), *out = dev_floats({0.0f});
+        EMU_LAUNCH(block_sum_nobarrier_kernel, 2, 256, 0, nullptr, 1024, x, out);
+      },
+      "shared-memory race (");
+  // The correct kernel is race-free under the same watch.
+  std::vector<float> h(1024, 1.0f);
+  float *x = dev_floats(h), *out = dev_floats({0.0f});
+  EMU_LAUNCH(block_sum_kernel, 2, 256, 0, nullptr, 1024, x, out);
+  ck_assert_float_eq(host_floats(out, 1)[0], 1024.0f);
   CK(cudaFree(x));
   CK(cudaFree(out));
 }
@@ -475,6 +495,7 @@ int main(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, block_sum_matches);
   tcase_add_test(tc, missing_barrier_gives_wrong_sums);
+  tcase_add_test(tc, missing_barrier_is_a_reported_race);
   tcase_add_test(tc, shuffles_follow_cuda);
   tcase_add_test(tc, atomics_count_exactly);
   tcase_add_test(tc, thread_order_is_seeded);

@@ -63,7 +63,8 @@ float emu_round_bf16(float x);
 [[noreturn]] void emu_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Test hook: changes a setting that otherwise comes from the environment, for the allocations,
  * launches and stream operations that follow: "seed" (EMU_SEED), "align_left" (EMU_ALIGN=left),
- * "strict_streams" (EMU_STRICT_STREAMS). Unknown names abort. */
+ * "strict_streams" (EMU_STRICT_STREAMS), "race_launches" (EMU_RACECHECK: how many launches of
+ * each kernel are race-checked). Unknown names abort. */
 void emu_set_option(const char *name, long long value);
 /* Names the library call in progress for emu_fail's messages and the SIGSEGV handler; NULL clears. */
 void emu_set_current_call(const char *what);

@@ -31,3 +31,9 @@ static inline void emu_launch(const char *name, const char *file, int line, void
 #define EMU_LAUNCH(kernel, grid, block, smem, stream, ...)                                           \
   emu_launch(#kernel, __FILE__, __LINE__, kernel, dim3(grid), dim3(block), (size_t)(smem), (stream),  \
              ##__VA_ARGS__)
+
+/* The backend's one launch macro (core/backend/cuda/internal.cuh defines the nvcc spelling and
+ * includes this header otherwise). */
+#ifndef UNMIX_LAUNCH
+#define UNMIX_LAUNCH(kernel, grid, block, smem, stream, ...) EMU_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__)
+#endif

@@ -47,11 +47,15 @@
 #endif
 
 extern "C" void emu_ctx_switch(void **from, void *to);
+/* Bounds of the section that holds every static __shared__ array (emu_device.h); the anchor
+ * makes sure the section exists even in a program without kernels. */
+extern "C" char __start_emu_shared[], __stop_emu_shared[];
+static char emu_shared_anchor[16] __attribute__((section("emu_shared"), used, aligned(16)));
 extern "C" void emu_ctx_start(void);
 
 thread_local uint3 threadIdx, blockIdx;
 thread_local dim3 blockDim, gridDim;
-thread_local int emu_in_atomic;
+thread_local volatile int emu_in_atomic;
 
 /* ==== configuration ============================================================================ */
 namespace {
@@ -134,11 +138,13 @@ void emu_fail(const char *fmt, ...) {
 void emu_set_current_call(const char *what) { g_call = what; }
 
 static void ensure_init_fwd();
+static void set_race_launches(int v);
 void emu_set_option(const char *name, long long value) {
   ensure_init_fwd();
   if (!strcmp(name, "seed")) g_cfg.seed = (uint64_t)value;
   else if (!strcmp(name, "align_left")) g_cfg.left = value != 0;
   else if (!strcmp(name, "strict_streams")) g_cfg.strict = value != 0;
+  else if (!strcmp(name, "race_launches")) set_race_launches((int)value);
   else emu_fail("emu_set_option: unknown option '%s'", name);
 }
 
@@ -227,11 +233,44 @@ void close_opened() {
 }
 
 /* ==== fault handling ============================================================================ */
-struct sigaction g_old_segv, g_old_bus;
+struct sigaction g_old_segv, g_old_bus, g_old_trap;
 uintptr_t g_stack_lo, g_stack_hi; // fiber stacks (guard pages inside)
+
+/* ---- shared-memory race checking ---------------------------------------------------------------
+ * All static __shared__ arrays live in the "emu_shared" section. For the first blocks of the first
+ * launches of each kernel, its pages are made PROT_NONE: every access faults, is recorded in a shadow
+ * word (last writer, last reader(s), with the barrier epoch and the warp's collective count) and is
+ * then executed by single-stepping (trap flag) with the pages open. Two accesses by different threads
+ * between the same two barriers, at least one a write, are a race -- unless both threads are lanes of
+ * one warp with a warp collective between them. Atomics are not races. */
+struct shadow_word {
+  uint32_t w_tid, w_ep, w_wep, r_tid, r_ep, r_wep;
+  uint8_t has_w, has_r, r_many;
+};
+uintptr_t g_sh_lo, g_sh_hi, g_watch_lo, g_watch_hi;
+shadow_word *g_shadow;
+volatile sig_atomic_t g_watch_on, g_stepping;
+uint32_t g_epoch = 1;
+uint32_t g_warp_ep[32];
+uint64_t g_traps_shared, g_traps_foreign;
+int g_race_launches = 2, g_race_blocks = 2;
+void record_shared(uintptr_t a, bool write);
 
 void segv_handler(int sig, siginfo_t *si, void *uctx) {
   uintptr_t a = (uintptr_t)si->si_addr;
+  if (g_watch_on && a >= g_watch_lo && a < g_watch_hi) {
+    ucontext_t *uc = (ucontext_t *)uctx;
+    if (a >= g_sh_lo && a < g_sh_hi && g_cur && !emu_in_atomic) {
+      g_traps_shared++;
+      record_shared(a, (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0);
+    } else {
+      g_traps_foreign++; // other data on the section's first or last page, or an atomic
+    }
+    mprotect((void *)g_watch_lo, g_watch_hi - g_watch_lo, PROT_READ | PROT_WRITE);
+    uc->uc_mcontext.gregs[REG_EFL] |= 0x100; // trap after this one instruction
+    g_stepping = 1;
+    return;
+  }
   if (in_region(a)) {
     alloc_rec *r = rec_of(a);
     if (r && r->state.load() == REC_LIVE && a >= r->data && a < r->data + r->npages * kPage) {
@@ -275,6 +314,22 @@ void segv_handler(int sig, siginfo_t *si, void *uctx) {
     return;
   }
   signal(sig, SIG_DFL);
+}
+
+void trap_handler(int sig, siginfo_t *si, void *uctx) {
+  if (g_stepping) {
+    ucontext_t *uc = (ucontext_t *)uctx;
+    g_stepping = 0;
+    uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)0x100;
+    if (g_watch_on) mprotect((void *)g_watch_lo, g_watch_hi - g_watch_lo, PROT_NONE);
+    return;
+  }
+  if ((g_old_trap.sa_flags & SA_SIGINFO) && g_old_trap.sa_sigaction) {
+    g_old_trap.sa_sigaction(sig, si, uctx);
+    return;
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
 }
 
 void init_runtime() {
@@ -325,6 +380,36 @@ void init_runtime() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGSEGV, &sa, &g_old_segv);
   sigaction(SIGBUS, &sa, &g_old_bus);
+  const char *rc = getenv("EMU_RACECHECK");
+  if (rc && *rc) {
+    char *end = nullptr;
+    long v = strtol(rc, &end, 10);
+    if (!end || (*end && *end != ',') || v < 0) emu_fail("EMU_RACECHECK=%s: expected LAUNCHES[,BLOCKS] (0: off)", rc);
+    g_race_launches = (int)v;
+    if (*end == ',') {
+      long b = strtol(end + 1, &end, 10);
+      if (*end || b < 1) emu_fail("EMU_RACECHECK=%s: expected LAUNCHES[,BLOCKS] (0: off)", rc);
+      g_race_blocks = (int)b;
+    }
+  }
+  g_sh_lo = (uintptr_t)__start_emu_shared;
+  g_sh_hi = (uintptr_t)__stop_emu_shared;
+  if (g_race_launches > 0 && g_sh_hi > g_sh_lo && ((g_sh_lo | g_sh_hi) & (kPage - 1))) {
+    fprintf(stderr, "emu: warning: __shared__ storage is not on pages of its own (linked without emu_shared.ld?): "
+                    "shared-memory race checking is off\n");
+    g_race_launches = 0;
+  }
+  if (g_race_launches > 0 && g_sh_hi > g_sh_lo) {
+    g_watch_lo = g_sh_lo & ~(uintptr_t)(kPage - 1);
+    g_watch_hi = (g_sh_hi + kPage - 1) & ~(uintptr_t)(kPage - 1);
+    g_shadow = (shadow_word *)calloc((g_sh_hi - g_sh_lo) / 4 + 1, sizeof(shadow_word));
+    struct sigaction st;
+    memset(&st, 0, sizeof st);
+    st.sa_sigaction = trap_handler;
+    st.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&st.sa_mask);
+    sigaction(SIGTRAP, &st, &g_old_trap);
+  }
   if (g_cfg.verbose)
     fprintf(stderr, "emu: seed %llu, %s-aligned allocations, %s streams, %d SMs\n", (unsigned long long)g_cfg.seed,
             g_cfg.left ? "left" : "right", g_cfg.strict ? "strict (deferred)" : "eager", g_cfg.sm_count);
@@ -339,6 +424,7 @@ cudaError_t set_error(cudaError_t e) {
 } // namespace
 
 static void ensure_init_fwd() { ensure_init(); }
+static void set_race_launches(int v) { g_race_launches = v; }
 
 bool emu_ptr_info(const void *p, size_t *offset, size_t *alloc_bytes, int *kind) {
   ensure_init();
@@ -913,6 +999,42 @@ struct emu_thread {
   int wsrc;
 };
 namespace {
+void record_shared(uintptr_t a, bool write) {
+  const uint32_t tid = g_cur->lin, warp = tid >> 5, wep = g_warp_ep[warp];
+  shadow_word &w = g_shadow[(a - g_sh_lo) >> 2];
+  auto ordered = [&](uint32_t otid, uint32_t oep, uint32_t owep) {
+    return otid == tid || oep != g_epoch || ((otid >> 5) == warp && owep != wep);
+  };
+  const unsigned bx = blockDim.x ? blockDim.x : 1, by = blockDim.y ? blockDim.y : 1;
+  auto other = [&](uint32_t o, char *buf, size_t n) {
+    snprintf(buf, n, "(%u,%u,%u)", o % bx, (o / bx) % by, o / (bx * by));
+    return buf;
+  };
+  char ob[48];
+  if (w.has_w && !ordered(w.w_tid, w.w_ep, w.w_wep))
+    emu_fail("shared-memory race (%s): byte %td of __shared__ storage is %s by this thread and was written by thread "
+             "%s with no __syncthreads between them",
+             write ? "write/write" : "read after write", (ptrdiff_t)(a - g_sh_lo), write ? "written" : "read",
+             other(w.w_tid, ob, sizeof ob));
+  if (write && w.has_r && w.r_ep == g_epoch && (w.r_many || !ordered(w.r_tid, w.r_ep, w.r_wep)))
+    emu_fail("shared-memory race (write after read): byte %td of __shared__ storage is written by this thread and was "
+             "read by thread %s%s with no __syncthreads between them",
+             (ptrdiff_t)(a - g_sh_lo), other(w.r_tid, ob, sizeof ob), w.r_many ? " and others" : "");
+  if (write) {
+    w.w_tid = tid;
+    w.w_ep = g_epoch;
+    w.w_wep = wep;
+    w.has_w = 1;
+  } else {
+    if (w.has_r && w.r_ep == g_epoch && w.r_tid != tid) w.r_many = 1;
+    else if (!(w.has_r && w.r_ep == g_epoch)) w.r_many = 0;
+    w.r_tid = tid;
+    w.r_ep = g_epoch;
+    w.r_wep = wep;
+    w.has_r = 1;
+  }
+}
+
 struct rng {
   uint64_t s;
   uint64_t next() {
@@ -1083,6 +1205,7 @@ size_t resolve_warps(unsigned nt, std::vector<unsigned> &ready) {
           o.wresult = o.wop == EMU_WARP_VOTE ? ballot : 0;
         }
       }
+      g_warp_ep[w & 31]++;
       for (unsigned j = 0; j < 32; j++)
         if ((m >> j) & 1u) {
           g_th[base + j].state = T_READY;
@@ -1132,6 +1255,7 @@ void run_block(unsigned nt, rng &r) {
                            "%s:%d",
                         o.bar_file, o.bar_line, b.idx.x, b.idx.y, b.idx.z, b.bar_file, b.bar_line);
         }
+        g_epoch++;
         for (unsigned i = 0; i < nt; i++) {
           g_th[i].state = T_READY;
           ready.push_back(i);
@@ -1179,10 +1303,32 @@ void run_launch(launch_ctx &L) {
   std::vector<uint64_t> order(nb);
   for (uint64_t i = 0; i < nb; i++) order[i] = i;
   r.shuffle(order);
+  static std::map<std::string, int> launches_of; // per kernel (name and launch site)
+  int nth = 0;
+  if (g_shadow && g_race_launches > 0) {
+    std::string key = std::string(L.name) + "@" + L.file + ":" + std::to_string(L.line);
+    nth = launches_of[key]++;
+  }
+  uint64_t done = 0;
   for (uint64_t b : order) {
     blockIdx = uint3{(unsigned)(b % L.grid.x), (unsigned)((b / L.grid.x) % L.grid.y),
                      (unsigned)(b / ((uint64_t)L.grid.x * L.grid.y))};
+    // Uninitialised shared memory reads as NaN (all bits set), as garbage would on a GPU. Later
+    // blocks find the previous block's values instead (wrong too, and far cheaper than a memset
+    // of the whole section per block).
+    if (g_sh_hi > g_sh_lo && done < 4) memset((void *)g_sh_lo, 0xff, g_sh_hi - g_sh_lo);
+    g_epoch++;
+    const bool watch = g_shadow && nth < g_race_launches && done < (uint64_t)g_race_blocks;
+    if (watch) {
+      mprotect((void *)g_watch_lo, g_watch_hi - g_watch_lo, PROT_NONE);
+      g_watch_on = 1;
+    }
     run_block(nt, r);
+    if (watch) {
+      g_watch_on = 0;
+      mprotect((void *)g_watch_lo, g_watch_hi - g_watch_lo, PROT_READ | PROT_WRITE);
+    }
+    done++;
   }
   g_launch = prev;
   g_body = nullptr;

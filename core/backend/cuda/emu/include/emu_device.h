@@ -42,8 +42,11 @@ enum emu_warp_op { EMU_WARP_SHFL, EMU_WARP_VOTE, EMU_WARP_SYNC };
  * omits the calling lane, names an exited or missing lane, or the lanes disagree. */
 uint64_t emu_warp_collective(enum emu_warp_op op, unsigned mask, uint64_t value, int src);
 unsigned emu_activemask(void);
-/* Atomics on shared memory are not races: the race checker skips accesses while this is set. */
-extern thread_local int emu_in_atomic;
+/* Atomics on shared memory are not races: the race checker (a signal handler) skips accesses while
+ * this is set, hence volatile and the signal fences around it. */
+extern thread_local volatile int emu_in_atomic;
+#define EMU_ATOMIC_BEGIN() (emu_in_atomic = 1, __atomic_signal_fence(__ATOMIC_SEQ_CST))
+#define EMU_ATOMIC_END() (__atomic_signal_fence(__ATOMIC_SEQ_CST), emu_in_atomic = 0)
 
 static inline unsigned emu_lane(void) {
   return (threadIdx.x + threadIdx.y * blockDim.x + threadIdx.z * blockDim.x * blockDim.y) & 31u;
@@ -92,7 +95,7 @@ static inline unsigned __activemask(void) { return emu_activemask(); }
 
 /* ---- atomics: blocks and threads run on one OS thread, one at a time ------------------------------- */
 template <class T> static inline T emu_atomic_rmw(T *a, T v, int op) {
-  emu_in_atomic = 1;
+  EMU_ATOMIC_BEGIN();
   T old = *a;
   switch (op) {
     case 0: *a = old + v; break;
@@ -101,7 +104,7 @@ template <class T> static inline T emu_atomic_rmw(T *a, T v, int op) {
     case 3: *a = v < old ? v : old; break;
     case 4: *a = v; break;
   }
-  emu_in_atomic = 0;
+  EMU_ATOMIC_END();
   return old;
 }
 #define EMU_ATOMICS(T)                                                                          \
@@ -118,10 +121,10 @@ EMU_ATOMICS(double)
   static inline T atomicMax(T *a, T v) { return emu_atomic_rmw<T>(a, v, 2); }                   \
   static inline T atomicMin(T *a, T v) { return emu_atomic_rmw<T>(a, v, 3); }                   \
   static inline T atomicCAS(T *a, T cmp, T v) {                                                 \
-    emu_in_atomic = 1;                                                                          \
+    EMU_ATOMIC_BEGIN();                                                                         \
     T old = *a;                                                                                 \
     if (old == cmp) *a = v;                                                                     \
-    emu_in_atomic = 0;                                                                          \
+    EMU_ATOMIC_END();                                                                           \
     return old;                                                                                 \
   }
 EMU_ATOMICS_INT(int)
