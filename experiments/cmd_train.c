@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "experiments/commands.h"
 #include "experiments/suggest.h"
 #include "experiments/trainer.h"

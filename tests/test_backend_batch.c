@@ -1,6 +1,6 @@
 /* Batch-axis ops of the CPU backend (core/backend/cpu/batch.c): flip, gather and scatter of
  * rows, and the blend / box paste with the flipped batch that make the image mixtures
- * (docs/FIDELITY.md), checked element by element with guards. */
+ * (docs/FIDELITY.md §1.2-1.3), checked element by element with guards. */
 #include "tests/test_backend_common.h"
 
 /* ---- batch-axis ------------------------------------------------------------- */
@@ -38,7 +38,7 @@ START_TEST(test_flip_gather_scatter) {
 }
 END_TEST
 
-/* ---- blend / paste box with the flipped batch (the image mixtures, docs/FIDELITY.md) ------- */
+/* ---- blend / paste box with the flipped batch (the image mixtures, docs/FIDELITY.md §1.2-1.3) */
 
 START_TEST(test_blend_flipped) {
   const struct unmix_backend *be = unmix_test_cpu();
@@ -88,9 +88,10 @@ START_TEST(test_paste_box_flipped) {
 }
 END_TEST
 
-/* The worked example of the region mixture (docs/FIDELITY.md): 32x32, lam = 0.3, cx = 5, cy = 20 gives rows [0,18),
- * cols [7,32), area 450 and a re-adjusted lam of 0.560546875. The box arithmetic below is
- * the reference formula; the op must replace exactly those pixels. */
+/* The worked example of the region mixture (docs/FIDELITY.md §1.3): 32x32, lam = 0.3,
+ * cx = 5, cy = 20 gives rows [0,18), cols [7,32), area 450 and a re-adjusted lam of
+ * 0.560546875. The box arithmetic below is the reference formula; the op must replace
+ * exactly those pixels. */
 START_TEST(test_paste_box_worked_example) {
   const int H = 32, W = 32, cx = 5, cy = 20, n = 3, c = 3;
   const double lam = 0.3, cut_rat = sqrt(1.0 - lam);

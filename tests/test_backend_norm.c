@@ -1,5 +1,5 @@
 /* Normalisation ops of the CPU backend (core/backend/cpu/norm.c) against double-precision
- * references written from ops.def and docs/FIDELITY.md: batch norm (plain, SplitBatchNorm
+ * references written from ops.def and docs/FIDELITY.md §2.4: batch norm (plain, SplitBatchNorm
  * with S = 2 and 4, BN1d, eval mode, running statistics, thread-count independence) and row
  * L2 normalisation (incl. the eps path). Every backward is checked against central finite
  * differences of a random linear functional. */
@@ -9,8 +9,9 @@
 
 /* ---- batch norm ------------------------------------------------------------------------ */
 
-/* SplitBatchNorm (docs/FIDELITY.md): split s holds the samples i with i mod S == s; per split and channel, mean
- * and biased variance over (n/S)*hw values; y = gamma (x - mean)/sqrt(var + eps) + beta. */
+/* SplitBatchNorm (docs/FIDELITY.md §2.4): split s holds the samples i with i mod S == s; per
+ * split and channel, mean and biased variance over (n/S)*hw values;
+ * y = gamma (x - mean)/sqrt(var + eps) + beta. */
 static void ref_bn(const struct unmix_bn_geom *g, const double *x, const double *gamma, const double *beta,
                    double eps, double *y, double *mean, double *var) {
   const int S = g->splits, C = g->c;
@@ -93,7 +94,7 @@ static void check_bn_train(int n, int hw, int C, int S) {
   ck_ops_close(buf, sinv, inv, ns, 1e-5, 0.0);
 
   /* running stats: every split's tiled copy moves by momentum towards its own (mean,
-   * unbiased var); the buffer is the mean over splits (docs/FIDELITY.md) */
+   * unbiased var); the buffer is the mean over splits (docs/FIDELITY.md §2.4) */
   const double m = (double)(n / S) * hw;
   double *wrm = malloc(C * sizeof(double)), *wrv = malloc(C * sizeof(double));
   for (int c = 0; c < C; c++) {

@@ -39,7 +39,7 @@ static void check_sgd(int nseg, const int64_t *off, const float *gs, const float
 
 START_TEST(test_sgd_step) {
   check_sgd(0, NULL, NULL, NULL);
-  /* LARC (docs/FIDELITY.md): per tensor a = trust ratio, g <- (g + wd p) a, inner wd 0, i.e.
+  /* LARC (docs/FIDELITY.md §3.7): per tensor a = trust ratio, g <- (g + wd p) a, inner wd 0, i.e.
    * gscale = a and wd_seg = a*wd; a zero-norm tensor keeps raw g and no decay */
   const int64_t off[5] = {0, 37, 38, 138, 211};
   const float gs[4] = {0.013f, 1.0f, 2.5e-3f, 0.4f}, wds[4] = {0.013f * 1e-6f, 0.0f, 2.5e-3f * 1e-6f, 0.02f};

@@ -201,7 +201,8 @@ END_TEST
 START_TEST(test_swav_region_paper) { run_swav("method_swav_region_paper.bin"); }
 END_TEST
 
-/* The registry: every manifest method name resolves to a table with every required entry,
+/* The registry: every manifest method name resolves to a table with every required entry
+ * and the manifest accepts every registered name,
  * the tables are reachable by index up to the NULL end, metric columns are collected once,
  * and a method's model needs reach the model spec (SwAV's prototypes). */
 START_TEST(test_method_registry) {
@@ -212,6 +213,12 @@ START_TEST(test_method_registry) {
                       o->device_bytes,
                   "method %d (%s) lacks a required entry", n, o->name ? o->name : "?");
     ck_assert_ptr_eq(unmix_method_ops_find(o->name), o);
+    char yaml[96];
+    snprintf(yaml, sizeof yaml, "method: %s\nmodel:\n  head: %s\n", o->name, strcmp(o->name, "swav") ? "linear" : "swav");
+    struct unmix_config c;
+    ck_assert_msg(unmix_manifest_load_string(yaml, "m.yaml", NULL, 0, &c) == UNMIX_OK, "%s", unmix_error_message());
+    ck_assert_str_eq(unmix_method_name(c.method), o->name);
+    unmix_config_free(&c);
   }
   ck_assert_int_eq(n, 2);
   ck_assert_ptr_null(unmix_method_ops_at(-1));
@@ -221,9 +228,9 @@ START_TEST(test_method_registry) {
   unmix_config_init_defaults(&cfg);
   for (int k = UNMIX_METHOD_MOCO; k <= UNMIX_METHOD_SWAV; k++) {
     cfg.method = (enum unmix_method_kind)k;
-    const struct unmix_method_ops *o = NULL;
-    ck_assert_msg(unmix_method_ops_of(&cfg, &o) == UNMIX_OK, "%s", unmix_error_message());
-    ck_assert_str_eq(o->name, unmix_method_name(cfg.method));
+    struct unmix_method_spec ms;
+    ck_assert_msg(unmix_method_spec_from_config(&cfg, 32, &ms) == UNMIX_OK, "%s", unmix_error_message());
+    ck_assert_str_eq(ms.ops->name, unmix_method_name(cfg.method));
   }
   const char *cols[8];
   ck_assert_int_eq(unmix_method_metric_columns_all(cols, 8), 2);
@@ -264,7 +271,8 @@ START_TEST(test_method_dispatch) {
   int64_t vals[8];
   ck_assert_int_eq(unmix_method_scalars(m, names, vals, 8), 3);
   ck_assert_str_eq(names[1], "moco.ptr");
-  ck_assert(unmix_method_set_scalar(m, "moco.ptr", 15) == UNMIX_OK);
+  ck_assert(unmix_method_set_scalar(m, "moco.ptr", 8) == UNMIX_OK);
+  ck_assert(unmix_method_set_scalar(m, "moco.ptr", 2) == UNMIX_ERR_FORMAT); /* off the keys-per-step grid */
   ck_assert(unmix_method_set_scalar(m, "moco.ptr", 16) == UNMIX_ERR_FORMAT);
   ck_assert(unmix_method_set_scalar(m, "swav.use_the_queue", 1) == UNMIX_ERR_FORMAT);
   ck_assert(unmix_method_step_flops_per_sample(m) > 0);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/nn/arena.h"
 #include "core/nn/model.h"
 #include "tests/support/testutil.h"
 
@@ -15,6 +16,29 @@ static bool unix_close_ok(const float *a, const float *b, int64_t n) {
   if (e > 1e-5) fprintf(stderr, "gradients: normalised error %.3g > 1e-5\n", e);
   return e <= 1e-5;
 }
+
+/* The activation arena: 64-byte aligned, grows by blocks, and after a reset holds one block
+ * large enough for the step, so the same step again allocates nothing. */
+START_TEST(test_arena_consolidates) {
+  struct unmix_arena *a = unmix_arena_create(unmix_test_cpu(), "test");
+  ck_assert_uint_eq(unmix_arena_capacity(a), 0);
+  const size_t sizes[] = {1000, 3 << 20, 5, 9 << 20};
+  for (int step = 0; step < 2; step++) {
+    for (int i = 0; i < 4; i++) {
+      char *p = unmix_arena_alloc(a, sizes[i]);
+      ck_assert_ptr_nonnull(p);
+      ck_assert_uint_eq((uintptr_t)p % 64, 0); /* backend.h: alloc is 64-byte aligned */
+      memset(p, 0x5a, sizes[i]); /* the whole allocation is usable (ASan would catch overruns) */
+    }
+    const size_t cap = unmix_arena_capacity(a);
+    ck_assert_uint_ge(cap, (3u << 20) + (9u << 20) + 2048);
+    unmix_arena_reset(a);
+    if (step == 0) ck_assert_uint_ge(unmix_arena_capacity(a), cap); /* merged into one block */
+    else ck_assert_uint_eq(unmix_arena_capacity(a), cap);            /* one block: nothing new */
+  }
+  unmix_arena_destroy(a);
+}
+END_TEST
 
 START_TEST(test_param_counts) {
   struct unmix_model *m = unmix_test_model(
@@ -277,6 +301,7 @@ static Suite *models_suite(void) {
   Suite *s = suite_create("models");
   TCase *tc = tcase_create("arch");
   tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_arena_consolidates);
   tcase_add_test(tc, test_param_counts);
   tcase_add_test(tc, test_torchvision_names_and_shapes);
   tcase_add_test(tc, test_init_statistics);

@@ -231,6 +231,57 @@ START_TEST(test_resume_names_keys_and_extends_a_run) {
 }
 END_TEST
 
+/* Rewrites DIR's checkpoint with tensor `name` changed by fn (a valid CRC: the file is
+ * consistent, only its values lie), keeping the original in DIR/orig.safetensors once. */
+static void tamper(const char *dir, const char *name, void (*fn)(struct unmix_ckpt_tensor *t)) {
+  char p[900], orig[900], cmd[2000];
+  snprintf(p, sizeof p, "%s/checkpoint.safetensors", dir);
+  snprintf(orig, sizeof orig, "%s/orig.safetensors", g_tmp);
+  if (access(orig, F_OK) != 0) {
+    snprintf(cmd, sizeof cmd, "cp %s %s", p, orig);
+    ck_assert_int_eq(unmix_test_sh(cmd, NULL), 0);
+  }
+  struct unmix_ckpt *ck = NULL;
+  ck_assert_msg(unmix_ckpt_load(orig, &ck) == UNMIX_OK, "%s", unmix_error_message());
+  struct unmix_ckpt_tensor *t = (struct unmix_ckpt_tensor *)unmix_ckpt_find(ck, name);
+  ck_assert_msg(t != NULL, "no tensor %s", name);
+  fn(t);
+  struct unmix_ckpt *w = unmix_ckpt_new();
+  for (size_t i = 0; i < ck->n; i++)
+    ck_assert(unmix_ckpt_add(w, ck->tensors[i].name, ck->tensors[i].dtype, ck->tensors[i].ndim, ck->tensors[i].shape,
+                             ck->tensors[i].data) == UNMIX_OK);
+  for (size_t i = 0; i < ck->n_meta; i++)
+    if (strcmp(ck->meta_keys[i], UNMIX_CKPT_CRC_KEY) != 0)
+      ck_assert(unmix_ckpt_set_meta(w, ck->meta_keys[i], ck->meta_values[i]) == UNMIX_OK);
+  ck_assert_msg(unmix_ckpt_save(w, p) == UNMIX_OK, "%s", unmix_error_message());
+  unmix_ckpt_free(w);
+  unmix_ckpt_free(ck);
+}
+
+static void ptr_misaligned(struct unmix_ckpt_tensor *t) { *(int64_t *)t->data = 8; } /* 32 keys per step */
+static void ptr_negative(struct unmix_ckpt_tensor *t) { *(int64_t *)t->data = -32; }
+static void step_skewed(struct unmix_ckpt_tensor *t) { ((int64_t *)t->data)[2] += 1; } /* global step */
+static void tracked_negative(struct unmix_ckpt_tensor *t) { *(int64_t *)t->data = -1; }
+
+/* Every scalar read back from a checkpoint is checked against what the code relies on: a
+ * queue pointer off the 32-keys-per-step grid once made the enqueue write 8 KB past the
+ * queue (heap overflow under ASan, exit 134, status left 'running'). */
+START_TEST(test_tampered_checkpoint_state_refused) {
+  const char *d = dirp("tamper");
+  ck_assert_int_eq(train(d, (struct opts){.stop_epochs = 1}), 0);
+  tamper(d, "unmix.scalar.moco.ptr", ptr_misaligned);
+  expect_error(train(d, (struct opts){.resume = true}), "moco.ptr = 8 does not fit the queue of 32 keys");
+  tamper(d, "unmix.scalar.moco.ptr", ptr_negative);
+  expect_error(train(d, (struct opts){.resume = true}), "moco.ptr = -32");
+  tamper(d, "unmix.position", step_skewed);
+  expect_error(train(d, (struct opts){.resume = true}), "global step 3) does not fit this run");
+  tamper(d, "unmix.scalar.moco.key.bn_batches_tracked", tracked_negative);
+  expect_error(train(d, (struct opts){.resume = true}), "bn_batches_tracked = -1 is negative");
+  ck_assert_int_eq(metrics_rows(d), 1); /* every refusal left the run as it was */
+  ck_assert(file_has(d, "status.yaml", "epochs_done: 1"));
+}
+END_TEST
+
 static Suite *rundir_suite(void) {
   Suite *s = suite_create("train_rundir");
   TCase *tc = tcase_create("rundir");
@@ -242,6 +293,7 @@ static Suite *rundir_suite(void) {
   tcase_add_test(tc, test_bad_invocation_leaves_no_directory);
   tcase_add_test(tc, test_status_never_ahead_of_the_checkpoint);
   tcase_add_test(tc, test_resume_names_keys_and_extends_a_run);
+  tcase_add_test(tc, test_tampered_checkpoint_state_refused);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -10,6 +10,10 @@
 #include <stdint.h>
 
 #include "core/data/pil.h"
+
+/* Random-stream purpose of the per-sample, per-view augmentation draws (index = sample,
+ * view); values: core/util/rng.h. */
+enum unmix_augment_rng_purpose { UNMIX_RNG_AUGMENT = 3 };
 #include "core/kernels/philox.h"
 
 /* Geometry: first in most torchvision pipelines we reproduce; the W-MSE codebase's CIFAR

@@ -18,7 +18,7 @@
  * ToTensor+Normalize (the kNN memory/test transform). Mean/std can be overridden. */
 #pragma once
 #include "core/data/augment.h"
-#include "core/io/config.h"
+#include "core/data/options.h"
 #include "core/util/error.h"
 
 #define UNMIX_MAX_VIEWS 16

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/methods/common.h"
 
 /* SyncBatchNorm's reduction (model.h's hook) over the method's communicator. */
@@ -14,7 +14,7 @@ static unmix_status bn_allreduce(void *comm, double *buf, int64_t n) {
 }
 
 void unmix_method_install_bn_sync(struct unmix_method *m, struct unmix_model *model) {
-  if (!model || !m->cfg.model.sync_bn || m->world <= 1) return;
+  if (!model || !m->spec.sync_bn || m->world <= 1) return;
   model->bn_sync.allreduce_f64 = bn_allreduce;
   model->bn_sync.ctx = m->comm;
   model->bn_sync.status = UNMIX_OK;

@@ -5,13 +5,19 @@
 #pragma once
 #include "core/methods/method.h"
 
+/* Random-stream purposes of the methods' own draws; values: core/util/rng.h. */
+enum unmix_method_rng_purpose {
+  UNMIX_RNG_KEYPERM = 5,   /* MoCo batch-shuffle permutation (index = global step) */
+  UNMIX_RNG_QUEUE = 6      /* MoCo queue initialisation */
+};
+
 struct unmix_method {
   const struct unmix_method_ops *ops;
   const struct unmix_backend *be;
-  struct unmix_config cfg;      /* copy; owned strings not duplicated (set to NULL) */
+  struct unmix_method_spec spec; /* copy */
   struct unmix_comm *comm;
   int rank, world;
-  int image_size;
+  int image_size;               /* spec.model.image_size: the training views' size */
   struct unmix_model *model;    /* the encoder that is evaluated/exported (MoCo: encoder_q) */
   struct unmix_optimizer opt;   /* over model's parameters; initialised by ops->create */
   void *impl;                   /* the method's own state, owned by ops->create/destroy */

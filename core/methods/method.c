@@ -4,31 +4,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/methods/common.h"
 
-unmix_status unmix_method_create(const struct unmix_config *cfg, const struct unmix_backend *be, int image_size,
-                                 struct unmix_comm *comm, struct unmix_method **out) {
+unmix_status unmix_method_new(const struct unmix_method_spec *sp, const struct unmix_backend *be,
+                              struct unmix_comm *comm, struct unmix_method **out) {
   *out = NULL;
-  const struct unmix_method_ops *ops = NULL;
-  UNMIX_TRY(unmix_method_ops_of(cfg, &ops));
+  const struct unmix_method_ops *ops = sp->ops;
+  UNMIX_REQUIRE(ops != NULL, "a method spec without its method");
   struct unmix_method *m = unmix_xcalloc(1, sizeof *m);
   m->ops = ops;
   m->be = be;
-  m->cfg = *cfg;
-  m->cfg.source_path = NULL;
-  m->cfg.resolved_yaml = NULL;
+  m->spec = *sp;
   m->comm = comm;
   m->rank = unmix_comm_rank(comm);
   m->world = unmix_comm_world(comm);
-  m->image_size = image_size;
+  m->image_size = sp->model.image_size;
   unmix_status s = UNMIX_OK;
-  if (cfg->optim.batch_size % m->world != 0)
+  if (sp->optim.batch_size % m->world != 0)
     s = unmix_error_set(UNMIX_ERR_CONFIG, "optim.batch_size = %d (the global batch) is not a multiple of the %d ranks",
-                        cfg->optim.batch_size, m->world);
-  else if (cfg->model.sync_bn && m->world > 1 && cfg->model.bn_splits > 1)
+                        sp->optim.batch_size, m->world);
+  else if (sp->sync_bn && m->world > 1 && sp->model.bn_splits > 1)
     s = unmix_error_set(UNMIX_ERR_CONFIG, "model.sync_bn normalises over the global batch; it cannot be combined "
-                                          "with model.bn_splits = %d (set one of them off)", cfg->model.bn_splits);
+                                          "with model.bn_splits = %d (set one of them off)", sp->model.bn_splits);
   if (s == UNMIX_OK) s = ops->create(m);
   if (s == UNMIX_OK) unmix_method_install_bn_sync(m, m->model);
   if (s != UNMIX_OK) {

@@ -13,12 +13,53 @@
 #include <stdint.h>
 
 #include "core/backend/backend.h"
-#include "core/io/config.h"
 #include "core/methods/mix.h"
 #include "core/nn/model.h"
 #include "core/optim/optim.h"
 
-struct unmix_comm; /* core/dist/comm.h; NULL = single process */
+struct unmix_comm; /* core/comm/comm.h; NULL = single process */
+
+/* ---- method options (the manifest's moco and swav sections) ---------------------------- */
+struct unmix_moco_config {
+  int K;                       /* queue length */
+  float m;                     /* key-encoder momentum */
+  float T;                     /* softmax temperature */
+  bool symmetric;              /* symmetric loss (SPEC §2.5.3) */
+  bool shuffle_bn;             /* batch-shuffle the keys for BN */
+  bool mix_once;               /* symmetric: forward the mixed batch once (exact equivalence, SPEC §10) */
+};
+
+enum unmix_swav_reverse {
+  UNMIX_SWAV_REVERSE_CODE = 0, /* reference code: `reverse` flips only the crop-0 code (SPEC §4.5 quirk) */
+  UNMIX_SWAV_REVERSE_PAPER     /* authors' explanation: flipped mixed prediction in both terms */
+};
+struct unmix_swav_config {
+  int nmb_prototypes;
+  float temperature;
+  float epsilon;
+  int sinkhorn_iterations;
+  int n_crops_for_assign;
+  int crops_for_assign[8];
+  int queue_length;            /* reference: becomes 0 at CIFAR settings (SPEC §4.6) */
+  int epoch_queue_starts;
+  int freeze_prototypes_niters;
+  enum unmix_swav_reverse reverse;
+};
+
+struct unmix_method_ops;
+/* Everything a method is built from (core/io/specs.c makes it from a manifest). */
+struct unmix_method_spec {
+  const struct unmix_method_ops *ops;
+  uint64_t seed;
+  struct unmix_model_spec model; /* the network, image_size = the training views' size, with the
+                                    method's model needs applied */
+  bool sync_bn;                  /* multi-process: SyncBatchNorm over the communicator */
+  int n_crops;                   /* crops per sample of the multi-crop recipe (0 = none configured) */
+  struct unmix_optim_config optim;
+  struct unmix_mix_config unmix;
+  struct unmix_moco_config moco;
+  struct unmix_swav_config swav;
+};
 
 #define UNMIX_METHOD_MAX_VIEWS 16
 /* One training batch on the method's backend: view v is (n, size[v], size[v], 3) NHWC. */
@@ -52,7 +93,7 @@ struct unmix_method_ops {
   const char *name;                  /* the manifest's `method:` value */
   /* Adjusts the model spec built from model.* to what the method's network needs (SwAV: its
    * prototypes). Used for training and for rebuilding the model from a checkpoint. Optional. */
-  void (*model_needs)(const struct unmix_config *cfg, struct unmix_model_spec *spec);
+  void (*model_needs)(const struct unmix_method_spec *spec, struct unmix_model_spec *model);
   /* Builds the models (m->model = the evaluated encoder), the state in m->impl and the
    * optimiser m->opt. On failure, destroy is still called. */
   unmix_status (*create)(struct unmix_method *m);
@@ -82,17 +123,16 @@ struct unmix_method_ops {
 const struct unmix_method_ops *unmix_method_ops_at(int i);
 /* The method registered under `name`, or NULL. */
 const struct unmix_method_ops *unmix_method_ops_find(const char *name);
-/* The table of the manifest's cfg->method (UNMIX_ERR_CONFIG naming it when unregistered). */
-unmix_status unmix_method_ops_of(const struct unmix_config *cfg, const struct unmix_method_ops **out);
 /* Every registered method's metric columns, without repeats, in registry order. Returns the
  * count (names[] holds the first cap). */
 int unmix_method_metric_columns_all(const char **names, int cap);
 
 /* ---- the generic wrappers ----------------------------------------------------------------- */
 
-/* image_size: the training views' size (square). comm may be NULL. */
-unmix_status unmix_method_create(const struct unmix_config *cfg, const struct unmix_backend *be, int image_size,
-                                 struct unmix_comm *comm, struct unmix_method **out);
+/* A method from its spec (spec->ops chooses it; from a manifest: unmix_method_create in
+ * core/io/specs.h). comm may be NULL. */
+unmix_status unmix_method_new(const struct unmix_method_spec *spec, const struct unmix_backend *be,
+                              struct unmix_comm *comm, struct unmix_method **out);
 void unmix_method_destroy(struct unmix_method *m);
 /* One iteration. step = global iteration number (0-based), used for every random draw and
  * for SwAV's prototype freezing; epoch for SwAV's queue start. */

@@ -22,8 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
-#include "core/io/specs.h"
+#include "core/comm/comm.h"
 #include "core/methods/common.h"
 #include "core/util/rng.h"
 
@@ -43,25 +42,23 @@ struct unmix_moco {
 static struct unmix_moco *moco_of(const struct unmix_method *m) { return m->impl; }
 
 static unmix_status moco_create(struct unmix_method *m) {
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *sp = &m->spec;
   const struct unmix_backend *be = m->be;
   struct unmix_moco *mc = unmix_xcalloc(1, sizeof *mc);
   m->impl = mc;
-  struct unmix_model_spec spec;
-  unmix_model_spec_from_config(cfg, m->image_size, &spec);
-  UNMIX_TRY(unmix_model_create(&spec, be, cfg->seed, &m->model));
-  UNMIX_TRY(unmix_model_create(&spec, be, cfg->seed, &mc->k));
+  UNMIX_TRY(unmix_model_create(&sp->model, be, sp->seed, &m->model));
+  UNMIX_TRY(unmix_model_create(&sp->model, be, sp->seed, &mc->k));
   /* encoder_k starts as a copy of encoder_q (buffers identical by construction) */
   unmix_model_copy_from(mc->k, m->model);
   unmix_method_install_bn_sync(m, mc->k);
   mc->dim = unmix_model_out_dim(m->model);
-  mc->K = cfg->moco.K;
+  mc->K = sp->moco.K;
   mc->queue = be->alloc(sizeof(float) * (size_t)mc->K * mc->dim);
   mc->scalars_dev = be->alloc(sizeof(float) * 4);
   if (!mc->queue || !mc->scalars_dev) return unmix_error_set(UNMIX_ERR_NOMEM, "MoCo queue (%d x %d)", mc->K, mc->dim);
   /* queue = randn(dim, K) normalised per key */
   float *h = unmix_xmalloc(sizeof(float) * (size_t)mc->K * mc->dim);
-  struct unmix_rng r = unmix_rng_make(cfg->seed, UNMIX_RNG_QUEUE, 0, 0, 0);
+  struct unmix_rng r = unmix_rng_make(sp->seed, UNMIX_RNG_QUEUE, 0, 0, 0);
   unmix_rng_fill_normal(&r, h, (size_t)mc->K * mc->dim, 0.0f, 1.0f);
   for (int j = 0; j < mc->K; j++) {
     double ss = 0.0;
@@ -77,7 +74,7 @@ static unmix_status moco_create(struct unmix_method *m) {
   mc->cmix2 = unmix_ctx_create(be, "moco.mix2");
   mc->ckey = unmix_ctx_create(be, "moco.key");
   mc->cwork = unmix_ctx_create(be, "moco.work");
-  UNMIX_TRY(unmix_optimizer_init(&m->opt, &m->model->params, &cfg->optim));
+  UNMIX_TRY(unmix_optimizer_init(&m->opt, &m->model->params, &sp->optim));
   return UNMIX_OK;
 }
 
@@ -142,7 +139,7 @@ static unmix_status keys(struct unmix_method *m, const float *x, int n, int64_t 
   const int64_t img = (int64_t)m->image_size * m->image_size * 3;
   const int W = m->world, N = n * W, D = mc->dim;
   const float *xin = x;
-  if (m->cfg.moco.shuffle_bn) {
+  if (m->spec.moco.shuffle_bn) {
     const float *xall = x;
     if (W > 1) {
       float *g = unmix_ctx_alloc(mc->cwork, (int64_t)N * img);
@@ -153,7 +150,7 @@ static unmix_status keys(struct unmix_method *m, const float *x, int n, int64_t 
       if (forced_perm) {
         memcpy(mc->perm_host, forced_perm, sizeof(int32_t) * (size_t)N);
       } else {
-        struct unmix_rng r = unmix_rng_make(m->cfg.seed, UNMIX_RNG_KEYPERM, (uint32_t)(step >> 32), (uint32_t)step,
+        struct unmix_rng r = unmix_rng_make(m->spec.seed, UNMIX_RNG_KEYPERM, (uint32_t)(step >> 32), (uint32_t)step,
                                             (uint32_t)(call * 4096));
         unmix_rng_permutation(&r, mc->perm_host, N);
       }
@@ -173,7 +170,7 @@ static unmix_status keys(struct unmix_method *m, const float *x, int n, int64_t 
     kg = unmix_ctx_alloc(mc->cwork, (int64_t)N * D);
     UNMIX_TRY(unmix_comm_allgather_rows(m->comm, kn, n, D, kg, UNMIX_COMM_DEVICE));
   }
-  if (m->cfg.moco.shuffle_bn) {
+  if (m->spec.moco.shuffle_bn) {
     float *kout = unmix_ctx_alloc(mc->cwork, (int64_t)N * D);
     be->scatter_rows(N, D, mc->perm_dev, kg, kout); /* kout[perm[i]] = kg[i]: argsort un-shuffle */
     kg = kout;
@@ -189,7 +186,7 @@ static double contrast(struct unmix_method *m, int n, const float *u, const floa
   struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
   const int K = mc->K, D = mc->dim, L = K + 1;
-  const float inv_t = 1.0f / m->cfg.moco.T;
+  const float inv_t = 1.0f / m->spec.moco.T;
   be->row_dot(n, D, u, kpos, mc->logits, L);
   be->gemm(false, true, n, K, D, 1.0f, u, D, mc->queue, D, 0.0f, mc->logits + 1, L);
   be->cross_entropy_forward(n, L, inv_t, mc->logits, mc->labels_dev, mc->probs, mc->scalars_dev,
@@ -235,9 +232,9 @@ static unmix_status moco_step(struct unmix_method *m, const struct unmix_views *
                               const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
   struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *sp = &m->spec;
   const int n = v->n, D = mc->dim, S = m->image_size;
-  const bool sym = cfg->moco.symmetric, mix = cfg->unmix.enabled;
+  const bool sym = sp->moco.symmetric, mix = sp->unmix.enabled;
   if (v->nviews < 2) return unmix_error_set(UNMIX_ERR_CONFIG, "MoCo needs 2 views per sample, the recipe gives %d", v->nviews);
   if (v->size[0] != S || v->size[1] != S)
     return unmix_error_set(UNMIX_ERR_CONFIG, "MoCo views are %dx%d but the model was built for %d", v->size[0],
@@ -251,14 +248,14 @@ static unmix_status moco_step(struct unmix_method *m, const struct unmix_views *
   unmix_model_zero_grad(m->model);
 
   /* 1. momentum update of the key encoder (parameters only) */
-  unmix_ema_update(be, &mc->k->params, &m->model->params, cfg->moco.m);
+  unmix_ema_update(be, &mc->k->params, &m->model->params, sp->moco.m);
 
   /* 2. the mixture of view 1 */
   struct unmix_mix_draw draw = {0};
   float *mixed = NULL;
   if (mix) {
     if (forced && forced->have_mix) draw = forced->mix;
-    else unmix_mix_draw(&cfg->unmix, cfg->seed, step, cfg->unmix.per_rank ? m->rank : 0, S, S, &draw);
+    else unmix_mix_draw(&sp->unmix, sp->seed, step, sp->unmix.per_rank ? m->rank : 0, S, S, &draw);
     mixed = unmix_ctx_alloc(mc->cwork, (int64_t)n * S * S * 3);
     unmix_mix_apply(be, &draw, n, S, S, 3, v->view[0], mixed);
   }
@@ -291,7 +288,7 @@ static unmix_status moco_step(struct unmix_method *m, const struct unmix_views *
     const struct qbranch *mb = &mx;
     float *mfb = mf, *dmfb = dmf;
     if (mix) {
-      if (cfg->moco.mix_once) {
+      if (sp->moco.mix_once) {
         unmix_model_replay_bn_updates(m->model, mc->cmix);
       } else {
         qbranch_forward(m, mc->cmix2, mixed, n, &mx2);
@@ -322,7 +319,7 @@ static unmix_status moco_step(struct unmix_method *m, const struct unmix_views *
     be->flip_batch(n, D, dmf, tmp);
     be->add((int64_t)n * D, mx.du, tmp, mx.du);
     qbranch_backward(m, mc->cmix, n, &mx);
-    if (sym && !cfg->moco.mix_once) {
+    if (sym && !sp->moco.mix_once) {
       be->flip_batch(n, D, dmf2, tmp);
       be->add((int64_t)n * D, mx2.du, tmp, mx2.du);
       qbranch_backward(m, mc->cmix2, n, &mx2);
@@ -336,6 +333,8 @@ static unmix_status moco_step(struct unmix_method *m, const struct unmix_views *
   /* 7. enqueue the keys of every rank (symmetric: cat[k1, k2] of the global batch) */
   const int N = n * m->world;
   int nk = sym ? 2 * N : N;
+  UNMIX_REQUIRE(mc->ptr >= 0 && mc->ptr + nk <= mc->K, "MoCo queue pointer %d + %d keys past K = %d", mc->ptr, nk,
+                mc->K);
   if (sym) {
     be->copy((int64_t)N * D, k1_all, mc->queue + (int64_t)mc->ptr * D);
     be->copy((int64_t)N * D, k2_all, mc->queue + (int64_t)(mc->ptr + N) * D);
@@ -407,12 +406,20 @@ static int moco_scalars(struct unmix_method *m, const char **names, int64_t *val
 
 static unmix_status moco_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
   if (!strcmp(name, "moco.ptr")) {
-    if (value < 0 || value >= moco_of(m)->K)
-      return unmix_error_set(UNMIX_ERR_FORMAT, "moco.ptr = %lld outside the queue of %d", (long long)value, moco_of(m)->K);
+    /* the enqueue writes keys_per_step rows at ptr without wrapping: a pointer that is not a
+     * multiple of it would write past the queue (the config guarantees K is one) */
+    const int per_step = (m->cfg.moco.symmetric ? 2 : 1) * m->cfg.optim.batch_size;
+    if (value < 0 || value >= moco_of(m)->K || per_step <= 0 || value % per_step != 0)
+      return unmix_error_set(UNMIX_ERR_FORMAT,
+                             "moco.ptr = %lld does not fit the queue of %d keys filled %d keys per step (it must be "
+                             "a multiple of %d below %d)",
+                             (long long)value, moco_of(m)->K, per_step, per_step, moco_of(m)->K);
     moco_of(m)->ptr = (int)value;
     return UNMIX_OK;
   }
   if (!strcmp(name, "moco.key.bn_batches_tracked")) {
+    if (value < 0)
+      return unmix_error_set(UNMIX_ERR_FORMAT, "moco.key.bn_batches_tracked = %lld is negative", (long long)value);
     moco_of(m)->k->bn_batches_tracked = value;
     return UNMIX_OK;
   }
@@ -423,7 +430,7 @@ static int moco_views_needed(const struct unmix_method *m) { return 2; }
 
 /* query passes forward + backward (3x); key passes forward only */
 static double moco_step_flops_per_sample(const struct unmix_method *m) {
-  const struct unmix_config *c = &m->cfg;
+  const struct unmix_method_spec *c = &m->spec;
   double q = c->moco.symmetric ? 2 : 1, keys = q;
   if (c->unmix.enabled) q += (c->moco.symmetric && !c->moco.mix_once) ? 2 : 1;
   return unmix_model_forward_flops(m->model) * (3.0 * q + keys);

@@ -2,7 +2,6 @@
  * manifest name. Adding a method = its file + one row here. */
 #include <string.h>
 
-#include "core/io/manifest.h"
 #include "core/methods/method.h"
 
 extern const struct unmix_method_ops unmix_moco_ops; /* core/methods/moco.c */
@@ -23,13 +22,6 @@ const struct unmix_method_ops *unmix_method_ops_find(const char *name) {
   for (int i = 0; name && g_methods[i]; i++)
     if (!strcmp(g_methods[i]->name, name)) return g_methods[i];
   return NULL;
-}
-
-unmix_status unmix_method_ops_of(const struct unmix_config *cfg, const struct unmix_method_ops **out) {
-  const char *name = unmix_method_name(cfg->method);
-  *out = unmix_method_ops_find(name);
-  if (!*out) return unmix_error_set(UNMIX_ERR_CONFIG, "method '%s' is not registered", name ? name : "?");
-  return UNMIX_OK;
 }
 
 int unmix_method_metric_columns_all(const char **names, int cap) {

@@ -15,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
-#include "core/io/specs.h"
+#include "core/comm/comm.h"
 #include "core/methods/common.h"
 #include "core/util/rng.h"
 
@@ -90,24 +89,22 @@ unmix_status unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *c
 }
 
 static unmix_status swav_create(struct unmix_method *m) {
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *sp = &m->spec;
   struct unmix_swav *sw = unmix_xcalloc(1, sizeof *sw);
   m->impl = sw;
-  struct unmix_model_spec spec;
-  unmix_model_spec_from_config(cfg, m->image_size, &spec);
-  UNMIX_TRY(unmix_model_create(&spec, m->be, cfg->seed, &m->model));
+  UNMIX_TRY(unmix_model_create(&sp->model, m->be, sp->seed, &m->model));
   sw->proto_idx = unmix_param_store_find(&m->model->params, "prototypes.weight");
   if (sw->proto_idx < 0) return unmix_error_set(UNMIX_ERR_CONFIG, "SwAV needs model.head: swav with prototypes");
-  sw->nproto = cfg->swav.nmb_prototypes;
-  sw->dim = cfg->model.dim;
+  sw->nproto = sp->swav.nmb_prototypes;
+  sw->dim = sp->model.dim;
   /* the reference: queue_length -= queue_length % (batch_size * world_size) (optim.batch_size
    * is already the global batch); each rank holds queue_length / world_size rows */
-  sw->qlen = (cfg->swav.queue_length - cfg->swav.queue_length % cfg->optim.batch_size) / m->world;
+  sw->qlen = (sp->swav.queue_length - sp->swav.queue_length % sp->optim.batch_size) / m->world;
   sw->cwork = unmix_ctx_create(m->be, "swav.work");
   for (int i = 0; i < MAX_CROPS; i++) sw->cgroup[i] = unmix_ctx_create(m->be, "swav.group");
   sw->scalars_dev = m->be->alloc(sizeof(float) * 4);
   if (!sw->scalars_dev) return unmix_error_set(UNMIX_ERR_NOMEM, "SwAV scalars");
-  UNMIX_TRY(unmix_optimizer_init(&m->opt, &m->model->params, &cfg->optim));
+  UNMIX_TRY(unmix_optimizer_init(&m->opt, &m->model->params, &sp->optim));
   return UNMIX_OK;
 }
 
@@ -124,10 +121,10 @@ static void swav_destroy(struct unmix_method *m) {
 
 static void swav_begin_epoch(struct unmix_method *m, int epoch) {
   struct unmix_swav *sw = swav_of(m);
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *sp = &m->spec;
   sw->use_the_queue = false;
-  if (sw->qlen > 0 && epoch >= cfg->swav.epoch_queue_starts && !sw->queue) {
-    size_t nq = (size_t)cfg->swav.n_crops_for_assign * sw->qlen * sw->dim;
+  if (sw->qlen > 0 && epoch >= sp->swav.epoch_queue_starts && !sw->queue) {
+    size_t nq = (size_t)sp->swav.n_crops_for_assign * sw->qlen * sw->dim;
     sw->queue = m->be->alloc(sizeof(float) * nq);
     UNMIX_REQUIRE(sw->queue != NULL, "out of device memory for the SwAV queue");
     m->be->fill((int64_t)nq, 0.0f, sw->queue);
@@ -146,10 +143,10 @@ struct crop {
 static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop *crops, bool reverse, float weight) {
   struct unmix_swav *sw = swav_of(m);
   const struct unmix_backend *be = m->be;
-  const struct unmix_config *cfg = &m->cfg;
-  const int P = sw->nproto, D = sw->dim, na = cfg->swav.n_crops_for_assign;
-  const bool paper = cfg->swav.reverse == UNMIX_SWAV_REVERSE_PAPER;
-  const float inv_t = 1.0f / cfg->swav.temperature;
+  const struct unmix_method_spec *sp = &m->spec;
+  const int P = sw->nproto, D = sw->dim, na = sp->swav.n_crops_for_assign;
+  const bool paper = sp->swav.reverse == UNMIX_SWAV_REVERSE_PAPER;
+  const float inv_t = 1.0f / sp->swav.temperature;
   const int rows_max = bs + sw->qlen;
   float *out = unmix_ctx_alloc(sw->cwork, (int64_t)rows_max * P);
   float *q = unmix_ctx_alloc(sw->cwork, (int64_t)rows_max * P);
@@ -160,7 +157,7 @@ static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop
   float *e_tmp = unmix_ctx_alloc(sw->cwork, (int64_t)bs * D);
   double loss = 0.0;
   for (int i = 0; i < na; i++) {
-    const int crop_id = cfg->swav.crops_for_assign[i];
+    const int crop_id = sp->swav.crops_for_assign[i];
     const bool flip_code = reverse && crop_id == 0;
     int rows = bs;
     float *cur = out;
@@ -193,7 +190,7 @@ static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop
     }
     if (flip_code) be->flip_batch(bs, P, crops[crop_id].scores, cur);
     else be->copy((int64_t)bs * P, crops[crop_id].scores, cur);
-    unmix_status ss = unmix_sinkhorn(be, m->comm, rows, P, cfg->swav.epsilon, cfg->swav.sinkhorn_iterations, out, q,
+    unmix_status ss = unmix_sinkhorn(be, m->comm, rows, P, sp->swav.epsilon, sp->swav.sinkhorn_iterations, out, q,
                                      work);
     if (ss != UNMIX_OK && sw->comm_status == UNMIX_OK) sw->comm_status = ss;
     const float *qb = q + (int64_t)(rows - bs) * P; /* the batch's codes: last bs rows */
@@ -230,16 +227,16 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
                               const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
   struct unmix_swav *sw = swav_of(m);
   const struct unmix_backend *be = m->be;
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *sp = &m->spec;
   const int bs = v->n, P = sw->nproto, D = sw->dim, T = v->nviews;
-  const bool mix = cfg->unmix.enabled;
+  const bool mix = sp->unmix.enabled;
   (void)epoch;
   if (T < 2 || T > MAX_CROPS / 2)
     return unmix_error_set(UNMIX_ERR_CONFIG, "SwAV needs 2..%d crops, the recipe gives %d", MAX_CROPS / 2, T);
-  for (int i = 0; i < cfg->swav.n_crops_for_assign; i++)
-    if (cfg->swav.crops_for_assign[i] >= T)
+  for (int i = 0; i < sp->swav.n_crops_for_assign; i++)
+    if (sp->swav.crops_for_assign[i] >= T)
       return unmix_error_set(UNMIX_ERR_CONFIG, "swav.crops_for_assign has crop %d but there are %d crops",
-                             cfg->swav.crops_for_assign[i], T);
+                             sp->swav.crops_for_assign[i], T);
   unmix_ctx_reset(sw->cwork);
   unmix_model_zero_grad(m->model);
   sw->comm_status = UNMIX_OK;
@@ -258,13 +255,13 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
   int orig_at[MAX_CROPS];
   struct unmix_mix_draw draw = {0};
   double lam = 1.0;
-  struct unmix_rng rng = unmix_rng_make(cfg->seed, UNMIX_RNG_MIX, (uint32_t)(step >> 32), (uint32_t)step,
-                                        (uint32_t)(cfg->unmix.per_rank ? m->rank : 0));
+  struct unmix_rng rng = unmix_rng_make(sp->seed, UNMIX_RNG_MIX, (uint32_t)(step >> 32), (uint32_t)step,
+                                        (uint32_t)(sp->unmix.per_rank ? m->rank : 0));
   for (int c = 0; c < T; c++) mixed_of[c] = -1;
   if (mix) {
     draw.r = unmix_rng_uniform_double(&rng);
-    draw.lam_drawn = unmix_rng_beta(&rng, cfg->unmix.beta, cfg->unmix.beta);
-    draw.global = draw.r < cfg->unmix.prob;
+    draw.lam_drawn = unmix_rng_beta(&rng, sp->unmix.beta, sp->unmix.beta);
+    draw.global = draw.r < sp->unmix.prob;
     lam = draw.lam_drawn;
   }
   for (int c = 0; c < T; c++) {
@@ -354,7 +351,7 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
   for (int g = 0; g < ngroups; g++) unmix_model_backward(m->model, sw->cgroup[g], groups[g].dscores);
 
   /* 6. prototypes frozen for the first iterations (their grad is None: no update at all) */
-  unmix_optimizer_set_skip(&m->opt, sw->proto_idx, step < cfg->swav.freeze_prototypes_niters);
+  unmix_optimizer_set_skip(&m->opt, sw->proto_idx, step < sp->swav.freeze_prototypes_niters);
   UNMIX_TRY(unmix_method_allreduce_grads(m));
   unmix_optimizer_step(&m->opt, lr);
 
@@ -375,7 +372,7 @@ static size_t swav_device_bytes(const struct unmix_method *m) {
   const struct unmix_swav *sw = swav_of(m);
   size_t b = unmix_ctx_bytes(sw->cwork);
   for (int i = 0; i < MAX_CROPS; i++) b += unmix_ctx_bytes(sw->cgroup[i]);
-  if (sw->queue) b += sizeof(float) * (size_t)m->cfg.swav.n_crops_for_assign * sw->qlen * sw->dim;
+  if (sw->queue) b += sizeof(float) * (size_t)m->spec.swav.n_crops_for_assign * sw->qlen * sw->dim;
   return b;
 }
 
@@ -391,9 +388,9 @@ static int swav_state(struct unmix_method *m, struct unmix_state_entry *out, int
     struct unmix_state_entry *e = &out[0];
     snprintf(e->name, sizeof e->name, "swav.queue");
     e->data = sw->queue;
-    e->numel = (int64_t)m->cfg.swav.n_crops_for_assign * sw->qlen * sw->dim;
+    e->numel = (int64_t)m->spec.swav.n_crops_for_assign * sw->qlen * sw->dim;
     e->ndim = 3;
-    e->shape[0] = m->cfg.swav.n_crops_for_assign;
+    e->shape[0] = m->spec.swav.n_crops_for_assign;
     e->shape[1] = sw->qlen;
     e->shape[2] = sw->dim;
     e->per_rank = m->world > 1;
@@ -413,6 +410,8 @@ static int swav_scalars(struct unmix_method *m, const char **names, int64_t *val
 
 static unmix_status swav_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
   if (!strcmp(name, "swav.use_the_queue")) {
+    if (value != 0 && value != 1)
+      return unmix_error_set(UNMIX_ERR_FORMAT, "swav.use_the_queue = %lld: a flag is 0 or 1", (long long)value);
     swav_of(m)->use_the_queue = value != 0;
     return UNMIX_OK;
   }
@@ -426,21 +425,19 @@ static unmix_status swav_set_scalar(struct unmix_method *m, const char *name, in
 }
 
 static int swav_views_needed(const struct unmix_method *m) {
-  int t = 0;
-  for (int g = 0; g < m->cfg.data.n_crop_groups; g++) t += m->cfg.data.nmb_crops[g];
-  return t;
+  return m->spec.n_crops;
 }
 
 /* every input (crops, and with Un-Mix one mixed image per crop pair) forward + backward */
 static double swav_step_flops_per_sample(const struct unmix_method *m) {
   double views = swav_views_needed(m);
-  if (m->cfg.unmix.enabled) views += views / 2;
+  if (m->spec.unmix.enabled) views += views / 2;
   return unmix_model_forward_flops(m->model) * 3.0 * views;
 }
 
 /* the prototypes layer on top of the head */
-static void swav_model_needs(const struct unmix_config *cfg, struct unmix_model_spec *spec) {
-  spec->nmb_prototypes = cfg->swav.nmb_prototypes;
+static void swav_model_needs(const struct unmix_method_spec *spec, struct unmix_model_spec *model) {
+  model->nmb_prototypes = spec->swav.nmb_prototypes;
 }
 
 const struct unmix_method_ops unmix_swav_ops = {

@@ -153,6 +153,32 @@ static inline double norm_err(const float *got, const float *want, size_t n, siz
                   (double)(tol), w_, (double)(got)[w_], (double)(want)[w_]);                             \
   } while (0)
 
+/* Element-wise relative error max |got - want| / max(|want|, floor): unlike the normalised
+ * error it does not let the largest element hide the small ones (softmax tails). */
+static inline double rel_err(const float *got, const float *want, size_t n, double floor, size_t *worst) {
+  double m = 0.0;
+  *worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double w = fabs((double)want[i]), e = fabs((double)got[i] - want[i]) / (w > floor ? w : floor);
+    if (!(e <= m)) { /* NaN counts as the worst */
+      m = e;
+      *worst = i;
+      if (isnan(e)) return INFINITY;
+    }
+  }
+  return m;
+}
+#define ck_gpu_close_rel(what, got, want, n, tol, floor)                                                 \
+  do {                                                                                                   \
+    size_t w_;                                                                                           \
+    const double e_ = rel_err((got), (want), (n), (floor), &w_);                                         \
+    const bool ok_ = e_ <= (tol);                                                                        \
+    printf("gpu-check %-44s rel %9.2e tol %7.0e %s\n", (what), e_, (double)(tol), ok_ ? "ok" : "FAIL");  \
+    fflush(stdout);                                                                                      \
+    ck_assert_msg(ok_, "%s: relative error %.3g > %.3g (worst [%zu] got %.9g want %.9g)", (what), e_,    \
+                  (double)(tol), w_, (double)(got)[w_], (double)(want)[w_]);                             \
+  } while (0)
+
 /* Bit-for-bit equality (deterministic results, integer outputs carried in floats). */
 #define ck_gpu_same(what, got, want, n)                                                                  \
   do {                                                                                                   \

@@ -89,9 +89,42 @@ void unmix_cuda_scratch_release(void) {
   }
 }
 
+/* Host arrays reach the device through one pinned staging buffer: the caller's array is
+ * copied into it at once (so the caller may free or reuse its array on return, whatever
+ * memory it is), and the asynchronous copy from pinned memory is really asynchronous. The
+ * event recorded after each copy guards the buffer: the next upload waits for it before
+ * overwriting the staged bytes. A cudaMemcpyAsync straight from the caller's pageable
+ * array would be a use-after-free wherever the driver chose not to stage it. */
+static void *g_stage;
+static size_t g_stage_cap;
+static cudaEvent_t g_stage_done;
+
 void unmix_cuda_upload(void *dst, const void *src, size_t bytes) {
-  // Pageable source: cudaMemcpyAsync returns once the bytes are staged, so `src` is free.
-  if (bytes) UNMIX_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, unmix_cuda.stream));
+  if (!bytes) return;
+  if (!g_stage_done) UNMIX_CUDA_CHECK(cudaEventCreateWithFlags(&g_stage_done, cudaEventDisableTiming));
+  UNMIX_CUDA_CHECK(cudaEventSynchronize(g_stage_done)); // the previous upload has left the buffer
+  if (bytes > g_stage_cap) {
+    if (g_stage) UNMIX_CUDA_CHECK(cudaFreeHost(g_stage));
+    g_stage = nullptr;
+    g_stage_cap = 0;
+    const size_t want = bytes < 65536 ? 65536 : bytes + bytes / 4;
+    UNMIX_CUDA_CHECK(cudaMallocHost(&g_stage, want));
+    g_stage_cap = want;
+  }
+  memcpy(g_stage, src, bytes);
+  UNMIX_CUDA_CHECK(cudaMemcpyAsync(dst, g_stage, bytes, cudaMemcpyHostToDevice, unmix_cuda.stream));
+  UNMIX_CUDA_CHECK(cudaEventRecord(g_stage_done, unmix_cuda.stream));
+}
+
+static void upload_release(void) {
+  if (g_stage_done) {
+    cudaEventSynchronize(g_stage_done);
+    cudaEventDestroy(g_stage_done);
+  }
+  if (g_stage) cudaFreeHost(g_stage);
+  g_stage_done = nullptr;
+  g_stage = nullptr;
+  g_stage_cap = 0;
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
@@ -99,7 +132,7 @@ static __global__ void probe_kernel(int *flag) {
   if (flag) *flag = 1;
 }
 
-static unmix_status cuda_init(void) {
+static unmix_status cuda_start(void) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess || count == 0) {
@@ -160,12 +193,27 @@ static void cuda_shutdown(void) {
   if (unmix_cuda.stream) cudaStreamSynchronize(unmix_cuda.stream);
   unmix_cuda_conv_release();
   unmix_cuda_scratch_release();
+  upload_release();
   if (unmix_cuda.dnn) cudnnDestroy(unmix_cuda.dnn);
   if (unmix_cuda.blas) cublasDestroy(unmix_cuda.blas);
   if (unmix_cuda.stream) cudaStreamDestroy(unmix_cuda.stream);
   unmix_cuda.dnn = nullptr;
   unmix_cuda.blas = nullptr;
   unmix_cuda.stream = nullptr;
+}
+
+/* A start that fails half-way gives back what it had created (stream, cuBLAS handle...),
+ * so a process that goes on without the GPU does not hold them. */
+static unmix_status cuda_init(void) {
+  unmix_status st = cuda_start();
+  if (st != UNMIX_OK) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", unmix_error_message());
+    cuda_shutdown();
+    cudaGetLastError();
+    unmix_error_set(st, "%s", msg);
+  }
+  return st;
 }
 
 extern "C" const unmix_backend unmix_backend_cuda;

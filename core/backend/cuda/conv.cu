@@ -3,11 +3,16 @@
 // pass, chosen on first use (timed with cudnnFind, or in deterministic mode by cuDNN's
 // heuristics among the algorithms it reports deterministic) and kept. One workspace, grown
 // to the largest any chosen algorithm needs and kept.
-// Precision: FP32 = FMA-only kernels (no TF32); TF32 = tensor-op TF32; BF16 = operands
+// Deterministic mode's choice depends on the geometry, precision and cuDNN's heuristics only,
+// never on free memory (the workspace is sized for it, or the run fails clearly).
+// Precision: FP32 = FMA-only kernels (no TF32; a default-math row, as cuDNN returned it, only
+// where cuDNN lists no FMA row, with a warning); TF32 = tensor-op TF32; BF16 = operands
 // rounded to bf16 by our kernel, FP32 accumulation inside cuDNN, bf16 output widened back to
-// FP32 (dw: computed into a bf16 buffer, then added in FP32). A pass cuDNN cannot run in
-// bf16 falls back to TF32 for that geometry, with a warning.
+// FP32 (dw: computed into a bf16 buffer, then added in FP32). A pass for which cuDNN has no
+// bf16 kernel at all runs in TF32 for that geometry, with a warning; lack of memory never
+// changes the precision. Each plan's row, algorithm and math type are logged (info).
 // Accumulation: dwt += (beta = 1 in FP32/TF32), dx =.
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -26,6 +31,7 @@ struct conv_plan {
   bool chosen[3];
   bool unsupported[3]; // cuDNN has no algorithm for this pass (bf16: it runs through the TF32 plan)
   bool warned[3];
+  int row[3]; // index of the chosen row in cuDNN's list (logged)
   int algo[3];
   cudnnMathType_t math[3];
   size_t ws[3];
@@ -117,31 +123,64 @@ struct perf_row {
   cudnnMathType_t math;
 };
 
-/* The first usable row, in cuDNN's order (fastest first). In FP32 mode rows that cuDNN
- * labels FMA come first; rows with the default math type are taken only when no FMA row fits
- * (they run with FMA math set on the descriptor). */
+static const char *math_name(cudnnMathType_t m) {
+  switch (m) {
+    case CUDNN_DEFAULT_MATH: return "default";
+    case CUDNN_TENSOR_OP_MATH: return "tensor-op";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op-allow-conversion";
+    case CUDNN_FMA_MATH: return "fma";
+  }
+  return "unknown";
+}
+
+enum { PICK_NONE = 0, PICK_OK = 1, PICK_NO_MEMORY = -1 };
+
+/* Whether cuDNN's row may run for this plan, memory aside. FP32 takes the rows cuDNN labels
+ * FMA; only when it lists none does it take a DEFAULT-math row, as cuDNN returned it (never
+ * forcing FMA onto an engine that may need tensor cores or another workspace; plan_for warns
+ * that such a pass may use TF32). TF32/BF16 never take ALLOW_CONVERSION rows (fp16 rounding). */
+static bool usable(const conv_plan *p, const perf_row *r, bool fp32_default_ok) {
+  if (r->status != CUDNN_STATUS_SUCCESS) return false;
+  if (p->prec == UNMIX_PREC_FP32) {
+    if (r->math != CUDNN_FMA_MATH && !(fp32_default_ok && r->math == CUDNN_DEFAULT_MATH)) return false;
+  } else if (r->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) {
+    return false;
+  }
+  return !p->det || r->determinism == CUDNN_DETERMINISTIC;
+}
+
+/* The first usable row, in cuDNN's order (fastest first). In deterministic mode the choice
+ * must not depend on free memory (two runs or two ranks would then run different algorithms
+ * and get different bits): the first usable row is taken and the workspace grown to its size,
+ * or the run fails (PICK_NO_MEMORY). Otherwise a row whose workspace cannot be allocated is
+ * passed over (the order is timed, hence run-dependent, anyway); PICK_NO_MEMORY when rows
+ * existed but none fitted. PICK_NONE: cuDNN has no usable row at all. */
 static int pick(conv_plan *p, int pass, const perf_row *rows, int count) {
-  size_t free_b = 0, total_b = 0;
-  UNMIX_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-  const size_t limit = g_ws_size + free_b / 2; // leave room for the activations yet to come
-  const int rounds = p->prec == UNMIX_PREC_FP32 ? 2 : 1;
-  for (int round = 0; round < rounds; round++)
-    for (int i = 0; i < count; i++) {
-      const perf_row *r = &rows[i];
-      if (r->status != CUDNN_STATUS_SUCCESS) continue;
-      if (p->prec == UNMIX_PREC_FP32) {
-        if (r->math != CUDNN_FMA_MATH && (round == 0 || r->math != CUDNN_DEFAULT_MATH)) continue;
-      } else if (r->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) {
-        continue; // never let cuDNN round fp32 operands to fp16
-      }
-      if (p->det && r->determinism != CUDNN_DETERMINISTIC) continue;
-      if (r->memory > limit || !grow_workspace(r->memory)) continue;
-      p->algo[pass] = r->algo;
-      p->math[pass] = p->prec == UNMIX_PREC_FP32 ? CUDNN_FMA_MATH : r->math;
-      p->ws[pass] = r->memory;
-      return 1;
+  bool any_fma = false;
+  for (int i = 0; i < count; i++) any_fma |= rows[i].status == CUDNN_STATUS_SUCCESS && rows[i].math == CUDNN_FMA_MATH;
+  // Outside deterministic mode, leave room for the activations yet to come.
+  size_t limit = SIZE_MAX;
+  if (!p->det) {
+    size_t free_b = 0, total_b = 0;
+    UNMIX_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    limit = g_ws_size + free_b / 2;
+  }
+  bool short_of_memory = false;
+  for (int i = 0; i < count; i++) {
+    const perf_row *r = &rows[i];
+    if (!usable(p, r, !any_fma)) continue;
+    if (r->memory > limit || !grow_workspace(r->memory)) {
+      short_of_memory = true;
+      if (p->det) break; // the deterministic choice is this row or nothing
+      continue;
     }
-  return 0;
+    p->row[pass] = i;
+    p->algo[pass] = r->algo;
+    p->math[pass] = r->math;
+    p->ws[pass] = r->memory;
+    return PICK_OK;
+  }
+  return short_of_memory ? PICK_NO_MEMORY : PICK_NONE;
 }
 
 #define MAX_ALGOS 16
@@ -199,43 +238,58 @@ static const char *prec_name(enum unmix_precision prec) {
   return prec == UNMIX_PREC_FP32 ? "fp32" : prec == UNMIX_PREC_TF32 ? "tf32" : "bf16";
 }
 
-/* Chooses the algorithm of `pass` once per plan; false when cuDNN offers none that fits
- * (remembered, so the question is asked once). */
-static bool choose(conv_plan *p, int pass) {
-  if (p->chosen[pass]) return true;
-  if (p->unsupported[pass]) return false;
+/* Chooses the algorithm of `pass` once per plan; PICK_NONE when cuDNN offers no kernel
+ * (remembered, so the question is asked once), PICK_NO_MEMORY when the workspace for it
+ * cannot be allocated. */
+static int choose(conv_plan *p, int pass) {
+  if (p->chosen[pass]) return PICK_OK;
+  if (p->unsupported[pass]) return PICK_NONE;
   const struct unmix_conv_geom *g = &p->g;
   perf_row rows[MAX_ALGOS];
   int n = list_algos(p, pass, rows);
-  if (!pick(p, pass, rows, n)) {
-    p->unsupported[pass] = true;
-    return false;
-  }
+  const int r = pick(p, pass, rows, n);
+  if (r == PICK_NONE) p->unsupported[pass] = true;
+  if (r != PICK_OK) return r;
   p->chosen[pass] = true;
-  unmix_log_debug("conv %s n%d %dx%dx%d -> k%d r%d s%d stride %d pad %d (%s%s): cuDNN algo %d, math %d, "
-                  "workspace %zu",
-                  g_pass_name[pass], g->n, g->h, g->w, g->c, g->k, g->r, g->s, g->stride, g->pad,
-                  prec_name(p->prec), p->det ? ", deterministic" : "", p->algo[pass], (int)p->math[pass],
-                  p->ws[pass]);
-  return true;
+  // Which row and math type each plan runs, once per plan and pass.
+  unmix_log_info("conv %s n%d %dx%dx%d -> k%d r%d s%d stride %d pad %d (%s%s): cuDNN row %d of %d, algo %d, "
+                 "math %s, workspace %zu",
+                 g_pass_name[pass], g->n, g->h, g->w, g->c, g->k, g->r, g->s, g->stride, g->pad, prec_name(p->prec),
+                 p->det ? ", deterministic" : "", p->row[pass], n, p->algo[pass], math_name(p->math[pass]),
+                 p->ws[pass]);
+  if (p->prec == UNMIX_PREC_FP32 && p->math[pass] == CUDNN_DEFAULT_MATH)
+    unmix_log_warn("cuDNN lists no FMA-only %s kernel for this fp32 conv; its default-math kernel may use TF32 "
+                   "on this GPU (NVIDIA_TF32_OVERRIDE=0 forbids it)",
+                   g_pass_name[pass]);
+  return PICK_OK;
 }
 
-/* The plan that runs `pass` for this geometry: the current precision's, or the TF32 one when
- * cuDNN has no bf16 kernel for it. */
+/* The plan that runs `pass` for this geometry: the current precision's, or, only when cuDNN
+ * has no bf16 kernel for it at all, the TF32 one (with a warning; supports_op answers false
+ * for that geometry in bf16, which is how tests count such passes). A pass that has
+ * a kernel but not the memory for its workspace fails: precision never changes for memory. */
 static conv_plan *plan_for(const struct unmix_conv_geom *g, int pass, enum unmix_precision prec) {
   conv_plan *p = get_plan(g, prec, unmix_cuda.deterministic);
-  if (choose(p, pass)) return p;
-  if (p->prec == UNMIX_PREC_BF16) {
-    if (!p->warned[pass])
+  const int r = choose(p, pass);
+  if (r == PICK_OK) return p;
+  if (r == PICK_NONE && p->prec == UNMIX_PREC_BF16) {
+    if (!p->warned[pass]) {
       unmix_log_warn("cuDNN has no bf16 %s kernel for conv %dx%dx%d -> %d (%dx%d, stride %d, pad %d); this pass "
                      "runs in tf32",
                      g_pass_name[pass], g->h, g->w, g->c, g->k, g->r, g->s, g->stride, g->pad);
+    }
     p->warned[pass] = true;
     return plan_for(g, pass, UNMIX_PREC_TF32);
   }
+  if (r == PICK_NO_MEMORY)
+    unmix_panic(__FILE__, __LINE__,
+                "the GPU is out of memory for the cuDNN workspace of the %s pass of conv n%d %dx%dx%d -> k%d (%dx%d, "
+                "stride %d, pad %d) in %s%s mode; hint: lower the batch size%s",
+                g_pass_name[pass], g->n, g->h, g->w, g->c, g->k, g->r, g->s, g->stride, g->pad, prec_name(p->prec),
+                p->det ? " deterministic" : "", p->det ? " (deterministic mode never picks another algorithm)" : "");
   unmix_panic(__FILE__, __LINE__,
               "cuDNN offers no usable %s algorithm for conv n%d %dx%dx%d -> k%d (%dx%d, stride %d, pad %d) in "
-              "%s%s mode; hint: try precision tf32, turn deterministic mode off, or free GPU memory",
+              "%s%s mode; hint: try precision tf32, or turn deterministic mode off",
               g_pass_name[pass], g->n, g->h, g->w, g->c, g->k, g->r, g->s, g->stride, g->pad, prec_name(p->prec),
               p->det ? " deterministic" : "");
 }
@@ -246,7 +300,7 @@ static int pass_of(enum unmix_op op) {
 }
 
 bool unmix_cuda_conv_supported(const struct unmix_conv_geom *g, enum unmix_op op, enum unmix_precision prec) {
-  return choose(get_plan(g, prec, unmix_cuda.deterministic), pass_of(op));
+  return choose(get_plan(g, prec, unmix_cuda.deterministic), pass_of(op)) == PICK_OK;
 }
 
 void unmix_cuda_conv2d_forward(const struct unmix_conv_geom *g, const float *x, const float *wt, float *y) {

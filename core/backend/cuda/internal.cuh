@@ -115,8 +115,8 @@ enum unmix_cuda_slot {
 };
 void *unmix_cuda_scratch(enum unmix_cuda_slot slot, size_t bytes);
 void unmix_cuda_scratch_release(void);
-/* Copies a small host array into device memory (stream-ordered; the host array may be
- * reused once this returns). */
+/* Copies a small host array into device memory, stream-ordered, through a pinned staging
+ * buffer: the host array may be freed or reused as soon as this returns. */
 void unmix_cuda_upload(void *dst, const void *src, size_t bytes);
 
 /* ---- fixed-order block reductions (device) ---------------------------------------------- */

@@ -200,8 +200,10 @@ void unmix_cuda_batchnorm_forward_train(const struct unmix_bn_geom *g, const flo
 void unmix_cuda_batchnorm_forward_eval(const struct unmix_bn_geom *g, const float *x, const float *gamma,
                                        const float *beta, const float *running_mean, const float *running_var,
                                        float eps, float *y) {
-  bn_plan p = make_plan(g);
-  p.S = 1; // splits are ignored in eval mode
+  // Splits are ignored in eval mode (any value, 0 included: make_plan divides by it).
+  struct unmix_bn_geom one = *g;
+  one.splits = 1;
+  const bn_plan p = make_plan(&one);
   float *invstd = (float *)unmix_cuda_scratch(UNMIX_SLOT_STATS, sizeof(float) * (size_t)g->c);
   UNMIX_LAUNCH(bn_eval_invstd_kernel, (g->c + 127) / 128, 128, 0, unmix_cuda.stream, g->c, running_var, eps, invstd);
   UNMIX_CUDA_LAUNCHED();

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "core/backend/cuda/cuda_backend.h"
-#include "core/dist/comm_internal.h"
+#include "core/comm/comm_internal.h"
 
 #define ID_MAGIC "UNMIXNCCLID1"
 

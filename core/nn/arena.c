@@ -1,70 +1,10 @@
-/* Tensor helpers and the step arena (see tensor.h). */
-#include "core/tensor/tensor.h"
+/* The step arena behind activation contexts (see arena.h). */
+#include "core/nn/arena.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/util/log.h"
-
-size_t unmix_dtype_size(enum unmix_dtype dt) {
-  switch (dt) {
-    case UNMIX_F32: return 4;
-    case UNMIX_BF16: return 2;
-    case UNMIX_F16: return 2;
-    case UNMIX_I32: return 4;
-    case UNMIX_U8: return 1;
-  }
-  UNMIX_UNREACHABLE();
-}
-
-const char *unmix_dtype_name(enum unmix_dtype dt) {
-  switch (dt) {
-    case UNMIX_F32: return "f32";
-    case UNMIX_BF16: return "bf16";
-    case UNMIX_F16: return "f16";
-    case UNMIX_I32: return "i32";
-    case UNMIX_U8: return "u8";
-  }
-  return "?";
-}
-
-int64_t unmix_tensor_numel(const struct unmix_tensor *t) {
-  int64_t n = 1;
-  for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
-  return n;
-}
-
-size_t unmix_tensor_bytes(const struct unmix_tensor *t) {
-  return (size_t)unmix_tensor_numel(t) * unmix_dtype_size(t->dtype);
-}
-
-struct unmix_tensor unmix_tensor_make(void *data, enum unmix_dtype dt, enum unmix_device dev, int ndim,
-                                      const int *shape) {
-  UNMIX_REQUIRE(ndim >= 1 && ndim <= UNMIX_MAX_DIMS, "tensor rank %d outside 1..4", ndim);
-  struct unmix_tensor t;
-  memset(&t, 0, sizeof t);
-  t.data = data;
-  t.dtype = dt;
-  t.device = dev;
-  t.ndim = ndim;
-  for (int i = 0; i < ndim; i++) {
-    UNMIX_REQUIRE(shape[i] >= 0, "negative tensor dimension %d", shape[i]);
-    t.shape[i] = shape[i];
-  }
-  return t;
-}
-
-const char *unmix_tensor_shape_str(const struct unmix_tensor *t, char *buf, size_t len) {
-  size_t o = 0;
-  o += (size_t)snprintf(buf + o, len - o, "(");
-  for (int i = 0; i < t->ndim && o < len; i++)
-    o += (size_t)snprintf(buf + o, len - o, i ? ", %d" : "%d", t->shape[i]);
-  if (o < len) snprintf(buf + o, len - o, ")");
-  return buf;
-}
-
-/* ---- arena ---------------------------------------------------------------------------- */
 #define ARENA_ALIGN 256
 #define ARENA_MAX_BLOCKS 64
 
@@ -132,12 +72,6 @@ void *unmix_arena_alloc(struct unmix_arena *a, size_t bytes) {
   return p;
 }
 
-struct unmix_tensor unmix_arena_tensor(struct unmix_arena *a, enum unmix_dtype dt, int ndim, const int *shape) {
-  struct unmix_tensor t = unmix_tensor_make(NULL, dt, a->be->device, ndim, shape);
-  t.data = unmix_arena_alloc(a, unmix_tensor_bytes(&t));
-  return t;
-}
-
 void unmix_arena_reset(struct unmix_arena *a) {
   /* Several blocks were needed: replace them by one block of the high-water size so that
    * the next step fits without allocating (nothing handed out is live after a reset). */
@@ -161,8 +95,6 @@ void unmix_arena_reset(struct unmix_arena *a) {
   a->in_use = 0;
 }
 
-size_t unmix_arena_in_use(const struct unmix_arena *a) { return a->in_use; }
-size_t unmix_arena_high_water(const struct unmix_arena *a) { return a->high; }
 size_t unmix_arena_capacity(const struct unmix_arena *a) {
   size_t t = 0;
   for (int i = 0; i < a->nblocks; i++) t += a->blocks[i].size;

@@ -363,7 +363,7 @@ START_TEST(test_bench_comm) {
 END_TEST
 
 static Suite *launch_suite(void) {
-  Suite *s = suite_create("dist-launch");
+  Suite *s = suite_create("comm-launch");
   TCase *tc = tcase_create("mpirun");
   tcase_set_timeout(tc, 300);
   tcase_add_checked_fixture(tc, setup, teardown);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/io/manifest.h"
 #include "core/methods/common.h"
 #include "core/optim/optim.h"
@@ -420,7 +420,7 @@ START_TEST(test_nonfinite_loss_stops_all) {
 END_TEST
 
 static Suite *dist_suite(void) {
-  Suite *s = suite_create("dist-mpi");
+  Suite *s = suite_create("comm-mpi");
   TCase *tc = tcase_create("ranks");
   tcase_set_timeout(tc, 300);
   tcase_add_unchecked_fixture(tc, open_comm, close_comm);

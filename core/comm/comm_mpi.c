@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm_internal.h"
+#include "core/comm/comm_internal.h"
 
 struct mpi_impl {
   MPI_Comm comm;

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/dist/comm_internal.h"
+#include "core/comm/comm_internal.h"
 #include "core/util/log.h"
 
 #define DEFAULT_TIMEOUT_S 300.0
@@ -71,15 +71,6 @@ unmix_status unmix_comm_kind_parse(const char *s, enum unmix_comm_kind *out) {
   return unmix_error_set(UNMIX_ERR_ARG, "unknown communicator '%s' (auto, single, mpi or nccl)", s ? s : "");
 }
 
-const char *unmix_comm_kind_name(enum unmix_comm_kind k) {
-  switch (k) {
-    case UNMIX_COMM_AUTO: return "auto";
-    case UNMIX_COMM_SINGLE: return "single";
-    case UNMIX_COMM_MPI: return "mpi";
-    case UNMIX_COMM_NCCL: return "nccl";
-  }
-  return "?";
-}
 
 unmix_status unmix_comm_parse_timeout(const char *s, double *out) {
   char *end = NULL;
@@ -294,19 +285,17 @@ void unmix_comm_destroy(struct unmix_comm *c) {
 
 int unmix_comm_rank(const struct unmix_comm *c) { return c ? c->rank : 0; }
 int unmix_comm_world(const struct unmix_comm *c) { return c ? c->world : 1; }
-int unmix_comm_local_rank(const struct unmix_comm *c) { return c ? c->local_rank : 0; }
 int unmix_comm_local_world(const struct unmix_comm *c) { return c ? c->local_world : 1; }
 const char *unmix_comm_name(const struct unmix_comm *c) { return c ? c->name : "single"; }
 double unmix_comm_timeout(const struct unmix_comm *c) { return c ? c->timeout_s : DEFAULT_TIMEOUT_S; }
-void unmix_comm_set_timeout(struct unmix_comm *c, double seconds) {
-  if (c && seconds > 0) c->timeout_s = seconds;
-}
 int64_t unmix_comm_bucket_bytes(const struct unmix_comm *c) {
   return c ? c->bucket_bytes : (int64_t)DEFAULT_BUCKET_MB << 20;
 }
 bool unmix_comm_broken(const struct unmix_comm *c) { return c && c->broken; }
 
-void unmix_comm_set_broken(struct unmix_comm *c, const char *why) {
+/* Marks the communicator broken (after a failure on this rank that its peers cannot see:
+ * destroy then skips the collective shutdown). */
+static void set_broken(struct unmix_comm *c, const char *why) {
   if (!c || c->broken) return;
   c->broken = true;
   snprintf(c->broken_why, sizeof c->broken_why, "%s", why ? why : "a collective failed");
@@ -321,7 +310,7 @@ static unmix_status check_usable(struct unmix_comm *c, const char *op) {
 }
 
 static unmix_status fail(struct unmix_comm *c, unmix_status s) {
-  if (s != UNMIX_OK) unmix_comm_set_broken(c, unmix_error_message());
+  if (s != UNMIX_OK) set_broken(c, unmix_error_message());
   return s;
 }
 

@@ -1,4 +1,4 @@
-/* The communicator of data-parallel training (layer 7, dist): rank, world and the
+/* The communicator of data-parallel training (layer 7, comm): rank, world and the
  * collectives the methods and the trainer need, behind one interface with three
  * implementations:
  *   single  rank 0 of 1: every collective is a no-op (all-gather a copy);
@@ -45,7 +45,6 @@ struct unmix_comm_options {
 };
 void unmix_comm_options_init(struct unmix_comm_options *o);
 unmix_status unmix_comm_kind_parse(const char *s, enum unmix_comm_kind *out); /* auto|single|mpi|nccl */
-const char *unmix_comm_kind_name(enum unmix_comm_kind k);
 /* Seconds from a string ("300", "2.5"): > 0, finite. */
 unmix_status unmix_comm_parse_timeout(const char *s, double *out);
 
@@ -64,16 +63,11 @@ void unmix_comm_destroy(struct unmix_comm *c);
 
 int unmix_comm_rank(const struct unmix_comm *c);        /* 0 for NULL */
 int unmix_comm_world(const struct unmix_comm *c);       /* 1 for NULL */
-int unmix_comm_local_rank(const struct unmix_comm *c);  /* rank on this host */
 int unmix_comm_local_world(const struct unmix_comm *c); /* ranks on this host */
 const char *unmix_comm_name(const struct unmix_comm *c); /* "single", "mpi", "mpi+nccl", "nccl(file)" */
 double unmix_comm_timeout(const struct unmix_comm *c);
-void unmix_comm_set_timeout(struct unmix_comm *c, double seconds);
 int64_t unmix_comm_bucket_bytes(const struct unmix_comm *c);
 bool unmix_comm_broken(const struct unmix_comm *c);
-/* Marks the communicator broken (after a failure on this rank that its peers cannot see:
- * destroy then skips the collective shutdown). */
-void unmix_comm_set_broken(struct unmix_comm *c, const char *why);
 
 /* ---- collectives (every rank calls them in the same order with the same counts) -------- */
 unmix_status unmix_comm_barrier(struct unmix_comm *c);

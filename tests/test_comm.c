@@ -3,13 +3,13 @@
  * errors, what a build without NCCL says when asked for it, GPU binding with one rank, and the
  * SyncBatchNorm path of the graph (model->bn_sync) with an identity reduction: forward,
  * backward, running statistics and the BN replay must equal plain BatchNorm, which is what
- * one rank holding the whole batch computes. The multi-rank cases are test_dist_mpi.c. */
+ * one rank holding the whole batch computes. The multi-rank cases are test_comm_mpi.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/io/manifest.h"
 #include "core/nn/model.h"
 #include "tests/support/testutil.h"
@@ -106,7 +106,7 @@ START_TEST(test_options_errors) {
   o.kind = UNMIX_COMM_NCCL;
   s = unmix_comm_create(&o, &c);
 #ifdef UNMIX_WITH_NCCL
-  (void)s; /* needs a GPU and ranks: test_dist_mpi on a GPU machine */
+  (void)s; /* needs a GPU and ranks: test_comm_mpi on a GPU machine */
   if (s == UNMIX_OK) {
     ck_assert(unmix_comm_attach_backend(c, unmix_test_cpu()) == UNMIX_ERR_CONFIG);
     unmix_comm_destroy(c);
@@ -209,7 +209,7 @@ START_TEST(test_sync_bn_failure_is_kept) {
 END_TEST
 
 static Suite *dist_suite(void) {
-  Suite *s = suite_create("dist");
+  Suite *s = suite_create("comm");
   TCase *tc = tcase_create("single");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_null_and_single);

@@ -4,7 +4,7 @@
  * collective to the transport for its memory, staging through the other side when only one
  * exists, and turns any failure into a broken communicator. */
 #pragma once
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 
 struct unmix_comm;
 
