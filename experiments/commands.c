@@ -18,6 +18,7 @@ const struct unmix_command unmix_commands[] = {
     {"hist", "conv-weight histograms of checkpoints on common bins (Figure 5)", unmix_cmd_hist},
     {"flatness", "sorted softmax of MoCo queries against the queue (motivation figure)", unmix_cmd_flatness},
     {"export", "write a checkpoint's backbone as a torchvision safetensors file (no fc)", unmix_cmd_export},
+    {"baseline", "kNN of raw pixels and of the untrained network under a manifest's monitor", unmix_cmd_baseline},
     {"collect", "gather run directories into results tables (ours | paper | delta | provenance)", unmix_cmd_collect},
     {NULL, NULL, NULL},
 };

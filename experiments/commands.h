@@ -14,6 +14,7 @@ const char *unmix_version_string(void);
 /* Prints "unmix <cmd>: <message>" for the current error and returns 1. */
 int unmix_cmd_fail(const char *cmd);
 
+int unmix_cmd_baseline(int argc, char **argv);
 int unmix_cmd_bench(int argc, char **argv);
 int unmix_cmd_collect(int argc, char **argv);
 int unmix_cmd_data(int argc, char **argv);

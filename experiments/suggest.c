@@ -1,9 +1,7 @@
-/* Did-you-mean for commands and options (see suggest.h); manifest keys have their own
- * suggestions in core/io/config.c, which this reuses for "--epochs" -> "--set train.epochs=". */
+/* The command line's option hint (see suggest.h) on top of core/util/suggest; manifest keys have
+ * their own suggestions in core/io/config.c, which this reuses for "--epochs" -> "--set train.epochs=". */
 #include "experiments/suggest.h"
 
-#include <ctype.h>
-#include <limits.h>
 #include <string.h>
 #include <strings.h>
 

@@ -462,6 +462,48 @@ static void on_manifest_diff(void *ctx, const char *key, const char *was, const 
     *off += (size_t)snprintf(buf + *off, len - *off, "%s%s %.60s -> %.60s", *off ? ", " : "", key, was, now);
 }
 
+/* The encoder, method state and scalars of a training checkpoint (see trainer.h). */
+unmix_status unmix_train_restore_state(struct unmix_method *method, const struct unmix_backend *be,
+                                       const struct unmix_ckpt *ck, int rank, int world) {
+  const char *file = ck->path ? ck->path : "checkpoint";
+  UNMIX_TRY(unmix_ckpt_check_finite(ck, file)); /* also for a checkpoint built in memory */
+  struct unmix_model *m = unmix_method_encoder(method);
+  UNMIX_TRY(unmix_model_from_ckpt(m, ck, "", false));
+  struct unmix_state_entry ents[16];
+  int ne = unmix_method_state(method, ents, 16);
+  for (int i = 0; i < ne && i < 16; i++) {
+    char name[160];
+    snprintf(name, sizeof name, "unmix.state.%s", ents[i].name);
+    int64_t shape[5];
+    int nd = 0;
+    const bool per_rank = ents[i].per_rank && world > 1;
+    if (per_rank) shape[nd++] = world; /* saved by a run of as many ranks: this rank's row */
+    for (int d = 0; d < ents[i].ndim; d++) shape[nd++] = ents[i].shape[d];
+    const size_t rows = per_rank ? (size_t)world : 1;
+    float *h = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1) * rows);
+    unmix_status st = unmix_ckpt_read(ck, name, UNMIX_CKPT_F32, nd, shape, h);
+    if (st != UNMIX_OK && per_rank)
+      st = unmix_error_wrap(st, "%s holds per-rank state %s; resume it with the number of ranks that wrote it",
+                            file, name);
+    if (st == UNMIX_OK)
+      be->memcpy_h2d(ents[i].data, h + (per_rank ? (size_t)rank * (size_t)ents[i].numel : 0),
+                        sizeof(float) * (size_t)ents[i].numel);
+    free(h);
+    UNMIX_TRY(st);
+  }
+  const char *snames[16];
+  int64_t svals[16];
+  int ns = unmix_method_scalars(method, snames, svals, 16);
+  for (int i = 0; i < ns; i++) {
+    char name[160];
+    snprintf(name, sizeof name, "unmix.scalar.%s", snames[i]);
+    int64_t v;
+    UNMIX_TRY(unmix_ckpt_read(ck, name, UNMIX_CKPT_I64, 0, NULL, &v));
+    UNMIX_TRY(unmix_method_set_scalar(method, snames[i], v));
+  }
+  return UNMIX_OK;
+}
+
 static unmix_status load_checkpoint(struct run *r, const struct unmix_ckpt *ck) {
   const char *man = unmix_ckpt_meta(ck, "unmix.manifest");
   if (!man) return unmix_error_set(UNMIX_ERR_FORMAT, "%s: not an unmix training checkpoint (no unmix.manifest)", r->path_ckpt);
@@ -476,40 +518,7 @@ static unmix_status load_checkpoint(struct run *r, const struct unmix_ckpt *ck) 
                              r->path_ckpt, n < 0 ? "(unreadable)" : d.bad, r->dir);
     unmix_log_info("resuming with changed settings: %s", d.ok);
   }
-  struct unmix_model *m = unmix_method_encoder(r->method);
-  UNMIX_TRY(unmix_model_from_ckpt(m, ck, "", false));
-  struct unmix_state_entry ents[16];
-  int ne = unmix_method_state(r->method, ents, 16);
-  for (int i = 0; i < ne && i < 16; i++) {
-    char name[160];
-    snprintf(name, sizeof name, "unmix.state.%s", ents[i].name);
-    int64_t shape[5];
-    int nd = 0;
-    const bool per_rank = ents[i].per_rank && r->world > 1;
-    if (per_rank) shape[nd++] = r->world; /* saved by a run of as many ranks: this rank's row */
-    for (int d = 0; d < ents[i].ndim; d++) shape[nd++] = ents[i].shape[d];
-    const size_t rows = per_rank ? (size_t)r->world : 1;
-    float *h = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1) * rows);
-    unmix_status st = unmix_ckpt_read(ck, name, UNMIX_CKPT_F32, nd, shape, h);
-    if (st != UNMIX_OK && per_rank)
-      st = unmix_error_wrap(st, "%s holds per-rank state %s; resume it with the number of ranks that wrote it",
-                            r->path_ckpt, name);
-    if (st == UNMIX_OK)
-      r->be->memcpy_h2d(ents[i].data, h + (per_rank ? (size_t)r->rank * (size_t)ents[i].numel : 0),
-                        sizeof(float) * (size_t)ents[i].numel);
-    free(h);
-    UNMIX_TRY(st);
-  }
-  const char *snames[16];
-  int64_t svals[16];
-  int ns = unmix_method_scalars(r->method, snames, svals, 16);
-  for (int i = 0; i < ns; i++) {
-    char name[160];
-    snprintf(name, sizeof name, "unmix.scalar.%s", snames[i]);
-    int64_t v;
-    UNMIX_TRY(unmix_ckpt_read(ck, name, UNMIX_CKPT_I64, 0, NULL, &v));
-    UNMIX_TRY(unmix_method_set_scalar(r->method, snames[i], v));
-  }
+  UNMIX_TRY(unmix_train_restore_state(r->method, r->be, ck, r->rank, r->world));
   int64_t pos[3], sh1 = 3, shacc = N_ACC;
   UNMIX_TRY(unmix_ckpt_read(ck, "unmix.position", UNMIX_CKPT_I64, 1, &sh1, pos));
   UNMIX_TRY(unmix_ckpt_read(ck, "unmix.epoch_acc", UNMIX_CKPT_F64, 1, &shacc, &r->acc));
@@ -664,6 +673,7 @@ static unmix_status setup(struct run *r) {
   }
   unmix_log_info("unmix %s (%s) | backend %s | %s", UNMIX_VERSION, UNMIX_GIT_COMMIT, r->be->name,
                  unmix_blas_describe());
+  /* after train.log is open, so the file says why "auto" chose this backend */
   if (!strcmp(cfg->backend, "auto")) unmix_log_info("%s", unmix_backend_auto_reason());
   if (r->world > 1)
     unmix_log_info("%d ranks (%s, collective timeout %.0f s): global batch %d = %d per rank%s", r->world,

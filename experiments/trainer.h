@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/util/error.h"
+
 /* metrics.csv columns, in order (stable; documented in README.md):
  *  epoch          1-based epoch number
  *  steps          training steps in the epoch
@@ -58,6 +60,16 @@ struct unmix_train_options {
   double comm_timeout;          /* seconds a collective may wait for a peer */
   const char *nccl_id_file;     /* NCCL unique-id file for launchers without MPI (srun) */
 };
+
+struct unmix_method;
+struct unmix_backend;
+struct unmix_ckpt;
+/* Restores a training checkpoint's encoder (parameters, BN buffers), method state tensors
+ * (this rank's row of per-rank state) and scalars into `method`, validating each against
+ * the method's invariants (shapes, dtypes, queue pointer, ...). UNMIX_ERR_FORMAT naming the
+ * file and the tensor or scalar at fault. Used by resume, and by the checkpoint fuzzer. */
+unmix_status unmix_train_restore_state(struct unmix_method *method, const struct unmix_backend *be,
+                                       const struct unmix_ckpt *ck, int rank, int world);
 
 /* Runs the training; returns the process exit status: 0 done (or stopped as asked), 1 error,
  * 130 / 143 interrupted by SIGINT / SIGTERM after saving a checkpoint. */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/data/recipe.h"
+#include "core/io/config.h"
 #include "experiments/projection.h"
 #include "tests/support/testutil.h"
 
@@ -176,7 +178,7 @@ END_TEST
  * nowhere outside the repository. */
 START_TEST(help_texts) {
   static const char *const cmds[] = {"train",       "info",       "bench",      "validate",   "data",
-                                     "collect",     "data fetch", "data check", "data synth", "data import",
+                                     "collect",     "baseline",   "data fetch", "data check", "data synth", "data import",
                                      "bench ops",   "bench step", "bench data", "bench comm", "bench tsne"};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     char a[128], b[128];
@@ -195,6 +197,64 @@ START_TEST(help_texts) {
 }
 END_TEST
 
+
+/* ---- the demo's recipe keys and reference levels ----------------------------------------------- */
+
+START_TEST(recipe_grey_images_and_moco_crops) {
+  struct unmix_data_config cfg = {0};
+  snprintf(cfg.recipe, sizeof cfg.recipe, "moco-cifar");
+  struct unmix_recipe r;
+  ck_assert_int_eq(unmix_recipe_from_config(&cfg, &r), UNMIX_OK);
+  int colour = 0;
+  for (int i = 0; i < r.views[0].n_ops; i++)
+    colour += r.views[0].ops[i].op == UNMIX_AUG_JITTER || r.views[0].ops[i].op == UNMIX_AUG_GRAY;
+  ck_assert_int_eq(colour, 2);
+  ck_assert(r.views[0].scale_min == 0.08f);
+  /* grey images: no jitter, no grayscale, the flip stays; one crop group sets the MoCo crops */
+  cfg.grey_images = true;
+  cfg.n_crop_groups = 1;
+  cfg.nmb_crops[0] = 2, cfg.size_crops[0] = 32, cfg.min_scale[0] = 0.35f, cfg.max_scale[0] = 1.0f;
+  ck_assert_int_eq(unmix_recipe_from_config(&cfg, &r), UNMIX_OK);
+  ck_assert_int_eq(r.n_views, 2);
+  for (int v = 0; v < 2; v++) {
+    ck_assert(r.views[v].scale_min == 0.35f && r.views[v].scale_max == 1.0f);
+    ck_assert_int_eq(r.views[v].n_ops, 1);
+    ck_assert_int_eq(r.views[v].ops[0].op, UNMIX_AUG_HFLIP);
+  }
+  /* the keys reach the recipe from a manifest */
+  free(run_expect(0, "data.grey_images", "validate --keys"));
+}
+END_TEST
+
+START_TEST(baseline_levels) {
+  free(run_expect(0, NULL, "data synth fashion-mnist data --n 64 --n-test 32 --classes 4 --seed 3"));
+  char man[1200];
+  snprintf(man, sizeof man, "%s/m.yaml", g_dir);
+  unmix_test_write_text(man,
+             "name: b\nmethod: moco\n"
+             "data: {dataset: fashion-mnist, root: data, channels: 3, pad_to: 32, workers: 1}\n"
+             "model: {arch: resnet18, stem: cifar, width: 4, bn_splits: 2, head: linear, dim: 16}\n"
+             "moco: {K: 32}\noptim: {batch_size: 16}\nknn: {k: 5, bank_subset: 48, test_subset: 24}\n");
+  char *o = run_expect(0, "raw-pixels  top-1", "baseline m.yaml --csv b.csv");
+  unmix_test_expect(o, "untrained   top-1");
+  unmix_test_expect(o, "kNN k 5 t 0.1, 48 bank, 24 queries");
+  free(o);
+  char path[1300], cmd[1400];
+  snprintf(path, sizeof path, "%s/b.csv", g_dir);
+  snprintf(cmd, sizeof cmd, "cat '%s'", path);
+  ck_assert_int_eq(unmix_test_sh(cmd, &o), 0);
+  unmix_test_expect(o, "baseline,manifest,dataset,features,dim,k,t,bank,queries,top1,top5,seconds\nraw-pixels,m.yaml,fashion-mnist,"
+            "pixels,3072,5,0.1,48,24,");
+  unmix_test_expect(o, "\nuntrained,m.yaml,fashion-mnist,embedding,16,5,0.1,48,24,");
+  free(o);
+  /* the same seed gives the same untrained network, hence the same level */
+  free(run_expect(0, NULL, "baseline m.yaml --csv c.csv"));
+  snprintf(cmd, sizeof cmd, "cd '%s' && cut -d, -f1-11 b.csv > b1 && cut -d, -f1-11 c.csv > c1 && cmp b1 c1", g_dir);
+  ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "two baselines of one manifest differ: %s", o);
+  free(o);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("cli");
   TCase *t = tcase_create("cli");
@@ -207,6 +267,8 @@ static Suite *suite(void) {
   tcase_add_test(t, backend_cuda_without_gpu);
   tcase_add_test(t, did_you_mean_commands_keys_options);
   tcase_add_test(t, help_texts);
+  tcase_add_test(t, recipe_grey_images_and_moco_crops);
+  tcase_add_test(t, baseline_levels);
   suite_add_tcase(s, t);
   return s;
 }

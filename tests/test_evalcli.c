@@ -188,10 +188,12 @@ START_TEST(test_suggest) {
   ck_assert_int_eq(unmix_edit_distance("kitten", "sitting"), 3);
   ck_assert_int_eq(unmix_edit_distance("", "abc"), 3);
   ck_assert_int_eq(unmix_edit_distance("Epochs", "epochs"), 0);
+  ck_assert_int_eq(unmix_edit_distance("trian", "train"), 1); /* a transposition is one typo */
   const char *c[] = {"epochs", "lr", "momentum"};
   ck_assert_str_eq(unmix_suggest("epoch", c, 3), "epochs");
   ck_assert_str_eq(unmix_suggest("momentun", c, 3), "momentum");
   ck_assert_ptr_null(unmix_suggest("batch", c, 3));
+  ck_assert_str_eq(unmix_suggest("mom", c, 3), "momentum"); /* a prefix of 3 or more */
 }
 END_TEST
 

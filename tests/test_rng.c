@@ -16,8 +16,8 @@
  * was drawn with, and no two share a counter space. */
 START_TEST(test_purposes_distinct_and_fixed) {
   const int p[] = {UNMIX_RNG_INIT, UNMIX_RNG_SHUFFLE, UNMIX_RNG_AUGMENT, UNMIX_RNG_MIX, UNMIX_RNG_KEYPERM,
-                   UNMIX_RNG_QUEUE, UNMIX_RNG_TSNE, UNMIX_RNG_TEST, UNMIX_RNG_DATA};
-  const int want[] = {1, 2, 3, 4, 5, 6, 8, 9, 10};
+                   UNMIX_RNG_QUEUE, UNMIX_RNG_LINEAR, UNMIX_RNG_TSNE, UNMIX_RNG_TEST, UNMIX_RNG_DATA};
+  const int want[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
   const int n = (int)(sizeof p / sizeof p[0]);
   for (int i = 0; i < n; i++) {
     ck_assert_int_eq(p[i], want[i]);

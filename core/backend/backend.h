@@ -57,8 +57,8 @@ void unmix_conv_geom_init(struct unmix_conv_geom *g, int n, int h, int w, int c,
                           int stride, int pad);
 
 /* Batch-norm geometry: x is n samples of hw positions of c channels (BN1d: hw = 1).
- * splits = S > 1 is SplitBatchNorm (docs/FIDELITY.md): sample i belongs to split i mod S, each
- * split normalised with its own statistics; n must be a multiple of S. */
+ * splits = S > 1 is SplitBatchNorm (docs/FIDELITY.md §2.4): sample i belongs to split
+ * i mod S, each split normalised with its own statistics; n must be a multiple of S. */
 struct unmix_bn_geom {
   int n, hw, c, splits;
 };

@@ -221,7 +221,8 @@ unmix_status unmix_comm_attach_backend(struct unmix_comm *c, const struct unmix_
   if (c->kind == UNMIX_COMM_NCCL && !device)
     return unmix_error_set(UNMIX_ERR_CONFIG, "the nccl communicator needs a GPU backend (backend: cuda), not %s",
                            be ? be->name : "none");
-  if (c->world <= 1 || !device || c->kind == UNMIX_COMM_MPI || c->dev) return UNMIX_OK;
+  if ((c->world <= 1 && c->kind != UNMIX_COMM_NCCL) || !device || c->kind == UNMIX_COMM_MPI || c->dev)
+    return UNMIX_OK;
 #ifdef UNMIX_WITH_NCCL
   UNMIX_TRY(unmix_comm_nccl_open(c));
   snprintf(c->name, sizeof c->name, "%s", c->host ? "mpi+nccl" : "nccl(file)");
@@ -354,8 +355,14 @@ static unmix_status no_route(struct unmix_comm *c, const char *op) {
                                          "communicator first", c->rank, op, c->name);
 }
 
+/* Nothing to exchange: one rank, unless NCCL was asked for by name and is open, in which
+ * case even one rank goes through it (that is how a one-GPU machine exercises NCCL). */
+static bool solo(const struct unmix_comm *c) {
+  return !c || (c->world <= 1 && !(c->kind == UNMIX_COMM_NCCL && c->dev));
+}
+
 unmix_status unmix_comm_barrier(struct unmix_comm *c) {
-  if (!c || c->world <= 1) return UNMIX_OK;
+  if (solo(c)) return UNMIX_OK;
   UNMIX_TRY(check_usable(c, "barrier"));
   if (c->host) return fail(c, c->host->barrier(c, c->host_impl));
   if (c->dev) return fail(c, c->dev->barrier(c, c->dev_impl));
@@ -364,7 +371,7 @@ unmix_status unmix_comm_barrier(struct unmix_comm *c) {
 
 unmix_status unmix_comm_allreduce_sum_many(struct unmix_comm *c, void *const *bufs, const int64_t *counts, int nbuf,
                                            enum unmix_comm_dtype t, enum unmix_comm_mem mem) {
-  if (!c || c->world <= 1 || nbuf <= 0) return UNMIX_OK;
+  if (solo(c) || nbuf <= 0) return UNMIX_OK;
   UNMIX_TRY(check_usable(c, "all-reduce"));
   UNMIX_REQUIRE(t != UNMIX_COMM_BYTE, "all-reduce of bytes");
   const size_t es = (size_t)unmix_comm_dtype_size(t);
@@ -408,7 +415,7 @@ unmix_status unmix_comm_allreduce_sum(struct unmix_comm *c, void *buf, int64_t c
 
 unmix_status unmix_comm_broadcast(struct unmix_comm *c, void *buf, int64_t count, enum unmix_comm_dtype t, int root,
                                   enum unmix_comm_mem mem) {
-  if (!c || c->world <= 1) return UNMIX_OK;
+  if (solo(c)) return UNMIX_OK;
   UNMIX_TRY(check_usable(c, "broadcast"));
   UNMIX_REQUIRE(root >= 0 && root < c->world, "broadcast root %d outside world %d", root, c->world);
   const size_t bytes = (size_t)unmix_comm_dtype_size(t) * (size_t)count;
@@ -437,7 +444,7 @@ unmix_status unmix_comm_broadcast(struct unmix_comm *c, void *buf, int64_t count
 unmix_status unmix_comm_allgather(struct unmix_comm *c, const void *send, void *recv, int64_t count,
                                   enum unmix_comm_dtype t, enum unmix_comm_mem mem) {
   const size_t bytes = (size_t)unmix_comm_dtype_size(t) * (size_t)count;
-  if (!c || c->world <= 1) {
+  if (solo(c)) {
     if (send == recv || count == 0) return UNMIX_OK;
     if (mem == UNMIX_COMM_DEVICE && c && c->be && !device_is_host(c)) c->be->memcpy_d2d(recv, send, bytes);
     else memmove(recv, send, bytes);

@@ -165,10 +165,20 @@ static unmix_status nccl_barrier(struct unmix_comm *c, void *impl) {
 
 static void nccl_destroy(struct unmix_comm *c, void *impl, bool broken) {
   struct nccl_impl *n = impl;
-  if (n->comm) {
-    if (broken) ncclCommAbort(n->comm);
-    else ncclCommDestroy(n->comm);
+  if (n->comm && !broken) {
+    /* A non-blocking communicator is finalised (its pending work flushed) before it is
+     * destroyed; a finalise that errs or outlasts the timeout ends in an abort. */
+    ncclResult_t r = ncclCommFinalize(n->comm);
+    const double t0 = unmix_comm_clock();
+    while (r == ncclInProgress) {
+      if (unmix_comm_clock() - t0 > c->timeout_s) break;
+      unmix_comm_poll_pause(unmix_comm_clock() - t0);
+      if (ncclCommGetAsyncError(n->comm, &r) != ncclSuccess) r = ncclInternalError;
+    }
+    broken = r != ncclSuccess;
+    if (!broken) ncclCommDestroy(n->comm);
   }
+  if (n->comm && broken) ncclCommAbort(n->comm);
   if (n->scratch) cudaFree(n->scratch);
   if (n->done) cudaEventDestroy(n->done);
   if (c->rank == 0 && n->id_file[0]) unlink(n->id_file);
@@ -270,6 +280,7 @@ unmix_status unmix_comm_nccl_open(struct unmix_comm *c) {
   if (by_file && c->rank == 0) snprintf(n->id_file, sizeof n->id_file, "%s", c->nccl_id_file);
   cudaError_t e = cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming);
   if (e == cudaSuccess) e = cudaMalloc((void **)&n->scratch, sizeof(int32_t));
+  if (e == cudaSuccess) e = cudaMemset(n->scratch, 0, sizeof(int32_t)); /* the barrier sums it: 0 + 0 stays 0 */
   if (e != cudaSuccess) {
     unmix_status s = unmix_error_set(UNMIX_ERR_DEVICE, "NCCL communicator set-up: %s", cudaGetErrorString(e));
     nccl_destroy(c, n, true);

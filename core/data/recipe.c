@@ -125,8 +125,9 @@ unmix_status unmix_recipe_from_config(const struct unmix_data_config *cfg, struc
   const char *name = cfg->recipe[0] ? cfg->recipe : "moco-cifar";
   if (unmix_recipe_get(name, r) != UNMIX_OK) return unmix_error_wrap(UNMIX_ERR_CONFIG, "data.recipe");
   if (cfg->n_crop_groups > 0) {
-    if (strncmp(name, "swav-", 5) != 0)
-      return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.nmb_crops: multi-crop groups apply to swav-* recipes, not '%s'", name);
+    /* SwAV's multi-crop groups; for the MoCo recipes one group of 2 sets the crop size and scale */
+    if (strncmp(name, "swav-", 5) != 0 && strncmp(name, "moco", 4) != 0)
+      return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.crops: crop groups apply to swav-* and moco* recipes, not '%s'", name);
     if (cfg->n_crop_groups > UNMIX_MAX_CROP_GROUPS)
       return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.nmb_crops: at most %d crop groups", UNMIX_MAX_CROP_GROUPS);
     struct unmix_view_spec tmpl = r->views[0];
@@ -150,6 +151,14 @@ unmix_status unmix_recipe_from_config(const struct unmix_data_config *cfg, struc
     }
     r->n_views = n;
   }
+  if (cfg->grey_images) /* saturation, hue and grayscale do nothing on grey images */
+    for (int v = 0; v < r->n_views; v++) {
+      int k = 0;
+      for (int i = 0; i < r->views[v].n_ops; i++)
+        if (r->views[v].ops[i].op != UNMIX_AUG_JITTER && r->views[v].ops[i].op != UNMIX_AUG_GRAY)
+          r->views[v].ops[k++] = r->views[v].ops[i];
+      r->views[v].n_ops = k;
+    }
   if (cfg->has_norm) {
     for (int c = 0; c < 3; c++)
       if (!(cfg->std[c] > 0.0f))

@@ -106,6 +106,7 @@ static const struct key_def g_keys[] = {
     KI("data.pad_to", data.pad_to, IN(0, 4096), "0"),
     KI("data.channels", data.channels, IN(1, 3), "3"),
     KB("data.skip_corrupt", data.skip_corrupt, "false"),
+    KB("data.grey_images", data.grey_images, "false"),
     {"data.crops", K_CROPS, OFF(data), FSIZE(data), 0, ANY, NULL, "[]"},
     {"data.mean", K_NORM3, OFF(data.mean), 0, 0, ANY, NULL, "[]"},
     {"data.std", K_NORM3, OFF(data.std), 1, 0, GT(0), NULL, "[]"},

@@ -408,7 +408,7 @@ static unmix_status moco_set_scalar(struct unmix_method *m, const char *name, in
   if (!strcmp(name, "moco.ptr")) {
     /* the enqueue writes keys_per_step rows at ptr without wrapping: a pointer that is not a
      * multiple of it would write past the queue (the config guarantees K is one) */
-    const int per_step = (m->cfg.moco.symmetric ? 2 : 1) * m->cfg.optim.batch_size;
+    const int per_step = (m->spec.moco.symmetric ? 2 : 1) * m->spec.optim.batch_size;
     if (value < 0 || value >= moco_of(m)->K || per_step <= 0 || value % per_step != 0)
       return unmix_error_set(UNMIX_ERR_FORMAT,
                              "moco.ptr = %lld does not fit the queue of %d keys filled %d keys per step (it must be "

@@ -12,11 +12,11 @@
  *   3 UNMIX_RNG_AUGMENT  core/data/augment.h   per-sample, per-view augmentation
  *   4 UNMIX_RNG_MIX      core/methods/mix.h    Un-Mix draws
  *   5, 6                 core/methods/common.h MoCo key shuffle, queue initialisation
- *   8, 9                 below                 t-SNE, tests and benchmarks
+ *   7, 8, 9              below                 linear eval on cached features, t-SNE, tests
  *  10 UNMIX_RNG_DATA     core/data/synth.h     synthetic data
- * (7 was the linear evaluation's, which draws from none.) A new purpose takes the next free
- * value, 11. */
+ * A new purpose takes the next free value, 11. */
 enum unmix_rng_tool_purpose {
+  UNMIX_RNG_LINEAR = 7,    /* linear evaluation on cached features: head init, batch order */
   UNMIX_RNG_TSNE = 8,      /* t-SNE initial embedding */
   UNMIX_RNG_TEST = 9       /* tests and benchmarks */
 };

@@ -1,5 +1,5 @@
-/* CPU normalisation: batch norm over NHWC (plain and SplitBatchNorm, docs/FIDELITY.md) and
- * row-wise L2 normalisation. Batch-norm statistics are
+/* CPU normalisation: batch norm over NHWC (plain and SplitBatchNorm, docs/FIDELITY.md
+ * §2.4) and row-wise L2 normalisation. Batch-norm statistics are
  * accumulated in double over fixed blocks of rows (independent of the thread count),
  * mean first then the centred second moment (two passes), so the oracle is as exact as
  * fp32 outputs allow and bit-for-bit reproducible.

@@ -453,6 +453,11 @@ START_TEST(strict_streams_expose_a_missing_sync) {
   CK(cudaMemcpyAsync(y, x, 16 * sizeof(float), cudaMemcpyDeviceToDevice, s2));
   CK(cudaStreamSynchronize(s2));
   ck_assert_float_eq(host_floats(y, 16)[0], 4.0f);
+  // A polling loop on cudaStreamQuery ends: "not ready" once, then the work has run.
+  EMU_LAUNCH(write_kernel, 1, 32, 0, s, 16, x, 6.0f);
+  ck_assert_int_eq(cudaStreamQuery(s), cudaErrorNotReady);
+  ck_assert_int_eq(cudaStreamQuery(s), cudaSuccess);
+  ck_assert_float_eq(host_floats(x, 16)[0], 6.0f);
   CK(cudaEventDestroy(e));
   CK(cudaStreamDestroy(s));
   CK(cudaStreamDestroy(s2));

@@ -916,7 +916,10 @@ cudaError_t cudaStreamSynchronize(cudaStream_t st) {
 }
 cudaError_t cudaStreamQuery(cudaStream_t st) {
   CUstream_st *s = resolve(st);
-  return s->executed == s->enqueued ? cudaSuccess : cudaErrorNotReady;
+  if (s->executed == s->enqueued) return cudaSuccess;
+  // Report "not ready" once, as a busy GPU would, then let the work run (a polling loop ends).
+  drain(s);
+  return cudaErrorNotReady;
 }
 
 static CUevent_st *check_event(cudaEvent_t e, const char *fn) {
