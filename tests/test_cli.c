@@ -279,6 +279,42 @@ START_TEST(baseline_levels) {
 }
 END_TEST
 
+
+/* sweep-prob P=0.5 / sweep-beta beta=1 link to the main row's run instead of training it again */
+START_TEST(sweep_point_reuses_main_run) {
+  free(run_expect(0, NULL, "data synth fashion-mnist data --n 64 --n-test 32 --seed 1"));
+  char man[1200], src[1024], cmd[4096];
+  snprintf(man, sizeof man, "%s/m.yaml", g_dir);
+  write_file(man,
+             "name: main\nmethod: moco\nbackend: cpu\n"
+             "data: {dataset: fashion-mnist, root: data, recipe: moco-cifar, workers: 1}\n"
+             "model: {arch: resnet18, stem: cifar, width: 4, bn_splits: 2, head: linear, dim: 16}\n"
+             "moco: {K: 32, symmetric: true}\nunmix: {prob: 0.5}\noptim: {batch_size: 16, lr: 0.06}\n"
+             "train: {epochs: 1, steps_per_epoch: 2}\nknn: {every: 0}\npaper: {table: main}\n");
+  unmix_test_src_path("scripts/run_row.sh", src, sizeof src);
+  char *o = NULL;
+  snprintf(cmd, sizeof cmd, "cd '%s' && UNMIX=\"$UNMIX_BIN\" BACKEND= '%s' train m.yaml runs/main 2>&1", g_dir, src);
+  ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "%s", o);
+  free(o);
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && UNMIX=\"$UNMIX_BIN\" BACKEND= '%s' reuse m.yaml runs/p0.5 runs/main --set unmix.prob=0.5 "
+           "--set name=main_p0.5 --set paper.table=sweep-prob 2>&1 && cat runs/p0.5/REUSED && grep -c 'name: \"main_p0.5\"' "
+           "runs/p0.5/manifest.yaml && grep -c 'table: \"sweep-prob\"' runs/p0.5/manifest.yaml && test -L runs/p0.5/metrics.csv",
+           g_dir, src);
+  ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "%s", o);
+  expect(o, "identical training configuration), re-used");
+  free(o);
+  /* another P is another configuration: trained, not linked */
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && UNMIX=\"$UNMIX_BIN\" BACKEND= '%s' reuse m.yaml runs/p0.25 runs/main --set unmix.prob=0.25 "
+           "--set name=main_p0.25 2>&1 && test ! -e runs/p0.25/REUSED && test ! -L runs/p0.25/metrics.csv",
+           g_dir, src);
+  ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "%s", o);
+  expect(o, "differs from runs/main's; training it");
+  free(o);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("cli");
   TCase *t = tcase_create("cli");
@@ -293,6 +329,7 @@ static Suite *suite(void) {
   tcase_add_test(t, help_texts);
   tcase_add_test(t, recipe_grey_images_and_moco_crops);
   tcase_add_test(t, baseline_levels);
+  tcase_add_test(t, sweep_point_reuses_main_run);
   suite_add_tcase(s, t);
   return s;
 }
