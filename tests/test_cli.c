@@ -315,6 +315,19 @@ START_TEST(sweep_point_reuses_main_run) {
 }
 END_TEST
 
+
+/* results/paper/paper_results.csv is a plain CSV (pandas.read_csv reads it without options) */
+START_TEST(paper_csv_is_plain) {
+  char src[1024], cmd[1400];
+  unmix_test_src_path("results/paper/paper_results.csv", src, sizeof src);
+  snprintf(cmd, sizeof cmd, "head -n 1 '%s'; grep -c '^#' '%s' || true", src, src);
+  char *o = NULL;
+  ck_assert_int_eq(unmix_test_sh(cmd, &o), 0);
+  ck_assert_str_eq(o, "table,dataset,method,variant,unmix,epochs,metric,value,source\n0\n");
+  free(o);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("cli");
   TCase *t = tcase_create("cli");
@@ -330,6 +343,7 @@ static Suite *suite(void) {
   tcase_add_test(t, recipe_grey_images_and_moco_crops);
   tcase_add_test(t, baseline_levels);
   tcase_add_test(t, sweep_point_reuses_main_run);
+  tcase_add_test(t, paper_csv_is_plain);
   suite_add_tcase(s, t);
   return s;
 }
