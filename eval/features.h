@@ -1,5 +1,5 @@
 /* Features of a dataset through a model in eval mode, and the kNN monitor of the MoCo CIFAR
- * code (SPEC §2.7): memory bank = the training set through the test transform, queries = the
+ * code (FIDELITY §5.1): memory bank = the training set through the test transform, queries = the
  * test set, L2-normalised embeddings, k nearest by cosine, votes weighted exp(s/t). */
 #pragma once
 #include <stdbool.h>

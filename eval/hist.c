@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/io/csv.h"
+
 const int unmix_conv_layer_default_indices[UNMIX_CONV_LAYER_DEFAULT_COUNT] = {1, 10, 20, 30, 40, 50};
 
 struct unmix_hist_params unmix_hist_params_default(void) {
@@ -148,29 +150,14 @@ unmix_status unmix_hist_common_bins(const struct unmix_hist_series *series, int 
   return UNMIX_OK;
 }
 
-/* A CSV field, quoted when it has to be. */
-static void csv_field(FILE *f, const char *s) {
-  if (!s) s = "";
-  if (strpbrk(s, ",\"\r\n") == NULL) {
-    fputs(s, f);
-    return;
-  }
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"') fputc('"', f);
-    fputc(*s, f);
-  }
-  fputc('"', f);
-}
-
 unmix_status unmix_hist_write_csv(FILE *f, const char *layer, const struct unmix_hist *h, bool header) {
   if (!f || !h || !h->edges) return unmix_error_set(UNMIX_ERR_ARG, "histogram CSV: missing stream or histogram");
   if (header) fputs("layer,checkpoint,bin_lo,bin_hi,count,density\n", f);
   for (int s = 0; s < h->nseries; s++)
     for (int b = 0; b < h->nbins; b++) {
-      csv_field(f, layer);
+      unmix_csv_write_field(f, layer);
       fputc(',', f);
-      csv_field(f, h->labels[s]);
+      unmix_csv_write_field(f, h->labels[s]);
       fprintf(f, ",%.10g,%.10g,%lld,%.9g\n", h->edges[b], h->edges[b + 1], (long long)h->counts[(size_t)s * h->nbins + b],
               h->density[(size_t)s * h->nbins + b]);
     }

@@ -1,4 +1,4 @@
-/* The weighted kNN classifier of the MoCo CIFAR monitor (SPEC §2.7): a memory bank of
+/* The weighted kNN classifier of the MoCo CIFAR monitor (FIDELITY §5.1): a memory bank of
  * L2-normalised features votes for each query's class with weights exp(cos/t) over its
  * top-k neighbours. Runs through the backend op table (gemm, topk), so it works on any
  * backend that has those two ops; the vote itself happens on the host. */
@@ -40,3 +40,15 @@ unmix_status unmix_knn_classify(const struct unmix_backend *be, const float *ban
                                 int n, int d, const float *queries, const int32_t *query_labels, int m,
                                 const struct unmix_knn_params *p, struct unmix_knn_result *res, int32_t *pred,
                                 int32_t *pred5);
+
+/* The W-MSE codebase's kNN (eval/knn.py there; the SimCLR/BYOL runs): Euclidean distance on
+ * unnormalised features, the k nearest bank entries (k 5) vote with equal weight, the class
+ * with the most votes wins and equal counts go to the LOWEST class index (torch.unique sorts,
+ * argmax takes the first). The top-5 ranking orders classes by votes, then index. Distances
+ * are ranked by 2 q.b - |b|^2 (the same order as |q - b|; be->gemm + be->topk, equal values
+ * keep the lower bank index). Same arguments, errors and outputs as unmix_knn_classify;
+ * only p->k, p->num_classes and p->chunk are used. */
+unmix_status unmix_knn_euclid_classify(const struct unmix_backend *be, const float *bank, const int32_t *bank_labels,
+                                       int n, int d, const float *queries, const int32_t *query_labels, int m,
+                                       const struct unmix_knn_params *p, struct unmix_knn_result *res, int32_t *pred,
+                                       int32_t *pred5);

@@ -15,6 +15,7 @@
 #include "core/io/csv.h"
 #include "core/io/manifest.h"
 #include "core/optim/optim.h"
+#include "core/util/fs.h"
 #include "core/util/log.h"
 #include "core/util/timer.h"
 
@@ -130,21 +131,6 @@ static void params_text(const struct unmix_lincls_params *p, uint64_t fp, int64_
 static bool file_exists(const char *p) {
   struct stat sb;
   return stat(p, &sb) == 0;
-}
-
-static unmix_status mkdir_p(const char *path) {
-  char tmp[UNMIX_PATH_MAX];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *q = tmp + 1; *q; q++) {
-    if (*q != '/') continue;
-    *q = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-      return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-    *q = '/';
-  }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-  return UNMIX_OK;
 }
 
 struct lrun {
@@ -425,7 +411,7 @@ unmix_status unmix_lincls_run(const struct unmix_backend *be, struct unmix_model
   params_text(p, fp0, train->n, test->n, ptext, sizeof ptext);
 
   if (st == UNMIX_OK && o->out_dir) {
-    st = mkdir_p(o->out_dir);
+    st = unmix_fs_mkdirs(o->out_dir, 0755);
     snprintf(csv_path, sizeof csv_path, "%s/%s", o->out_dir, CSV_FILE);
     snprintf(state_path, sizeof state_path, "%s/%s", o->out_dir, STATE_FILE);
     if (st == UNMIX_OK && file_exists(state_path)) {

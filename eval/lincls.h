@@ -4,9 +4,9 @@
  * trained by SGD over the fc only, top-1/top-5 on the test split after every epoch.
  *
  * Protocols (reference values; a manifest's `linear.*` block overrides them for its protocol):
- *   imagenet    SPEC §3.2  lr 30, momentum 0.9, wd 0, batch 256, 100 epochs, x0.1 at 60 and 80,
+ *   imagenet    FIDELITY §5.2  lr 30, momentum 0.9, wd 0, batch 256, 100 epochs, x0.1 at 60 and 80,
  *               recipe lincls-imagenet (RRC 224 + flip / Resize 256 + CenterCrop 224)
- *   swav-cifar  SPEC §4.8  lr 0.3, momentum 0.9, wd 1e-6, batch 32, 100 epochs,
+ *   swav-cifar  FIDELITY §5.2  lr 0.3, momentum 0.9, wd 1e-6, batch 32, 100 epochs,
  *               CosineAnnealingLR: epoch e (0-based) uses lr*0.5*(1+cos(pi e/E)); best top-1 reported;
  *               recipe lincls-swav-cifar (RRC 32 + flip, std (0.2470, 0.2435, 0.2616))
  *   moco-cifar  the MoCo CIFAR demo: lr 30, momentum 0.9, wd 0, batch 256, 100 epochs, x0.1 at 60

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/io/manifest.h"
 #include "core/nn/model.h"
 #include "core/util/timer.h"

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/data/synth.h"
 #include "core/util/blas.h"
 #include "core/util/rng.h"
 #include "core/util/timer.h"

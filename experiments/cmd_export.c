@@ -2,6 +2,7 @@
  * layer4 with BatchNorm buffers and num_batches_tracked) under torchvision names and layout,
  * for torchvision / detectron2. The head (MoCo fc / MLP, SwAV projection and prototypes) is
  * not exported, so torchvision's fc.weight / fc.bias are the only missing keys. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,58 +14,56 @@
 #include "experiments/commands.h"
 #include "experiments/evalcli.h"
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: unmix export CKPT --to torchvision OUT.safetensors [options]\n\n"
-          "Writes the checkpoint encoder's backbone - conv1, bn1, layer1..layer4 with BatchNorm running\n"
-          "statistics and num_batches_tracked - under torchvision names in torchvision layout (conv weights\n"
-          "OIHW), float32 (num_batches_tracked int64). MoCo: encoder_q; SwAV: the trunk without projection\n"
-          "head and prototypes. There is NO fc: load it with\n"
-          "  m = torchvision.models.resnet50()\n"
-          "  missing, unexpected = m.load_state_dict(safetensors.torch.load_file(OUT), strict=False)\n"
-          "  # missing == ['fc.weight', 'fc.bias'], unexpected == []\n"
-          "(CIFAR stems: replace m.conv1 by a 3x3 stride-1 conv and m.maxpool by Identity first), or convert\n"
-          "it for detectron2 (tools/convert-torchvision-to-d2.py reads a torch state dict: save it with\n"
-          "torch.save first). The file's metadata records the source checkpoint, its architecture and its\n"
-          "resolved manifest (unmix.source_manifest), so the evaluation commands accept it directly.\n\n"
-          "options:\n"
-          "  --to FORMAT         torchvision (the only format)\n");
-  unmix_evalcli_help(f);
-}
+struct export_opts {
+  const char *to;
+};
+static const char *const g_formats[] = {"torchvision", NULL};
+static const struct unmix_opt g_opts[] = {
+    {.name = "to", .type = UNMIX_OPT_STRING, .arg = "FORMAT", .off = offsetof(struct export_opts, to),
+     .help = "torchvision (the only format; required)"},
+};
+
+const struct unmix_evalcmd unmix_evalcmd_export = {
+    "export",
+    "usage: unmix export CKPT --to torchvision OUT.safetensors [options]\n\n"
+    "Writes the checkpoint encoder's backbone - conv1, bn1, layer1..layer4 with BatchNorm running\n"
+    "statistics and num_batches_tracked - under torchvision names in torchvision layout (conv weights\n"
+    "OIHW), float32 (num_batches_tracked int64). MoCo: encoder_q; SwAV: the trunk without projection\n"
+    "head and prototypes. There is NO fc: load it with\n"
+    "  m = torchvision.models.resnet50()\n"
+    "  missing, unexpected = m.load_state_dict(safetensors.torch.load_file(OUT), strict=False)\n"
+    "  # missing == ['fc.weight', 'fc.bias'], unexpected == []\n"
+    "(CIFAR stems: replace m.conv1 by a 3x3 stride-1 conv and m.maxpool by Identity first), or convert\n"
+    "it for detectron2 (tools/convert-torchvision-to-d2.py reads a torch state dict: save it with\n"
+    "torch.save first). The file's metadata records the source checkpoint, its architecture and its\n"
+    "resolved manifest (unmix.source_manifest), so the evaluation commands accept it directly.\n",
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 int unmix_cmd_export(int argc, char **argv) {
   struct unmix_evalcli cli;
-  unmix_evalcli_init(&cli, "export");
-  const char *to = NULL;
-  static const struct option opts[] = {
-      {"to", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, EVALCLI_LONG_OPTIONS, {0, 0, 0, 0}};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    int r = unmix_evalcli_option(&cli, c, optarg);
-    if (r < 0) return 2;
-    if (r > 0) continue;
-    switch (c) {
-      case 't': to = optarg; break;
-      case 'h': usage(stdout); return 0;
-      default: usage(stderr); return 2;
-    }
-  }
+  struct export_opts o = {0};
+  char **pos = unmix_xmalloc(sizeof(char *) * (size_t)(argc + 1));
+  int npos = 0;
+  int pr = unmix_evalcli_parse(&unmix_evalcmd_export, &o, &cli, argc, argv, pos, &npos);
+  const char *path = npos == 2 ? pos[0] : NULL, *out = npos == 2 ? pos[1] : NULL;
+  free(pos);
+  if (pr >= 0) return pr;
+  const char *to = o.to;
   if (!to) {
     fprintf(stderr, "unmix export: --to FORMAT is required (torchvision)\n\n");
-    usage(stderr);
+    unmix_evalcli_usage(&unmix_evalcmd_export, stderr);
     return 2;
   }
-  if (strcmp(to, "torchvision") != 0) {
+  /* a format list of its own (not an option choice): the message names the one format */
+  if (strcmp(to, g_formats[0]) != 0) {
     fprintf(stderr, "unmix export: unknown format '%s' (--to torchvision)\n", to);
     return 2;
   }
-  if (optind != argc - 2) {
-    fprintf(stderr, "unmix export: expected CKPT and OUT.safetensors (got %d arguments)\n\n", argc - optind);
-    usage(stderr);
+  if (npos != 2) {
+    fprintf(stderr, "unmix export: expected CKPT and OUT.safetensors (got %d arguments)\n\n", npos);
+    unmix_evalcli_usage(&unmix_evalcmd_export, stderr);
     return 2;
   }
-  const char *path = argv[optind], *out = argv[optind + 1];
   struct unmix_eval_ckpt *e = NULL;
   struct unmix_model *m = NULL;
   struct unmix_ckpt *ck = NULL;

@@ -3,10 +3,12 @@
  * own queue, sorted ascending: per-image curves, the curve averaged over many images, and
  * each curve's maximum (Un-Mix should give flatter, lower-peaked distributions). */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/io/csv.h"
 #include "core/io/manifest.h"
 #include "eval/ckpt_model.h"
 #include "eval/features.h"
@@ -17,33 +19,47 @@
 #define MAX_CKPTS 32
 #define QUEUE_TENSOR "unmix.state.moco.queue"
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: unmix flatness CKPT [CKPT...] [options]\n\n"
-          "Prediction flatness of MoCo checkpoints (the paper's motivation figure): each test image's query\n"
-          "q = normalize(encoder_q(x)) (eval mode) against N keys of the checkpoint's queue\n"
-          "(unmix.state.moco.queue), p = softmax(q.keys / T) sorted ascending. The same test images and\n"
-          "the same queue rows are used for every checkpoint.\n\n"
-          "options:\n"
-          "  --label NAME        label of the next checkpoint, in order (repeatable; default: run name)\n"
-          "  --images N          per-image curves for the first N test images (default 6)\n"
-          "  --average N         the mean curve over the first N test images (default 1000)\n"
-          "  --negatives N       keys per query (default 2048; at most the queue length K)\n"
-          "  --keys first|last   queue rows 0..N-1 or K-N..K-1 (default first)\n"
-          "  --t T               softmax temperature (default: the manifest's moco.T)\n"
-          "  --out FILE          curves (default flatness.csv): label, checkpoint, curve (image|mean),\n"
-          "                      sample (test index; empty for mean), rank (1 = smallest), probability;\n"
-          "                      and FILE's stem + _max.csv: label, checkpoint, curve, sample, images,\n"
-          "                      negatives, keys, t, max_probability, entropy (nats)\n");
-  unmix_evalcli_help(f);
-}
-
 struct fl_opts {
-  int images, average, negatives;
+  long long images, average, negatives;
   bool last;
   double t;
-  int batch, workers;
+  long long batch, workers;
+  /* the command line */
+  const char *labels[MAX_CKPTS];
+  int nlabels;
+  const char *keys, *out_path;
 };
+#define FO(f) offsetof(struct fl_opts, f)
+static const char *const g_keys[] = {"first", "last", NULL};
+static const struct unmix_opt g_opts[] = {
+    {.name = "label", .type = UNMIX_OPT_STRINGS, .arg = "NAME", .off = FO(labels), .cap = MAX_CKPTS,
+     .count_off = FO(nlabels), .def_doc = "run name",
+     .help = "label of the next checkpoint, in order (repeatable)"},
+    {.name = "images", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(0, 1000), .off = FO(images),
+     .def = "6", .help = "per-image curves for the first N test images"},
+    {.name = "average", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(1, 1 << 24), .off = FO(average),
+     .def = "1000", .help = "the mean curve over the first N test images"},
+    {.name = "negatives", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(1, 1 << 24), .off = FO(negatives),
+     .def = "2048", .help = "keys per query (at most the queue length K)"},
+    {.name = "keys", .type = UNMIX_OPT_CHOICE, .choices = g_keys, .off = FO(keys), .def = "first",
+     .help = "queue rows 0..N-1 or K-N..K-1"},
+    {.name = "t", .type = UNMIX_OPT_FLOAT, .arg = "T", .key = "moco.T", .off = FO(t), .def_doc = "the manifest's moco.T",
+     .help = "softmax temperature"},
+    {.name = "out", .type = UNMIX_OPT_STRING, .arg = "FILE", .off = FO(out_path), .def = "flatness.csv",
+     .help = "curves: label, checkpoint, curve (image|mean), sample (test index;\n"
+             "empty for mean), rank (1 = smallest), probability; and FILE's stem + _max.csv:\n"
+             "label, checkpoint, curve, sample, images, negatives, keys, t, max_probability,\n"
+             "entropy (nats)"},
+};
+
+const struct unmix_evalcmd unmix_evalcmd_flatness = {
+    "flatness",
+    "usage: unmix flatness CKPT [CKPT...] [options]\n\n"
+    "Prediction flatness of MoCo checkpoints (the paper's motivation figure): each test image's query\n"
+    "q = normalize(encoder_q(x)) (eval mode) against N keys of the checkpoint's queue\n"
+    "(unmix.state.moco.queue), p = softmax(q.keys / T) sorted ascending. The same test images and\n"
+    "the same queue rows are used for every checkpoint.\n",
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 /* Sorted probabilities (M x neg, host) of one checkpoint. */
 static unmix_status probabilities(const struct unmix_backend *be, struct unmix_eval_ckpt *e, const struct fl_opts *o,
@@ -115,76 +131,32 @@ static unmix_status probabilities(const struct unmix_backend *be, struct unmix_e
 
 int unmix_cmd_flatness(int argc, char **argv) {
   struct unmix_evalcli cli;
-  unmix_evalcli_init(&cli, "flatness");
-  const char *labels[MAX_CKPTS];
-  int nlabels = 0;
-  struct fl_opts o = {6, 1000, 2048, false, -1, 0, -1};
-  long long v;
-  const char *out_path = "flatness.csv";
-  static const struct option opts[] = {{"label", required_argument, 0, 'L'},
-                                       {"images", required_argument, 0, 'i'},
-                                       {"average", required_argument, 0, 'a'},
-                                       {"negatives", required_argument, 0, 'n'},
-                                       {"keys", required_argument, 0, 'k'},
-                                       {"t", required_argument, 0, 't'},
-                                       {"out", required_argument, 0, 'o'},
-                                       {"help", no_argument, 0, 'h'},
-                                       EVALCLI_LONG_OPTIONS,
-                                       {0, 0, 0, 0}};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    int r = unmix_evalcli_option(&cli, c, optarg);
-    if (r < 0) return 2;
-    if (r > 0) continue;
-    switch (c) {
-      case 'L':
-        if (nlabels == MAX_CKPTS) {
-          fprintf(stderr, "unmix flatness: at most %d --label\n", MAX_CKPTS);
-          return 2;
-        }
-        labels[nlabels++] = optarg;
-        break;
-      case 'i':
-        if (!unmix_evalcli_int("flatness", "--images", optarg, 0, 1000, &v)) return 2;
-        o.images = (int)v;
-        break;
-      case 'a':
-        if (!unmix_evalcli_int("flatness", "--average", optarg, 1, 1 << 24, &v)) return 2;
-        o.average = (int)v;
-        break;
-      case 'n':
-        if (!unmix_evalcli_int("flatness", "--negatives", optarg, 1, 1 << 24, &v)) return 2;
-        o.negatives = (int)v;
-        break;
-      case 'k':
-        if (!strcmp(optarg, "first")) o.last = false;
-        else if (!strcmp(optarg, "last")) o.last = true;
-        else {
-          fprintf(stderr, "unmix flatness: --keys must be first or last, got '%s'\n", optarg);
-          return 2;
-        }
-        break;
-      case 't':
-        if (!unmix_evalcli_float("flatness", "--t", optarg, 1e-6, 1e6, &o.t)) return 2;
-        break;
-      case 'o': out_path = optarg; break;
-      case 'h': usage(stdout); return 0;
-      default: usage(stderr); return 2;
-    }
+  struct fl_opts o = {.t = -1};
+  char **pos = unmix_xmalloc(sizeof(char *) * (size_t)(argc + 1));
+  int npos = 0;
+  int pr = unmix_evalcli_parse(&unmix_evalcmd_flatness, &o, &cli, argc, argv, pos, &npos);
+  if (pr >= 0) {
+    free(pos);
+    return pr;
   }
+  o.last = !strcmp(o.keys, "last");
   o.batch = cli.batch;
   o.workers = cli.workers;
-  const int nck = argc - optind;
+  const int nck = npos;
   if (nck < 1 || nck > MAX_CKPTS) {
     fprintf(stderr, "unmix flatness: expected 1..%d CKPT (got %d)\n\n", MAX_CKPTS, nck);
-    usage(stderr);
+    unmix_evalcli_usage(&unmix_evalcmd_flatness, stderr);
+    free(pos);
     return 2;
   }
-  if (nlabels > nck) {
-    fprintf(stderr, "unmix flatness: %d --label for %d checkpoints\n", nlabels, nck);
+  if (o.nlabels > nck) {
+    fprintf(stderr, "unmix flatness: %d --label for %d checkpoints\n", o.nlabels, nck);
+    free(pos);
     return 2;
   }
+  const char **labels = o.labels;
+  const int nlabels = o.nlabels;
+  const char *out_path = o.out_path;
   char max_path[UNMIX_PATH_MAX + 16];
   {
     size_t n = strlen(out_path);
@@ -199,7 +171,7 @@ int unmix_cmd_flatness(int argc, char **argv) {
   fprintf(curves.f, "label,checkpoint,curve,sample,rank,probability\n");
   fprintf(maxes.f, "label,checkpoint,curve,sample,images,negatives,keys,t,max_probability,entropy\n");
   for (int k = 0; k < nck; k++) {
-    const char *path = argv[optind + k];
+    const char *path = pos[k];
     struct unmix_eval_ckpt *e = NULL;
     float *p = NULL, T = 0;
     int32_t *idx = NULL;
@@ -228,29 +200,29 @@ int unmix_cmd_flatness(int argc, char **argv) {
       for (int i = 0; i < nimg; i++) {
         const float *row = p + (size_t)i * neg;
         for (int r = 0; r < neg; r++) {
-          unmix_evalcli_csv_field(curves.f, label);
+          unmix_csv_write_field(curves.f, label);
           fputc(',', curves.f);
-          unmix_evalcli_csv_field(curves.f, path);
+          unmix_csv_write_field(curves.f, path);
           fprintf(curves.f, ",image,%d,%d,%.9g\n", idx[i], r + 1, (double)row[r]);
         }
-        unmix_evalcli_csv_field(maxes.f, label);
+        unmix_csv_write_field(maxes.f, label);
         fputc(',', maxes.f);
-        unmix_evalcli_csv_field(maxes.f, path);
+        unmix_csv_write_field(maxes.f, path);
         fprintf(maxes.f, ",image,%d,1,%d,%s,%.6g,%.9g,%.9g\n", idx[i], neg, o.last ? "last" : "first", (double)T,
                 (double)row[neg - 1], unmix_flatness_entropy(row, neg));
       }
       double *mean = unmix_xmalloc(sizeof(double) * (size_t)neg);
       unmix_flatness_mean_curve(p, navg, neg, mean);
       for (int r = 0; r < neg; r++) {
-        unmix_evalcli_csv_field(curves.f, label);
+        unmix_csv_write_field(curves.f, label);
         fputc(',', curves.f);
-        unmix_evalcli_csv_field(curves.f, path);
+        unmix_csv_write_field(curves.f, path);
         fprintf(curves.f, ",mean,,%d,%.9g\n", r + 1, mean[r]);
       }
       free(mean);
-      unmix_evalcli_csv_field(maxes.f, label);
+      unmix_csv_write_field(maxes.f, label);
       fputc(',', maxes.f);
-      unmix_evalcli_csv_field(maxes.f, path);
+      unmix_csv_write_field(maxes.f, path);
       fprintf(maxes.f, ",mean,,%d,%d,%s,%.6g,%.9g,%.9g\n", navg, neg, o.last ? "last" : "first", (double)T, mean_max,
               mean_ent);
       printf("%-24s %d negatives (%s), T %g, %d images: mean max probability %.5f, mean entropy %.4f nats (uniform "
@@ -270,5 +242,6 @@ fail:
   if (rcode) unmix_cmd_fail("flatness");
   unmix_evalcli_out_discard(&curves);
   unmix_evalcli_out_discard(&maxes);
+  free(pos);
   return rcode;
 }

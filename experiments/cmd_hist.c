@@ -2,6 +2,7 @@
  * weights of several checkpoints (baseline vs Un-Mix) on common bins (eval/hist.h), as a
  * tidy CSV with one row per (layer, checkpoint, bin). */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,82 +16,71 @@
 #define MAX_LAYERS 64
 #define MAX_CKPTS 32
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: unmix hist CKPT [CKPT...] [options]\n\n"
-          "Weight histograms of conv layers (the paper's Figure 5) with common bins across the checkpoints,\n"
-          "so their densities can be overlaid. Conv layers are numbered from 1 in torchvision module order\n"
-          "(conv1, layer1.0.conv1, ..., with each block's downsample conv after its convs). The paper's\n"
-          "panels are layers 1,10,20,30,40,50 of a ResNet-50 (53 convs); for a smaller network the default\n"
-          "is 6 layers spread evenly from the first to the last (ResNet-18: 1,5,9,12,16,20).\n\n"
-          "options:\n"
-          "  --label NAME        label of the next checkpoint, in order (repeatable; default: run name)\n"
-          "  --layers A,B,...    1-based conv layers (default as above)\n"
-          "  --bins N            bins per layer (default 100)\n"
-          "  --clip Q            range from the Q and 1-Q quantiles instead of min..max (0 <= Q < 0.5)\n"
-          "  --symmetric         range symmetric around 0\n"
-          "  --out FILE          tidy CSV (default hist.csv): layer (\"<index>:<tensor>\"), checkpoint (label),\n"
-          "                      bin_lo, bin_hi, count, density (density integrates to 1 per layer and label)\n");
-  unmix_evalcli_help(f);
-}
+struct hist_opts {
+  const char *labels[MAX_CKPTS];
+  int nlabels, layers[MAX_LAYERS], nlayers;
+  long long bins;
+  double clip;
+  bool symmetric;
+  const char *out_path;
+};
+#define HO(f) offsetof(struct hist_opts, f)
+static const struct unmix_opt g_opts[] = {
+    {.name = "label", .type = UNMIX_OPT_STRINGS, .arg = "NAME", .off = HO(labels), .cap = MAX_CKPTS,
+     .count_off = HO(nlabels), .def_doc = "run name",
+     .help = "label of the next checkpoint, in order (repeatable)"},
+    {.name = "layers", .type = UNMIX_OPT_INT_LIST, .arg = "A,B,...", .range = UNMIX_OPT_IN(1, 100000),
+     .off = HO(layers), .cap = MAX_LAYERS, .count_off = HO(nlayers), .def_doc = "as above",
+     .help = "1-based conv layers"},
+    {.name = "bins", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(1, 1 << 20), .off = HO(bins),
+     .def = "100", .help = "bins per layer"},
+    {.name = "clip", .type = UNMIX_OPT_FLOAT, .arg = "Q", .range = {0, 0.5, false, true}, .off = HO(clip),
+     .help = "range from the Q and 1-Q quantiles instead of min..max"},
+    {.name = "symmetric", .type = UNMIX_OPT_FLAG, .off = HO(symmetric), .help = "range symmetric around 0"},
+    {.name = "out", .type = UNMIX_OPT_STRING, .arg = "FILE", .off = HO(out_path), .def = "hist.csv",
+     .help = "tidy CSV: layer (\"<index>:<tensor>\"), checkpoint (label), bin_lo,\n"
+             "bin_hi, count, density (density integrates to 1 per layer and label)"},
+};
+
+const struct unmix_evalcmd unmix_evalcmd_hist = {
+    "hist",
+    "usage: unmix hist CKPT [CKPT...] [options]\n\n"
+    "Weight histograms of conv layers (the paper's Figure 5) with common bins across the checkpoints,\n"
+    "so their densities can be overlaid. Conv layers are numbered from 1 in torchvision module order\n"
+    "(conv1, layer1.0.conv1, ..., with each block's downsample conv after its convs). The paper's\n"
+    "panels are layers 1,10,20,30,40,50 of a ResNet-50 (53 convs); for a smaller network the default\n"
+    "is 6 layers spread evenly from the first to the last (ResNet-18: 1,5,9,12,16,20).\n",
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 int unmix_cmd_hist(int argc, char **argv) {
   struct unmix_evalcli cli;
-  unmix_evalcli_init(&cli, "hist");
-  const char *labels[MAX_CKPTS];
-  int nlabels = 0, layers[MAX_LAYERS], nlayers = 0;
-  long long bins = 100;
-  double clip = 0;
-  bool symmetric = false;
-  const char *out_path = "hist.csv";
-  static const struct option opts[] = {{"label", required_argument, 0, 'L'},
-                                       {"layers", required_argument, 0, 'l'},
-                                       {"bins", required_argument, 0, 'b'},
-                                       {"clip", required_argument, 0, 'c'},
-                                       {"symmetric", no_argument, 0, 'y'},
-                                       {"out", required_argument, 0, 'o'},
-                                       {"help", no_argument, 0, 'h'},
-                                       EVALCLI_LONG_OPTIONS,
-                                       {0, 0, 0, 0}};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    int r = unmix_evalcli_option(&cli, c, optarg);
-    if (r < 0) return 2;
-    if (r > 0) continue;
-    switch (c) {
-      case 'L':
-        if (nlabels == MAX_CKPTS) {
-          fprintf(stderr, "unmix hist: at most %d --label\n", MAX_CKPTS);
-          return 2;
-        }
-        labels[nlabels++] = optarg;
-        break;
-      case 'l':
-        if (!unmix_evalcli_int_list("hist", "--layers", optarg, 1, 100000, layers, MAX_LAYERS, &nlayers)) return 2;
-        break;
-      case 'b':
-        if (!unmix_evalcli_int("hist", "--bins", optarg, 1, 1 << 20, &bins)) return 2;
-        break;
-      case 'c':
-        if (!unmix_evalcli_float("hist", "--clip", optarg, 0, 0.4999999, &clip)) return 2;
-        break;
-      case 'y': symmetric = true; break;
-      case 'o': out_path = optarg; break;
-      case 'h': usage(stdout); return 0;
-      default: usage(stderr); return 2;
-    }
+  struct hist_opts o = {.nlabels = 0};
+  char **pos = unmix_xmalloc(sizeof(char *) * (size_t)(argc + 1));
+  int npos = 0;
+  int pr = unmix_evalcli_parse(&unmix_evalcmd_hist, &o, &cli, argc, argv, pos, &npos);
+  if (pr >= 0) {
+    free(pos);
+    return pr;
   }
-  const int nck = argc - optind;
+  const int nck = npos;
   if (nck < 1 || nck > MAX_CKPTS) {
     fprintf(stderr, "unmix hist: expected 1..%d CKPT (got %d)\n\n", MAX_CKPTS, nck);
-    usage(stderr);
+    unmix_evalcli_usage(&unmix_evalcmd_hist, stderr);
+    free(pos);
     return 2;
   }
-  if (nlabels > nck) {
-    fprintf(stderr, "unmix hist: %d --label for %d checkpoints\n", nlabels, nck);
+  if (o.nlabels > nck) {
+    fprintf(stderr, "unmix hist: %d --label for %d checkpoints\n", o.nlabels, nck);
+    free(pos);
     return 2;
   }
+  const char **labels = o.labels;
+  const int nlabels = o.nlabels;
+  int nlayers = o.nlayers, *layers = o.layers;
+  const long long bins = o.bins;
+  const double clip = o.clip;
+  const bool symmetric = o.symmetric;
+  const char *out_path = o.out_path;
   const struct unmix_backend *be = NULL;
   float *values[MAX_CKPTS][MAX_LAYERS];
   size_t numel[MAX_LAYERS] = {0};
@@ -105,7 +95,7 @@ int unmix_cmd_hist(int argc, char **argv) {
   for (int k = 0; k < nck; k++) {
     struct unmix_eval_ckpt *e = NULL;
     struct unmix_model *m = NULL;
-    unmix_status st = unmix_eval_ckpt_open(argv[optind + k], &cli.open, &e);
+    unmix_status st = unmix_eval_ckpt_open(pos[k], &cli.open, &e);
     if (st == UNMIX_OK && !be) st = unmix_backend_get(cli.backend ? cli.backend : "cpu", &be);
     struct unmix_recipe rc;
     if (st == UNMIX_OK) st = unmix_eval_recipe(e, NULL, &rc);
@@ -195,5 +185,6 @@ fail:
   unmix_evalcli_out_discard(&out);
   for (int k = 0; k < nck; k++)
     for (int i = 0; i < MAX_LAYERS; i++) free(values[k][i]);
+  free(pos);
   return rcode;
 }

@@ -1,92 +1,74 @@
-/* `unmix knn CKPT`: the kNN monitor of the MoCo CIFAR code (SPEC §2.7) run standalone on a
+/* `unmix knn CKPT`: the kNN monitor of the MoCo CIFAR code (FIDELITY §5.1) run standalone on a
  * checkpoint - memory bank = the train split, queries = the test split, both through the
  * recipe's evaluation transform - with the same defaults as the run's monitor, so it
  * reproduces the knn_top1/knn_top5 of the run's last metrics.csv row. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/io/csv.h"
+#include "core/util/fs.h"
 #include "eval/ckpt_model.h"
 #include "eval/features.h"
 #include "experiments/commands.h"
 #include "experiments/evalcli.h"
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: unmix knn CKPT [options]\n\n"
-          "Weighted kNN classification (SPEC §2.7) of the checkpoint's encoder: the train split is the\n"
-          "memory bank, the test split the queries, both through the recipe's evaluation transform;\n"
-          "L2-normalised features, the k most similar bank entries vote with weights exp(cos/t).\n"
-          "Defaults repeat the run's monitor, so the result equals the last knn_top1/5 of metrics.csv.\n\n"
-          "options:\n"
-          "  --k N               neighbours (default: the manifest's knn.k, 200)\n"
-          "  --t T               temperature (default: knn.t, 0.1)\n"
-          "  --bank-subset N     first N train samples as the bank (default: knn.bank_subset, else\n"
-          "                      data.subset; 0 = all)\n"
-          "  --test-subset N     first N test samples as queries (default: knn.test_subset, else\n"
-          "                      data.test_subset; 0 = all)\n"
-          "  --features head|backbone   the monitor's embedding (MoCo: fc output; SwAV: projection;\n"
-          "                      default) or the backbone's avgpool features\n"
-          "  --csv FILE          result row (default: knn.csv next to CKPT); columns: checkpoint, label,\n"
-          "                      epochs (of pre-training; empty when unknown), features, k, t, bank,\n"
-          "                      queries, top1, top5 (%%), seconds\n");
-  unmix_evalcli_help(f);
-}
+struct knn_opts {
+  long long k, bank_subset, test_subset;
+  double t;
+  const char *features, *csv;
+};
+#define KO(f) offsetof(struct knn_opts, f)
+static const char *const g_features[] = {"head", "backbone", NULL};
+static const struct unmix_opt g_opts[] = {
+    {.name = "k", .type = UNMIX_OPT_INT, .arg = "N", .key = "knn.k", .off = KO(k), .def_doc = "the manifest's knn.k",
+     .help = "neighbours"},
+    {.name = "t", .type = UNMIX_OPT_FLOAT, .arg = "T", .key = "knn.t", .off = KO(t), .def_doc = "the manifest's knn.t",
+     .help = "temperature"},
+    {.name = "bank-subset", .type = UNMIX_OPT_INT, .arg = "N", .key = "knn.bank_subset", .off = KO(bank_subset),
+     .def_doc = "knn.bank_subset, else data.subset", .help = "first N train samples as the bank (0 = all)"},
+    {.name = "test-subset", .type = UNMIX_OPT_INT, .arg = "N", .key = "knn.test_subset", .off = KO(test_subset),
+     .def_doc = "knn.test_subset, else data.test_subset", .help = "first N test samples as queries (0 = all)"},
+    {.name = "features", .type = UNMIX_OPT_CHOICE, .choices = g_features, .off = KO(features), .def = "head",
+     .help = "the monitor's embedding (MoCo: fc output; SwAV: projection) or the\n"
+             "backbone's avgpool features"},
+    {.name = "csv", .type = UNMIX_OPT_STRING, .arg = "FILE", .off = KO(csv), .def_doc = "knn.csv next to CKPT",
+     .help = "result row; columns: checkpoint, label, epochs (of pre-training;\n"
+             "empty when unknown), features, k, t, bank, queries, top1, top5 (%), seconds"},
+};
+
+const struct unmix_evalcmd unmix_evalcmd_knn = {
+    "knn",
+    "usage: unmix knn CKPT [options]\n\n"
+    "Weighted kNN classification (docs/FIDELITY.md §5.1) of the checkpoint's encoder: the train split\n"
+    "is the memory bank, the test split the queries, both through the recipe's evaluation transform;\n"
+    "L2-normalised features, the k most similar bank entries vote with weights exp(cos/t).\n"
+    "Defaults repeat the run's monitor, so the result equals the last knn_top1/5 of metrics.csv.\n",
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 int unmix_cmd_knn(int argc, char **argv) {
   struct unmix_evalcli cli;
-  unmix_evalcli_init(&cli, "knn");
-  long long k = -1, bank_subset = -1, test_subset = -1;
-  double t = -1;
-  const char *csv = NULL;
-  bool backbone = false;
-  static const struct option opts[] = {{"k", required_argument, 0, 'k'},
-                                       {"t", required_argument, 0, 't'},
-                                       {"bank-subset", required_argument, 0, 'B'},
-                                       {"test-subset", required_argument, 0, 'T'},
-                                       {"features", required_argument, 0, 'F'},
-                                       {"csv", required_argument, 0, 'c'},
-                                       {"help", no_argument, 0, 'h'},
-                                       EVALCLI_LONG_OPTIONS,
-                                       {0, 0, 0, 0}};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    int r = unmix_evalcli_option(&cli, c, optarg);
-    if (r < 0) return 2;
-    if (r > 0) continue;
-    switch (c) {
-      case 'k':
-        if (!unmix_evalcli_int("knn", "--k", optarg, 1, 1 << 20, &k)) return 2;
-        break;
-      case 't':
-        if (!unmix_evalcli_float("knn", "--t", optarg, 1e-6, 1e6, &t)) return 2;
-        break;
-      case 'B':
-        if (!unmix_evalcli_int("knn", "--bank-subset", optarg, 0, 1LL << 40, &bank_subset)) return 2;
-        break;
-      case 'T':
-        if (!unmix_evalcli_int("knn", "--test-subset", optarg, 0, 1LL << 40, &test_subset)) return 2;
-        break;
-      case 'F':
-        if (!strcmp(optarg, "backbone")) backbone = true;
-        else if (!strcmp(optarg, "head")) backbone = false;
-        else {
-          fprintf(stderr, "unmix knn: --features must be head or backbone, got '%s'\n", optarg);
-          return 2;
-        }
-        break;
-      case 'c': csv = optarg; break;
-      case 'h': usage(stdout); return 0;
-      default: usage(stderr); return 2;
-    }
+  struct knn_opts o = {.k = -1, .bank_subset = -1, .test_subset = -1, .t = -1};
+  char **pos = unmix_xmalloc(sizeof(char *) * (size_t)(argc + 1));
+  int npos = 0;
+  int pr = unmix_evalcli_parse(&unmix_evalcmd_knn, &o, &cli, argc, argv, pos, &npos);
+  if (pr >= 0) {
+    free(pos);
+    return pr;
   }
-  if (optind != argc - 1) {
-    fprintf(stderr, "unmix knn: expected exactly one CKPT (got %d)\n\n", argc - optind);
-    usage(stderr);
+  if (npos != 1) {
+    fprintf(stderr, "unmix knn: expected exactly one CKPT (got %d)\n\n", npos);
+    unmix_evalcli_usage(&unmix_evalcmd_knn, stderr);
+    free(pos);
     return 2;
   }
-  const char *path = argv[optind];
+  const long long k = o.k, bank_subset = o.bank_subset, test_subset = o.test_subset;
+  const double t = o.t;
+  const char *csv = o.csv;
+  const bool backbone = !strcmp(o.features, "backbone");
+  const char *path = pos[0];
+  free(pos);
   struct unmix_eval_ckpt *e = NULL;
   struct unmix_dataset *bank = NULL, *test = NULL;
   struct unmix_model *m = NULL;
@@ -123,14 +105,14 @@ int unmix_cmd_knn(int argc, char **argv) {
 
   char csv_buf[UNMIX_PATH_MAX + 16], dir[UNMIX_PATH_MAX];
   if (!csv) {
-    snprintf(csv_buf, sizeof csv_buf, "%s/knn.csv", unmix_evalcli_dirname(path, dir, sizeof dir));
+    snprintf(csv_buf, sizeof csv_buf, "%s/knn.csv", unmix_fs_dirname(path, dir, sizeof dir));
     csv = csv_buf;
   }
   if (unmix_evalcli_out_open(&out) != UNMIX_OK) goto fail;
   fprintf(out.f, "checkpoint,label,epochs,features,k,t,bank,queries,top1,top5,seconds\n");
-  unmix_evalcli_csv_field(out.f, path);
+  unmix_csv_write_field(out.f, path);
   fputc(',', out.f);
-  unmix_evalcli_csv_field(out.f, e->label);
+  unmix_csv_write_field(out.f, e->label);
   char ep[16] = "";
   if (e->epochs_done >= 0) snprintf(ep, sizeof ep, "%d", e->epochs_done);
   fprintf(out.f, ",%s,%s,%d,%.6g,%lld,%lld,%.4f,%.4f,%.3f\n", ep, feat_name,

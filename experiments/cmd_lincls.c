@@ -1,12 +1,15 @@
 /* `unmix lincls CKPT`: linear evaluation on frozen features (eval/lincls.h) with the
  * protocol of the checkpoint's manifest (linear.*) or another one; writes the per-epoch
  * curve (the paper's Figure 3) and a summary row. */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/io/csv.h"
 #include "core/io/manifest.h"
+#include "core/util/fs.h"
 #include "eval/ckpt_model.h"
 #include "eval/lincls.h"
 #include "experiments/commands.h"
@@ -17,39 +20,67 @@
       "best_top1", "best_epoch", "best_top5", "last_top1", "last_top5", "train_samples", "test_samples",            \
       "seconds_per_epoch", "backend"
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: unmix lincls CKPT [options]\n\n"
-          "Linear evaluation: a fresh fc (N(0, 0.01^2), bias 0) on the avgpool features of the frozen\n"
-          "backbone in eval mode (BatchNorm on its running statistics, also while training the fc); the\n"
-          "pre-training head is discarded; SGD over the fc only; top-1/top-5 on the test split every epoch.\n"
-          "Protocols (defaults: the manifest's linear.* block for its protocol, the reference values for\n"
-          "another one):\n"
-          "  imagenet    lr 30, momentum 0.9, wd 0, batch 256, 100 epochs, x0.1 at 60 and 80;\n"
-          "              RRC(224)+flip / Resize(256)+CenterCrop(224)                       (SPEC 3.2)\n"
-          "  swav-cifar  lr 0.3, momentum 0.9, wd 1e-6, batch 32, 100 epochs, cosine annealing per epoch;\n"
-          "              RRC(32)+flip, std (0.2470, 0.2435, 0.2616); the best epoch is reported (SPEC 4.8)\n"
-          "  moco-cifar  lr 30, momentum 0.9, wd 0, batch 256, 100 epochs, x0.1 at 60 and 80; RRC(32)+flip\n"
-          "No protocol drops the last partial batch. Data order and augmentation come from the Philox\n"
-          "streams of the manifest's seed: runs are reproducible, and --resume continues bit-identically.\n\n"
-          "options:\n"
-          "  --protocol NAME     imagenet | swav-cifar | moco-cifar (default: linear.protocol)\n"
-          "  --epochs N          epochs (the schedule is stretched/shrunk with it: cosine over N epochs;\n"
-          "                      milestones are kept as given)\n"
-          "  --lr X  --momentum X  --wd X  --batch-size N   override the protocol's values\n"
-          "  --milestones A,B,.. step-decay epochs (0-based; lr x0.1 from each)\n"
-          "  --subset N          first N training samples (default: all)\n"
-          "  --test-subset N     first N test samples (default: all)\n"
-          "  --seed N            data order / augmentation / fc init seed (default: the manifest's seed)\n"
-          "  --out DIR           output directory (default: lincls-<protocol> next to CKPT):\n"
-          "                        lincls.csv (epoch, lr, train_loss, train_top1, test_top1, test_top5,\n"
-          "                        best_top1, seconds), summary.csv, lincls.safetensors (fc + SGD state)\n"
-          "  --resume            continue DIR's lincls.safetensors (same checkpoint and flags)\n"
-          "  --stop-after-epochs N   save and stop after N epochs of this invocation\n"
-          "  --quiet             no per-epoch lines\n"
-          "  (--batch sets the test-time batch, default max(batch size, 256))\n");
-  unmix_evalcli_help(f);
-}
+struct lincls_opts {
+  const char *protocol, *out_dir;
+  long long epochs, batch_size, subset, test_subset, stop_after;
+  struct unmix_opt_u64 seed;
+  double lr, momentum, wd;
+  int milestones[UNMIX_MAX_MILESTONES], n_milestones;
+  bool resume, quiet;
+};
+#define LO(f) offsetof(struct lincls_opts, f)
+static const struct unmix_opt g_opts[] = {
+    {.name = "protocol", .type = UNMIX_OPT_CHOICE, .key = "linear.protocol", .off = LO(protocol),
+     .def_doc = "linear.protocol", .help = "evaluation protocol"},
+    {.name = "epochs", .type = UNMIX_OPT_INT, .arg = "N", .key = "linear.epochs", .off = LO(epochs),
+     .help = "epochs (the schedule is stretched/shrunk with it: cosine over N epochs;\n"
+             "milestones are kept as given)"},
+    {.name = "lr", .type = UNMIX_OPT_FLOAT, .arg = "X", .key = "linear.lr", .off = LO(lr),
+     .help = "learning rate (overrides the protocol's)"},
+    {.name = "momentum", .type = UNMIX_OPT_FLOAT, .arg = "X", .key = "linear.momentum", .off = LO(momentum),
+     .help = "SGD momentum (overrides the protocol's)"},
+    {.name = "wd", .type = UNMIX_OPT_FLOAT, .arg = "X", .key = "linear.weight_decay", .off = LO(wd),
+     .help = "weight decay (overrides the protocol's)"},
+    {.name = "batch-size", .type = UNMIX_OPT_INT, .arg = "N", .key = "linear.batch_size", .off = LO(batch_size),
+     .help = "training batch (overrides the protocol's)"},
+    {.name = "milestones", .type = UNMIX_OPT_INT_LIST, .arg = "A,B,..", .key = "linear.milestones",
+     .off = LO(milestones), .cap = UNMIX_MAX_MILESTONES, .count_off = LO(n_milestones),
+     .help = "step-decay epochs, increasing (0-based; lr x0.1 from each)"},
+    {.name = "subset", .type = UNMIX_OPT_INT, .arg = "N", .key = "data.subset", .off = LO(subset),
+     .help = "first N training samples (0 = all)"},
+    {.name = "test-subset", .type = UNMIX_OPT_INT, .arg = "N", .key = "data.test_subset", .off = LO(test_subset),
+     .help = "first N test samples (0 = all)"},
+    {.name = "seed", .type = UNMIX_OPT_U64, .arg = "N", .key = "seed", .off = LO(seed),
+     .def_doc = "the manifest's seed", .help = "data order / augmentation / fc init seed"},
+    {.name = "out", .type = UNMIX_OPT_STRING, .arg = "DIR", .off = LO(out_dir),
+     .def_doc = "lincls-<protocol> next to CKPT",
+     .help = "output directory: lincls.csv (epoch, lr, train_loss, train_top1,\n"
+             "test_top1, test_top5, best_top1, seconds), summary.csv, lincls.safetensors\n"
+             "(fc + SGD state)"},
+    {.name = "resume", .type = UNMIX_OPT_FLAG, .off = LO(resume),
+     .help = "continue DIR's lincls.safetensors (same checkpoint and flags)"},
+    {.name = "stop-after-epochs", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(1, 1 << 24),
+     .off = LO(stop_after), .help = "save and stop after N epochs of this invocation"},
+    {.name = "quiet", .type = UNMIX_OPT_FLAG, .off = LO(quiet), .help = "no per-epoch lines"},
+};
+
+const struct unmix_evalcmd unmix_evalcmd_lincls = {
+    "lincls",
+    "usage: unmix lincls CKPT [options]\n\n"
+    "Linear evaluation: a fresh fc (N(0, 0.01^2), bias 0) on the avgpool features of the frozen\n"
+    "backbone in eval mode (BatchNorm on its running statistics, also while training the fc); the\n"
+    "pre-training head is discarded; SGD over the fc only; top-1/top-5 on the test split every epoch.\n"
+    "Protocols (defaults: the manifest's linear.* block for its protocol, the reference values for\n"
+    "another one; docs/FIDELITY.md §5.2):\n"
+    "  imagenet    lr 30, momentum 0.9, wd 0, batch 256, 100 epochs, x0.1 at 60 and 80;\n"
+    "              RRC(224)+flip / Resize(256)+CenterCrop(224)\n"
+    "  swav-cifar  lr 0.3, momentum 0.9, wd 1e-6, batch 32, 100 epochs, cosine annealing per epoch;\n"
+    "              RRC(32)+flip, std (0.2470, 0.2435, 0.2616); the best epoch is reported\n"
+    "  moco-cifar  lr 30, momentum 0.9, wd 0, batch 256, 100 epochs, x0.1 at 60 and 80; RRC(32)+flip\n"
+    "No protocol drops the last partial batch. Data order and augmentation come from the Philox\n"
+    "streams of the manifest's seed: runs are reproducible, and --resume continues bit-identically.\n"
+    "(--batch sets the test-time batch, default max(batch size, 256).)\n",
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 static unmix_status write_summary(const char *path, const struct unmix_eval_ckpt *e, const char *ckpt,
                                   const struct unmix_lincls_params *p, const struct unmix_lincls_result *r,
@@ -89,93 +120,33 @@ static unmix_status write_summary(const char *path, const struct unmix_eval_ckpt
 
 int unmix_cmd_lincls(int argc, char **argv) {
   struct unmix_evalcli cli;
-  unmix_evalcli_init(&cli, "lincls");
-  const char *protocol = NULL, *out_dir = NULL;
-  long long epochs = 0, batch_size = 0, subset = 0, test_subset = 0, stop_after = 0, seed = -1;
-  double lr = -1, momentum = -1, wd = -1;
-  int milestones[UNMIX_MAX_MILESTONES], n_milestones = -1;
-  bool resume = false, quiet = false;
-  static const struct option opts[] = {{"protocol", required_argument, 0, 'p'},
-                                       {"epochs", required_argument, 0, 'e'},
-                                       {"lr", required_argument, 0, 'l'},
-                                       {"momentum", required_argument, 0, 'M'},
-                                       {"wd", required_argument, 0, 'w'},
-                                       {"batch-size", required_argument, 0, 'b'},
-                                       {"milestones", required_argument, 0, 'm'},
-                                       {"subset", required_argument, 0, 's'},
-                                       {"test-subset", required_argument, 0, 'S'},
-                                       {"seed", required_argument, 0, 'x'},
-                                       {"out", required_argument, 0, 'o'},
-                                       {"resume", no_argument, 0, 'r'},
-                                       {"stop-after-epochs", required_argument, 0, 'E'},
-                                       {"quiet", no_argument, 0, 'q'},
-                                       {"help", no_argument, 0, 'h'},
-                                       EVALCLI_LONG_OPTIONS,
-                                       {0, 0, 0, 0}};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    int r = unmix_evalcli_option(&cli, c, optarg);
-    if (r < 0) return 2;
-    if (r > 0) continue;
-    switch (c) {
-      case 'p':
-        if (unmix_config_enum_parse("linear.protocol", optarg) < 0) {
-          fprintf(stderr, "unmix lincls: --protocol must be imagenet, swav-cifar or moco-cifar, got '%s'\n", optarg);
-          return 2;
-        }
-        protocol = optarg;
-        break;
-      case 'e':
-        if (!unmix_evalcli_int("lincls", "--epochs", optarg, 1, 1 << 20, &epochs)) return 2;
-        break;
-      case 'l':
-        if (!unmix_evalcli_float("lincls", "--lr", optarg, 0, 1e6, &lr)) return 2;
-        break;
-      case 'M':
-        if (!unmix_evalcli_float("lincls", "--momentum", optarg, 0, 0.999999, &momentum)) return 2;
-        break;
-      case 'w':
-        if (!unmix_evalcli_float("lincls", "--wd", optarg, 0, 1, &wd)) return 2;
-        break;
-      case 'b':
-        if (!unmix_evalcli_int("lincls", "--batch-size", optarg, 1, 1 << 20, &batch_size)) return 2;
-        break;
-      case 'm':
-        if (!unmix_evalcli_int_list("lincls", "--milestones", optarg, 1, 1 << 20, milestones, UNMIX_MAX_MILESTONES,
-                                    &n_milestones))
-          return 2;
-        for (int i = 1; i < n_milestones; i++)
-          if (milestones[i] <= milestones[i - 1]) {
-            fprintf(stderr, "unmix lincls: --milestones must increase, got '%s'\n", optarg);
-            return 2;
-          }
-        break;
-      case 's':
-        if (!unmix_evalcli_int("lincls", "--subset", optarg, 0, 1LL << 40, &subset)) return 2;
-        break;
-      case 'S':
-        if (!unmix_evalcli_int("lincls", "--test-subset", optarg, 0, 1LL << 40, &test_subset)) return 2;
-        break;
-      case 'x':
-        if (!unmix_evalcli_int("lincls", "--seed", optarg, 0, 1LL << 62, &seed)) return 2;
-        break;
-      case 'o': out_dir = optarg; break;
-      case 'r': resume = true; break;
-      case 'E':
-        if (!unmix_evalcli_int("lincls", "--stop-after-epochs", optarg, 1, 1 << 20, &stop_after)) return 2;
-        break;
-      case 'q': quiet = true; break;
-      case 'h': usage(stdout); return 0;
-      default: usage(stderr); return 2;
+  struct lincls_opts o = {.lr = -1, .momentum = -1, .wd = -1, .n_milestones = -1};
+  char **pos = unmix_xmalloc(sizeof(char *) * (size_t)(argc + 1));
+  int npos = 0;
+  int pr = unmix_evalcli_parse(&unmix_evalcmd_lincls, &o, &cli, argc, argv, pos, &npos);
+  const char *path = npos == 1 ? pos[0] : NULL;
+  free(pos);
+  if (pr >= 0) return pr;
+  for (int i = 1; i < o.n_milestones; i++)
+    if (o.milestones[i] <= o.milestones[i - 1]) {
+      fprintf(stderr, "unmix lincls: --milestones must increase, got");
+      for (int j = 0; j < o.n_milestones; j++) fprintf(stderr, "%s%d", j ? "," : " '", o.milestones[j]);
+      fprintf(stderr, "'\n");
+      return 2;
     }
-  }
-  if (optind != argc - 1) {
-    fprintf(stderr, "unmix lincls: expected exactly one CKPT (got %d)\n\n", argc - optind);
-    usage(stderr);
+  if (npos != 1) {
+    fprintf(stderr, "unmix lincls: expected exactly one CKPT (got %d)\n\n", npos);
+    unmix_evalcli_usage(&unmix_evalcmd_lincls, stderr);
     return 2;
   }
-  const char *path = argv[optind];
+  const char *protocol = o.protocol, *out_dir = o.out_dir;
+  const long long epochs = o.epochs, batch_size = o.batch_size, subset = o.subset, test_subset = o.test_subset,
+                  stop_after = o.stop_after;
+  const double lr = o.lr, momentum = o.momentum, wd = o.wd;
+  const int n_milestones = o.n_milestones;
+  const int *milestones = o.milestones;
+  const bool resume = o.resume, quiet = o.quiet, seed_given = o.seed.set;
+  const uint64_t seed = o.seed.v;
   struct unmix_eval_ckpt *e = NULL;
   struct unmix_dataset *train = NULL, *test = NULL;
   struct unmix_model *m = NULL;
@@ -204,7 +175,7 @@ int unmix_cmd_lincls(int argc, char **argv) {
     memcpy(p.milestones, milestones, sizeof(int) * (size_t)n_milestones);
     p.cosine = false;
   }
-  if (seed >= 0) p.seed = (uint64_t)seed;
+  if (seed_given) p.seed = seed;
   if (cli.workers >= 0) p.workers = cli.workers;
   p.eval_batch = cli.batch;
 
@@ -220,7 +191,7 @@ int unmix_cmd_lincls(int argc, char **argv) {
 
   char dir[UNMIX_PATH_MAX], dbuf[UNMIX_PATH_MAX + 64];
   if (!out_dir) {
-    snprintf(dbuf, sizeof dbuf, "%s/lincls-%s", unmix_evalcli_dirname(path, dir, sizeof dir), unmix_lincls_name(proto));
+    snprintf(dbuf, sizeof dbuf, "%s/lincls-%s", unmix_fs_dirname(path, dir, sizeof dir), unmix_lincls_name(proto));
     out_dir = dbuf;
   }
   if (!quiet) {

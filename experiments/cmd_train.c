@@ -1,17 +1,21 @@
-/* `unmix train MANIFEST [--set k=v]... [--out DIR] [--resume] ...`: the CLI of trainer.c. */
+/* `unmix train MANIFEST [--set k=v]... [--out DIR] [--resume|--restart] ...` and
+ * `unmix train --resume DIR [--set k=v]...`: the CLI of trainer.c. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "experiments/commands.h"
 #include "experiments/suggest.h"
 #include "experiments/trainer.h"
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: unmix train MANIFEST [options]\n\n"
+          "usage: unmix train MANIFEST [options]\n"
+          "       unmix train --resume DIR [--set train.epochs=N] [options]\n\n"
           "Trains the method a manifest describes (configs/*.yaml) and writes the run directory:\n"
           "  manifest.yaml (resolved), metrics.csv (one row per epoch), checkpoint.safetensors,\n"
           "  status.yaml (provenance, progress) and train.log.\n\n"
@@ -20,7 +24,13 @@ static void usage(FILE *f) {
           "  --backend NAME      auto, cpu or cuda (same as --set backend=NAME; auto = the GPU when usable)\n"
           "  --out DIR           run directory (default results/runs/<name>)\n"
           "  --resume            continue the checkpoint in DIR (bit-identical on the CPU); starts a\n"
-          "                      new run when DIR has none\n"
+          "                      new run only when DIR has no checkpoint and no finished epoch.\n"
+          "                      `--resume DIR` alone reads DIR/manifest.yaml; a manifest that differs\n"
+          "                      from the checkpoint's is refused with the differing keys, except\n"
+          "                      train.epochs (extends a finished run), train.log_every,\n"
+          "                      train.checkpoint_every, data.workers and data.prefetch\n"
+          "  --restart           DIR holds an old run: move its files into DIR/previous-<time>/ and\n"
+          "                      start over (nothing is deleted)\n"
           "  --stop-after-epochs N   checkpoint and stop after N epochs of this invocation\n"
           "  --stop-after-steps N    checkpoint (mid-epoch) and stop after N steps of this invocation\n"
           "  --quiet             only warnings and errors\n"
@@ -31,7 +41,12 @@ static void usage(FILE *f) {
           "                      (srun); env UNMIX_NCCL_ID_FILE\n"
           "  -h, --help          this help\n\n"
           "SIGINT / SIGTERM save a checkpoint and stop (exit 130 / 143); --resume continues.\n"
-          "A NaN or infinite loss stops the run with an error; the last checkpoint stays intact.\n\n"
+          "DIR is locked while a run trains in it: a second `unmix train` into it fails.\n"
+          "A NaN or infinite loss, or non-finite weights, stop the run with an error; the last\n"
+          "checkpoint stays intact (a non-finite checkpoint is never written or loaded).\n\n"
+          "examples:\n"
+          "  unmix train configs/fmnist/moco_sym.yaml --out runs/a --set train.epochs=2\n"
+          "  unmix train --resume runs/a --set train.epochs=4     # extend the finished run\n\n"
           "Multi-process: `mpirun -np N unmix train ...` trains data-parallel on N ranks (optim.batch_size\n"
           "is the global batch); rank 0 writes the run directory. See README, Multi-process training.\n\n"
           "example: unmix train configs/cifar10/moco_sym_unmix.yaml --set train.epochs=10 --out results/runs/try\n");
@@ -58,6 +73,7 @@ int unmix_cmd_train(int argc, char **argv) {
                                        {"backend", required_argument, 0, 'b'},
                                        {"out", required_argument, 0, 'o'},
                                        {"resume", no_argument, 0, 'r'},
+                                       {"restart", no_argument, 0, 'R'},
                                        {"stop-after-epochs", required_argument, 0, 'E'},
                                        {"stop-after-steps", required_argument, 0, 'S'},
                                        {"quiet", no_argument, 0, 'q'},
@@ -69,7 +85,7 @@ int unmix_cmd_train(int argc, char **argv) {
   optind = 1;
   int c;
   long long n;
-  while ((c = getopt_long(argc, argv, "s:b:o:rqh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "s:b:o:rRqh", opts, NULL)) != -1) {
     switch (c) {
       case 's':
         if (!strchr(optarg, '=')) {
@@ -87,6 +103,7 @@ int unmix_cmd_train(int argc, char **argv) {
       }
       case 'o': o.out_dir = optarg; break;
       case 'r': o.resume = true; break;
+      case 'R': o.restart = true; break;
       case 'E':
         if (!parse_count("--stop-after-epochs", optarg, &n)) goto out;
         o.stop_after_epochs = (int)n;
@@ -123,11 +140,30 @@ int unmix_cmd_train(int argc, char **argv) {
     }
   }
   if (optind != argc - 1) {
-    fprintf(stderr, "unmix train: expected exactly one MANIFEST (got %d)\n\n", argc - optind);
+    fprintf(stderr, "unmix train: expected exactly one MANIFEST (or --resume DIR) (got %d)\n\n", argc - optind);
     usage(stderr);
     goto out;
   }
   o.manifest = argv[optind];
+  struct stat sb;
+  if (o.resume && stat(o.manifest, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    /* `--resume DIR`: the run's own resolved manifest, in its own directory */
+    if (o.out_dir && strcmp(o.out_dir, o.manifest) != 0) {
+      fprintf(stderr, "unmix train: --resume %s resumes that directory; --out %s names another\n", o.manifest,
+              o.out_dir);
+      goto out;
+    }
+    size_t len = strlen(o.manifest) + 32;
+    owned[nowned] = malloc(len);
+    snprintf(owned[nowned], len, "%s/manifest.yaml", o.manifest);
+    o.out_dir = o.manifest;
+    o.manifest = owned[nowned++];
+    if (stat(o.manifest, &sb) != 0) {
+      fprintf(stderr, "unmix train: --resume %s: no %s (%s): not a run directory\n", o.out_dir, o.manifest,
+              strerror(errno));
+      goto out;
+    }
+  }
   o.overrides = sets;
   o.n_overrides = nsets;
   rc = unmix_train(&o);

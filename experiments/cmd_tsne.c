@@ -1,12 +1,15 @@
 /* `unmix tsne CKPT`: the paper's Figure 4 - features of N test images through the checkpoint's
  * encoder, dumped (CSV + binary), embedded in 2-D by t-SNE (eval/tsne.h) and written as
  * x, y, label, class rows ready for gnuplot. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/io/csv.h"
 #include "core/io/manifest.h"
+#include "core/util/fs.h"
 #include "eval/ckpt_model.h"
 #include "eval/features.h"
 #include "eval/tsne.h"
@@ -17,28 +20,47 @@
  * | n int32 labels; all little-endian. */
 #define F32_MAGIC "UNMIXF32"
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: unmix tsne CKPT [options]\n\n"
-          "t-SNE of N images' features (the paper's Figure 4): the first N images of the split through\n"
-          "the recipe's evaluation transform and the encoder in eval mode, PCA to 50 dimensions, then\n"
-          "Barnes-Hut t-SNE (theta 0.5, perplexity 30, 1000 iterations; eval/tsne.h) or exact t-SNE.\n\n"
-          "options:\n"
-          "  --n N               images (default 2000; all when the split is smaller)\n"
-          "  --split test|train  which split (default test)\n"
-          "  --features backbone|head   avgpool features (default) or the head's embedding\n"
-          "  --exact             exact O(N^2) gradient (N <= 5000)\n"
-          "  --perplexity P      (default 30; needs N - 1 >= 3P)\n"
-          "  --theta X           Barnes-Hut accuracy (default 0.5)\n"
-          "  --iterations N      (default 1000)\n"
-          "  --seed N            initial embedding (default: the manifest's seed)\n"
-          "  --out DIR           output directory (default: tsne next to CKPT):\n"
-          "                        tsne.csv       index, x, y, label, class (one row per image)\n"
-          "                        features.csv   index, label, class, f0 .. f(d-1)\n"
-          "                        features.f32   \"UNMIXF32\" | u32 version 1 | u32 n | u32 d | u32 0 |\n"
-          "                                       n x d float32 | n int32 labels (little-endian)\n");
-  unmix_evalcli_help(f);
-}
+struct tsne_opts {
+  long long n, iterations;
+  struct unmix_opt_u64 seed;
+  double perplexity, theta;
+  bool exact;
+  const char *split, *features, *out_dir;
+};
+#define TO(f) offsetof(struct tsne_opts, f)
+static const char *const g_splits[] = {"test", "train", NULL};
+static const char *const g_features[] = {"backbone", "head", NULL};
+static const struct unmix_opt g_opts[] = {
+    {.name = "n", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(2, 1 << 24), .off = TO(n), .def = "2000",
+     .help = "images (all when the split is smaller)"},
+    {.name = "split", .type = UNMIX_OPT_CHOICE, .choices = g_splits, .off = TO(split), .def = "test",
+     .help = "which split"},
+    {.name = "features", .type = UNMIX_OPT_CHOICE, .choices = g_features, .off = TO(features), .def = "backbone",
+     .help = "avgpool features or the head's embedding"},
+    {.name = "exact", .type = UNMIX_OPT_FLAG, .off = TO(exact), .help = "exact O(N^2) gradient (N <= 5000)"},
+    {.name = "perplexity", .type = UNMIX_OPT_FLOAT, .arg = "P", .range = UNMIX_OPT_IN(1, 1000), .off = TO(perplexity),
+     .def = "30", .help = "needs N - 1 >= 3P"},
+    {.name = "theta", .type = UNMIX_OPT_FLOAT, .arg = "X", .range = UNMIX_OPT_IN(0, 10), .off = TO(theta),
+     .def = "0.5", .help = "Barnes-Hut accuracy"},
+    {.name = "iterations", .type = UNMIX_OPT_INT, .arg = "N", .range = UNMIX_OPT_IN(1, 1 << 20), .off = TO(iterations),
+     .def = "1000", .help = "gradient-descent iterations"},
+    {.name = "seed", .type = UNMIX_OPT_U64, .arg = "N", .key = "seed", .off = TO(seed),
+     .def_doc = "the manifest's seed", .help = "initial embedding"},
+    {.name = "out", .type = UNMIX_OPT_STRING, .arg = "DIR", .off = TO(out_dir), .def_doc = "tsne next to CKPT",
+     .help = "output directory:\n"
+             "  tsne.csv       index, x, y, label, class (one row per image)\n"
+             "  features.csv   index, label, class, f0 .. f(d-1)\n"
+             "  features.f32   \"UNMIXF32\" | u32 version 1 | u32 n | u32 d | u32 0 |\n"
+             "                 n x d float32 | n int32 labels (little-endian)"},
+};
+
+const struct unmix_evalcmd unmix_evalcmd_tsne = {
+    "tsne",
+    "usage: unmix tsne CKPT [options]\n\n"
+    "t-SNE of N images' features (the paper's Figure 4): the first N images of the split through\n"
+    "the recipe's evaluation transform and the encoder in eval mode, PCA to 50 dimensions, then\n"
+    "Barnes-Hut t-SNE (theta 0.5, perplexity 30, 1000 iterations; eval/tsne.h) or exact t-SNE.\n",
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 static unmix_status write_f32(const char *path, const float *x, const int32_t *lab, int n, int d) {
   struct unmix_evalcli_out o;
@@ -53,74 +75,23 @@ static unmix_status write_f32(const char *path, const float *x, const int32_t *l
 
 int unmix_cmd_tsne(int argc, char **argv) {
   struct unmix_evalcli cli;
-  unmix_evalcli_init(&cli, "tsne");
-  long long n = 2000, iterations = -1, seed = -1;
-  double perplexity = -1, theta = -1;
-  bool exact = false, head = false;
-  enum unmix_split split = UNMIX_SPLIT_TEST;
-  const char *out_dir = NULL;
-  static const struct option opts[] = {{"n", required_argument, 0, 'n'},
-                                       {"split", required_argument, 0, 's'},
-                                       {"features", required_argument, 0, 'F'},
-                                       {"exact", no_argument, 0, 'x'},
-                                       {"perplexity", required_argument, 0, 'p'},
-                                       {"theta", required_argument, 0, 't'},
-                                       {"iterations", required_argument, 0, 'i'},
-                                       {"seed", required_argument, 0, 'S'},
-                                       {"out", required_argument, 0, 'o'},
-                                       {"help", no_argument, 0, 'h'},
-                                       EVALCLI_LONG_OPTIONS,
-                                       {0, 0, 0, 0}};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    int r = unmix_evalcli_option(&cli, c, optarg);
-    if (r < 0) return 2;
-    if (r > 0) continue;
-    switch (c) {
-      case 'n':
-        if (!unmix_evalcli_int("tsne", "--n", optarg, 2, 1 << 24, &n)) return 2;
-        break;
-      case 's':
-        if (!strcmp(optarg, "test")) split = UNMIX_SPLIT_TEST;
-        else if (!strcmp(optarg, "train")) split = UNMIX_SPLIT_TRAIN;
-        else {
-          fprintf(stderr, "unmix tsne: --split must be test or train, got '%s'\n", optarg);
-          return 2;
-        }
-        break;
-      case 'F':
-        if (!strcmp(optarg, "head")) head = true;
-        else if (!strcmp(optarg, "backbone")) head = false;
-        else {
-          fprintf(stderr, "unmix tsne: --features must be backbone or head, got '%s'\n", optarg);
-          return 2;
-        }
-        break;
-      case 'x': exact = true; break;
-      case 'p':
-        if (!unmix_evalcli_float("tsne", "--perplexity", optarg, 1, 1000, &perplexity)) return 2;
-        break;
-      case 't':
-        if (!unmix_evalcli_float("tsne", "--theta", optarg, 0, 10, &theta)) return 2;
-        break;
-      case 'i':
-        if (!unmix_evalcli_int("tsne", "--iterations", optarg, 1, 1 << 20, &iterations)) return 2;
-        break;
-      case 'S':
-        if (!unmix_evalcli_int("tsne", "--seed", optarg, 0, 1LL << 62, &seed)) return 2;
-        break;
-      case 'o': out_dir = optarg; break;
-      case 'h': usage(stdout); return 0;
-      default: usage(stderr); return 2;
-    }
-  }
-  if (optind != argc - 1) {
-    fprintf(stderr, "unmix tsne: expected exactly one CKPT (got %d)\n\n", argc - optind);
-    usage(stderr);
+  struct tsne_opts o = {.iterations = -1, .perplexity = -1, .theta = -1};
+  char **pos = unmix_xmalloc(sizeof(char *) * (size_t)(argc + 1));
+  int npos = 0;
+  int pr = unmix_evalcli_parse(&unmix_evalcmd_tsne, &o, &cli, argc, argv, pos, &npos);
+  const char *path = npos == 1 ? pos[0] : NULL;
+  free(pos);
+  if (pr >= 0) return pr;
+  if (npos != 1) {
+    fprintf(stderr, "unmix tsne: expected exactly one CKPT (got %d)\n\n", npos);
+    unmix_evalcli_usage(&unmix_evalcmd_tsne, stderr);
     return 2;
   }
-  const char *path = argv[optind];
+  const long long n = o.n, iterations = o.iterations;
+  const double perplexity = o.perplexity, theta = o.theta;
+  const bool exact = o.exact, head = !strcmp(o.features, "head");
+  const enum unmix_split split = !strcmp(o.split, "train") ? UNMIX_SPLIT_TRAIN : UNMIX_SPLIT_TEST;
+  const char *out_dir = o.out_dir;
   struct unmix_eval_ckpt *e = NULL;
   struct unmix_dataset *ds = NULL;
   struct unmix_model *m = NULL;
@@ -149,10 +120,10 @@ int unmix_cmd_tsne(int argc, char **argv) {
 
   char dir[UNMIX_PATH_MAX], dbuf[UNMIX_PATH_MAX + 16], p1[UNMIX_PATH_MAX + 32];
   if (!out_dir) {
-    snprintf(dbuf, sizeof dbuf, "%s/tsne", unmix_evalcli_dirname(path, dir, sizeof dir));
+    snprintf(dbuf, sizeof dbuf, "%s/tsne", unmix_fs_dirname(path, dir, sizeof dir));
     out_dir = dbuf;
   }
-  if (unmix_evalcli_mkdirs(out_dir) != UNMIX_OK) goto fail;
+  if (unmix_fs_mkdirs(out_dir, 0755) != UNMIX_OK) goto fail;
   /* the features, before t-SNE (so they survive a failed or interrupted embedding) */
   snprintf(p1, sizeof p1, "%s/features.f32", out_dir);
   if (write_f32(p1, feat, lab, N, d) != UNMIX_OK) goto fail;
@@ -162,7 +133,7 @@ int unmix_cmd_tsne(int argc, char **argv) {
   fputc('\n', out.f);
   for (int i = 0; i < N; i++) {
     fprintf(out.f, "%d,%d,", i, lab[i]);
-    unmix_evalcli_csv_field(out.f, ds->class_names ? ds->class_names[lab[i]] : "");
+    unmix_csv_write_field(out.f, ds->class_names ? ds->class_names[lab[i]] : "");
     for (int j = 0; j < d; j++) fprintf(out.f, ",%.9g", (double)feat[(size_t)i * d + j]);
     fputc('\n', out.f);
   }
@@ -175,7 +146,7 @@ int unmix_cmd_tsne(int argc, char **argv) {
   if (perplexity > 0) tp.perplexity = (float)perplexity;
   if (iterations > 0) tp.iterations = (int)iterations;
   if (tp.exaggeration_iters > tp.iterations) tp.exaggeration_iters = tp.iterations;
-  tp.seed = seed >= 0 ? (uint64_t)seed : e->cfg.seed;
+  tp.seed = o.seed.set ? o.seed.v : e->cfg.seed;
   y = unmix_xmalloc(sizeof(float) * (size_t)N * 2);
   struct unmix_tsne_stats ts;
   if (unmix_tsne_run(feat, N, d, &tp, y, &ts) != UNMIX_OK) {
@@ -187,7 +158,7 @@ int unmix_cmd_tsne(int argc, char **argv) {
   fprintf(out.f, "index,x,y,label,class\n");
   for (int i = 0; i < N; i++) {
     fprintf(out.f, "%d,%.9g,%.9g,%d,", i, (double)y[2 * i], (double)y[2 * i + 1], lab[i]);
-    unmix_evalcli_csv_field(out.f, ds->class_names ? ds->class_names[lab[i]] : "");
+    unmix_csv_write_field(out.f, ds->class_names ? ds->class_names[lab[i]] : "");
     fputc('\n', out.f);
   }
   snprintf(p1, sizeof p1, "%s/tsne.csv", out_dir);

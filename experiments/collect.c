@@ -17,6 +17,7 @@
 #include "core/io/atomic.h"
 #include "core/io/csv.h"
 #include "core/io/manifest.h"
+#include "core/util/fs.h"
 
 #define MAX_SCAN_DEPTH 4
 #define MAX_PAPER_FIELDS 16
@@ -110,47 +111,18 @@ static bool is_dir(const char *p) {
   return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* A whole text file (NUL-terminated); a NUL byte inside means it is not text. */
 static unmix_status read_text(const char *path, char **out, size_t *len) {
+  uint8_t *b = NULL;
+  size_t n = 0;
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return unmix_error_set(UNMIX_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-  struct sbuf b = {0};
-  sb_put(&b, "");
-  char chunk[8192];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk - 1, f)) > 0) {
-    chunk[n] = 0;
-    if (memchr(chunk, 0, n)) {
-      fclose(f);
-      free(b.p);
-      return unmix_error_set(UNMIX_ERR_FORMAT, "%s: binary data (a NUL byte) in a text file", path);
-    }
-    sb_put(&b, chunk);
+  UNMIX_TRY(unmix_fs_read(path, 0, &b, &n));
+  if (memchr(b, 0, n)) {
+    free(b);
+    return unmix_error_set(UNMIX_ERR_FORMAT, "%s: binary data (a NUL byte) in a text file", path);
   }
-  bool err = ferror(f);
-  fclose(f);
-  if (err) {
-    free(b.p);
-    return unmix_error_set(UNMIX_ERR_IO, "cannot read %s", path);
-  }
-  *out = b.p;
-  if (len) *len = b.len;
-  return UNMIX_OK;
-}
-
-static unmix_status mkdir_p(const char *path) {
-  char buf[UNMIX_PATH_MAX];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-    return unmix_error_set(UNMIX_ERR_ARG, "path too long: %s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-      return unmix_error_set(UNMIX_ERR_IO, "cannot create %s: %s", buf, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-    return unmix_error_set(UNMIX_ERR_IO, "cannot create %s: %s", buf, strerror(errno));
+  *out = (char *)b;
+  if (len) *len = n;
   return UNMIX_OK;
 }
 
@@ -200,70 +172,6 @@ static void paper_free(struct paper_set *p) {
   p->n = 0;
 }
 
-/* Splits one CSV line (RFC 4180 quoting, no embedded newlines) into at most `max` fields;
- * returns the field count, or -1 for a malformed quote. */
-static int split_csv_line(const char *line, char **f, int max) {
-  int n = 0;
-  const char *p = line;
-  for (;;) {
-    struct sbuf b = {0};
-    sb_put(&b, "");
-    if (*p == '"') {
-      p++;
-      for (;;) {
-        if (!*p) {
-          free(b.p);
-          goto bad;
-        }
-        if (*p == '"') {
-          if (p[1] == '"') {
-            sb_put(&b, "\"");
-            p += 2;
-            continue;
-          }
-          p++;
-          break;
-        }
-        char c[2] = {*p++, 0};
-        sb_put(&b, c);
-      }
-      if (*p && *p != ',') {
-        free(b.p);
-        goto bad;
-      }
-    } else {
-      const char *q = p;
-      while (*q && *q != ',') q++;
-      char *tmp = unmix_xmalloc((size_t)(q - p) + 1);
-      memcpy(tmp, p, (size_t)(q - p));
-      tmp[q - p] = 0;
-      if (strchr(tmp, '"')) {
-        free(tmp);
-        free(b.p);
-        goto bad;
-      }
-      sb_put(&b, tmp);
-      free(tmp);
-      p = q;
-    }
-    if (n == max) {
-      free(b.p);
-      n = max + 1;
-      while (*p) p++;
-      return n;
-    }
-    f[n++] = b.p;
-    if (*p == ',') {
-      p++;
-      continue;
-    }
-    return n;
-  }
-bad:
-  for (int i = 0; i < n; i++) free(f[i]);
-  return -1;
-}
-
 static unmix_status paper_load(const char *path, struct paper_set *out) {
   memset(out, 0, sizeof *out);
   char *text = NULL;
@@ -287,9 +195,9 @@ static unmix_status paper_load(const char *path, struct paper_set *out) {
       goto next;
     }
     char *f[MAX_PAPER_FIELDS + 1];
-    int nf = split_csv_line(p, f, MAX_PAPER_FIELDS);
+    int nf = unmix_csv_split_line(p, path, line_no, f, MAX_PAPER_FIELDS);
     if (nf < 0) {
-      st = unmix_error_set(UNMIX_ERR_FORMAT, "%s:%d: malformed quoting", path, line_no);
+      st = unmix_error_code();
       break;
     }
     if (nf > MAX_PAPER_FIELDS) {
@@ -1145,7 +1053,7 @@ unmix_status unmix_collect(const struct unmix_collect_options *o) {
       if (st != UNMIX_OK) break;
     }
   }
-  if (st == UNMIX_OK) st = mkdir_p(out_dir);
+  if (st == UNMIX_OK) st = unmix_fs_mkdirs(out_dir, 0777);
   for (int i = 0; i < nt && st == UNMIX_OK; i++) {
     if (!table_wanted(o, tables[i])) continue;
     struct row *rows = NULL;

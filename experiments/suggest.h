@@ -6,9 +6,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
-/* The closest of cands[0..n) to s within a typo's distance (case-insensitive edit distance at
- * most max(1, len/3), or a prefix of at least 3 characters either way), or NULL. */
-const char *unmix_suggest(const char *s, const char *const *cands, int n);
+#include "core/util/suggest.h"
 
 /* For an unrecognised `arg` ("--epochs", "--epochs=3", "--unmix.prob") of command `cmd` whose
  * long options are `opts` (NULL-name terminated; may be NULL): prints to f a hint naming the

@@ -3,12 +3,16 @@
 #include "experiments/trainer.h"
 #include "experiments/projection.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,7 +21,7 @@
 #include "core/data/loader.h"
 #include "core/data/md5.h"
 #include "core/data/recipe.h"
-#include "core/dist/comm.h"
+#include "core/comm/comm.h"
 #include "core/io/atomic.h"
 #include "core/io/checkpoint.h"
 #include "core/io/csv.h"
@@ -26,12 +30,15 @@
 #include "core/nn/model_io.h"
 #include "core/optim/optim.h"
 #include "core/util/blas.h"
+#include "core/util/fs.h"
 #include "core/util/log.h"
 #include "core/util/timer.h"
 #include "eval/features.h"
 #include "unmix_build_info.h"
 
 #define CKPT_NAME "checkpoint.safetensors"
+#define LOCK_NAME ".unmix.lock"   /* flock()ed by the run that owns the directory */
+#define PREV_PREFIX "previous-"  /* --restart moves an old run into DIR/previous-<time>/ */
 #define N_ACC 12 /* epoch accumulators saved in mid-epoch checkpoints */
 
 static volatile sig_atomic_t g_signal = 0;
@@ -39,7 +46,7 @@ static void on_signal(int sig) { g_signal = sig; }
 
 /* Per-epoch sums (doubles, so a resumed epoch reproduces the uninterrupted one). */
 struct epoch_acc {
-  double loss, t0, t1, t2, acc1, acc5, n, steps, mix_g, mix_r, lam, lr0;
+  double loss, t0, t1, t2, metric[UNMIX_METHOD_MAX_METRICS], n, steps, mix_g, mix_r, lam, lr0;
 };
 
 struct run {
@@ -68,6 +75,11 @@ struct run {
   bool progress;
   struct unmix_comm *comm; /* multi-process: rank 0 alone writes the run directory */
   int rank, world;
+  int lock_fd;             /* DIR/.unmix.lock, flock()ed for the run's lifetime (rank 0), or -1 */
+  int ckpt_epochs;         /* epochs held by the checkpoint on disk: what status.yaml may claim */
+  char notes[4][600];      /* what setup did to the directory, logged once train.log is open */
+  int n_notes;
+  bool dir_ready;          /* the directory is ours (locked, checked): status.yaml may be written */
 };
 
 static void iso_now(char *buf, size_t len) {
@@ -77,24 +89,226 @@ static void iso_now(char *buf, size_t len) {
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tmv);
 }
 
-static unmix_status mkdir_p(const char *path) {
-  char tmp[UNMIX_PATH_MAX];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-      return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-    *p = '/';
+/* Whether p exists. Only ENOENT means "no": any other stat() failure (EACCES, EIO, ...) is
+ * an error, so an unreadable checkpoint is never mistaken for a missing one. */
+static unmix_status path_exists(const char *p, bool *exists) {
+  struct stat sb;
+  if (stat(p, &sb) == 0) {
+    *exists = true;
+    return UNMIX_OK;
   }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return unmix_error_set(UNMIX_ERR_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-  return UNMIX_OK;
+  *exists = false;
+  if (errno == ENOENT) return UNMIX_OK;
+  return unmix_error_set(UNMIX_ERR_IO, "cannot stat %s: %s", p, strerror(errno));
 }
 
 static bool file_exists(const char *p) {
-  struct stat sb;
-  return stat(p, &sb) == 0;
+  bool e = false;
+  return path_exists(p, &e) == UNMIX_OK && e;
+}
+
+static void note(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct run *r, const char *fmt, ...) {
+  if (r->n_notes >= 4) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->notes[r->n_notes++], sizeof r->notes[0], fmt, ap);
+  va_end(ap);
+}
+
+/* ---- the run directory: lock, contents, --restart ------------------------------------------ */
+/* The lock is an flock() on DIR/.unmix.lock, which the kernel drops when the owner dies (even
+ * by SIGKILL); the file's text (pid, host, start time) is only for messages. An owner that
+ * exits normally empties it, so text found by a new owner means the last one was killed. */
+static unmix_status rundir_lock(struct run *r) {
+  char p[UNMIX_PATH_MAX + 32];
+  snprintf(p, sizeof p, "%s/%s", r->dir, LOCK_NAME);
+  int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return unmix_error_set(UNMIX_ERR_IO, "cannot create the lock file %s: %s", p, strerror(errno));
+  char old[256] = "";
+  ssize_t n = pread(fd, old, sizeof old - 1, 0);
+  old[n > 0 ? n : 0] = 0;
+  for (char *c = old; *c; c++)
+    if (*c == '\n') *c = ' ';
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    close(fd);
+    if (err == EWOULDBLOCK)
+      return unmix_error_set(UNMIX_ERR_ARG,
+                             "%s is in use by another `unmix train` (%s); wait for it to finish or stop it, or "
+                             "train into another --out directory",
+                             r->dir, old[0] ? old : "lock held");
+    return unmix_error_set(UNMIX_ERR_IO, "cannot lock %s: %s", p, strerror(err));
+  }
+  if (old[0])
+    note(r, "took over the lock of %s: that run ended without releasing it (killed?)", old);
+  char host[128] = "?", txt[512];
+  gethostname(host, sizeof host - 1);
+  host[sizeof host - 1] = 0;
+  char now[32];
+  iso_now(now, sizeof now);
+  int len = snprintf(txt, sizeof txt, "pid %ld host %s started %s\n", (long)getpid(), host, now);
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, txt, (size_t)len, 0) != len) {
+    int err = errno;
+    close(fd);
+    return unmix_error_set(UNMIX_ERR_IO, "cannot write the lock file %s: %s", p, strerror(err));
+  }
+  r->lock_fd = fd;
+  return UNMIX_OK;
+}
+
+static void rundir_unlock(struct run *r) {
+  if (r->lock_fd < 0) return;
+  if (ftruncate(r->lock_fd, 0) != 0) { /* the next owner would report a killed run; harmless */
+  }
+  close(r->lock_fd); /* releases the flock */
+  r->lock_fd = -1;
+}
+
+static bool is_lock_or_previous(const char *name) {
+  return !strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, LOCK_NAME) ||
+         !strncmp(name, PREV_PREFIX, strlen(PREV_PREFIX));
+}
+
+/* Lists DIR's entries other than the lock and earlier runs moved aside (into buf, comma
+ * separated, truncated) and counts them. */
+static unmix_status rundir_contents(const struct run *r, int *count, char *buf, size_t len) {
+  *count = 0;
+  buf[0] = 0;
+  DIR *d = opendir(r->dir);
+  if (!d) return unmix_error_set(UNMIX_ERR_IO, "cannot list %s: %s", r->dir, strerror(errno));
+  size_t off = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (is_lock_or_previous(e->d_name)) continue;
+    if (off < len) off += (size_t)snprintf(buf + off, len - off, "%s%s", *count ? ", " : "", e->d_name);
+    (*count)++;
+  }
+  closedir(d);
+  return UNMIX_OK;
+}
+
+/* Temp files of atomic writes (NAME.tmp.PID) left by a killed run: we hold the lock, so no
+ * live writer owns them. */
+static void rundir_clean_tmp(struct run *r) {
+  DIR *d = opendir(r->dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const char *t = strstr(e->d_name, ".tmp.");
+    if (!t || !t[5] || strspn(t + 5, "0123456789") != strlen(t + 5)) continue;
+    char p[UNMIX_PATH_MAX + 300];
+    snprintf(p, sizeof p, "%s/%s", r->dir, e->d_name);
+    if (unlink(p) == 0) note(r, "removed %s, left by an interrupted write", p);
+    else note(r, "could not remove the stale %s: %s", p, strerror(errno));
+  }
+  closedir(d);
+}
+
+/* --restart: moves every entry (but the lock and earlier previous-* folders) into
+ * DIR/previous-<UTC time>/, so nothing of the old run is deleted. */
+static unmix_status rundir_move_aside(struct run *r) {
+  char stamp[32], dest[UNMIX_PATH_MAX + 64];
+  time_t t = time(NULL);
+  struct tm tmv;
+  gmtime_r(&t, &tmv);
+  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tmv);
+  snprintf(dest, sizeof dest, "%s/%s%s", r->dir, PREV_PREFIX, stamp);
+  for (int i = 1; i < 100 && mkdir(dest, 0755) != 0; i++) {
+    if (errno != EEXIST) return unmix_error_set(UNMIX_ERR_IO, "cannot create %s: %s", dest, strerror(errno));
+    snprintf(dest, sizeof dest, "%s/%s%s-%d", r->dir, PREV_PREFIX, stamp, i);
+  }
+  DIR *d = opendir(r->dir);
+  if (!d) return unmix_error_set(UNMIX_ERR_IO, "cannot list %s: %s", r->dir, strerror(errno));
+  struct dirent *e;
+  unmix_status st = UNMIX_OK;
+  int moved = 0;
+  while (st == UNMIX_OK && (e = readdir(d)) != NULL) {
+    if (is_lock_or_previous(e->d_name)) continue;
+    char from[UNMIX_PATH_MAX + 300], to[UNMIX_PATH_MAX + 400];
+    snprintf(from, sizeof from, "%s/%s", r->dir, e->d_name);
+    snprintf(to, sizeof to, "%s/%s", dest, e->d_name);
+    if (rename(from, to) != 0) st = unmix_error_set(UNMIX_ERR_IO, "--restart: cannot move %s to %s: %s", from, to, strerror(errno));
+    else moved++;
+  }
+  closedir(d);
+  if (st == UNMIX_OK) note(r, "--restart: moved the %d files of the previous run into %s", moved, dest);
+  return st;
+}
+
+/* Creates/locks DIR and decides how this invocation may use it:
+ *   empty or new           -> a new run;
+ *   --restart              -> old files moved aside, then a new run;
+ *   --resume + checkpoint  -> resume (the checkpoint is read later);
+ *   --resume, no checkpoint, no epoch recorded in metrics.csv
+ *                          -> a new run (only steps never checkpointed are replaced);
+ *   anything else          -> an error that changes nothing. */
+static unmix_status rundir_open(struct run *r, bool *resume) {
+  const struct unmix_train_options *o = r->o;
+  *resume = false;
+  UNMIX_TRY(unmix_fs_mkdirs(r->dir, 0755));
+  if (r->rank != 0) { /* rank 0 owns the directory; the others follow its checkpoint */
+    bool have = false;
+    UNMIX_TRY(path_exists(r->path_ckpt, &have));
+    *resume = o->resume && have;
+    return UNMIX_OK;
+  }
+  UNMIX_TRY(rundir_lock(r));
+  rundir_clean_tmp(r);
+  if (o->restart) UNMIX_TRY(rundir_move_aside(r));
+  int count = 0;
+  char list[400];
+  UNMIX_TRY(rundir_contents(r, &count, list, sizeof list));
+  if (count == 0) return UNMIX_OK;
+  bool have = false;
+  UNMIX_TRY(path_exists(r->path_ckpt, &have));
+  if (!o->resume)
+    return unmix_error_set(UNMIX_ERR_ARG,
+                           "%s already holds %s (%s); pass --resume to continue that run, --restart to move its "
+                           "files aside and start over, or --out DIR for a new one",
+                           r->dir, have ? "a run" : "files", list);
+  if (have) {
+    *resume = true;
+    return UNMIX_OK;
+  }
+  /* no checkpoint: only our own run that never finished an epoch may start over */
+  static const char *const run_files[] = {"manifest.yaml", "train.log", "status.yaml", "metrics.csv", "steps.csv"};
+  DIR *dd = opendir(r->dir);
+  if (!dd) return unmix_error_set(UNMIX_ERR_IO, "cannot list %s: %s", r->dir, strerror(errno));
+  struct dirent *e;
+  char foreign[256] = "";
+  while ((e = readdir(dd)) != NULL && !foreign[0]) {
+    bool ours = is_lock_or_previous(e->d_name);
+    for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) ours |= !strcmp(e->d_name, run_files[i]);
+    if (!ours) snprintf(foreign, sizeof foreign, "%s", e->d_name);
+  }
+  closedir(dd);
+  if (foreign[0])
+    return unmix_error_set(UNMIX_ERR_ARG,
+                           "%s has no %s and holds files that are not a run's (%s): nothing was changed; use "
+                           "another --out directory (or --restart to move them aside)",
+                           r->dir, CKPT_NAME, list);
+  char csvp[UNMIX_PATH_MAX + 32];
+  snprintf(csvp, sizeof csvp, "%s/metrics.csv", r->dir);
+  bool csv = false;
+  UNMIX_TRY(path_exists(csvp, &csv));
+  size_t rows = 0;
+  if (csv) {
+    struct unmix_csv_table *t = NULL;
+    unmix_status st = unmix_csv_read(csvp, &t);
+    if (st != UNMIX_OK)
+      return unmix_error_wrap(st, "%s has no %s and its metrics cannot be read; nothing was changed (--restart "
+                                  "moves the old files aside and starts over)", r->dir, CKPT_NAME);
+    rows = t->nrows;
+    unmix_csv_table_free(t);
+  }
+  if (rows > 0)
+    return unmix_error_set(UNMIX_ERR_IO,
+                           "%s/metrics.csv records %zu epoch(s) but %s is missing: nothing was changed. Restore the "
+                           "checkpoint to resume, or pass --restart to move the old files aside and start over",
+                           r->dir, rows, r->path_ckpt);
+  note(r, "no checkpoint in %s and no finished epoch recorded: starting the run from its beginning", r->dir);
+  return UNMIX_OK;
 }
 
 static const char *cpu_model(char *buf, size_t len) {
@@ -118,9 +332,11 @@ static const char *cpu_model(char *buf, size_t len) {
   return buf;
 }
 
-/* DIR/status.yaml: provenance and progress, read by `unmix collect`. */
-static void write_status(struct run *r, const char *status, int epochs_done) {
-  if (r->rank != 0) return;
+/* DIR/status.yaml: provenance and progress, read by `unmix collect`. epochs_done is what the
+ * checkpoint on disk holds (never an epoch trained but not yet saved). */
+static void write_status(struct run *r, const char *status) {
+  const int epochs_done = r->ckpt_epochs;
+  if (r->rank != 0 || !r->dir_ready) return;
   char buf[4096], now[32], dev[256];
   iso_now(now, sizeof now);
   if (r->be && r->be->device == UNMIX_DEVICE_CPU) cpu_model(dev, sizeof dev);
@@ -162,6 +378,7 @@ static unmix_status save_checkpoint(struct run *r, int epoch, int64_t step_in_ep
     }
   }
   if (st == UNMIX_OK && r->rank == 0) st = save_checkpoint_rank0(r, epoch, step_in_epoch, gathered);
+  if (st == UNMIX_OK) r->ckpt_epochs = epoch;
   for (int i = 0; i < 16; i++) free(gathered[i]);
   if (r->world > 1 && !unmix_comm_broken(r->comm)) {
     int32_t failed = st != UNMIX_OK;
@@ -221,58 +438,135 @@ static unmix_status save_checkpoint_rank0(struct run *r, int epoch, int64_t step
   return st;
 }
 
-static unmix_status load_checkpoint(struct run *r, const struct unmix_ckpt *ck) {
-  const char *man = unmix_ckpt_meta(ck, "unmix.manifest");
-  if (!man) return unmix_error_set(UNMIX_ERR_FORMAT, "%s: not an unmix training checkpoint (no unmix.manifest)", r->path_ckpt);
-  if (strcmp(man, r->cfg.resolved_yaml) != 0)
-    return unmix_error_set(UNMIX_ERR_ARG,
-                           "%s was written for a different resolved manifest (see %s/manifest.yaml); resume with "
-                           "the same manifest and --set values, or train into a new --out directory",
-                           r->path_ckpt, r->dir);
-  struct unmix_model *m = unmix_method_encoder(r->method);
+/* Keys that may change on resume: they do not alter the trained numbers of the epochs
+ * already done (train.epochs extends or shortens what remains; the rest is bookkeeping or
+ * thread counts, which results never depend on). */
+static const char *const g_resume_free_keys[] = {"train.epochs", "train.log_every", "train.checkpoint_every",
+                                                 "data.workers", "data.prefetch"};
+
+struct manifest_diff {
+  char bad[1024], ok[512];
+  size_t nb, no;
+  int n_bad;
+};
+
+static void on_manifest_diff(void *ctx, const char *key, const char *was, const char *now) {
+  struct manifest_diff *d = ctx;
+  bool free_key = false;
+  for (size_t i = 0; i < sizeof g_resume_free_keys / sizeof g_resume_free_keys[0]; i++)
+    free_key |= !strcmp(key, g_resume_free_keys[i]);
+  char *buf = free_key ? d->ok : d->bad;
+  size_t len = free_key ? sizeof d->ok : sizeof d->bad, *off = free_key ? &d->no : &d->nb;
+  if (!free_key) d->n_bad++;
+  if (*off < len)
+    *off += (size_t)snprintf(buf + *off, len - *off, "%s%s %.60s -> %.60s", *off ? ", " : "", key, was, now);
+}
+
+/* The encoder, method state and scalars of a training checkpoint (see trainer.h). */
+unmix_status unmix_train_restore_state(struct unmix_method *method, const struct unmix_backend *be,
+                                       const struct unmix_ckpt *ck, int rank, int world) {
+  const char *file = ck->path ? ck->path : "checkpoint";
+  UNMIX_TRY(unmix_ckpt_check_finite(ck, file)); /* also for a checkpoint built in memory */
+  struct unmix_model *m = unmix_method_encoder(method);
   UNMIX_TRY(unmix_model_from_ckpt(m, ck, "", false));
   struct unmix_state_entry ents[16];
-  int ne = unmix_method_state(r->method, ents, 16);
+  int ne = unmix_method_state(method, ents, 16);
   for (int i = 0; i < ne && i < 16; i++) {
     char name[160];
     snprintf(name, sizeof name, "unmix.state.%s", ents[i].name);
     int64_t shape[5];
     int nd = 0;
-    const bool per_rank = ents[i].per_rank && r->world > 1;
-    if (per_rank) shape[nd++] = r->world; /* saved by a run of as many ranks: this rank's row */
+    const bool per_rank = ents[i].per_rank && world > 1;
+    if (per_rank) shape[nd++] = world; /* saved by a run of as many ranks: this rank's row */
     for (int d = 0; d < ents[i].ndim; d++) shape[nd++] = ents[i].shape[d];
-    const size_t rows = per_rank ? (size_t)r->world : 1;
+    const size_t rows = per_rank ? (size_t)world : 1;
     float *h = unmix_xmalloc(sizeof(float) * (size_t)(ents[i].numel ? ents[i].numel : 1) * rows);
     unmix_status st = unmix_ckpt_read(ck, name, UNMIX_CKPT_F32, nd, shape, h);
     if (st != UNMIX_OK && per_rank)
       st = unmix_error_wrap(st, "%s holds per-rank state %s; resume it with the number of ranks that wrote it",
-                            r->path_ckpt, name);
+                            file, name);
     if (st == UNMIX_OK)
-      r->be->memcpy_h2d(ents[i].data, h + (per_rank ? (size_t)r->rank * (size_t)ents[i].numel : 0),
+      be->memcpy_h2d(ents[i].data, h + (per_rank ? (size_t)rank * (size_t)ents[i].numel : 0),
                         sizeof(float) * (size_t)ents[i].numel);
     free(h);
     UNMIX_TRY(st);
   }
   const char *snames[16];
   int64_t svals[16];
-  int ns = unmix_method_scalars(r->method, snames, svals, 16);
+  int ns = unmix_method_scalars(method, snames, svals, 16);
   for (int i = 0; i < ns; i++) {
     char name[160];
     snprintf(name, sizeof name, "unmix.scalar.%s", snames[i]);
     int64_t v;
     UNMIX_TRY(unmix_ckpt_read(ck, name, UNMIX_CKPT_I64, 0, NULL, &v));
-    UNMIX_TRY(unmix_method_set_scalar(r->method, snames[i], v));
+    UNMIX_TRY(unmix_method_set_scalar(method, snames[i], v));
   }
+  return UNMIX_OK;
+}
+
+static unmix_status load_checkpoint(struct run *r, const struct unmix_ckpt *ck) {
+  const char *man = unmix_ckpt_meta(ck, "unmix.manifest");
+  if (!man) return unmix_error_set(UNMIX_ERR_FORMAT, "%s: not an unmix training checkpoint (no unmix.manifest)", r->path_ckpt);
+  if (strcmp(man, r->cfg.resolved_yaml) != 0) {
+    struct manifest_diff d = {0};
+    int n = unmix_manifest_diff(man, r->cfg.resolved_yaml, on_manifest_diff, &d);
+    if (n < 0 || d.n_bad > 0)
+      return unmix_error_set(UNMIX_ERR_ARG,
+                             "%s was written for a different resolved manifest: %s (checkpoint -> now); resume "
+                             "with `unmix train --resume %s` (its own manifest.yaml), or train into a new --out "
+                             "directory",
+                             r->path_ckpt, n < 0 ? "(unreadable)" : d.bad, r->dir);
+    unmix_log_info("resuming with changed settings: %s", d.ok);
+  }
+  UNMIX_TRY(unmix_train_restore_state(r->method, r->be, ck, r->rank, r->world));
   int64_t pos[3], sh1 = 3, shacc = N_ACC;
   UNMIX_TRY(unmix_ckpt_read(ck, "unmix.position", UNMIX_CKPT_I64, 1, &sh1, pos));
   UNMIX_TRY(unmix_ckpt_read(ck, "unmix.epoch_acc", UNMIX_CKPT_F64, 1, &shacc, &r->acc));
-  if (pos[0] < 0 || pos[0] > r->cfg.train.epochs || pos[1] < 0 || pos[1] > r->steps_per_epoch || pos[2] < 0)
-    return unmix_error_set(UNMIX_ERR_FORMAT, "%s: position (epoch %lld, step %lld) does not fit this run",
-                           r->path_ckpt, (long long)pos[0], (long long)pos[1]);
+  if (pos[0] > r->cfg.train.epochs && pos[0] >= 0)
+    return unmix_error_set(UNMIX_ERR_ARG, "%s holds %lld epoch(s) but train.epochs is %d: a run cannot be shortened",
+                           r->path_ckpt, (long long)pos[0], r->cfg.train.epochs);
+  /* a mid-epoch checkpoint is written before the epoch's last step, and every epoch has
+   * steps_per_epoch steps: anything else would replay the wrong batches */
+  if (pos[0] < 0 || pos[0] > r->cfg.train.epochs || pos[1] < 0 || pos[1] >= r->steps_per_epoch ||
+      (pos[0] == r->cfg.train.epochs && pos[1] != 0) || pos[2] != pos[0] * r->steps_per_epoch + pos[1])
+    return unmix_error_set(UNMIX_ERR_FORMAT,
+                           "%s: position (epoch %lld, step %lld, global step %lld) does not fit this run (%d epochs "
+                           "of %lld steps)",
+                           r->path_ckpt, (long long)pos[0], (long long)pos[1], (long long)pos[2], r->cfg.train.epochs,
+                           (long long)r->steps_per_epoch);
+  if (!(r->acc.n >= 0 && r->acc.steps == (double)pos[1]))
+    return unmix_error_set(UNMIX_ERR_FORMAT, "%s: unmix.epoch_acc counts %.0f steps of %.0f samples at step %lld",
+                           r->path_ckpt, r->acc.steps, r->acc.n, (long long)pos[1]);
   r->start_epoch = (int)pos[0];
   r->start_step = pos[1];
   r->global_step = pos[2];
   return UNMIX_OK;
+}
+
+/* After a numerical failure: says what the checkpoint on disk holds, having read it back
+ * (CRC and finiteness), so the log never calls a damaged or diverged file good. */
+static void report_last_checkpoint(struct run *r) {
+  if (r->rank != 0) return;
+  char msg[2048];
+  snprintf(msg, sizeof msg, "%s", unmix_error_message());
+  unmix_status code = unmix_error_code();
+  bool have = false;
+  if (path_exists(r->path_ckpt, &have) != UNMIX_OK || !have) {
+    unmix_log_error("no checkpoint was saved in %s: %s", r->dir,
+                    have ? unmix_error_message() : "the run diverged before its first checkpoint");
+  } else {
+    struct unmix_ckpt *ck = NULL;
+    if (unmix_ckpt_load(r->path_ckpt, &ck) == UNMIX_OK) {
+      const char *ep = unmix_ckpt_meta(ck, "unmix.epochs_done");
+      unmix_log_error("the last good checkpoint (%s, %s epoch(s)) was read back intact and finite; --resume "
+                      "continues from it (with a lower optim.lr if the run diverges again)",
+                      r->path_ckpt, ep ? ep : "?");
+      unmix_ckpt_free(ck);
+    } else {
+      unmix_log_error("the checkpoint on disk is NOT usable: %s", unmix_error_message());
+    }
+  }
+  unmix_error_set(code, "%s", msg);
 }
 
 /* ---- progress --------------------------------------------------------------------------- */
@@ -309,25 +603,17 @@ static void show_progress(struct run *r, int epoch, int64_t step, double loss, d
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */
+/* Everything that can reject the manifest, the data or the model runs before the run
+ * directory is touched, so a bad invocation leaves no directory behind. */
 static unmix_status setup(struct run *r) {
   const struct unmix_train_options *o = r->o;
   UNMIX_TRY(unmix_manifest_load(o->manifest, o->overrides, o->n_overrides, &r->cfg));
   struct unmix_config *cfg = &r->cfg;
   if (o->out_dir) snprintf(r->dir, sizeof r->dir, "%s", o->out_dir);
   else snprintf(r->dir, sizeof r->dir, "results/runs/%s", cfg->name);
-  UNMIX_TRY(mkdir_p(r->dir));
   snprintf(r->path_ckpt, sizeof r->path_ckpt, "%s/%s", r->dir, CKPT_NAME);
-  if (!o->resume && file_exists(r->path_ckpt))
-    return unmix_error_set(UNMIX_ERR_ARG,
-                           "%s already holds a run (%s); pass --resume to continue it, or --out DIR for a new one",
-                           r->dir, CKPT_NAME);
-  if (r->rank == 0) {
-    char logp[UNMIX_PATH_MAX + 32];
-    snprintf(logp, sizeof logp, "%s/train.log", r->dir);
-    r->log = fopen(logp, "a");
-    if (!r->log) return unmix_error_set(UNMIX_ERR_IO, "cannot open %s: %s", logp, strerror(errno));
-    unmix_log_set_file(r->log);
-  }
+  if (o->resume && o->restart)
+    return unmix_error_set(UNMIX_ERR_ARG, "--resume and --restart exclude each other");
   iso_now(r->started, sizeof r->started);
   struct unmix_md5 md5;
   unmix_md5_init(&md5);
@@ -335,17 +621,9 @@ static unmix_status setup(struct run *r) {
   unmix_md5_final(&md5, r->manifest_md5);
 
   UNMIX_TRY(unmix_backend_get(cfg->backend, &r->be));
-  if (!strcmp(cfg->backend, "auto")) unmix_log_info("%s", unmix_backend_auto_reason());
   r->be->set_precision(cfg->precision);
   r->be->set_deterministic(cfg->deterministic);
   UNMIX_TRY(unmix_comm_attach_backend(r->comm, r->be));
-  unmix_log_info("unmix %s (%s) | backend %s | %s", UNMIX_VERSION, UNMIX_GIT_COMMIT, r->be->name,
-                 unmix_blas_describe());
-  if (r->world > 1)
-    unmix_log_info("%d ranks (%s, collective timeout %.0f s): global batch %d = %d per rank%s", r->world,
-                   unmix_comm_name(r->comm), unmix_comm_timeout(r->comm), cfg->optim.batch_size,
-                   cfg->optim.batch_size / r->world, cfg->model.sync_bn ? ", SyncBN" : ", BatchNorm per rank");
-  unmix_log_info("run %s -> %s", cfg->name, r->dir);
 
   /* data */
   struct unmix_dataset_options dso;
@@ -382,6 +660,27 @@ static unmix_status setup(struct run *r) {
     return unmix_error_set(UNMIX_ERR_CONFIG, "%s: method %s needs %d views but recipe %s gives %d", o->manifest,
                            unmix_method_name(cfg->method), unmix_method_views_needed(r->method), r->recipe.name,
                            r->recipe.n_views);
+
+  /* the run directory: created, locked, and its contents checked before anything is written */
+  bool resume = false;
+  UNMIX_TRY(rundir_open(r, &resume));
+  if (r->rank == 0) {
+    char logp[UNMIX_PATH_MAX + 32];
+    snprintf(logp, sizeof logp, "%s/train.log", r->dir);
+    r->log = fopen(logp, "a");
+    if (!r->log) return unmix_error_set(UNMIX_ERR_IO, "cannot open %s: %s", logp, strerror(errno));
+    unmix_log_set_file(r->log);
+  }
+  unmix_log_info("unmix %s (%s) | backend %s | %s", UNMIX_VERSION, UNMIX_GIT_COMMIT, r->be->name,
+                 unmix_blas_describe());
+  /* after train.log is open, so the file says why "auto" chose this backend */
+  if (!strcmp(cfg->backend, "auto")) unmix_log_info("%s", unmix_backend_auto_reason());
+  if (r->world > 1)
+    unmix_log_info("%d ranks (%s, collective timeout %.0f s): global batch %d = %d per rank%s", r->world,
+                   unmix_comm_name(r->comm), unmix_comm_timeout(r->comm), cfg->optim.batch_size,
+                   cfg->optim.batch_size / r->world, cfg->model.sync_bn ? ", SyncBN" : ", BatchNorm per rank");
+  unmix_log_info("run %s -> %s", cfg->name, r->dir);
+  for (int i = 0; i < r->n_notes; i++) unmix_log_warn("%s", r->notes[i]);
   struct unmix_model *m = unmix_method_encoder(r->method);
   unmix_log_info("data %s: %lld train samples, %lld steps/epoch of %d (%s, %d views of %dx%d); model %s width %d: "
                  "%lld parameters",
@@ -390,17 +689,18 @@ static unmix_status setup(struct run *r) {
                  (long long)unmix_model_param_count(m));
 
   /* resume */
-  if (o->resume && file_exists(r->path_ckpt)) {
+  if (resume) {
     struct unmix_ckpt *ck = NULL;
     UNMIX_TRY(unmix_ckpt_load(r->path_ckpt, &ck));
     unmix_status st = load_checkpoint(r, ck);
     unmix_ckpt_free(ck);
     UNMIX_TRY(st);
+    r->ckpt_epochs = r->start_epoch;
     unmix_log_info("resuming %s at epoch %d step %lld (global step %lld)", r->path_ckpt, r->start_epoch + 1,
                    (long long)r->start_step, (long long)r->global_step);
-  } else if (o->resume) {
-    unmix_log_info("no checkpoint in %s: starting a new run", r->dir);
   }
+  /* from here on status.yaml is ours to write; a refused resume leaves the old one as it was */
+  r->dir_ready = true;
   /* the resolved manifest and the metrics file (rows after the checkpoint are dropped) */
   if (r->rank != 0) return UNMIX_OK;
   char mp[UNMIX_PATH_MAX + 32];
@@ -409,7 +709,8 @@ static unmix_status setup(struct run *r) {
   UNMIX_TRY(unmix_atomic_write(mp, &ch, 1));
   char csvp[UNMIX_PATH_MAX + 32];
   snprintf(csvp, sizeof csvp, "%s/metrics.csv", r->dir);
-  static const char *const cols[] = {UNMIX_METRICS_COLUMNS};
+  const char *cols[UNMIX_METRICS_MAX_COLUMNS];
+  const int ncols = unmix_metrics_columns(cols, UNMIX_METRICS_MAX_COLUMNS);
   bool append = false;
   if (file_exists(csvp)) {
     if (r->global_step > 0 || r->start_epoch > 0) {
@@ -419,7 +720,7 @@ static unmix_status setup(struct run *r) {
       return unmix_error_set(UNMIX_ERR_IO, "cannot remove stale %s: %s", csvp, strerror(errno));
     }
   }
-  UNMIX_TRY(unmix_csv_open(csvp, cols, (int)(sizeof cols / sizeof cols[0]), append, &r->csv));
+  UNMIX_TRY(unmix_csv_open(csvp, cols, ncols, append, &r->csv));
   /* steps.csv: the per-step record (Un-Mix mode and lambda of every step) */
   snprintf(csvp, sizeof csvp, "%s/steps.csv", r->dir);
   static const char *const scols[] = {"global_step", "epoch", "step", "lr", "loss", "mix", "lam"};
@@ -448,6 +749,7 @@ static void teardown(struct run *r) {
     if (r->dev_views[v]) r->be->free(r->dev_views[v]);
   unmix_log_set_file(NULL);
   if (r->log) fclose(r->log);
+  rundir_unlock(r);
   unmix_config_free(&r->cfg);
 }
 
@@ -478,6 +780,18 @@ static unmix_status batch_views(struct run *r, const struct unmix_batch *b, stru
   return UNMIX_OK;
 }
 
+int unmix_metrics_columns(const char **cols, int cap) {
+  static const char *const lead[] = {UNMIX_METRICS_LEAD}, *const tail[] = {UNMIX_METRICS_TAIL};
+  const int nl = (int)(sizeof lead / sizeof lead[0]), nt = (int)(sizeof tail / sizeof tail[0]);
+  int n = 0;
+  for (int i = 0; i < nl; i++, n++)
+    if (n < cap) cols[n] = lead[i];
+  n += unmix_method_metric_columns_all(n < cap ? cols + n : cols, n < cap ? cap - n : 0);
+  for (int i = 0; i < nt; i++, n++)
+    if (n < cap) cols[n] = tail[i];
+  return n < cap ? n : cap;
+}
+
 static unmix_status write_row(struct run *r, int epoch, const struct unmix_knn_eval *knn, double secs, double ips) {
   const struct epoch_acc *a = &r->acc;
   struct unmix_csv_writer *w = r->csv;
@@ -489,10 +803,9 @@ static unmix_status write_row(struct run *r, int epoch, const struct unmix_knn_e
   UNMIX_TRY(unmix_csv_setf(w, "loss_main", "%.9g", a->t0 / n));
   UNMIX_TRY(unmix_csv_setf(w, "loss_mix", "%.9g", a->t1 / n));
   UNMIX_TRY(unmix_csv_setf(w, "loss_mix_flip", "%.9g", a->t2 / n));
-  if (r->cfg.method == UNMIX_METHOD_MOCO) {
-    UNMIX_TRY(unmix_csv_setf(w, "inst_top1", "%.4f", a->acc1 / n));
-    UNMIX_TRY(unmix_csv_setf(w, "inst_top5", "%.4f", a->acc5 / n));
-  }
+  const struct unmix_method_ops *ops = unmix_method_ops_get(r->method);
+  for (int i = 0; i < UNMIX_METHOD_MAX_METRICS && ops->metric_columns[i]; i++)
+    UNMIX_TRY(unmix_csv_setf(w, ops->metric_columns[i], "%.4f", a->metric[i] / n));
   if (knn) {
     UNMIX_TRY(unmix_csv_setf(w, "knn_top1", "%.4f", knn->top1));
     UNMIX_TRY(unmix_csv_setf(w, "knn_top5", "%.4f", knn->top5));
@@ -569,8 +882,9 @@ static int train_loop(struct run *r) {
                                        warn, sizeof warn))
         unmix_log_warn("%s", warn);
       /* the global batch's means (per-rank means averaged: equal shards) and the agreed signal */
-      double ag[8] = {ss.loss, ss.terms[0], ss.terms[1], ss.terms[2], ss.acc1 > 0 ? ss.acc1 : 0,
-                      ss.acc5 > 0 ? ss.acc5 : 0, g_signal == SIGINT, g_signal == SIGTERM};
+      _Static_assert(UNMIX_METHOD_MAX_METRICS == 2, "ag[] holds two method metrics");
+      double ag[8] = {ss.loss, ss.terms[0], ss.terms[1], ss.terms[2], ss.metrics[0], ss.metrics[1],
+                      g_signal == SIGINT, g_signal == SIGTERM};
       if ((st = agree(r, ag, 8)) != UNMIX_OK) break;
       for (int i = 0; i < 6; i++) ag[i] /= r->world;
       const int sig = ag[7] > 0 ? SIGTERM : ag[6] > 0 ? SIGINT : 0;
@@ -580,8 +894,8 @@ static int train_loop(struct run *r) {
       r->acc.t0 += ag[1] * n;
       r->acc.t1 += ag[2] * n;
       r->acc.t2 += ag[3] * n;
-      r->acc.acc1 += ag[4] * n;
-      r->acc.acc5 += ag[5] * n;
+      r->acc.metric[0] += ag[4] * n;
+      r->acc.metric[1] += ag[5] * n;
       r->acc.n += n;
       r->acc.steps += 1;
       r->acc.mix_g += ss.mix_mode == 1;
@@ -610,10 +924,12 @@ static int train_loop(struct run *r) {
         unmix_status cs = save_checkpoint(r, epoch, s + 1);
         if (cs != UNMIX_OK) {
           unmix_log_error("could not save the checkpoint: %s", unmix_error_message());
-          write_status(r, "failed", epoch);
+        if (unmix_error_code() == UNMIX_ERR_NUMERIC) report_last_checkpoint(r);
+          if (unmix_error_code() == UNMIX_ERR_NUMERIC) report_last_checkpoint(r);
+          write_status(r, "failed");
           return 1;
         }
-        write_status(r, "interrupted", epoch);
+        write_status(r, "interrupted");
         unmix_log_info("%s: checkpoint saved at epoch %d step %lld; continue with --resume",
                        sig ? (sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)") : "stopped",
                        epoch + 1, (long long)(s + 1));
@@ -623,9 +939,8 @@ static int train_loop(struct run *r) {
     if (r->progress) fputc('\n', stderr);
     if (st != UNMIX_OK) {
       unmix_log_error("epoch %d: %s: %s", epoch + 1, unmix_status_name(unmix_error_code()), unmix_error_message());
-      if (unmix_error_code() == UNMIX_ERR_NUMERIC)
-        unmix_log_error("the last good checkpoint (%s) is intact", file_exists(r->path_ckpt) ? r->path_ckpt : "none");
-      write_status(r, "failed", epoch);
+      if (unmix_error_code() == UNMIX_ERR_NUMERIC) report_last_checkpoint(r);
+      write_status(r, "failed");
       return 1;
     }
     /* evaluation, metrics, checkpoint */
@@ -636,7 +951,7 @@ static int train_loop(struct run *r) {
                              cfg->optim.batch_size, cfg->data.workers, &knn);
       if (st != UNMIX_OK) {
         unmix_log_error("kNN evaluation after epoch %d: %s", epoch + 1, unmix_error_message());
-        write_status(r, "failed", epoch);
+        write_status(r, "failed");
         return 1;
       }
       kp = &knn;
@@ -665,30 +980,32 @@ static int train_loop(struct run *r) {
     if (last || stop || stop_steps || sig || (epoch + 1) % cfg->train.checkpoint_every == 0) {
       if ((st = save_checkpoint(r, epoch + 1, 0)) != UNMIX_OK) {
         unmix_log_error("could not save the checkpoint: %s", unmix_error_message());
-        write_status(r, "failed", epoch + 1);
+        if (unmix_error_code() == UNMIX_ERR_NUMERIC) report_last_checkpoint(r);
+        write_status(r, "failed");
         return 1;
       }
     }
-    write_status(r, last ? "finished" : "running", epoch + 1);
+    write_status(r, last ? "finished" : "running");
     if (sig) {
-      write_status(r, "interrupted", epoch + 1);
+      write_status(r, "interrupted");
       unmix_log_info("interrupted after epoch %d; checkpoint saved, continue with --resume", epoch + 1);
       return sig == SIGINT ? 130 : 143;
     }
     if ((stop || stop_steps) && !last) {
-      write_status(r, "interrupted", epoch + 1);
+      write_status(r, "interrupted");
       unmix_log_info("stopped after epoch %d as asked; continue with --resume", epoch + 1);
       return 0;
     }
   }
   if (r->start_epoch >= E) unmix_log_info("%s: all %d epochs are done already", r->dir, E);
-  write_status(r, "finished", E);
+  write_status(r, "finished");
   return 0;
 }
 
 int unmix_train(const struct unmix_train_options *o) {
   struct run *r = unmix_xcalloc(1, sizeof *r);
   r->o = o;
+  r->lock_fd = -1;
   r->progress = !o->quiet && isatty(STDERR_FILENO);
   unmix_config_init_defaults(&r->cfg);
   g_signal = 0;
@@ -735,10 +1052,10 @@ int unmix_train(const struct unmix_train_options *o) {
   }
   if (ss != UNMIX_OK) {
     fprintf(stderr, "unmix train: %s: %s\n", unmix_status_name(unmix_error_code()), unmix_error_message());
-    if (r->be && r->dir[0] && r->train_ds) write_status(r, "failed", r->start_epoch);
+    write_status(r, "failed");
     rc = 1;
   } else {
-    write_status(r, "running", r->start_epoch);
+    write_status(r, "running");
     rc = train_loop(r);
   }
   teardown(r);

@@ -3,6 +3,8 @@
  * turns every truncation, corruption or malformed header into an error naming the file
  * (and the tensor) instead of a crash. Run under ASan for the random byte-flip case. */
 #include <dirent.h>
+#include <math.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +20,7 @@ static void teardown(void) {
   g_dir = NULL;
 }
 
-static const char *tmp(const char *name) {
-  static char buf[4][1024];
-  static int k;
-  char *p = buf[k++ % 4];
-  snprintf(p, 1024, "%s/%s", g_dir, name);
-  return p;
-}
+#define tmp(name) unmix_test_path(g_dir, (name))
 
 /* ---- the canonical tensor set (= EXPECTED in tests/golden/gen/gen_safetensors.py) ---------------- */
 static float f32v[6];
@@ -70,26 +66,6 @@ static void expect_canonical(const struct unmix_ckpt *ck) {
   expect_tensor(ck, "empty", UNMIX_CKPT_F32, 2, (int64_t[]){0, 4}, NULL, 0);
 }
 
-static unsigned char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  ck_assert_msg(f != NULL, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc((size_t)n + 1);
-  ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *len = (size_t)n;
-  return b;
-}
-
-static void spit(const char *path, const void *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-  fclose(f);
-}
-
 /* A raw safetensors file from a header text (padded here) and data bytes. */
 static const char *raw(const char *name, const char *header, const void *data, size_t dlen) {
   size_t hl = strlen(header), padded = (hl + 7) & ~(size_t)7;
@@ -100,7 +76,7 @@ static const char *raw(const char *name, const char *header, const void *data, s
   memset(b + 8 + hl, ' ', padded - hl);
   if (dlen) memcpy(b + 8 + padded, data, dlen);
   const char *p = tmp(name);
-  spit(p, b, 8 + padded + dlen);
+  unmix_test_write(p, b, 8 + padded + dlen);
   free(b);
   return p;
 }
@@ -141,7 +117,7 @@ START_TEST(test_round_trip) {
   unmix_ckpt_free(in);
   /* the data region starts 8-aligned and the header is space-padded JSON */
   size_t len;
-  unsigned char *b = slurp(p, &len);
+  unsigned char *b = (unsigned char *)unmix_test_read(p, &len);
   uint64_t n;
   memcpy(&n, b, 8);
   ck_assert_uint_eq((8 + n) % 8, 0);
@@ -184,7 +160,7 @@ END_TEST
 
 START_TEST(test_atomic_replace) {
   const char *p = tmp("a.safetensors");
-  spit(p, "old contents", 12);
+  unmix_test_write(p, "old contents", 12);
   struct unmix_ckpt *ck = canonical();
   ck_assert_int_eq(unmix_ckpt_save(ck, p), UNMIX_OK);
   ck_assert_int_eq(unmix_ckpt_save(ck, p), UNMIX_OK);
@@ -280,7 +256,7 @@ START_TEST(test_c_written_golden) {
   ck_assert_int_eq(unmix_ckpt_save(ck, p), UNMIX_OK);
   unmix_ckpt_free(ck);
   size_t la, lb;
-  unsigned char *a = slurp(p, &la), *b = slurp(golden, &lb);
+  unsigned char *a = (unsigned char *)unmix_test_read(p, &la), *b = (unsigned char *)unmix_test_read(golden, &lb);
   ck_assert_uint_eq(la, lb);
   ck_assert_msg(memcmp(a, b, la) == 0, "the writer's output changed; if intended, regenerate with "
                 "UNMIX_UPDATE_GOLDEN=1 and re-run gen_safetensors.py --check-c");
@@ -300,10 +276,10 @@ START_TEST(test_truncation_everywhere) {
   ck_assert_int_eq(unmix_ckpt_save(ck, good), UNMIX_OK);
   unmix_ckpt_free(ck);
   size_t len;
-  unsigned char *b = slurp(good, &len);
+  unsigned char *b = (unsigned char *)unmix_test_read(good, &len);
   const char *p = tmp("trunc.safetensors");
   for (size_t cut = 0; cut < len; cut++) {
-    spit(p, b, cut);
+    unmix_test_write(p, b, cut);
     struct unmix_ckpt *in = NULL;
     unmix_status st = unmix_ckpt_load(p, &in);
     ck_assert_msg(st == UNMIX_ERR_FORMAT, "truncated at %zu of %zu: %s", cut, len,
@@ -311,17 +287,17 @@ START_TEST(test_truncation_everywhere) {
     ck_assert_msg(strstr(unmix_error_message(), "trunc.safetensors"), "%s", unmix_error_message());
   }
   /* specific messages at the three regions */
-  spit(p, b, 5);
+  unmix_test_write(p, b, 5);
   load_fails(p, UNMIX_ERR_FORMAT, "too short");
-  spit(p, b, 40);
+  unmix_test_write(p, b, 40);
   load_fails(p, UNMIX_ERR_FORMAT, "exceeds the file size");
-  spit(p, b, len - 3);
+  unmix_test_write(p, b, len - 3);
   load_fails(p, UNMIX_ERR_FORMAT, "tensor 'scalar'");
   /* appended garbage */
   unsigned char *c = malloc(len + 4);
   memcpy(c, b, len);
   memcpy(c + len, "JUNK", 4);
-  spit(p, c, len + 4);
+  unmix_test_write(p, c, len + 4);
   load_fails(p, UNMIX_ERR_FORMAT, "4 bytes after the last tensor");
   free(c);
   free(b);
@@ -379,11 +355,11 @@ START_TEST(test_malformed_headers) {
              UNMIX_ERR_FORMAT, "the file is corrupt");
   /* the header length itself */
   unsigned char h[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
-  spit(tmp("len.st"), h, 16);
+  unmix_test_write(tmp("len.st"), h, 16);
   load_fails(tmp("len.st"), UNMIX_ERR_FORMAT, "header length 18446744073709551615 exceeds");
   h[0] = 0;
   memset(h + 1, 0, 7);
-  spit(tmp("len0.st"), h, 16);
+  unmix_test_write(tmp("len0.st"), h, 16);
   load_fails(tmp("len0.st"), UNMIX_ERR_FORMAT, "implausible header length 0");
   /* a valid foreign file without our CRC and with a gap-free layout loads */
   struct unmix_ckpt *in = NULL;
@@ -410,7 +386,7 @@ START_TEST(test_random_corruption_never_crashes) {
   ck_assert_int_eq(unmix_ckpt_save(ck, good), UNMIX_OK);
   unmix_ckpt_free(ck);
   size_t len;
-  unsigned char *b = slurp(good, &len);
+  unsigned char *b = (unsigned char *)unmix_test_read(good, &len);
   unsigned char *c = malloc(len);
   const char *p = tmp("fuzz.safetensors");
   uint64_t s = 0x9e3779b97f4a7c15ull;
@@ -425,7 +401,7 @@ START_TEST(test_random_corruption_never_crashes) {
       else c[at] ^= (unsigned char)(1u << (xs(&s) % 8));
     }
     size_t l = (it % 10 == 9) ? (size_t)(xs(&s) % len) : len;
-    spit(p, c, l);
+    unmix_test_write(p, c, l);
     struct unmix_ckpt *in = NULL;
     unmix_status st = unmix_ckpt_load(p, &in);
     if (st == UNMIX_OK) {
@@ -448,6 +424,59 @@ START_TEST(test_random_corruption_never_crashes) {
 }
 END_TEST
 
+/* NaN/Inf never reaches a checkpoint file, and a file holding one is refused by name. */
+START_TEST(test_nonfinite_refused_on_save_and_load) {
+  float w[5] = {1, 2, 3, 4, 5};
+  int64_t sh = 5;
+  for (int kind = 0; kind < 2; kind++) {
+    w[3] = kind ? INFINITY : NAN;
+    struct unmix_ckpt *ck = unmix_ckpt_new();
+    ck_assert(unmix_ckpt_add(ck, "layer1.0.conv1.weight", UNMIX_CKPT_F32, 1, &sh, w) == UNMIX_OK);
+    const char *p = tmp("nonfinite.safetensors");
+    unlink(p);
+    unmix_status st = unmix_ckpt_save(ck, p);
+    ck_assert_msg(st == UNMIX_ERR_NUMERIC, "saved a non-finite checkpoint: %s", unmix_status_name(st));
+    ck_assert_msg(strstr(unmix_error_message(), "layer1.0.conv1.weight") &&
+                      strstr(unmix_error_message(), kind ? "infinite" : "NaN") &&
+                      strstr(unmix_error_message(), "element 3"),
+                  "%s", unmix_error_message());
+    ck_assert_int_ne(access(p, F_OK), 0);
+    unmix_ckpt_free(ck);
+  }
+  /* a foreign file (no CRC, nothing of ours) with a NaN in an F64 tensor */
+  double d[2] = {1.0, NAN};
+  const char *p = raw("nan64.safetensors", "{\"bn.running_var\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]}}",
+                      d, sizeof d);
+  load_fails(p, UNMIX_ERR_NUMERIC, "'bn.running_var' holds NaN at element 1 of 2");
+  d[1] = 2.0;
+  p = raw("fine64.safetensors", "{\"bn.running_var\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]}}", d,
+          sizeof d);
+  struct unmix_ckpt *ck = NULL;
+  ck_assert_msg(unmix_ckpt_load(p, &ck) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert(!ck->crc_verified);
+  unmix_ckpt_free(ck);
+}
+END_TEST
+
+/* Our own files always carry the CRC: one of ours without it was edited and is refused. */
+START_TEST(test_crc_mandatory_for_our_files) {
+  float w[2] = {1, 2};
+  const char *hdr = "{\"__metadata__\":{\"unmix.manifest\":\"seed: 1\"},"
+                    "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+  load_fails(raw("nocrc.safetensors", hdr, w, sizeof w), UNMIX_ERR_FORMAT, "'unmix.crc32' key is missing");
+  hdr = "{\"unmix.position\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+  load_fails(raw("nocrc2.safetensors", hdr, w, sizeof w), UNMIX_ERR_FORMAT, "'unmix.crc32' key is missing");
+  /* what we write verifies */
+  struct unmix_ckpt *ck = canonical();
+  ck_assert(unmix_ckpt_set_meta(ck, "unmix.manifest", "seed: 1") == UNMIX_OK);
+  ck_assert(unmix_ckpt_save(ck, tmp("ours.safetensors")) == UNMIX_OK);
+  unmix_ckpt_free(ck);
+  ck_assert_msg(unmix_ckpt_load(tmp("ours.safetensors"), &ck) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert(ck->crc_verified);
+  unmix_ckpt_free(ck);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void) {
   Suite *s = suite_create("checkpoint");
   TCase *tc = tcase_create("safetensors");
@@ -463,6 +492,8 @@ static Suite *checkpoint_suite(void) {
   tcase_add_test(tc, test_truncation_everywhere);
   tcase_add_test(tc, test_malformed_headers);
   tcase_add_test(tc, test_random_corruption_never_crashes);
+  tcase_add_test(tc, test_nonfinite_refused_on_save_and_load);
+  tcase_add_test(tc, test_crc_mandatory_for_our_files);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -13,34 +13,10 @@
 static char *g_dir;
 
 #define unmix(out, ...) unmix_test_unmix(g_dir, (out), __VA_ARGS__)
-
-static const char *tail(const char *out) {
-  size_t n = strlen(out);
-  return n > 1500 ? out + n - 1500 : out;
-}
-
-static void expect(const char *out, const char *want) {
-  ck_assert_msg(strstr(out, want) != NULL, "output lacks '%s':\n%s", want, tail(out));
-}
+#define run_expect(rc, want, args) unmix_test_run_expect(g_dir, (rc), (want), (args))
 
 static void expect_not(const char *out, const char *bad) {
-  ck_assert_msg(strstr(out, bad) == NULL, "output has '%s':\n%s", bad, tail(out));
-}
-
-/* Runs and expects exit status `rc` and `want` (if not NULL) in the output; returns the output. */
-static char *run_expect(int rc, const char *want, const char *args) {
-  char *o = NULL;
-  int st = unmix(&o, "%s", args);
-  ck_assert_msg(st == rc, "unmix %.300s: exit %d, expected %d:\n%s", args, st, rc, tail(o));
-  if (want) expect(o, want);
-  return o;
-}
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  ck_assert_msg(f != NULL, "cannot write %s", path);
-  fputs(text, f);
-  fclose(f);
+  ck_assert_msg(strstr(out, bad) == NULL, "output has '%s':\n%s", bad, unmix_test_tail(out));
 }
 
 static void setup(void) { g_dir = unmix_test_tmpdir("cli"); }
@@ -64,8 +40,8 @@ START_TEST(make_default_goal_only_builds) {
   snprintf(cmd, sizeof cmd, "make -n -C '%s' BUILD='%s/b' 2>&1", src, g_dir);
   char *o = NULL;
   int st = unmix_test_sh(cmd, &o);
-  ck_assert_msg(st == 0, "make -n failed:\n%s", tail(o));
-  expect(o, "cmake --build");
+  ck_assert_msg(st == 0, "make -n failed:\n%s", unmix_test_tail(o));
+  unmix_test_expect(o, "cmake --build");
   expect_not(o, "run_row.sh");
   expect_not(o, "data fetch");
   expect_not(o, "figures.sh");
@@ -73,8 +49,8 @@ START_TEST(make_default_goal_only_builds) {
   /* the whole reproduction is still one named target */
   snprintf(cmd, sizeof cmd, "make -n -C '%s' BUILD='%s/b' paper-all 2>&1", src, g_dir);
   st = unmix_test_sh(cmd, &o);
-  ck_assert_msg(st == 0, "make -n paper-all failed:\n%s", tail(o));
-  expect(o, "run_row.sh");
+  ck_assert_msg(st == 0, "make -n paper-all failed:\n%s", unmix_test_tail(o));
+  unmix_test_expect(o, "run_row.sh");
   free(o);
 }
 END_TEST
@@ -114,7 +90,7 @@ START_TEST(backend_auto_logs_which_and_why) {
   free(run_expect(0, NULL, "data synth fashion-mnist data --n 64 --n-test 32 --seed 1"));
   char man[1200];
   snprintf(man, sizeof man, "%s/m.yaml", g_dir);
-  write_file(man,
+  unmix_test_write_text(man,
              "name: auto\nmethod: moco\nbackend: auto\n"
              "data: {dataset: fashion-mnist, root: data, recipe: moco-cifar, workers: 1}\n"
              "model: {arch: resnet18, stem: cifar, width: 4, bn_splits: 2, head: linear, dim: 16}\n"
@@ -129,11 +105,11 @@ START_TEST(backend_auto_logs_which_and_why) {
   snprintf(logp, sizeof logp, "%s/run/train.log", g_dir);
   snprintf(cmd, sizeof cmd, "cat '%s'", logp);
   ck_assert_int_eq(unmix_test_sh(cmd, &o), 0);
-  expect(o, "backend auto: ");
+  unmix_test_expect(o, "backend auto: ");
   if (strstr(o, "backend auto: cpu")) {
-    expect(o, "because");
-    expect(o, "this run trains on the CPU: projected");
-    expect(o, "for the remaining 2 steps");
+    unmix_test_expect(o, "because");
+    unmix_test_expect(o, "this run trains on the CPU: projected");
+    unmix_test_expect(o, "for the remaining 2 steps");
   }
   free(o);
 }
@@ -143,8 +119,8 @@ START_TEST(cpu_projection_warning) {
   char buf[512];
   /* 2 s/step x 10000 steps = 5.6 h on the CPU: warned, with the projection */
   ck_assert(unmix_projection_cpu_warning(true, 2.0, 10000, UNMIX_CPU_WARN_SECONDS, buf, sizeof buf));
-  expect(buf, "projected 5 h 33 min");
-  expect(buf, "10000 steps");
+  unmix_test_expect(buf, "projected 5 h 33 min");
+  unmix_test_expect(buf, "10000 steps");
   /* the same run on a GPU, or a short CPU run: silent */
   ck_assert(!unmix_projection_cpu_warning(false, 2.0, 10000, UNMIX_CPU_WARN_SECONDS, buf, sizeof buf));
   ck_assert_str_eq(buf, "");
@@ -166,7 +142,7 @@ START_TEST(backend_cuda_without_gpu) {
     printf("SKIPPED (a GPU is usable here): backend_cuda_without_gpu\n");
   } else if (strstr(info, "cuda(no device)")) {
     char *o = run_expect(1, "there is no usable GPU here", args);
-    expect(o, "unmix info");
+    unmix_test_expect(o, "unmix info");
     free(o);
   } else {
     free(run_expect(1, "was not compiled into this build", args));
@@ -216,7 +192,7 @@ START_TEST(help_texts) {
     free(d);
   }
   char *top = run_expect(0, "unmix help <command>", "help");
-  expect(top, "example: ");
+  unmix_test_expect(top, "example: ");
   free(top);
 }
 END_TEST

@@ -38,29 +38,10 @@ static char *pathf(const char *fmt, ...) {
   return p;
 }
 
-static void mkdirs(const char *path) {
-  char buf[2048];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    mkdir(buf, 0777);
-    *p = '/';
-  }
-  mkdir(buf, 0777);
-}
-
 /* Writes `text` to g_dir/rel, creating the parent directories. */
 static void wfile(const char *rel, const char *text) {
   char *p = pathf("%s", rel);
-  char *slash = strrchr(p, '/');
-  *slash = 0;
-  mkdirs(p);
-  *slash = '/';
-  FILE *f = fopen(p, "w");
-  ck_assert_msg(f != NULL, "cannot write %s", p);
-  fputs(text, f);
-  fclose(f);
+  unmix_test_write_text(p, text);
   free(p);
 }
 
@@ -179,14 +160,9 @@ static int find_row(const struct unmix_csv_table *t, ...) {
 
 static char *slurp(const char *rel) {
   char *p = pathf("%s", rel);
-  FILE *f = fopen(p, "r");
-  ck_assert_msg(f != NULL, "cannot read %s", p);
-  char *buf = calloc(1, 1 << 20);
-  size_t n = fread(buf, 1, (1 << 20) - 1, f);
-  buf[n] = 0;
-  fclose(f);
+  char *text = unmix_test_read(p, NULL);
   free(p);
-  return buf;
+  return text;
 }
 
 static bool exists_rel(const char *rel) {
@@ -533,7 +509,7 @@ START_TEST(test_run_row_script) {
   const char *script = src("scripts/run_row.sh");
   /* a finished run of exactly this resolved manifest is re-used without training */
   char *dir = pathf("runs/a");
-  mkdirs(dir);
+  unmix_test_mkdirs(dir);
   snprintf(cmd, sizeof cmd,
            "md5=$('%s' validate '%s' --print --set train.epochs=3 --set backend=cpu | tail -n +2 | md5sum | cut -d' ' -f1) && "
            "printf 'status: finished\\nepochs_done: 3\\nepochs_planned: 3\\nmanifest_md5: %%s\\n' \"$md5\" > '%s/status.yaml'",
@@ -594,7 +570,7 @@ static void render(const char *name, const char *out_rel, const char *vars) {
   char *outp = pathf("%s", out_rel);
   char *slash = strrchr(outp, '/');
   *slash = 0;
-  mkdirs(outp);
+  unmix_test_mkdirs(outp);
   *slash = '/';
   char cmd[8192], script[256], *log = NULL;
   snprintf(script, sizeof script, "plots/%s.gp", name);

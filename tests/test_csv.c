@@ -16,38 +16,17 @@ static void teardown(void) {
   g_dir = NULL;
 }
 
-static const char *tmp(const char *name) {
-  static char buf[4][1024];
-  static int k;
-  char *p = buf[k++ % 4];
-  snprintf(p, 1024, "%s/%s", g_dir, name);
-  return p;
-}
+#define tmp(name) unmix_test_path(g_dir, (name))
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  ck_assert_msg(f != NULL, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-  b[n] = 0;
-  fclose(f);
-  return b;
-}
-
+/* Writes text to g_dir/name and returns the path. */
 static const char *spit(const char *name, const char *text) {
   const char *p = tmp(name);
-  FILE *f = fopen(p, "wb");
-  ck_assert_ptr_nonnull(f);
-  fputs(text, f);
-  fclose(f);
+  unmix_test_write_text(p, text);
   return p;
 }
 
 static void expect_text(const char *path, const char *want) {
-  char *got = slurp(path);
+  char *got = unmix_test_read(path, NULL);
   ck_assert_msg(strcmp(got, want) == 0, "%s:\n--- got ---\n%s--- want ---\n%s", path, got, want);
   free(got);
 }
@@ -262,6 +241,57 @@ START_TEST(test_resume_errors) {
 }
 END_TEST
 
+START_TEST(test_write_field_quoting) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  const char *in[] = {"plain", "a,b", "say \"hi\"", "two\nlines", "cr\r", "", NULL};
+  for (int i = 0; i < 7; i++) {
+    if (i) fputc('|', f);
+    unmix_csv_write_field(f, in[i]);
+  }
+  fclose(f);
+  ck_assert_str_eq(buf, "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"|\"cr\r\"||");
+  free(buf);
+}
+END_TEST
+
+START_TEST(test_split_line) {
+  char *f[4];
+  int n = unmix_csv_split_line("a,\"b,c\",\"say \"\"x\"\"\",", "p.csv", 3, f, 4);
+  ck_assert_int_eq(n, 4);
+  ck_assert_str_eq(f[0], "a");
+  ck_assert_str_eq(f[1], "b,c");
+  ck_assert_str_eq(f[2], "say \"x\"");
+  ck_assert_str_eq(f[3], "");
+  for (int i = 0; i < n; i++) free(f[i]);
+  n = unmix_csv_split_line("", "p.csv", 3, f, 4); /* an empty line: one empty field */
+  ck_assert_int_eq(n, 1);
+  ck_assert_str_eq(f[0], "");
+  free(f[0]);
+  /* more fields than room: max + 1, nothing stored */
+  ck_assert_int_eq(unmix_csv_split_line("1,2,3,4,5", "p.csv", 3, f, 4), 5);
+  /* malformed quoting names path:line */
+  ck_assert_int_eq(unmix_csv_split_line("a,\"open", "p.csv", 7, f, 4), -1);
+  ck_assert_msg(strstr(unmix_error_message(), "p.csv:7") != NULL, "%s", unmix_error_message());
+  ck_assert_int_eq(unmix_csv_split_line("a,b\"c", "p.csv", 8, f, 4), -1);
+  ck_assert_msg(strstr(unmix_error_message(), "p.csv:8: a quote inside an unquoted field") != NULL, "%s",
+                unmix_error_message());
+  ck_assert_int_eq(unmix_csv_split_line("\"x\"y", "p.csv", 9, f, 4), -1);
+  ck_assert_int_eq(unmix_csv_split_line("a\nb", "p.csv", 10, f, 4), -1);
+  ck_assert_msg(strstr(unmix_error_message(), "p.csv:10: a line break") != NULL, "%s", unmix_error_message());
+}
+END_TEST
+
+START_TEST(test_reader_non_files) {
+  struct unmix_csv_table *t = NULL;
+  ck_assert_int_eq(unmix_csv_read(g_dir, &t), UNMIX_ERR_IO); /* a directory */
+  ck_assert_ptr_null(t);
+  ck_assert_int_eq(unmix_csv_read(tmp("nope.csv"), &t), UNMIX_ERR_IO);
+  ck_assert_msg(strstr(unmix_error_message(), "nope.csv") != NULL, "%s", unmix_error_message());
+}
+END_TEST
+
 static Suite *csv_suite(void) {
   Suite *s = suite_create("csv");
   TCase *tc = tcase_create("csv");
@@ -273,6 +303,9 @@ static Suite *csv_suite(void) {
   tcase_add_test(tc, test_resume_truncate_and_append);
   tcase_add_test(tc, test_resume_after_a_crash_mid_row);
   tcase_add_test(tc, test_resume_errors);
+  tcase_add_test(tc, test_write_field_quoting);
+  tcase_add_test(tc, test_split_line);
+  tcase_add_test(tc, test_reader_non_files);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -3,7 +3,8 @@
  * Exactness: every uint8 transform (resize, brightness/contrast/saturation/hue, grayscale,
  * Gaussian blur, Resize+CenterCrop, whole pipelines) must equal PIL's bytes EXACTLY - we
  * mirror Pillow's integer/float arithmetic, so no tolerance is needed - and ToTensor +
- * Normalize must equal torchvision's float32 values exactly (same float32 ops). */
+ * Normalize must equal torchvision's float32 values exactly (same float32 ops). The W-MSE
+ * recipe (bicubic, colour before the crop) has its own fixture, augment_wmse.bin. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -580,6 +581,166 @@ START_TEST(test_draw_is_pure) {
 }
 END_TEST
 
+/* ---- the W-MSE codebase's CIFAR recipe (SimCLR / BYOL): BICUBIC crop, colour before it ----- */
+/* Fixture tests/golden/augment_wmse.bin (tests/golden/gen/gen_augment_wmse.py). */
+
+static struct unmix_fixture *g_wfx;
+
+static const struct unmix_fixture_entry *wentry(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const struct unmix_fixture_entry *wentry(const char *fmt, ...) {
+  if (!g_wfx) {
+    char path[1024];
+    g_wfx = unmix_fixture_load(unmix_test_src_path("tests/golden/augment_wmse.bin", path, sizeof path));
+    const struct unmix_fixture_entry *v = unmix_fixture_find(g_wfx, "meta/versions");
+    ck_assert_msg(v && v->numel == 4, "augment_wmse.bin lacks meta/versions");
+    unmix_pil_set_resize_order(((const int32_t *)v->data)[0] >= 13 ? UNMIX_PIL_ORDER_PILLOW13 : UNMIX_PIL_ORDER_LEGACY);
+  }
+  char name[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(name, sizeof name, fmt, ap);
+  va_end(ap);
+  return unmix_fixture_find(g_wfx, name);
+}
+
+static const uint8_t *winput(const struct unmix_fixture_entry *name_e, int *h, int *w, int *c) {
+  char key[2] = {(char)((const int32_t *)name_e->data)[0], 0};
+  const struct unmix_fixture_entry *e = wentry("img/%s", key);
+  ck_assert_msg(e != NULL, "augment_wmse.bin: img/%s missing", key);
+  return image(e, h, w, c);
+}
+
+START_TEST(test_bicubic_resize_matches_pil) {
+  unmix_pil_set_transpose_min(_i ? 0 : SIZE_MAX);
+  int n = 0;
+  for (; wentry("resize/%d/params", n); n++) {
+    const int32_t *p = wentry("resize/%d/params", n)->data;
+    int ih, iw, ic, oh, ow, oc;
+    const uint8_t *in = winput(wentry("resize/%d/img", n), &ih, &iw, &ic);
+    const uint8_t *want = image(wentry("resize/%d/out", n), &oh, &ow, &oc);
+    ck_assert_int_eq(oh, p[5]);
+    ck_assert_int_eq(ow, p[4]);
+    uint8_t *got = malloc((size_t)oh * ow * oc);
+    struct unmix_pil_scratch s = {0};
+    unmix_pil_resize_window_filter(UNMIX_PIL_BICUBIC, in, ih, iw, ic, p[0], p[1], p[2], p[3], p[4], p[5], 0, 0, ow, oh,
+                                   got, &s);
+    char what[64];
+    snprintf(what, sizeof what, "bicubic resize case %d", n);
+    expect_bytes(what, got, want, (size_t)oh * ow * oc, ow, oc);
+    if (ow > 4 && oh > 4) { /* a window of the resized image equals the same window of the whole */
+      uint8_t *sub = malloc((size_t)(oh - 3) * (ow - 4) * oc);
+      unmix_pil_resize_window_filter(UNMIX_PIL_BICUBIC, in, ih, iw, ic, p[0], p[1], p[2], p[3], p[4], p[5], 3, 2, ow - 4,
+                                     oh - 3, sub, &s);
+      for (int y = 0; y < oh - 3; y++)
+        ck_assert_msg(!memcmp(sub + (size_t)y * (ow - 4) * oc, want + ((size_t)(y + 2) * ow + 3) * oc, (size_t)(ow - 4) * oc),
+                      "bicubic resize case %d: window row %d differs", n, y);
+      free(sub);
+    }
+    unmix_pil_scratch_free(&s);
+    free(got);
+  }
+  ck_assert_int_ge(n, 12);
+  unmix_pil_set_transpose_min(4096);
+}
+END_TEST
+
+/* Whole pipelines with fixed params in the W-MSE order, bytes and normalised floats; the
+ * mean/std come from the wmse-cifar10 / wmse-cifar100 recipes, so their statistics are
+ * checked against torchvision's Normalize too. */
+START_TEST(test_wmse_pipelines_match_torchvision) {
+  int n = 0;
+  for (; wentry("pipe/%d/ints", n); n++) {
+    const int32_t *iv = wentry("pipe/%d/ints", n)->data; /* sx sy sw sh flip gray order[4] */
+    const float *fv = wentry("pipe/%d/floats", n)->data; /* b c s h */
+    int stats = ((const int32_t *)wentry("pipe/%d/stats", n)->data)[0];
+    int ih, iw, ic, oh, ow, oc;
+    const struct unmix_fixture_entry *img_name = unmix_fixture_find(g_wfx, "img/b");
+    ck_assert(img_name != NULL);
+    const uint8_t *in = image(img_name, &ih, &iw, &ic);
+    const uint8_t *want = image(wentry("pipe/%d/out", n), &oh, &ow, &oc);
+    struct unmix_view_params p = {0};
+    p.filter = UNMIX_PIL_BICUBIC;
+    for (int q = 0; iv[6] >= 0 && q < 4; q++) {
+      p.steps[p.n_steps].kind = UNMIX_STEP_BRIGHTNESS + iv[6 + q];
+      p.steps[p.n_steps].value = fv[iv[6 + q]];
+      p.n_steps++;
+    }
+    if (iv[5]) p.steps[p.n_steps++].kind = UNMIX_STEP_GRAY;
+    p.pre_steps = p.n_steps;
+    p.src_x = iv[0], p.src_y = iv[1], p.src_w = iv[2], p.src_h = iv[3];
+    p.rs_w = p.rs_h = p.out_w = p.out_h = 32;
+    p.flip = iv[4];
+    struct unmix_pil_scratch s = {0};
+    uint8_t *got = malloc((size_t)oh * ow * oc);
+    unmix_view_apply_u8(&p, in, ih, iw, ic, got, &s);
+    char what[64];
+    snprintf(what, sizeof what, "W-MSE pipeline %d (uint8)", n);
+    expect_bytes(what, got, want, (size_t)oh * ow * oc, ow, oc);
+    struct unmix_recipe rec;
+    ck_assert_int_eq(unmix_recipe_get(stats == 10 ? "wmse-cifar10" : "wmse-cifar100", &rec), UNMIX_OK);
+    const char *tag = stats == 10 ? "c10" : "c100";
+    ck_assert_close("recipe mean", rec.mean, wentry("norm/%s/mean", tag)->data, 3, 0.0, 0.0);
+    ck_assert_close("recipe std", rec.std, wentry("norm/%s/std", tag)->data, 3, 0.0, 0.0);
+    struct unmix_norm norm;
+    unmix_norm_init(&norm, rec.mean, rec.std);
+    const float *all = wentry("norm/%s/all", tag)->data;
+    float *out = malloc(sizeof(float) * oh * ow * oc), *ref = malloc(sizeof(float) * oh * ow * oc);
+    for (int i = 0; i < oh * ow * oc; i++) ref[i] = all[want[i] * 3 + i % 3];
+    unmix_view_apply(&p, in, ih, iw, ic, &norm, out, got, &s);
+    snprintf(what, sizeof what, "W-MSE pipeline %d (float)", n);
+    ck_assert(unmix_close(what, out, ref, (size_t)oh * ow * oc, 0.0, 0.0));
+    free(out);
+    free(ref);
+    free(got);
+    unmix_pil_scratch_free(&s);
+  }
+  ck_assert_int_ge(n, 6);
+}
+END_TEST
+
+/* The recipe's draws: jitter p 0.8, grayscale p 0.1, both before the crop (pre_steps covers
+ * every colour step), bicubic, RRC area within scale (0.2, 1), flip p 0.5. */
+START_TEST(test_wmse_recipe_draws) {
+  struct unmix_recipe rec;
+  ck_assert_int_eq(unmix_recipe_get("wmse-cifar100", &rec), UNMIX_OK);
+  ck_assert_int_eq(rec.n_views, 2);
+  ck_assert_int_eq(rec.eval.geom, UNMIX_GEOM_NONE);
+  const int N = 100000;
+  int flips = 0, grays = 0, jitters = 0;
+  double amin = 9, amax = 0;
+  for (int t = 0; t < N; t++) {
+    struct unmix_rng r = unmix_rng_make(5, UNMIX_RNG_AUGMENT, 1, (uint32_t)t, t & 1);
+    struct unmix_view_params p;
+    unmix_view_draw(&rec.views[t & 1], &r, 32, 32, &p);
+    ck_assert_int_eq(p.filter, UNMIX_PIL_BICUBIC);
+    ck_assert_int_eq(p.pre_steps, p.n_steps);
+    ck_assert_int_eq(p.out_w, 32);
+    flips += p.flip;
+    int js = 0;
+    for (int k = 0; k < p.n_steps; k++) {
+      if (p.steps[k].kind == UNMIX_STEP_GRAY) {
+        grays++;
+        ck_assert_msg(k == p.n_steps - 1, "grayscale must follow the jitter");
+      } else {
+        js++;
+      }
+    }
+    ck_assert(js == 0 || js == 4);
+    jitters += js == 4;
+    double area = (double)p.src_w * p.src_h / 1024.0;
+    amin = area < amin ? area : amin;
+    amax = area > amax ? area : amax;
+  }
+#define RATE(cnt, n, p) ck_assert_msg(fabs((cnt) - (n) * (p)) < 6 * sqrt((n) * (p) * (1 - (p))), #cnt " = %d of %d, want p = %g", (cnt), (n), (p))
+  RATE(flips, N, 0.5);
+  RATE(grays, N, 0.1);
+  RATE(jitters, N, 0.8);
+#undef RATE
+  /* rounding of w and h lets the area stray a little beyond the scale range */
+  ck_assert_msg(amin > 0.17 && amin < 0.22 && amax == 1.0, "crop areas in [%g, %g]", amin, amax);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("data_augment");
   TCase *tc = tcase_create("pil_exact");
@@ -603,6 +764,12 @@ static Suite *suite(void) {
   tcase_add_test(td, test_blur_draws);
   tcase_add_test(td, test_draw_is_pure);
   suite_add_tcase(s, td);
+  TCase *tw = tcase_create("wmse");
+  tcase_set_timeout(tw, 120);
+  tcase_add_loop_test(tw, test_bicubic_resize_matches_pil, 0, 2);
+  tcase_add_test(tw, test_wmse_pipelines_match_torchvision);
+  tcase_add_test(tw, test_wmse_recipe_draws);
+  suite_add_tcase(s, tw);
   return s;
 }
 

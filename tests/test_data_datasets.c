@@ -151,6 +151,12 @@ START_TEST(test_cifar_bad_files_are_reported) {
   write_bytes(path, "", 0);
   expect_error(open_ds("cifar100", "c100", UNMIX_SPLIT_TEST, &ds), UNMIX_ERR_FORMAT, "test.bin: 0 bytes");
   ck_assert_ptr_null(ds);
+  /* a directory where a batch file belongs is named as such (it was "9223372036854775807 bytes") */
+  unlink(path);
+  ck_assert_int_eq(mkdir(path, 0755), 0);
+  expect_error(open_ds("cifar100", "c100", UNMIX_SPLIT_TEST, &ds), UNMIX_ERR_FORMAT, "test.bin: is a directory");
+  ck_assert_ptr_null(strstr(unmix_error_message(), "9223372036854775807"));
+  rmdir(path);
 }
 END_TEST
 
@@ -223,6 +229,13 @@ START_TEST(test_fmnist_bad_files_are_reported) {
   snprintf(path, sizeof path, "%s/fm/train-images-idx3-ubyte.gz", g_dir);
   truncate_file(path, 300);
   expect_error(open_ds("fashion-mnist", "fm", UNMIX_SPLIT_TRAIN, &ds), UNMIX_ERR_FORMAT, "train-images-idx3-ubyte.gz");
+  /* a gzip stream missing only its last 4 bytes (the size field of the trailer): all the
+   * data inflates, so only the end-of-stream check can see it */
+  synth("fashion-mnist", "fm3", 20, 10);
+  snprintf(path, sizeof path, "%s/fm3/t10k-labels-idx1-ubyte.gz", g_dir);
+  truncate_file(path, 4);
+  expect_error(open_ds("fashion-mnist", "fm3", UNMIX_SPLIT_TEST, &ds), UNMIX_ERR_FORMAT,
+               "t10k-labels-idx1-ubyte.gz: the gzip stream is truncated");
   /* a label >= 10 */
   synth("fashion-mnist", "fm2", 20, 10);
   snprintf(path, sizeof path, "%s/fm2/t10k-labels-idx1-ubyte.gz", g_dir);
@@ -341,11 +354,7 @@ static void write_jpeg(const char *path, int h, int w, uint8_t seed) {
   free(jpg);
 }
 
-static void mkdir_p(const char *fmt, const char *a) {
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", fmt, a);
-  ck_assert_int_eq(unmix_test_sh(cmd, NULL), 0);
-}
+static void mkdir_p(const char *root, const char *rel) { unmix_test_mkdirs(unmix_test_path(root, rel)); }
 
 START_TEST(test_imagefolder_torchvision_order) {
   /* classes sorted; within a class sorted(os.walk()) visits "b", "b/a-x", "b/a/y"-style paths in

@@ -19,7 +19,7 @@
 
 START_TEST(test_lr_schedules_closed_forms) {
   struct unmix_lincls_params p;
-  /* ImageNet (SPEC 3.2) and MoCo-CIFAR: 30, x0.1 at 60 and 80 (0-based epochs) */
+  /* ImageNet (FIDELITY §5.2) and MoCo-CIFAR: 30, x0.1 at 60 and 80 (0-based epochs) */
   for (int proto = 0; proto < 3; proto++) {
     unmix_lincls_reference((enum unmix_lincls_protocol)proto, &p);
     ck_assert_int_eq(p.epochs, 100);
@@ -82,21 +82,11 @@ END_TEST
 /* ---- a tiny classifier ------------------------------------------------------------------ */
 
 static struct unmix_model *classifier(int width, int size, int classes, uint64_t seed) {
-  struct unmix_model_spec s;
-  memset(&s, 0, sizeof s);
-  s.arch = UNMIX_ARCH_RESNET18;
-  s.stem = UNMIX_STEM_CIFAR;
-  s.width = width;
-  s.bn_splits = 1;
-  s.head = UNMIX_HEAD_LINEAR;
-  s.dim = 16;
-  s.num_classes = classes;
-  s.in_channels = 3;
-  s.image_size = size;
-  s.lincls_init = true;
-  struct unmix_model *m = NULL;
-  ck_assert_msg(unmix_model_create(&s, unmix_test_cpu(), seed, &m) == UNMIX_OK, "%s", unmix_error_message());
-  return m;
+  return unmix_test_model((struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET18, .stem = UNMIX_STEM_CIFAR,
+                                                    .width = width, .bn_splits = 1, .head = UNMIX_HEAD_LINEAR,
+                                                    .dim = 16, .num_classes = classes, .image_size = size,
+                                                    .lincls_init = true},
+                          seed);
 }
 
 /* Gives the BatchNorm layers realistic running statistics (train-mode forwards over the

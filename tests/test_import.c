@@ -15,32 +15,7 @@
 static char *g_dir;
 
 #define unmix(out, ...) unmix_test_unmix(g_dir, (out), __VA_ARGS__)
-
-static const char *tail(const char *out) {
-  size_t n = strlen(out);
-  return n > 1500 ? out + n - 1500 : out;
-}
-
-static void expect(const char *out, const char *want) {
-  ck_assert_msg(strstr(out, want) != NULL, "output lacks '%s':\n%s", want, tail(out));
-}
-
-static char *run_expect(int rc, const char *want, const char *args) {
-  char *o = NULL;
-  int st = unmix(&o, "%s", args);
-  ck_assert_msg(st == rc, "unmix %.300s: exit %d, expected %d:\n%s", args, st, rc, tail(o));
-  if (want) expect(o, want);
-  return o;
-}
-
-static void write_bytes(const char *rel, const void *data, size_t n) {
-  char path[1200];
-  snprintf(path, sizeof path, "%s/%s", g_dir, rel);
-  FILE *f = fopen(path, "wb");
-  ck_assert_msg(f != NULL, "cannot write %s", path);
-  ck_assert_int_eq(fwrite(data, 1, n, f), n);
-  fclose(f);
-}
+#define run_expect(rc, want, args) unmix_test_run_expect(g_dir, (rc), (want), (args))
 
 static void setup(void) { g_dir = unmix_test_tmpdir("import"); }
 
@@ -55,21 +30,21 @@ START_TEST(pth_files_are_named) {
   /* torch.save's zip archive and the legacy pickle, each 64 bytes: before the sniffer, both
    * gave "header length 578712552184433488 exceeds the file size" */
   unsigned char zip[64] = "PK\x03\x04\x14\x00\x00\x00\x00\x00archive/data.pkl", pkl[64] = "\x80\x02\x8a\x0a\x6c\xfc";
-  write_bytes("zip.pth", zip, sizeof zip);
-  write_bytes("old.pth.tar", pkl, sizeof pkl);
+  unmix_test_write(unmix_test_path(g_dir, "zip.pth"), zip, sizeof zip);
+  unmix_test_write(unmix_test_path(g_dir, "old.pth.tar"), pkl, sizeof pkl);
   char *o = run_expect(1, "zip.pth is a zip archive", "knn zip.pth");
-  expect(o, "tools/pth2safetensors.py zip.pth");
+  unmix_test_expect(o, "tools/pth2safetensors.py zip.pth");
   free(o);
   o = run_expect(1, "old.pth.tar is a Python pickle", "lincls old.pth.tar");
-  expect(o, "tools/pth2safetensors.py old.pth.tar");
+  unmix_test_expect(o, "tools/pth2safetensors.py old.pth.tar");
   free(o);
   free(run_expect(1, "zip.pth is a zip archive", "hist zip.pth"));
   /* a NumPy array is named too; an ordinary truncated safetensors file keeps its message */
   unsigned char npy[64] = "\x93NUMPY\x01\x00";
-  write_bytes("a.npy", npy, sizeof npy);
+  unmix_test_write(unmix_test_path(g_dir, "a.npy"), npy, sizeof npy);
   free(run_expect(1, "a.npy is a NumPy .npy array", "knn a.npy"));
   unsigned char st[16] = {200, 0, 0, 0, 0, 0, 0, 0, '{'};
-  write_bytes("cut.safetensors", st, sizeof st);
+  unmix_test_write(unmix_test_path(g_dir, "cut.safetensors"), st, sizeof st);
   free(run_expect(1, "header length 200 exceeds the file size", "knn cut.safetensors"));
   /* the sniffer alone */
   ck_assert_ptr_null(unmix_sniff_describe(st, sizeof st));
@@ -100,7 +75,7 @@ START_TEST(pth2safetensors_layouts) {
   unmix_test_src_path("tools/pth2safetensors.py", tool, sizeof tool);
   char *o = NULL;
   snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s' pth 2>&1", g_dir, python(), gen);
-  ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "make_ckpts.py failed:\n%s", tail(o));
+  ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "make_ckpts.py failed:\n%s", unmix_test_tail(o));
   free(o);
   char path[1200];
   snprintf(path, sizeof path, "%s/pth/expect.json", g_dir);
@@ -117,10 +92,10 @@ START_TEST(pth2safetensors_layouts) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s' pth/%s.pth %s.safetensors 2>&1", g_dir, python(), tool,
              cases[i].name, cases[i].name);
-    ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "%s failed:\n%s", cmd, tail(o));
+    ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "%s failed:\n%s", cmd, unmix_test_tail(o));
     char want[256];
     snprintf(want, sizeof want, "%s layout -> ", cases[i].layout);
-    expect(o, want);
+    unmix_test_expect(o, want);
     free(o);
     snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, cases[i].name);
     struct unmix_ckpt *ck = NULL;
@@ -345,7 +320,7 @@ START_TEST(cifar10_python_release_imports) {
   write_release("tv/cifar-10-batches-py", false, sizes);
   /* training on the torchvision directory says what to run */
   char *o = run_expect(1, "unmix data import cifar10 tv", "data check cifar10 tv");
-  expect(o, "python release");
+  unmix_test_expect(o, "python release");
   free(o);
   o = run_expect(0, "imported cifar10: 334 train + 12 test images", "data import cifar10 tv --root out/c10");
   free(o);
@@ -377,7 +352,7 @@ START_TEST(cifar10_python_release_imports) {
   }
   char want[256];
   snprintf(want, sizeof want, "uint8 (300, 3072) %ld %ld training batch 1 of 5 img_00299.png", sum, lsum);
-  expect(o, want);
+  unmix_test_expect(o, want);
   free(o);
 }
 END_TEST
@@ -399,9 +374,10 @@ START_TEST(cifar_pickle_errors) {
   snprintf(cmd, sizeof cmd, "truncate -s 2000 '%s'", path);
   ck_assert_int_eq(unmix_test_sh(cmd, NULL), 0);
   char *o = run_expect(1, "data_batch_3: at byte", "data import cifar10 a");
-  expect(o, "truncated");
+  unmix_test_expect(o, "truncated");
   free(o);
-  write_bytes("a/cifar-10-batches-py/data_batch_3", "not a pickle at all", 19);
+  snprintf(path, sizeof path, "%s/a/cifar-10-batches-py/data_batch_3", g_dir);
+  unmix_test_write(path, "not a pickle at all", 19);
   free(run_expect(1, "data_batch_3: not a pickle file", "data import cifar10 a"));
   /* a CIFAR-10 file imported as CIFAR-100 has no fine labels */
   snprintf(cmd, sizeof cmd, "mkdir -p '%s/b/cifar-100-python' && cp '%s/a/cifar-10-batches-py/test_batch' "

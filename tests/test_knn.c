@@ -257,7 +257,7 @@ END_TEST
 START_TEST(test_knn_cuda_matches_cpu) {
   const struct unmix_backend *be = unmix_test_cuda_or_skip("test_knn_cuda_matches_cpu");
   if (!be) return;
-  if (!be->supports_op(UNMIX_OP_GEMM) || !be->supports_op(UNMIX_OP_TOPK)) {
+  if (!be->supports_op(UNMIX_OP_GEMM, NULL) || !be->supports_op(UNMIX_OP_TOPK, NULL)) {
     printf("SKIPPED (backend cuda lacks gemm/topk): test_knn_cuda_matches_cpu\n");
     float x = 1.0f;
     int32_t l = 0;
@@ -274,6 +274,76 @@ START_TEST(test_knn_cuda_matches_cpu) {
 }
 END_TEST
 
+/* ---- the W-MSE codebase's 5-NN (Euclidean, unweighted) ---------------------------------- */
+
+/* Against eval/knn.py there (torch.cdist + topk + unique/argmax), tests/golden/simclr_byol.bin. */
+START_TEST(test_knn_euclid_matches_reference) {
+  char path[1024];
+  struct unmix_fixture *fx = unmix_fixture_load(unmix_test_src_path("tests/golden/simclr_byol.bin", path, sizeof path));
+  size_t nb, nq, nl;
+  const float *bank = unmix_fixture_f32(fx, "knn/bank", &nb);
+  const float *q = unmix_fixture_f32(fx, "knn/queries", &nq);
+  const int32_t *bl = unmix_fixture_i32(fx, "knn/bank_labels", &nl);
+  const int32_t *ql = unmix_fixture_i32(fx, "knn/query_labels", NULL);
+  const int32_t *want = unmix_fixture_i32(fx, "knn/pred", NULL);
+  const int d = (int)(nb / nl), n = (int)nl, m = (int)(nq / (size_t)d);
+  struct unmix_knn_params p = unmix_knn_params_default();
+  p.k = 5;
+  p.num_classes = unmix_fixture_i32(fx, "knn/classes", NULL)[0];
+  for (int chunk = 0; chunk <= 4; chunk += 4) { /* automatic, and chunks of 4 queries */
+    p.chunk = chunk;
+    int32_t pred[64];
+    struct unmix_knn_result r;
+    ck_assert_int_eq(unmix_knn_euclid_classify(unmix_test_cpu(), bank, bl, n, d, q, ql, m, &p, &r, pred, NULL),
+                     UNMIX_OK);
+    int correct = 0;
+    for (int i = 0; i < m; i++) {
+      ck_assert_msg(pred[i] == want[i], "query %d: predicted %d, reference %d (chunk %d)", i, pred[i], want[i], chunk);
+      correct += want[i] == ql[i];
+    }
+    ck_assert_int_eq(r.correct1, correct);
+    ck_assert_double_eq_tol(r.top1, 100.0 * correct / m, 1e-9);
+  }
+  unmix_fixture_free(fx);
+}
+END_TEST
+
+/* Closed form: Euclidean (not cosine) neighbours, one vote each, ties to the lowest class. */
+START_TEST(test_knn_euclid_votes_and_ties) {
+  /* 1-d features: the query at 0; bank at distances 1 (class 3), 2 (class 3), 3 (class 1),
+   * 4 (class 1), 5 (class 0), and far away 100 (class 2) x 3. A cosine kNN would see all
+   * positive entries as identical; the weighted MoCo vote would favour class 3. */
+  float bank[8] = {1, -2, 3, -4, 5, 100, 100, 100};
+  int32_t bl[8] = {3, 3, 1, 1, 0, 2, 2, 2};
+  float q[1] = {0};
+  int32_t ql[1] = {1};
+  struct unmix_knn_params p = unmix_knn_params_default();
+  p.k = 5;
+  p.num_classes = 4;
+  int32_t pred[1], pred5[5];
+  struct unmix_knn_result r;
+  ck_assert_int_eq(unmix_knn_euclid_classify(unmix_test_cpu(), bank, bl, 8, 1, q, ql, 1, &p, &r, pred, pred5), UNMIX_OK);
+  ck_assert_int_eq(pred[0], 1); /* 2 votes for 1 and for 3: the lower class id wins */
+  ck_assert_int_eq(pred5[1], 3);
+  ck_assert_int_eq(pred5[2], 0);
+  ck_assert_int_eq(pred5[3], 2); /* no votes: by index */
+  ck_assert_int_eq(pred5[4], -1);
+  ck_assert_double_eq(r.top1, 100.0);
+  /* k = 3: class 3 has two of the three nearest */
+  p.k = 3;
+  ck_assert_int_eq(unmix_knn_euclid_classify(unmix_test_cpu(), bank, bl, 8, 1, q, ql, 1, &p, &r, pred, NULL), UNMIX_OK);
+  ck_assert_int_eq(pred[0], 3);
+  /* errors: k beyond the bank, a label outside the classes */
+  p.k = 9;
+  ck_assert_int_eq(unmix_knn_euclid_classify(unmix_test_cpu(), bank, bl, 8, 1, q, ql, 1, &p, &r, pred, NULL),
+                   UNMIX_ERR_ARG);
+  p.k = 5;
+  p.num_classes = 3;
+  ck_assert_int_eq(unmix_knn_euclid_classify(unmix_test_cpu(), bank, bl, 8, 1, q, ql, 1, &p, &r, pred, NULL),
+                   UNMIX_ERR_ARG);
+}
+END_TEST
+
 static Suite *knn_suite(void) {
   Suite *s = suite_create("knn");
   TCase *tc = tcase_create("knn");
@@ -283,6 +353,8 @@ static Suite *knn_suite(void) {
   tcase_add_test(tc, test_knn_chunking_invariant);
   tcase_add_test(tc, test_knn_ties);
   tcase_add_test(tc, test_knn_errors);
+  tcase_add_test(tc, test_knn_euclid_matches_reference);
+  tcase_add_test(tc, test_knn_euclid_votes_and_ties);
   tcase_add_test(tc, test_knn_cuda_matches_cpu);
   suite_add_tcase(s, tc);
   return s;

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/io/manifest.h"
-#include "core/methods/internal.h"
+#include "core/methods/common.h"
 #include "tests/support/golden.h"
 
 static struct unmix_fixture *load(const char *name) {
@@ -80,7 +80,7 @@ static void run_moco(const char *fixture, bool mix_once) {
   f.perm[1] = unmix_fixture_i32(fx, "perm_b", NULL);
   struct unmix_step_stats st;
   memset(&st, 0, sizeof st);
-  ck_assert_msg(unmix_moco_step(m, &v, 0, 0.0f, &f, &st) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert_msg(unmix_method_step_forced(m, &v, 0, 0, 0.0f, &f, &st) == UNMIX_OK, "%s", unmix_error_message());
   const double *L = unmix_fixture_f64(fx, "losses", NULL);
   char what[160];
   snprintf(what, sizeof what, "%s (mix_once=%d)", fixture, mix_once);
@@ -168,7 +168,7 @@ static void run_swav(const char *fixture) {
   struct unmix_forced_draws f;
   forced_from(fx, &f);
   struct unmix_step_stats st;
-  ck_assert_msg(unmix_swav_step(m, &v, 0, 0, 0.0f, &f, &st) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert_msg(unmix_method_step_forced(m, &v, 0, 0, 0.0f, &f, &st) == UNMIX_OK, "%s", unmix_error_message());
   const double *L = unmix_fixture_f64(fx, "losses", NULL);
   for (int t = 0; t < 3; t++)
     ck_assert_msg(near(st.terms[t], L[t], 1e-5), "%s term %d: %.9g want %.9g", fixture, t, st.terms[t], L[t]);
@@ -199,6 +199,103 @@ END_TEST
 START_TEST(test_swav_region) { run_swav("method_swav_region.bin"); }
 END_TEST
 START_TEST(test_swav_region_paper) { run_swav("method_swav_region_paper.bin"); }
+END_TEST
+
+/* The registry: every manifest method name resolves to a table with every required entry
+ * and the manifest accepts every registered name,
+ * the tables are reachable by index up to the NULL end, metric columns are collected once,
+ * and a method's model needs reach the model spec (SwAV's prototypes). */
+START_TEST(test_method_registry) {
+  int n = 0;
+  for (; unmix_method_ops_at(n); n++) {
+    const struct unmix_method_ops *o = unmix_method_ops_at(n);
+    ck_assert_msg(o->name && o->create && o->destroy && o->step && o->views_needed && o->step_flops_per_sample &&
+                      o->device_bytes,
+                  "method %d (%s) lacks a required entry", n, o->name ? o->name : "?");
+    ck_assert_ptr_eq(unmix_method_ops_find(o->name), o);
+    char yaml[96];
+    snprintf(yaml, sizeof yaml, "method: %s\nmodel:\n  head: %s\n", o->name, strcmp(o->name, "swav") ? "linear" : "swav");
+    struct unmix_config c;
+    ck_assert_msg(unmix_manifest_load_string(yaml, "m.yaml", NULL, 0, &c) == UNMIX_OK, "%s", unmix_error_message());
+    ck_assert_str_eq(unmix_method_name(c.method), o->name);
+    unmix_config_free(&c);
+  }
+  ck_assert_int_eq(n, 2);
+  ck_assert_ptr_null(unmix_method_ops_at(-1));
+  ck_assert_ptr_null(unmix_method_ops_find("simsiam"));
+  ck_assert_ptr_null(unmix_method_ops_find(NULL));
+  struct unmix_config cfg;
+  unmix_config_init_defaults(&cfg);
+  for (int k = UNMIX_METHOD_MOCO; k <= UNMIX_METHOD_SWAV; k++) {
+    cfg.method = (enum unmix_method_kind)k;
+    struct unmix_method_spec ms;
+    ck_assert_msg(unmix_method_spec_from_config(&cfg, 32, &ms) == UNMIX_OK, "%s", unmix_error_message());
+    ck_assert_str_eq(ms.ops->name, unmix_method_name(cfg.method));
+  }
+  const char *cols[8];
+  ck_assert_int_eq(unmix_method_metric_columns_all(cols, 8), 2);
+  ck_assert_str_eq(cols[0], "inst_top1");
+  ck_assert_str_eq(cols[1], "inst_top5");
+  ck_assert_int_eq(unmix_method_metric_columns_all(cols, 1), 2); /* the count, even past cap */
+
+  struct unmix_model_spec spec;
+  cfg.method = UNMIX_METHOD_SWAV;
+  cfg.swav.nmb_prototypes = 37;
+  unmix_model_spec_from_config(&cfg, 32, &spec);
+  ck_assert_int_eq(spec.nmb_prototypes, 37);
+  cfg.method = UNMIX_METHOD_MOCO;
+  unmix_model_spec_from_config(&cfg, 32, &spec);
+  ck_assert_int_eq(spec.nmb_prototypes, 0);
+}
+END_TEST
+
+/* The generic wrappers dispatch to the method's table: views, state entries and scalars
+ * (with validation of a checkpoint's values) come from the method that was configured. */
+START_TEST(test_method_dispatch) {
+  struct unmix_config cfg;
+  unmix_config_init_defaults(&cfg);
+  cfg.model.width = 4;
+  cfg.model.bn_splits = 2;
+  cfg.model.dim = 8;
+  cfg.moco.K = 16;
+  cfg.optim.batch_size = 4;
+  struct unmix_method *m = NULL;
+  ck_assert_msg(unmix_method_create(&cfg, unmix_test_cpu(), 16, NULL, &m) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert_str_eq(unmix_method_ops_get(m)->name, "moco");
+  ck_assert_int_eq(unmix_method_views_needed(m), 2);
+  struct unmix_state_entry e[8];
+  ck_assert_int_eq(unmix_method_state(m, e, 8), 4);
+  ck_assert_str_eq(e[0].name, "optim.momentum");
+  ck_assert_str_eq(e[3].name, "moco.queue");
+  const char *names[8];
+  int64_t vals[8];
+  ck_assert_int_eq(unmix_method_scalars(m, names, vals, 8), 3);
+  ck_assert_str_eq(names[1], "moco.ptr");
+  ck_assert(unmix_method_set_scalar(m, "moco.ptr", 8) == UNMIX_OK);
+  ck_assert(unmix_method_set_scalar(m, "moco.ptr", 2) == UNMIX_ERR_FORMAT); /* off the keys-per-step grid */
+  ck_assert(unmix_method_set_scalar(m, "moco.ptr", 16) == UNMIX_ERR_FORMAT);
+  ck_assert(unmix_method_set_scalar(m, "swav.use_the_queue", 1) == UNMIX_ERR_FORMAT);
+  ck_assert(unmix_method_step_flops_per_sample(m) > 0);
+  unmix_method_destroy(m);
+
+  cfg.method = UNMIX_METHOD_SWAV;
+  cfg.model.arch = UNMIX_ARCH_RESNET18_BOTTLENECK;
+  cfg.model.stem = UNMIX_STEM_SWAV_CIFAR;
+  cfg.model.head = UNMIX_HEAD_SWAV;
+  cfg.model.hidden = 8;
+  cfg.model.bn_splits = 1;
+  cfg.data.n_crop_groups = 2;
+  cfg.data.nmb_crops[0] = 2;
+  cfg.data.nmb_crops[1] = 4;
+  ck_assert_msg(unmix_method_create(&cfg, unmix_test_cpu(), 16, NULL, &m) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert_str_eq(unmix_method_ops_get(m)->name, "swav");
+  ck_assert_int_eq(unmix_method_views_needed(m), 6);
+  ck_assert_int_eq(unmix_method_state(m, e, 8), 1); /* no queue before epoch_queue_starts */
+  ck_assert_int_eq(unmix_method_scalars(m, names, vals, 8), 3);
+  ck_assert_str_eq(names[1], "swav.use_the_queue");
+  ck_assert(unmix_method_set_scalar(m, "moco.ptr", 0) == UNMIX_ERR_FORMAT);
+  unmix_method_destroy(m);
+}
 END_TEST
 
 START_TEST(test_sinkhorn) {
@@ -274,6 +371,8 @@ static Suite *methods_suite(void) {
   Suite *s = suite_create("methods");
   TCase *tc = tcase_create("golden");
   tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, test_method_registry);
+  tcase_add_test(tc, test_method_dispatch);
   tcase_add_test(tc, test_sinkhorn);
   tcase_add_test(tc, test_bbox_spec_example);
   tcase_add_test(tc, test_mix_draw_distribution);

@@ -6,27 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/nn/arena.h"
 #include "core/nn/model.h"
 #include "tests/support/testutil.h"
-
-static struct unmix_model *make(enum unmix_arch arch, enum unmix_stem stem, enum unmix_head head, int dim, int hidden,
-                                int num_classes, int protos, int size, int width, int splits) {
-  struct unmix_model_spec s = {0};
-  s.arch = arch;
-  s.stem = stem;
-  s.head = head;
-  s.dim = dim;
-  s.hidden = hidden;
-  s.num_classes = num_classes;
-  s.nmb_prototypes = protos;
-  s.image_size = size;
-  s.width = width;
-  s.bn_splits = splits;
-  s.in_channels = 3;
-  struct unmix_model *m = NULL;
-  ck_assert_msg(unmix_model_create(&s, unmix_test_cpu(), 1, &m) == UNMIX_OK, "%s", unmix_error_message());
-  return m;
-}
 
 /* Same arithmetic up to summation order: normalised error (max|a-b| / max|b|) <= 1e-5. */
 static bool unix_close_ok(const float *a, const float *b, int64_t n) {
@@ -35,34 +17,84 @@ static bool unix_close_ok(const float *a, const float *b, int64_t n) {
   return e <= 1e-5;
 }
 
+/* The activation arena: 64-byte aligned, grows by blocks, and after a reset holds one block
+ * large enough for the step, so the same step again allocates nothing. */
+START_TEST(test_arena_consolidates) {
+  struct unmix_arena *a = unmix_arena_create(unmix_test_cpu(), "test");
+  ck_assert_uint_eq(unmix_arena_capacity(a), 0);
+  const size_t sizes[] = {1000, 3 << 20, 5, 9 << 20};
+  for (int step = 0; step < 2; step++) {
+    for (int i = 0; i < 4; i++) {
+      char *p = unmix_arena_alloc(a, sizes[i]);
+      ck_assert_ptr_nonnull(p);
+      ck_assert_uint_eq((uintptr_t)p % 64, 0); /* backend.h: alloc is 64-byte aligned */
+      memset(p, 0x5a, sizes[i]); /* the whole allocation is usable (ASan would catch overruns) */
+    }
+    const size_t cap = unmix_arena_capacity(a);
+    ck_assert_uint_ge(cap, (3u << 20) + (9u << 20) + 2048);
+    unmix_arena_reset(a);
+    if (step == 0) ck_assert_uint_ge(unmix_arena_capacity(a), cap); /* merged into one block */
+    else ck_assert_uint_eq(unmix_arena_capacity(a), cap);            /* one block: nothing new */
+  }
+  unmix_arena_destroy(a);
+}
+END_TEST
+
 START_TEST(test_param_counts) {
-  struct unmix_model *m = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 64, 1);
+  struct unmix_model *m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET18, .stem = UNMIX_STEM_IMAGENET,
+                                .head = UNMIX_HEAD_NONE, .num_classes = 1000, .image_size = 64, .width = 64,
+                                .bn_splits = 1},
+      1);
   ck_assert_int_eq(unmix_model_param_count(m), 11689512);
   unmix_model_destroy(m);
-  m = make(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 64, 1);
+  m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET50, .stem = UNMIX_STEM_IMAGENET,
+                                .head = UNMIX_HEAD_NONE, .num_classes = 1000, .image_size = 64, .width = 64,
+                                .bn_splits = 1},
+      1);
   ck_assert_int_eq(unmix_model_param_count(m), 25557032);
   unmix_model_destroy(m);
-  m = make(UNMIX_ARCH_RESNET34, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 64, 1);
+  m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET34, .stem = UNMIX_STEM_IMAGENET,
+                                .head = UNMIX_HEAD_NONE, .num_classes = 1000, .image_size = 64, .width = 64,
+                                .bn_splits = 1},
+      1);
   ck_assert_int_eq(unmix_model_param_count(m), 21797672);
   unmix_model_destroy(m);
   /* MoCo CIFAR encoder: resnet18, 3x3 conv1, no maxpool, fc 512->128, SplitBN(8) */
-  m = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 128, 0, 0, 0, 32, 64, 8);
+  m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET18, .stem = UNMIX_STEM_CIFAR,
+                                .head = UNMIX_HEAD_LINEAR, .dim = 128, .image_size = 32, .width = 64,
+                                .bn_splits = 8},
+      1);
   ck_assert_int_eq(unmix_model_param_count(m), 11234496);
   unmix_model_destroy(m);
   /* SwAV CIFAR backbone: Bottleneck [2,2,2,2], padded stem => 2048-d, 13,938,496 params */
-  m = make(UNMIX_ARCH_RESNET18_BOTTLENECK, UNMIX_STEM_SWAV_CIFAR, UNMIX_HEAD_NONE, 0, 0, 0, 0, 32, 64, 1);
+  m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET18_BOTTLENECK, .stem = UNMIX_STEM_SWAV_CIFAR,
+                                .head = UNMIX_HEAD_NONE, .image_size = 32, .width = 64, .bn_splits = 1},
+      1);
   ck_assert_int_eq(unmix_model_param_count(m), 13938496);
   ck_assert_int_eq(unmix_model_node_dim(m, m->feat_node), 2048);
   unmix_model_destroy(m);
   /* MoCo v2 head: fc = Linear(2048,2048) -> ReLU -> Linear(2048,128) */
-  m = make(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_MLP, 128, 2048, 0, 0, 64, 64, 1);
+  m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET50, .stem = UNMIX_STEM_IMAGENET,
+                                .head = UNMIX_HEAD_MLP, .dim = 128, .hidden = 2048, .image_size = 64,
+                                .width = 64, .bn_splits = 1},
+      1);
   ck_assert_int_eq(unmix_model_param_count(m), 25557032 - 2049000 + 2048 * 2048 + 2048 + 2048 * 128 + 128);
   unmix_model_destroy(m);
 }
 END_TEST
 
 START_TEST(test_torchvision_names_and_shapes) {
-  struct unmix_model *m = make(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 64, 1);
+  struct unmix_model *m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET50, .stem = UNMIX_STEM_IMAGENET,
+                                .head = UNMIX_HEAD_NONE, .num_classes = 1000, .image_size = 64, .width = 64,
+                                .bn_splits = 1},
+      1);
   char path[1024];
   unmix_test_src_path("tests/golden/resnet50_keys.txt", path, sizeof path);
   FILE *f = fopen(path, "r");
@@ -97,7 +129,11 @@ START_TEST(test_torchvision_names_and_shapes) {
 END_TEST
 
 START_TEST(test_init_statistics) {
-  struct unmix_model *m = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 128, 0, 0, 0, 32, 64, 1);
+  struct unmix_model *m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET18, .stem = UNMIX_STEM_CIFAR,
+                                .head = UNMIX_HEAD_LINEAR, .dim = 128, .image_size = 32, .width = 64,
+                                .bn_splits = 1},
+      1);
   /* conv1 (cifar stem): U(+-1/sqrt(27)); layer1.0.conv1: N(0, 2/(64*9)); fc bias U(+-1/sqrt(512)) */
   struct { const char *name; double mean, std, maxabs; } want[] = {
       {"conv1.weight", 0.0, 1.0 / sqrt(27.0) / sqrt(3.0), 1.0 / sqrt(27.0)},
@@ -146,7 +182,11 @@ static void grads_host(const struct unmix_model *m, float *dst) {
 START_TEST(test_two_contexts_accumulate) {
   /* Two forward passes in two contexts, then both backward passes: the gradient is the
    * sum of the gradients of the separate passes (each BN batch normalised on its own). */
-  struct unmix_model *m = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 16, 0, 0, 0, 16, 8, 2);
+  struct unmix_model *m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET18, .stem = UNMIX_STEM_CIFAR,
+                                .head = UNMIX_HEAD_LINEAR, .dim = 16, .image_size = 16, .width = 8,
+                                .bn_splits = 2},
+      1);
   const int n = 4, d = unmix_model_out_dim(m);
   const int64_t nx = (int64_t)n * 16 * 16 * 3, P = m->params.total;
   float *xa = malloc(sizeof(float) * nx), *xb = malloc(sizeof(float) * nx), *dout = malloc(sizeof(float) * n * d);
@@ -182,8 +222,16 @@ START_TEST(test_bn_replay_equals_two_forwards) {
   /* SPEC §10: symmetric MoCo forwards the mixed batch twice in train mode. Forwarding it
    * once, replaying the BN running-stat update, and back-propagating the sum of the two
    * upstream gradients must give the same running stats (bit for bit) and gradients. */
-  struct unmix_model *a = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 16, 0, 0, 0, 16, 8, 2);
-  struct unmix_model *b = make(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 16, 0, 0, 0, 16, 8, 2);
+  struct unmix_model *a = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET18, .stem = UNMIX_STEM_CIFAR,
+                                .head = UNMIX_HEAD_LINEAR, .dim = 16, .image_size = 16, .width = 8,
+                                .bn_splits = 2},
+      1);
+  struct unmix_model *b = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET18, .stem = UNMIX_STEM_CIFAR,
+                                .head = UNMIX_HEAD_LINEAR, .dim = 16, .image_size = 16, .width = 8,
+                                .bn_splits = 2},
+      1);
   const int n = 4, d = unmix_model_out_dim(a);
   const int64_t nx = (int64_t)n * 16 * 16 * 3, P = a->params.total, B = a->buffers.total;
   float *x = malloc(sizeof(float) * nx), *d1 = malloc(sizeof(float) * n * d), *d2 = malloc(sizeof(float) * n * d);
@@ -225,7 +273,11 @@ END_TEST
 START_TEST(test_nograd_forward_matches) {
   /* The no-grad forward (key encoder) recycles buffers; its output must equal the
    * grad-mode forward's, also when the context is reused across steps. */
-  struct unmix_model *m = make(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_MLP, 16, 32, 0, 0, 32, 8, 1);
+  struct unmix_model *m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET50, .stem = UNMIX_STEM_IMAGENET,
+                                .head = UNMIX_HEAD_MLP, .dim = 16, .hidden = 32, .image_size = 32, .width = 8,
+                                .bn_splits = 1},
+      1);
   const int n = 3, d = unmix_model_out_dim(m);
   const int64_t nx = (int64_t)n * 32 * 32 * 3;
   float *x = malloc(sizeof(float) * nx), *ya = malloc(sizeof(float) * n * d);
@@ -249,6 +301,7 @@ static Suite *models_suite(void) {
   Suite *s = suite_create("models");
   TCase *tc = tcase_create("arch");
   tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_arena_consolidates);
   tcase_add_test(tc, test_param_counts);
   tcase_add_test(tc, test_torchvision_names_and_shapes);
   tcase_add_test(tc, test_init_statistics);

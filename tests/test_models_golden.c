@@ -69,27 +69,12 @@ static void check_model(const char *fixture, struct unmix_model *m, bool train) 
   unmix_fixture_free(fx);
 }
 
-static struct unmix_model *build(enum unmix_arch arch, enum unmix_stem stem, enum unmix_head head, int dim,
-                                 int hidden, int classes, int protos, int size, int splits, int width) {
-  struct unmix_model_spec s = {0};
-  s.arch = arch;
-  s.stem = stem;
-  s.head = head;
-  s.dim = dim;
-  s.hidden = hidden;
-  s.num_classes = classes;
-  s.nmb_prototypes = protos;
-  s.image_size = size;
-  s.width = width;
-  s.bn_splits = splits;
-  s.in_channels = 3;
-  struct unmix_model *m = NULL;
-  ck_assert_msg(unmix_model_create(&s, unmix_test_cpu(), 3, &m) == UNMIX_OK, "%s", unmix_error_message());
-  return m;
-}
-
 START_TEST(test_moco_cifar_encoder) {
-  struct unmix_model *m = build(UNMIX_ARCH_RESNET18, UNMIX_STEM_CIFAR, UNMIX_HEAD_LINEAR, 128, 0, 0, 0, 32, 4, 16);
+  struct unmix_model *m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET18, .stem = UNMIX_STEM_CIFAR,
+                                .head = UNMIX_HEAD_LINEAR, .dim = 128, .image_size = 32, .width = 16,
+                                .bn_splits = 4},
+      3);
   check_model("model_moco_cifar_train.bin", m, true);
   check_model("model_moco_cifar_eval.bin", m, false);
   unmix_model_destroy(m);
@@ -97,12 +82,20 @@ START_TEST(test_moco_cifar_encoder) {
 END_TEST
 
 START_TEST(test_resnet50) {
-  struct unmix_model *m = build(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 1, 8);
+  struct unmix_model *m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET50, .stem = UNMIX_STEM_IMAGENET,
+                                .head = UNMIX_HEAD_NONE, .num_classes = 1000, .image_size = 64, .width = 8,
+                                .bn_splits = 1},
+      3);
   check_model("model_resnet50_train.bin", m, true);
   check_model("model_resnet50_eval.bin", m, false);
   unmix_model_destroy(m);
   /* full width, forward (eval mode) */
-  m = build(UNMIX_ARCH_RESNET50, UNMIX_STEM_IMAGENET, UNMIX_HEAD_NONE, 0, 0, 1000, 0, 64, 1, 64);
+  m = unmix_test_model(
+      (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET50, .stem = UNMIX_STEM_IMAGENET,
+                                .head = UNMIX_HEAD_NONE, .num_classes = 1000, .image_size = 64, .width = 64,
+                                .bn_splits = 1},
+      3);
   check_model("model_resnet50_full_eval.bin", m, false);
   unmix_model_destroy(m);
 }
@@ -110,7 +103,11 @@ END_TEST
 
 START_TEST(test_swav_cifar) {
   struct unmix_model *m =
-      build(UNMIX_ARCH_RESNET18_BOTTLENECK, UNMIX_STEM_SWAV_CIFAR, UNMIX_HEAD_SWAV, 128, 512, 0, 100, 32, 1, 8);
+      unmix_test_model(
+          (struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET18_BOTTLENECK, .stem = UNMIX_STEM_SWAV_CIFAR,
+                                    .head = UNMIX_HEAD_SWAV, .dim = 128, .hidden = 512, .nmb_prototypes = 100,
+                                    .image_size = 32, .width = 8, .bn_splits = 1},
+          3);
   check_model("model_swav_cifar_train.bin", m, true);
   unmix_model_destroy(m);
 }

@@ -7,20 +7,8 @@
 #include <string.h>
 
 #include "core/optim/optim.h"
+#include "tests/support/golden.h"
 #include "tests/support/testutil.h"
-
-static double hash_uniform(uint64_t i, uint64_t stream) {
-  uint64_t h = (i * 0x9E3779B1ull + (stream + 1) * 0x85EBCA77ull) & 0xFFFFFFFFull;
-  h ^= h >> 15;
-  h = (h * 0x2C1B3C6Dull) & 0xFFFFFFFFull;
-  h ^= h >> 12;
-  h = (h * 0x297A2D39ull) & 0xFFFFFFFFull;
-  h ^= h >> 15;
-  return (double)h / 4294967296.0;
-}
-static void pattern(float *dst, int64_t n, uint64_t stream, double amp) {
-  for (int64_t i = 0; i < n; i++) dst[i] = (float)(amp * (2.0 * hash_uniform((uint64_t)i, stream) - 1.0));
-}
 
 static void run_optim(enum unmix_optim_kind kind, const char *prefix) {
   char path[1024];
@@ -37,7 +25,7 @@ static void run_optim(enum unmix_optim_kind kind, const char *prefix) {
   ck_assert(unmix_param_store_alloc(&s, be, true) == UNMIX_OK);
   for (int t = 0; t < 4; t++) {
     float v[64];
-    pattern(v, s.entries[t].numel, 7000 + t, 0.8);
+    unmix_golden_pattern(v, s.entries[t].numel, 7000 + t, 0.8, 0.0);
     if (t == 3) memset(v, 0, sizeof v); /* zero-norm tensor */
     unmix_param_store_set(&s, t, v);
   }
@@ -52,7 +40,7 @@ static void run_optim(enum unmix_optim_kind kind, const char *prefix) {
   for (int step = 0; step < 3; step++) {
     for (int t = 0; t < 4; t++) {
       float g[64];
-      pattern(g, s.entries[t].numel, 8000 + 10 * step + t, 0.5);
+      unmix_golden_pattern(g, s.entries[t].numel, 8000 + 10 * step + t, 0.5, 0.0);
       s.be->memcpy_h2d(s.grad + s.entries[t].offset, g, sizeof(float) * s.entries[t].numel);
     }
     unmix_optimizer_step(&o, 0.1f);

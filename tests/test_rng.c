@@ -3,8 +3,29 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "core/data/augment.h"
+#include "core/data/loader.h"
+#include "core/data/synth.h"
+#include "core/methods/common.h"
+#include "core/methods/mix.h"
+#include "core/nn/params.h"
 #include "core/util/rng.h"
 #include "tests/support/testutil.h"
+
+/* The purposes, defined next to their users, keep the values every recorded run and fixture
+ * was drawn with, and no two share a counter space. */
+START_TEST(test_purposes_distinct_and_fixed) {
+  const int p[] = {UNMIX_RNG_INIT, UNMIX_RNG_SHUFFLE, UNMIX_RNG_AUGMENT, UNMIX_RNG_MIX, UNMIX_RNG_KEYPERM,
+                   UNMIX_RNG_QUEUE, UNMIX_RNG_LINEAR, UNMIX_RNG_TSNE, UNMIX_RNG_TEST, UNMIX_RNG_DATA};
+  const int want[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  const int n = (int)(sizeof p / sizeof p[0]);
+  for (int i = 0; i < n; i++) {
+    ck_assert_int_eq(p[i], want[i]);
+    ck_assert(p[i] > 0 && p[i] < 0x10000); /* the top 16 bits of ctr[3] */
+    for (int j = 0; j < i; j++) ck_assert_int_ne(p[i], p[j]);
+  }
+}
+END_TEST
 
 START_TEST(test_philox_kat) {
   static const uint32_t ctr[3][4] = {{0, 0, 0, 0},
@@ -128,6 +149,7 @@ END_TEST
 static Suite *rng_suite(void) {
   Suite *s = suite_create("rng");
   TCase *tc = tcase_create("philox");
+  tcase_add_test(tc, test_purposes_distinct_and_fixed);
   tcase_add_test(tc, test_philox_kat);
   tcase_add_test(tc, test_stream_first_values_fixed);
   tcase_add_test(tc, test_uniform_normal_moments);

@@ -176,6 +176,16 @@ grep -E "^(-- unmix|.*(OPENBLAS|YAML|JANSSON|ZLIB|JPEG|CHECK)_LINK_LIBRARIES)" "
 if [ $BUILT -eq 0 ]; then
   run_step ctest-gpu 240 "$CTESTLOG" env UNMIX_LOG=debug ctest --test-dir "$BUILD" -L gpu -V
   if [ "$GPU" = 1 ]; then
+    # With a GPU present a skipped case is a failure: a backend that does not start makes
+    # every case print SKIPPED, and ctest alone would still pass.
+    NSKIP=$(grep -c 'SKIPPED (' "$CTESTLOG" 2>/dev/null)
+    if [ "${NSKIP:-0}" -gt 0 ]; then
+      record "gpu cases ran" FAIL 0 "${NSKIP} GPU cases skipped although a GPU is present"
+      FAILED=1
+      echo "device-check: FAIL: ${NSKIP} GPU cases skipped with a GPU present"
+    else
+      record "gpu cases ran" ok 0 "no GPU case skipped"
+    fi
     SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
     # Sanitizers slow kernels 10-100x: the suites' small mode keeps multi-block shapes but
     # drops the largest (the plain ctest run above covers those, with guards).
@@ -183,6 +193,12 @@ if [ $BUILT -eq 0 ]; then
     # out-of-memory on purpose), so the tools look at kernels only.
     run_step memcheck 150 "$SANLOG" env CK_FORK=no UNMIX_GPU_TEST_SMALL=1 "$SAN" --tool memcheck \
       --report-api-errors no --error-exitcode 9 "$BUILD/tests/test_gpu_ops"
+    # The library-backed paths (cuBLAS/cuDNN calls, our bf16 conversion kernels, the staged
+    # uploads) and a few training steps of each method.
+    run_step "memcheck dense" 120 "$SANLOG" env CK_FORK=no UNMIX_GPU_TEST_SMALL=1 "$SAN" --tool memcheck \
+      --report-api-errors no --error-exitcode 9 "$BUILD/tests/test_gpu_dense"
+    run_step "memcheck train" 120 "$SANLOG" env CK_FORK=no UNMIX_GPU_TEST_SMALL=1 "$SAN" --tool memcheck \
+      --report-api-errors no --error-exitcode 9 "$BUILD/tests/test_gpu_train"
     for tc in reduce rows topk bn pool; do
       run_step "racecheck $tc" 60 "$SANLOG" env CK_FORK=no CK_RUN_CASE=$tc UNMIX_GPU_TEST_SMALL=1 "$SAN" --tool racecheck \
         --report-api-errors no --error-exitcode 9 "$BUILD/tests/test_gpu_ops"
@@ -233,6 +249,24 @@ fi
   echo "gpu-check comparisons: ${nok:-0} ok, ${nfail:-0} FAIL; cases skipped: ${nskip:-0}"
   grep '^gpu-check .*FAIL' "$CTESTLOG" 2>/dev/null | head -15
   grep -E 'Checks: [0-9]+' "$CTESTLOG" 2>/dev/null | sed 's/^[0-9]*: //' | head -4
+  # What only the hardware can tell, one PASS/FAIL line each (the cases print these lines
+  # only when they ran to the end).
+  if [ "$GPU" = 1 ]; then
+    neng=$(grep -c '^gpu-check .* engaged (probe .* ok' "$CTESTLOG" 2>/dev/null)
+    [ "${neng:-0}" -eq 18 ] && echo "PASS tf32/bf16 change the arithmetic (18 of 18 GEMM/conv precision probes)" ||
+      echo "FAIL tf32/bf16 change the arithmetic (${neng:-0} of 18 GEMM/conv precision probes passed)"
+    if grep -q '^gpu-check conv bf16 fallbacks' "$CTESTLOG" 2>/dev/null; then
+      echo "PASS bf16 conv runs natively on C, K multiples of 8 (all passes, det too); odd shapes: $(grep -h '^gpu-check conv bf16 fallbacks' "$CTESTLOG" | sed 's/.*) *//')"
+    else
+      echo "FAIL bf16 conv natively on C, K multiples of 8 (case failed or did not run)"
+    fi
+    nrow=$(grep -c 'cuDNN row ' "$CTESTLOG" 2>/dev/null)
+    ndef=$(grep -c 'its default-math kernel may use TF32' "$CTESTLOG" 2>/dev/null)
+    [ "${nrow:-0}" -gt 0 ] && [ "${ndef:-0}" -eq 0 ] &&
+      echo "PASS cuDNN lists an FMA-only row for every fp32 conv pass (${nrow} plans logged with row and math)" ||
+      echo "FAIL cuDNN conv rows: ${nrow:-0} plans logged, ${ndef:-0} fp32 passes on a default-math row"
+    grep -h 'cuDNN row ' "$CTESTLOG" 2>/dev/null | sed 's/.*conv /  conv /' | sort | uniq | head -12
+  fi
   # Per tolerance class, the comparison closest to its limit.
   awk '/^gpu-check .* err / { e = ""; t = "";
          for (i = 1; i < NF; i++) { if ($i == "err") e = $(i + 1); if ($i == "tol") t = $(i + 1) }

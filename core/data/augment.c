@@ -81,9 +81,49 @@ static void push_step(struct unmix_view_params *p, int kind, float value) {
   p->n_steps++;
 }
 
+/* Draws op k of a view spec into p (torchvision's draws for that transform, in order). */
+static void draw_op(const struct unmix_aug_op_spec *op, struct unmix_rng *rng, struct unmix_view_params *p) {
+  switch (op->op) {
+    case UNMIX_AUG_HFLIP:
+      p->flip = unmix_rng_uniform(rng) < op->p;
+      break;
+    case UNMIX_AUG_JITTER: {
+      if (!(op->p >= unmix_rng_uniform(rng))) break; /* RandomApply: skip iff p < u */
+      int32_t order[4];
+      unmix_rng_permutation(rng, order, 4);
+      float v[4] = {0, 0, 0, 0};
+      const float x[4] = {op->brightness, op->contrast, op->saturation, op->hue};
+      for (int q = 0; q < 3; q++)
+        if (x[q] > 0) v[q] = uniform_f(rng, x[q] < 1.0f ? 1.0f - x[q] : 0.0f, 1.0f + x[q]);
+      if (x[3] > 0) v[3] = uniform_f(rng, -x[3], x[3]);
+      for (int q = 0; q < 4; q++) {
+        int f = order[q];
+        if (x[f] > 0) push_step(p, UNMIX_STEP_BRIGHTNESS + f, v[f]);
+      }
+      break;
+    }
+    case UNMIX_AUG_GRAY:
+      if (unmix_rng_uniform(rng) < op->p) push_step(p, UNMIX_STEP_GRAY, 0.0f);
+      break;
+    case UNMIX_AUG_BLUR:
+      if (!(op->p >= unmix_rng_uniform(rng))) break;
+      push_step(p, UNMIX_STEP_BLUR, uniform_f(rng, op->sigma_min, op->sigma_max));
+      break;
+  }
+}
+
 void unmix_view_draw(const struct unmix_view_spec *spec, struct unmix_rng *rng, int in_h, int in_w,
                      struct unmix_view_params *p) {
   memset(p, 0, sizeof *p);
+  UNMIX_REQUIRE(spec->pre_geom_ops >= 0 && spec->pre_geom_ops <= spec->n_ops, "pre_geom_ops %d of %d ops",
+                spec->pre_geom_ops, spec->n_ops);
+  /* pixel steps before the geometry (colour only: the flip commutes and is applied last) */
+  for (int k = 0; k < spec->pre_geom_ops; k++) {
+    UNMIX_REQUIRE(spec->ops[k].op != UNMIX_AUG_BLUR, "blur before the geometry is not supported");
+    draw_op(&spec->ops[k], rng, p);
+  }
+  p->pre_steps = p->n_steps;
+  p->filter = spec->filter;
   p->src_w = in_w;
   p->src_h = in_h;
   switch (spec->geom) {
@@ -109,56 +149,41 @@ void unmix_view_draw(const struct unmix_view_spec *spec, struct unmix_rng *rng, 
       p->win_y = unmix_center_crop_offset(p->rs_h, spec->size);
       break;
   }
-  for (int k = 0; k < spec->n_ops; k++) {
-    const struct unmix_aug_op_spec *op = &spec->ops[k];
-    switch (op->op) {
-      case UNMIX_AUG_HFLIP:
-        p->flip = unmix_rng_uniform(rng) < op->p;
-        break;
-      case UNMIX_AUG_JITTER: {
-        if (!(op->p >= unmix_rng_uniform(rng))) break; /* RandomApply: skip iff p < u */
-        int32_t order[4];
-        unmix_rng_permutation(rng, order, 4);
-        float v[4] = {0, 0, 0, 0};
-        const float x[4] = {op->brightness, op->contrast, op->saturation, op->hue};
-        for (int q = 0; q < 3; q++)
-          if (x[q] > 0) v[q] = uniform_f(rng, x[q] < 1.0f ? 1.0f - x[q] : 0.0f, 1.0f + x[q]);
-        if (x[3] > 0) v[3] = uniform_f(rng, -x[3], x[3]);
-        for (int q = 0; q < 4; q++) {
-          int f = order[q];
-          if (x[f] > 0) push_step(p, UNMIX_STEP_BRIGHTNESS + f, v[f]);
-        }
-        break;
-      }
-      case UNMIX_AUG_GRAY:
-        if (unmix_rng_uniform(rng) < op->p) push_step(p, UNMIX_STEP_GRAY, 0.0f);
-        break;
-      case UNMIX_AUG_BLUR:
-        if (!(op->p >= unmix_rng_uniform(rng))) break;
-        push_step(p, UNMIX_STEP_BLUR, uniform_f(rng, op->sigma_min, op->sigma_max));
-        break;
-    }
+  for (int k = spec->pre_geom_ops; k < spec->n_ops; k++) draw_op(&spec->ops[k], rng, p);
+}
+
+/* One pixel step on an (h, w, c) image in place. */
+static void apply_step(int kind, float v, uint8_t *img, int h, int w, int c, struct unmix_pil_scratch *s) {
+  const size_t npix = (size_t)w * h;
+  switch (kind) {
+    case UNMIX_STEP_BRIGHTNESS: unmix_pil_brightness(img, npix * c, v); break;
+    case UNMIX_STEP_CONTRAST: unmix_pil_contrast(img, npix, c, v); break;
+    case UNMIX_STEP_SATURATION: unmix_pil_saturation(img, npix, c, v); break;
+    case UNMIX_STEP_HUE: unmix_pil_hue(img, npix, c, unmix_pil_hue_shift(v)); break;
+    case UNMIX_STEP_GRAY: unmix_pil_grayscale(img, npix, c); break;
+    case UNMIX_STEP_BLUR: unmix_pil_gaussian_blur(img, h, w, c, v, s); break;
+    default: UNMIX_UNREACHABLE();
   }
 }
 
 /* Geometry and pixel steps, no flip; work = (out_h, out_w, c). */
 static void apply_noflip(const struct unmix_view_params *p, const uint8_t *in, int in_h, int in_w, int c,
                          uint8_t *work, struct unmix_pil_scratch *s) {
-  unmix_pil_resize_window(in, in_h, in_w, c, p->src_x, p->src_y, p->src_w, p->src_h, p->rs_w, p->rs_h, p->win_x,
-                          p->win_y, p->out_w, p->out_h, work, s);
-  const size_t npix = (size_t)p->out_w * p->out_h;
-  for (int k = 0; k < p->n_steps; k++) {
-    float v = p->steps[k].value;
-    switch (p->steps[k].kind) {
-      case UNMIX_STEP_BRIGHTNESS: unmix_pil_brightness(work, npix * c, v); break;
-      case UNMIX_STEP_CONTRAST: unmix_pil_contrast(work, npix, c, v); break;
-      case UNMIX_STEP_SATURATION: unmix_pil_saturation(work, npix, c, v); break;
-      case UNMIX_STEP_HUE: unmix_pil_hue(work, npix, c, unmix_pil_hue_shift(v)); break;
-      case UNMIX_STEP_GRAY: unmix_pil_grayscale(work, npix, c); break;
-      case UNMIX_STEP_BLUR: unmix_pil_gaussian_blur(work, p->out_h, p->out_w, c, v, s); break;
-      default: UNMIX_UNREACHABLE();
+  if (p->pre_steps > 0) {
+    /* colour on the whole input first (its contrast mean is the whole image's) */
+    size_t bytes = (size_t)in_h * in_w * c;
+    if (s->pre_cap < bytes) {
+      s->pre = unmix_xrealloc(s->pre, bytes);
+      s->pre_cap = bytes;
     }
+    memcpy(s->pre, in, bytes);
+    for (int k = 0; k < p->pre_steps; k++) apply_step(p->steps[k].kind, p->steps[k].value, s->pre, in_h, in_w, c, s);
+    in = s->pre;
   }
+  unmix_pil_resize_window_filter((enum unmix_pil_filter)p->filter, in, in_h, in_w, c, p->src_x, p->src_y, p->src_w,
+                                 p->src_h, p->rs_w, p->rs_h, p->win_x, p->win_y, p->out_w, p->out_h, work, s);
+  for (int k = p->pre_steps; k < p->n_steps; k++)
+    apply_step(p->steps[k].kind, p->steps[k].value, work, p->out_h, p->out_w, c, s);
 }
 
 void unmix_view_apply_u8(const struct unmix_view_params *p, const uint8_t *in, int in_h, int in_w, int c,

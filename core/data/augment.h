@@ -4,18 +4,23 @@
  *  - apply: deterministic uint8 HWC in -> float32 HWC normalised out, using those params.
  * A view spec lists the ops in torchvision's order; params are a flat, fixed-size struct
  * (POD, GPU-copyable), so a CUDA port can apply the same params and tests can apply
- * fixed ones. Every pixel equals torchvision's PIL pipeline exactly (SPEC §5). */
+ * fixed ones. Every pixel equals torchvision's PIL pipeline exactly (FIDELITY §7). */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/data/pil.h"
+
+/* Random-stream purpose of the per-sample, per-view augmentation draws (index = sample,
+ * view); values: core/util/rng.h. */
+enum unmix_augment_rng_purpose { UNMIX_RNG_AUGMENT = 3 };
 #include "core/kernels/philox.h"
 
-/* Geometry (always first in the torchvision pipelines we reproduce). */
+/* Geometry: first in most torchvision pipelines we reproduce; the W-MSE codebase's CIFAR
+ * pipeline puts its colour ops before it (`pre_geom_ops`). */
 enum unmix_geom {
   UNMIX_GEOM_NONE = 0,     /* the image as is (ToTensor only) */
-  UNMIX_GEOM_RRC,          /* RandomResizedCrop(size, scale, ratio), bilinear */
+  UNMIX_GEOM_RRC,          /* RandomResizedCrop(size, scale, ratio), bilinear or `filter` */
   UNMIX_GEOM_RESIZE_CROP   /* Resize(resize) (shorter side) then CenterCrop(size) */
 };
 /* Ops after the geometry, in list order. */
@@ -40,6 +45,8 @@ struct unmix_view_spec {
   int resize;                     /* RESIZE_CROP: Resize(int) shorter side */
   float scale_min, scale_max;     /* RRC scale */
   float ratio_min, ratio_max;     /* RRC aspect ratio */
+  enum unmix_pil_filter filter;   /* resize interpolation (0 = bilinear, torchvision's default) */
+  int pre_geom_ops;               /* ops[0 .. pre_geom_ops) run (and draw) before the geometry */
   int n_ops;
   struct unmix_aug_op_spec ops[UNMIX_MAX_AUG_OPS];
 };
@@ -64,6 +71,8 @@ struct unmix_view_params {
   int rs_w, rs_h;
   int win_x, win_y, out_w, out_h;
   int flip;
+  int filter;     /* enum unmix_pil_filter of the resize */
+  int pre_steps;  /* steps[0 .. pre_steps) apply to the whole input before the geometry */
   int n_steps;
   struct {
     int kind;     /* enum unmix_pix_step_kind */
@@ -82,7 +91,7 @@ void unmix_norm_init(struct unmix_norm *n, const float mean[3], const float std[
 /* The output size of a view for an input of (in_h, in_w) (RRC/RESIZE_CROP: size x size). */
 void unmix_view_out_size(const struct unmix_view_spec *spec, int in_h, int in_w, int *out_h, int *out_w);
 
-/* torchvision RandomResizedCrop.get_params, all draws from `rng` (SPEC §5). Returns the box
+/* torchvision RandomResizedCrop.get_params, all draws from `rng` (FIDELITY §7). Returns the box
  * (i = top, j = left, h, w). */
 void unmix_rrc_get_params(struct unmix_rng *rng, int height, int width, float scale_min, float scale_max,
                           float ratio_min, float ratio_max, int *i, int *j, int *h, int *w);

@@ -1,6 +1,8 @@
 /* CIFAR-10 / CIFAR-100 official binary releases -> in-memory HWC uint8 + labels. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/data/cifar_pickle.h"
 #include "core/data/dataset_impl.h"
@@ -38,21 +40,26 @@ unmix_status unmix_cifar_open(const struct unmix_dataset_options *o, struct unmi
   size_t sizes[5], total = 0;
   for (int f = 0; f < nfiles; f++) {
     UNMIX_TRY(unmix_path_join(paths[f], sizeof paths[f], dir, files[f]));
-    FILE *fp = fopen(paths[f], "rb");
-    char py[UNMIX_PATH_MAX];
-    if (!fp && unmix_cifar_find_python(given_root, c100, py, sizeof py)) /* torchvision's download is there */
-      return UNMIX_FAIL(UNMIX_ERR_IO,
-                        "%s: missing; %s holds torchvision's python release of %s instead: "
-                        "`unmix data import %s %s` converts it (one command, no Python needed)",
-                        paths[f], py, o->name, o->name, given_root);
-    if (!fp)
+    struct stat sb;
+    if (stat(paths[f], &sb) != 0) {
+      if (errno != ENOENT)
+        return UNMIX_FAIL(UNMIX_ERR_IO, "%s: cannot stat: %s", paths[f], strerror(errno));
+      char py[UNMIX_PATH_MAX];
+      if (unmix_cifar_find_python(given_root, c100, py, sizeof py)) /* torchvision's download is there */
+        return UNMIX_FAIL(UNMIX_ERR_IO,
+                          "%s: missing; %s holds torchvision's python release of %s instead: "
+                          "`unmix data import %s %s` converts it (one command, no Python needed)",
+                          paths[f], py, o->name, o->name, given_root);
       return UNMIX_FAIL(UNMIX_ERR_IO,
                         "%s: missing (dataset %s expects the official binary release in %s/%s or %s; "
                         "`unmix data fetch %s --root %s` downloads it)",
                         paths[f], o->name, given_root, sub, given_root, o->name, given_root);
-    fseek(fp, 0, SEEK_END);
-    long sz = ftell(fp);
-    fclose(fp);
+    }
+    /* fopen() succeeds on a directory and ftell() then reports LONG_MAX bytes */
+    if (!S_ISREG(sb.st_mode))
+      return UNMIX_FAIL(UNMIX_ERR_FORMAT, "%s: is %s, not the CIFAR batch file dataset %s needs", paths[f],
+                        S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file", o->name);
+    long sz = (long)sb.st_size;
     if (sz <= 0 || (size_t)sz % rec != 0)
       return UNMIX_FAIL(UNMIX_ERR_FORMAT,
                         "%s: %ld bytes is not a whole number of %zu-byte records (truncated, or not the "
@@ -77,7 +84,7 @@ unmix_status unmix_cifar_open(const struct unmix_dataset_options *o, struct unmi
   for (int f = 0; f < nfiles; f++) {
     uint8_t *buf;
     size_t len;
-    UNMIX_TRY(unmix_read_file(paths[f], &buf, &len));
+    UNMIX_TRY(unmix_fs_read(paths[f], 0, &buf, &len));
     if (len != sizes[f]) {
       free(buf);
       return UNMIX_FAIL(UNMIX_ERR_IO, "%s: changed size while being read", paths[f]);

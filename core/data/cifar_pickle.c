@@ -11,6 +11,7 @@
 
 #include "core/data/dataset_impl.h"
 #include "core/io/atomic.h"
+#include "core/util/fs.h"
 
 enum pk { PK_NONE, PK_BOOL, PK_INT, PK_STR, PK_LIST, PK_TUPLE, PK_DICT, PK_GLOBAL, PK_OBJ, PK_MARK };
 
@@ -362,7 +363,7 @@ unmix_status unmix_cifar_pickle_read(const char *path, bool c100, struct unmix_c
   memset(out, 0, sizeof *out);
   uint8_t *buf = NULL;
   size_t len = 0;
-  UNMIX_TRY(unmix_read_file(path, &buf, &len));
+  UNMIX_TRY(unmix_fs_read(path, 0, &buf, &len));
   struct pm m = {.path = path, .b = buf, .len = len};
   struct pobj *root = NULL;
   unmix_status st = len >= 2 && buf[0] == 0x80 ? run(&m, &root)

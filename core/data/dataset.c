@@ -110,7 +110,7 @@ static unmix_status load_stream(const struct unmix_dataset *ds, int64_t i, struc
                                 unmix_decode_scale_fn scale_fn, void *scale_arg, struct unmix_image *img) {
   const char *path = ds->impl->paths[i];
   size_t len;
-  UNMIX_TRY(unmix_read_file_into(path, &rd->file, &rd->file_cap, &len));
+  UNMIX_TRY(unmix_fs_read_into(path, 0, &rd->file, &rd->file_cap, &len));
   int h, w, denom = 1;
   UNMIX_TRY(unmix_jpeg_size(rd->file, len, path, &h, &w));
   if (scale_fn) {
@@ -194,43 +194,6 @@ unmix_status unmix_path_join(char *buf, size_t len, const char *dir, const char 
   int n = snprintf(buf, len, "%s/%s", dir, name);
   if (n < 0 || (size_t)n >= len) return UNMIX_FAIL(UNMIX_ERR_ARG, "path too long: %s/%s", dir, name);
   return UNMIX_OK;
-}
-
-unmix_status unmix_read_file_into(const char *path, uint8_t **buf, size_t *cap, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return UNMIX_FAIL(UNMIX_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
-    return UNMIX_FAIL(UNMIX_ERR_IO, "%s: not a regular file", path);
-  }
-  size_t n = (size_t)st.st_size;
-  if (n + 1 > *cap) {
-    uint8_t *nb = realloc(*buf, n + 1);
-    if (!nb) {
-      fclose(f);
-      return UNMIX_FAIL(UNMIX_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it", path, n + 1);
-    }
-    *buf = nb;
-    *cap = n + 1;
-  }
-  size_t got = fread(*buf, 1, n, f);
-  int err = ferror(f);
-  fclose(f);
-  if (got != n || err) return UNMIX_FAIL(UNMIX_ERR_IO, "%s: read %zu of %zu bytes", path, got, n);
-  *len = n;
-  return UNMIX_OK;
-}
-
-unmix_status unmix_read_file(const char *path, uint8_t **buf, size_t *len) {
-  size_t cap = 0;
-  *buf = NULL;
-  unmix_status s = unmix_read_file_into(path, buf, &cap, len);
-  if (s != UNMIX_OK) {
-    free(*buf);
-    *buf = NULL;
-  }
-  return s;
 }
 
 void unmix_dataset_set_class_names(struct unmix_dataset *ds, const char *names_file, const char *const *builtin) {

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/io/config.h"
+#include "core/data/options.h"
 #include "core/util/error.h"
 
 enum unmix_split { UNMIX_SPLIT_TRAIN = 0, UNMIX_SPLIT_TEST };  /* ImageFolder: train/ and val/ */

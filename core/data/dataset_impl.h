@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "core/data/dataset.h"
+#include "core/util/fs.h"
 
 struct unmix_dataset_impl {
   uint8_t *pixels;             /* fixed size: n*h*w*c; variable, in memory: all images back to back */
@@ -19,10 +20,6 @@ struct unmix_dataset_impl {
 
 /* A new dataset with name/root/split set and an empty impl. */
 struct unmix_dataset *unmix_dataset_alloc(const char *name, const char *root, enum unmix_split split);
-/* Reads the whole file `path` into a malloc'd buffer (*len bytes). */
-unmix_status unmix_read_file(const char *path, uint8_t **buf, size_t *len);
-/* Reads the whole file into (*buf, *cap), growing it. */
-unmix_status unmix_read_file_into(const char *path, uint8_t **buf, size_t *cap, size_t *len);
 /* Joins dir and name into buf; UNMIX_ERR_ARG when it does not fit. */
 unmix_status unmix_path_join(char *buf, size_t len, const char *dir, const char *name);
 bool unmix_is_dir(const char *path);

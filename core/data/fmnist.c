@@ -69,14 +69,19 @@ static unmix_status read_idx(const char *path, int ndims, uint32_t *dims, uint8_
   s = gz_read_exact(g, path, *data, total, "the IDX data");
   if (s != UNMIX_OK) goto done;
   uint8_t extra;
-  if (gzread(g, &extra, 1) != 0) {
-    int err;
-    const char *msg = gzerror(g, &err);
-    s = err != Z_OK ? UNMIX_FAIL(UNMIX_ERR_FORMAT, "%s: %s", path, msg)
-                    : UNMIX_FAIL(UNMIX_ERR_FORMAT, "%s: data after the %zu bytes its header announces", path, total);
-  }
-done:
-  gzclose(g);
+  int more = gzread(g, &extra, 1), err;
+  const char *msg = gzerror(g, &err);
+  /* zlib reports a stream cut inside its 8-byte trailer (CRC-32, size) only as Z_BUF_ERROR
+   * at the end, with all the data delivered: that is a truncated file too */
+  if (more != 0 || err != Z_OK)
+    s = err == Z_BUF_ERROR ? UNMIX_FAIL(UNMIX_ERR_FORMAT, "%s: the gzip stream is truncated (%s; its CRC cannot be "
+                                        "checked): download it again", path, msg)
+        : err != Z_OK      ? UNMIX_FAIL(UNMIX_ERR_FORMAT, "%s: %s", path, msg)
+                           : UNMIX_FAIL(UNMIX_ERR_FORMAT, "%s: data after the %zu bytes its header announces", path, total);
+done:;
+  int cr = gzclose(g);
+  if (s == UNMIX_OK && cr != Z_OK)
+    s = UNMIX_FAIL(UNMIX_ERR_FORMAT, "%s: the gzip stream is truncated or corrupt (zlib error %d at close)", path, cr);
   if (s != UNMIX_OK) {
     free(*data);
     *data = NULL;

@@ -120,7 +120,7 @@ static unmix_status decode_all(struct unmix_dataset *ds, bool skip_corrupt) {
   for (int64_t i = 0; i < ds->n; i++) {
     size_t len;
     int h = 0, w = 0;
-    s = unmix_read_file_into(im->paths[i], &file, &file_cap, &len);
+    s = unmix_fs_read_into(im->paths[i], 0, &file, &file_cap, &len);
     if (s == UNMIX_OK) s = unmix_jpeg_decode(file, len, im->paths[i], 1, &pix, &pix_cap, &h, &w);
     if (s != UNMIX_OK) {
       if (!skip_corrupt || s == UNMIX_ERR_NOMEM) {

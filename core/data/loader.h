@@ -20,6 +20,9 @@
 #include "core/data/dataset.h"
 #include "core/data/recipe.h"
 
+/* Random-stream purpose of the per-epoch dataset order; values: core/util/rng.h. */
+enum unmix_loader_rng_purpose { UNMIX_RNG_SHUFFLE = 2 };
+
 enum unmix_loader_mode { UNMIX_LOADER_TRAIN = 0, UNMIX_LOADER_EVAL };
 
 struct unmix_loader_options {

@@ -31,6 +31,7 @@ void unmix_pil_scratch_free(struct unmix_pil_scratch *s) {
   free(s->tmp2);
   free(s->coef);
   free(s->bounds);
+  free(s->pre);
   memset(s, 0, sizeof *s);
 }
 
@@ -42,16 +43,29 @@ static inline double bilinear_filter(double x) {
   return 0.0;
 }
 
-int unmix_pil_bilinear_ksize(int in_size, int out_size) {
-  double filterscale = (double)in_size / out_size;
-  if (filterscale < 1.0) filterscale = 1.0;
-  return (int)ceil(filterscale) * 2 + 1;
+/* Resample.c's bicubic_filter (a = -0.5). */
+static inline double bicubic_filter(double x) {
+  const double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
 }
 
-int unmix_pil_bilinear_coeffs(int in_size, int out_size, int lo, int hi, int *bounds, int32_t *kout) {
+static double filter_support(enum unmix_pil_filter f) { return f == UNMIX_PIL_BICUBIC ? 2.0 : 1.0; }
+
+int unmix_pil_ksize(enum unmix_pil_filter f, int in_size, int out_size) {
+  double filterscale = (double)in_size / out_size;
+  if (filterscale < 1.0) filterscale = 1.0;
+  return (int)ceil(filter_support(f) * filterscale) * 2 + 1;
+}
+
+int unmix_pil_bilinear_ksize(int in_size, int out_size) { return unmix_pil_ksize(UNMIX_PIL_BILINEAR, in_size, out_size); }
+
+int unmix_pil_coeffs(enum unmix_pil_filter f, int in_size, int out_size, int lo, int hi, int *bounds, int32_t *kout) {
   double scale = (double)((float)in_size - 0.0f) / out_size; /* (double)(in1 - in0) / outSize */
   double filterscale = scale < 1.0 ? 1.0 : scale;
-  double support = 1.0 * filterscale;
+  double support = filter_support(f) * filterscale;
   int ksize = (int)ceil(support) * 2 + 1;
   double kd[ksize];
   for (int xx = lo; xx < hi; xx++) {
@@ -64,7 +78,8 @@ int unmix_pil_bilinear_coeffs(int in_size, int out_size, int lo, int hi, int *bo
     xmax -= xmin;
     int x;
     for (x = 0; x < xmax; x++) {
-      double w = bilinear_filter((x + xmin - center + 0.5) * ss);
+      double t = (x + xmin - center + 0.5) * ss;
+      double w = f == UNMIX_PIL_BICUBIC ? bicubic_filter(t) : bilinear_filter(t);
       kd[x] = w;
       ww += w;
     }
@@ -79,6 +94,10 @@ int unmix_pil_bilinear_coeffs(int in_size, int out_size, int lo, int hi, int *bo
     bounds[(xx - lo) * 2 + 1] = xmax;
   }
   return ksize;
+}
+
+int unmix_pil_bilinear_coeffs(int in_size, int out_size, int lo, int hi, int *bounds, int32_t *kout) {
+  return unmix_pil_coeffs(UNMIX_PIL_BILINEAR, in_size, out_size, lo, hi, bounds, kout);
 }
 
 static inline uint8_t clip8(int32_t ss) {
@@ -199,6 +218,12 @@ enum unmix_pil_resize_order unmix_pil_get_resize_order(void) { return g_order; }
 void unmix_pil_resize_window(const uint8_t *in, int in_h, int in_w, int c, int sx, int sy, int sw, int sh,
                              int rw, int rh, int wx, int wy, int ow, int oh, uint8_t *out,
                              struct unmix_pil_scratch *s) {
+  unmix_pil_resize_window_filter(UNMIX_PIL_BILINEAR, in, in_h, in_w, c, sx, sy, sw, sh, rw, rh, wx, wy, ow, oh, out, s);
+}
+
+void unmix_pil_resize_window_filter(enum unmix_pil_filter f, const uint8_t *in, int in_h, int in_w, int c, int sx,
+                                    int sy, int sw, int sh, int rw, int rh, int wx, int wy, int ow, int oh,
+                                    uint8_t *out, struct unmix_pil_scratch *s) {
   UNMIX_REQUIRE(sx >= 0 && sy >= 0 && sw > 0 && sh > 0 && sx + sw <= in_w && sy + sh <= in_h,
                 "resize box (%d,%d,%d,%d) outside a %dx%d image", sx, sy, sw, sh, in_w, in_h);
   UNMIX_REQUIRE(rw > 0 && rh > 0 && ow > 0 && oh > 0, "resize to %dx%d window %dx%d", rw, rh, ow, oh);
@@ -223,14 +248,14 @@ void unmix_pil_resize_window(const uint8_t *in, int in_h, int in_w, int c, int s
   const int vertical_first =
       g_order == UNMIX_PIL_ORDER_PILLOW13 && need_h && need_v && (sh - rh) > 0 && (sh - rh) > (sw - rw) * 2;
 
-  int kh = need_h ? unmix_pil_bilinear_ksize(sw, rw) : 0;
-  int kv = need_v ? unmix_pil_bilinear_ksize(sh, rh) : 0;
+  int kh = need_h ? unmix_pil_ksize(f, sw, rw) : 0;
+  int kv = need_v ? unmix_pil_ksize(f, sh, rh) : 0;
   s->coef = grow(s->coef, &s->coef_cap, sizeof(int32_t) * ((size_t)kh * ncols + (size_t)kv * nrows));
   s->bounds = grow(s->bounds, &s->bounds_cap, sizeof(int) * 2 * ((size_t)ncols + nrows));
   int32_t *khc = s->coef, *kvc = s->coef + (size_t)kh * ncols;
   int *bh = s->bounds, *bv = s->bounds + 2 * ncols;
-  if (need_h) unmix_pil_bilinear_coeffs(sw, rw, x0, x1, bh, khc);
-  if (need_v) unmix_pil_bilinear_coeffs(sh, rh, y0, y1, bv, kvc);
+  if (need_h) unmix_pil_coeffs(f, sw, rw, x0, x1, bh, khc);
+  if (need_v) unmix_pil_coeffs(f, sh, rh, y0, y1, bv, kvc);
 
   if (!need_v) { /* horizontal only: rows map 1:1 */
     resample_h_any(box + (size_t)y0 * in_stride, in_stride, nrows, c, ncols, kh, bh, khc, obase, ostride, s);

@@ -2,7 +2,7 @@
  * Blend.c, Convert.c, BoxBlur.c) and of torchvision's PIL path, re-implemented so that
  * our outputs equal PIL's bit for bit (tests/test_data_augment.c proves it against
  * fixtures written by the real torchvision + Pillow). Images are HWC uint8, contiguous,
- * with c = 1 (PIL mode "L") or c = 3 (mode "RGB"). SPEC §5 describes each formula. */
+ * with c = 1 (PIL mode "L") or c = 3 (mode "RGB"). FIDELITY §7 describes each formula. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -17,8 +17,18 @@ struct unmix_pil_scratch {
   size_t coef_cap;
   int *bounds;
   size_t bounds_cap;
+  uint8_t *pre;      /* the whole input, for pixel steps that run before the geometry */
+  size_t pre_cap;
 };
 void unmix_pil_scratch_free(struct unmix_pil_scratch *s);
+
+/* Resampling filters (Image.Resampling): BILINEAR (support 1) and BICUBIC (support 2,
+ * Keys' cubic with a = -0.5, as Resample.c). */
+enum unmix_pil_filter { UNMIX_PIL_BILINEAR = 0, UNMIX_PIL_BICUBIC = 1 };
+
+/* The same for any filter (the bilinear functions below are these with UNMIX_PIL_BILINEAR). */
+int unmix_pil_ksize(enum unmix_pil_filter f, int in_size, int out_size);
+int unmix_pil_coeffs(enum unmix_pil_filter f, int in_size, int out_size, int lo, int hi, int *bounds, int32_t *k);
 
 /* Fixed-point bilinear coefficients of Pillow's precompute_coeffs + normalize_coeffs_8bpc
  * for output positions [lo, hi) of an in_size -> out_size resize. Writes, for each
@@ -48,6 +58,11 @@ void unmix_pil_set_transpose_min(size_t pixels);
 void unmix_pil_resize_window(const uint8_t *in, int in_h, int in_w, int c, int sx, int sy, int sw, int sh,
                              int rw, int rh, int wx, int wy, int ow, int oh, uint8_t *out,
                              struct unmix_pil_scratch *s);
+/* The same with another resampling filter (`resize(..., BICUBIC)`; bicubic taps can leave
+ * [0, 255] and are clipped as Pillow's clip8 does). */
+void unmix_pil_resize_window_filter(enum unmix_pil_filter f, const uint8_t *in, int in_h, int in_w, int c, int sx,
+                                    int sy, int sw, int sh, int rw, int rh, int wx, int wy, int ow, int oh,
+                                    uint8_t *out, struct unmix_pil_scratch *s);
 
 /* ImageEnhance.Brightness(img).enhance(f): blend with black. n = h*w*c values, in place. */
 void unmix_pil_brightness(uint8_t *img, size_t n, float f);

@@ -6,13 +6,16 @@
 
 static const float CIFAR_MEAN[3] = {0.4914f, 0.4822f, 0.4465f};
 static const float CIFAR_STD[3] = {0.2023f, 0.1994f, 0.2010f};
+static const float CIFAR100_MEAN[3] = {0.5071f, 0.4867f, 0.4408f};
+static const float CIFAR100_STD[3] = {0.2675f, 0.2565f, 0.2761f};
 static const float SWAV_LINCLS_STD[3] = {0.2470f, 0.2435f, 0.2616f};
 static const float IMAGENET_MEAN[3] = {0.485f, 0.456f, 0.406f};
 static const float IMAGENET_STD[3] = {0.229f, 0.224f, 0.225f};
 
 static const char *const g_names[] = {"moco-cifar",      "mocov1-imagenet",   "mocov2-imagenet",
                                       "swav-cifar",      "lincls-imagenet",   "lincls-swav-cifar",
-                                      "lincls-moco-cifar", "test",            NULL};
+                                      "lincls-moco-cifar", "wmse-cifar10",    "wmse-cifar100",
+                                      "test",              NULL};
 
 const char *const *unmix_recipe_names(void) { return g_names; }
 
@@ -87,6 +90,20 @@ unmix_status unmix_recipe_get(const char *name, struct unmix_recipe *r) {
     r->n_views = 1;
     r->eval = plain();
     if (!strcmp(name, "lincls-swav-cifar")) std = SWAV_LINCLS_STD;
+  } else if (!strcmp(name, "wmse-cifar10") || !strcmp(name, "wmse-cifar100")) {
+    /* ColorJitter and RandomGrayscale(0.1) on the 32x32 image, then the bicubic crop */
+    struct unmix_view_spec v = rrc(32, 0.2f, 1.0f);
+    v.filter = UNMIX_PIL_BICUBIC;
+    add(&v, jitter(0.4f, 0.4f, 0.4f, 0.1f, 0.8f));
+    struct unmix_aug_op_spec g = gray();
+    g.p = 0.1f;
+    add(&v, g);
+    v.pre_geom_ops = 2;
+    add(&v, flip());
+    r->n_views = 2;
+    r->views[0] = r->views[1] = v;
+    r->eval = plain();
+    if (!strcmp(name, "wmse-cifar100")) mean = CIFAR100_MEAN, std = CIFAR100_STD;
   } else if (!strcmp(name, "test")) {
     r->views[0] = plain();
     r->n_views = 1;

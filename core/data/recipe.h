@@ -1,20 +1,24 @@
 /* Augmentation recipes as data: the multi-view training transform and the evaluation
  * transform of each reference script, selected by name (`data.recipe` in a manifest).
  *
- *   moco-cifar         2 x [RRC(32) HFlip Jitter(.4,.4,.4,.1)@.8 Gray@.2], CIFAR mean/std  (SPEC §2.2)
- *   mocov1-imagenet    2 x [RRC(224,.2-1) Gray@.2 Jitter(.4,.4,.4,.4) HFlip], ImageNet     (SPEC §3.1)
- *   mocov2-imagenet    2 x [RRC(224,.2-1) Jitter(.4,.4,.4,.1)@.8 Gray@.2 Blur(.1-2)@.5 HFlip] (SPEC §3.1)
+ *   moco-cifar         2 x [RRC(32) HFlip Jitter(.4,.4,.4,.1)@.8 Gray@.2], CIFAR mean/std  (FIDELITY §2.2)
+ *   mocov1-imagenet    2 x [RRC(224,.2-1) Gray@.2 Jitter(.4,.4,.4,.4) HFlip], ImageNet     (FIDELITY §2.8)
+ *   mocov2-imagenet    2 x [RRC(224,.2-1) Jitter(.4,.4,.4,.1)@.8 Gray@.2 Blur(.1-2)@.5 HFlip] (FIDELITY §2.8)
  *   swav-cifar         groups of [RRC(size, scale) HFlip Jitter(.4,.4,.4,.1)@.8 Gray@.2];
- *                      default 2 x 32px, scale .14-1; CIFAR mean, std (.2023,.1994,.2010) (SPEC §4.2)
- *   lincls-imagenet    [RRC(224) HFlip] / eval Resize(256)+CenterCrop(224)               (SPEC §3.2)
- *   lincls-swav-cifar  [RRC(32) HFlip] / eval ToTensor; std (.2470,.2435,.2616)          (SPEC §4.8)
+ *                      default 2 x 32px, scale .14-1; CIFAR mean, std (.2023,.1994,.2010) (FIDELITY §3.2)
+ *   lincls-imagenet    [RRC(224) HFlip] / eval Resize(256)+CenterCrop(224)               (FIDELITY §5.2)
+ *   lincls-swav-cifar  [RRC(32) HFlip] / eval ToTensor; std (.2470,.2435,.2616)          (FIDELITY §5.2)
  *   lincls-moco-cifar  [RRC(32) HFlip] / eval ToTensor; CIFAR mean/std
+ *   wmse-cifar10       2 x [Jitter(.4,.4,.4,.1)@.8 Gray@.1 RRC(32,.2-1,BICUBIC) HFlip], colour BEFORE
+ *                      the crop; CIFAR-10 mean/std. The SimCLR/BYOL recipe of the W-MSE codebase
+ *                      (htdt/self-supervised, datasets/transforms.py), docs/FIDELITY.md
+ *   wmse-cifar100      the same with CIFAR-100 mean (.5071,.4867,.4408), std (.2675,.2565,.2761)
  *   test               ToTensor + Normalize only (CIFAR mean/std)
  * The ImageNet recipes evaluate with Resize(256)+CenterCrop(224); the CIFAR ones with
  * ToTensor+Normalize (the kNN memory/test transform). Mean/std can be overridden. */
 #pragma once
 #include "core/data/augment.h"
-#include "core/io/config.h"
+#include "core/data/options.h"
 #include "core/util/error.h"
 
 #define UNMIX_MAX_VIEWS 16

@@ -52,20 +52,6 @@ void unmix_synth_image(uint64_t seed, int split, int64_t index, int label, int c
   }
 }
 
-static unmix_status mkdirs(const char *path) {
-  char tmp[1024];
-  int n = snprintf(tmp, sizeof tmp, "%s", path);
-  if (n < 0 || (size_t)n >= sizeof tmp) return UNMIX_FAIL(UNMIX_ERR_ARG, "path too long: %s", path);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return UNMIX_FAIL(UNMIX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return UNMIX_FAIL(UNMIX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-  return UNMIX_OK;
-}
-
 static unmix_status write_file(const char *path, const void *data, size_t len) {
   FILE *f = fopen(path, "wb");
   if (!f) return UNMIX_FAIL(UNMIX_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
@@ -118,7 +104,7 @@ static unmix_status write_cifar_file(const char *path, const struct unmix_synth_
 static unmix_status synth_cifar(const struct unmix_synth_options *o, int c100) {
   char dir[1024], path[1200];
   snprintf(dir, sizeof dir, "%s/%s", o->dir, c100 ? "cifar-100-binary" : "cifar-10-batches-bin");
-  UNMIX_TRY(mkdirs(dir));
+  UNMIX_TRY(unmix_fs_mkdirs(dir, 0777));
   if (c100) {
     snprintf(path, sizeof path, "%s/train.bin", dir);
     UNMIX_TRY(write_cifar_file(path, o, 1, 0, 0, o->n));
@@ -159,7 +145,7 @@ static void put_be32(uint8_t *p, uint32_t v) {
 }
 
 static unmix_status synth_fmnist(const struct unmix_synth_options *o) {
-  UNMIX_TRY(mkdirs(o->dir));
+  UNMIX_TRY(unmix_fs_mkdirs(o->dir, 0777));
   for (int split = 0; split < 2; split++) {
     int64_t n = split ? o->n_test : o->n;
     const char *pre = split ? "t10k" : "train";
@@ -200,7 +186,7 @@ static unmix_status synth_imagefolder(const struct unmix_synth_options *o) {
       int label = label_of(i, o->classes);
       char dir[1024], path[1200];
       snprintf(dir, sizeof dir, "%s/%s/class_%03d", o->dir, split ? "val" : "train", label);
-      if (i < o->classes) UNMIX_TRY(mkdirs(dir));
+      if (i < o->classes) UNMIX_TRY(unmix_fs_mkdirs(dir, 0777));
       /* varied sizes (landscape and portrait) exercise Resize / RRC on non-square inputs */
       struct unmix_rng r = unmix_rng_make(o->seed, UNMIX_RNG_DATA, (uint32_t)(2 + split), (uint32_t)i, 0);
       int h = 40 + (int)unmix_rng_below(&r, 57), w = 40 + (int)unmix_rng_below(&r, 57);

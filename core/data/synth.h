@@ -8,6 +8,9 @@
 
 #include "core/util/error.h"
 
+/* Random-stream purpose of synthetic data generation; values: core/util/rng.h. */
+enum unmix_synth_rng_purpose { UNMIX_RNG_DATA = 10 };
+
 struct unmix_synth_options {
   const char *format;   /* cifar10 | cifar100 | fashion-mnist | imagefolder */
   const char *dir;      /* output root (created) */

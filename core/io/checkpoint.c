@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,35 @@ static void shape_str(int ndim, const int64_t *shape, char *buf, size_t len) {
   for (int i = 0; i < ndim && off < len; i++)
     off += (size_t)snprintf(buf + off, len - off, "%s%" PRId64, i ? ", " : "", shape[i]);
   if (off < len) snprintf(buf + off, len - off, "]");
+}
+
+/* The first NaN/Inf of a floating tensor: its index, or -1 when every element is finite. */
+static long long first_nonfinite(const struct unmix_ckpt_tensor *t) {
+  if (t->dtype == UNMIX_CKPT_F32) {
+    const float *x = t->data;
+    for (size_t i = 0; i < t->numel; i++)
+      if (!isfinite(x[i])) return (long long)i;
+  } else if (t->dtype == UNMIX_CKPT_F64) {
+    const double *x = t->data;
+    for (size_t i = 0; i < t->numel; i++)
+      if (!isfinite(x[i])) return (long long)i;
+  }
+  return -1;
+}
+
+static double value_at(const struct unmix_ckpt_tensor *t, long long i) {
+  return t->dtype == UNMIX_CKPT_F32 ? (double)((const float *)t->data)[i] : ((const double *)t->data)[i];
+}
+
+unmix_status unmix_ckpt_check_finite(const struct unmix_ckpt *ck, const char *what) {
+  for (size_t i = 0; i < ck->n; i++) {
+    const struct unmix_ckpt_tensor *t = &ck->tensors[i];
+    long long at = t->numel ? first_nonfinite(t) : -1;
+    if (at < 0) continue;
+    return unmix_error_set(UNMIX_ERR_NUMERIC, "%s: tensor '%s' holds %s at element %lld of %zu", what, t->name,
+                           isnan(value_at(t, at)) ? "NaN" : "an infinite value", at, t->numel);
+  }
+  return UNMIX_OK;
 }
 
 /* ---- writer ---------------------------------------------------------------------------------- */
@@ -182,6 +212,9 @@ static uint32_t crc_layout(uint32_t crc, const struct unmix_ckpt_tensor *t) {
 }
 
 unmix_status unmix_ckpt_save(const struct unmix_ckpt *ck, const char *path) {
+  /* a diverged model is never written over a good checkpoint */
+  if (unmix_ckpt_check_finite(ck, path) != UNMIX_OK)
+    return unmix_error_wrap(UNMIX_ERR_NUMERIC, "refusing to save a non-finite checkpoint (the run has diverged)");
   uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
   for (size_t i = 0; i < ck->n; i++) crc = crc_update(crc, ck->tensors[i].data, ck->tensors[i].nbytes);
   {
@@ -441,8 +474,23 @@ static unmix_status load_impl(int fd, const char *path, struct unmix_ckpt *ck) {
     if (strcmp(want, got) != 0)
       return unmix_error_set(UNMIX_ERR_FORMAT, "%s: data CRC-32 is %s but the header records %.16s: the file is corrupt",
                              path, got, want);
+    ck->crc_verified = true;
+  } else if (unmix_ckpt_is_ours(ck)) {
+    /* every file we write carries the CRC: one without it was edited or damaged */
+    return unmix_error_set(UNMIX_ERR_FORMAT,
+                           "%s: written by unmix (it has unmix.* entries) but its '%s' key is missing: the header was "
+                           "edited or damaged, so its data cannot be trusted",
+                           path, UNMIX_CKPT_CRC_KEY);
   }
-  return UNMIX_OK;
+  return unmix_ckpt_check_finite(ck, path);
+}
+
+bool unmix_ckpt_is_ours(const struct unmix_ckpt *ck) {
+  for (size_t i = 0; i < ck->n_meta; i++)
+    if (!strncmp(ck->meta_keys[i], "unmix.", 6) && strcmp(ck->meta_keys[i], UNMIX_CKPT_CRC_KEY) != 0) return true;
+  for (size_t i = 0; i < ck->n; i++)
+    if (!strncmp(ck->tensors[i].name, "unmix.", 6)) return true;
+  return false;
 }
 
 unmix_status unmix_ckpt_load(const char *path, struct unmix_ckpt **out) {

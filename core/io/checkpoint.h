@@ -5,9 +5,13 @@
  * (relative to the data start) plus an optional "__metadata__" string->string map.
  * We write with jansson, atomically (temp file, fsync, rename, directory fsync), and add
  * the metadata key "unmix.crc32" (CRC-32 of the data region, then of each tensor's name,
- * dtype and shape in file order) which the reader verifies when present. The reader validates everything (sizes, JSON, dtypes, shapes vs byte
- * lengths, offsets tiling the data region exactly as the reference implementation
- * demands) and reports UNMIX_ERR_FORMAT / UNMIX_ERR_IO naming the file and the tensor. */
+ * dtype and shape in file order). The reader validates everything (sizes, JSON, dtypes,
+ * shapes vs byte lengths, offsets tiling the data region exactly as the reference
+ * implementation demands) and reports UNMIX_ERR_FORMAT / UNMIX_ERR_IO naming the file and
+ * the tensor. It verifies the CRC; a file with unmix.* entries but no CRC is refused (ours
+ * always carry one); a foreign file without it loads unverified (crc_verified false).
+ * NaN/Inf in a floating tensor is refused on save and on load (UNMIX_ERR_NUMERIC naming the
+ * tensor): a diverged model never becomes, or is used as, a checkpoint. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,6 +45,7 @@ struct unmix_ckpt {
   size_t n_meta;
   char **meta_keys;
   char **meta_values;
+  bool crc_verified;                     /* loaded, and its unmix.crc32 matched */
 };
 
 struct unmix_ckpt *unmix_ckpt_new(void);
@@ -61,6 +66,11 @@ unmix_status unmix_ckpt_set_meta(struct unmix_ckpt *ck, const char *key, const c
 unmix_status unmix_ckpt_save(const struct unmix_ckpt *ck, const char *path);
 /* Reads and validates a safetensors file (ours or any other writer's, for our dtypes). */
 unmix_status unmix_ckpt_load(const char *path, struct unmix_ckpt **out);
+
+/* UNMIX_ERR_NUMERIC naming `what` and the first tensor holding NaN/Inf (and where), else OK. */
+unmix_status unmix_ckpt_check_finite(const struct unmix_ckpt *ck, const char *what);
+/* Whether the checkpoint was written by unmix (unmix.* metadata or tensors). */
+bool unmix_ckpt_is_ours(const struct unmix_ckpt *ck);
 
 const struct unmix_ckpt_tensor *unmix_ckpt_find(const struct unmix_ckpt *ck, const char *name);
 const char *unmix_ckpt_meta(const struct unmix_ckpt *ck, const char *key);

@@ -102,7 +102,7 @@ static const struct key_def g_keys[] = {
     KI("data.subset", data.subset, GE(0), "0"),
     KI("data.test_subset", data.test_subset, GE(0), "0"),
     KI("data.workers", data.workers, IN(0, 1024), "0"),
-    KI("data.prefetch", data.prefetch, IN(0, 1024), "2"),
+    KI("data.prefetch", data.prefetch, IN(0, 64), "2"), /* the loader's ring: 0 = its default */
     KI("data.pad_to", data.pad_to, IN(0, 4096), "0"),
     KI("data.channels", data.channels, IN(1, 3), "3"),
     KB("data.skip_corrupt", data.skip_corrupt, "false"),
@@ -353,6 +353,40 @@ const char *unmix_config_suggest(const char *path) {
   return NULL;
 }
 
+/* The bounds of a numeric key, for command-line flags that set the same quantity (the
+ * evaluation commands), so a flag and its manifest key cannot accept different values. */
+bool unmix_config_key_range(const char *path, struct unmix_config_range *out) {
+  const struct key_def *k = find_key(path);
+  if (!k) return false;
+  struct unmix_config_range r = {-INFINITY, INFINITY, false, false, UNMIX_CONFIG_RANGE_FLOAT};
+  switch (k->type) {
+    case K_INT:
+    case K_INTLIST: /* the items' range; an int field holds 32 bits */
+      r.kind = UNMIX_CONFIG_RANGE_INT;
+      r.lo = INT_MIN;
+      r.hi = INT_MAX;
+      break;
+    case K_U64:
+      r.kind = UNMIX_CONFIG_RANGE_U64;
+      r.lo = 0;
+      r.hi = (double)UINT64_MAX;
+      *out = r;
+      return true;
+    case K_FLOAT: break;
+    default: return false;
+  }
+  if (k->r.flags & R_LO) {
+    r.lo = k->r.lo;
+    r.lo_open = (k->r.flags & R_LO_OPEN) != 0;
+  }
+  if (k->r.flags & R_HI) {
+    r.hi = k->r.hi;
+    r.hi_open = (k->r.flags & R_HI_OPEN) != 0;
+  }
+  *out = r;
+  return true;
+}
+
 /* ---- binding -------------------------------------------------------------------------------- */
 
 #define MAX_SHOWN_ERRORS 24
@@ -443,8 +477,15 @@ static bool get_int(struct bind_ctx *c, const struct unmix_ynode *n, const char 
                     int *out) {
   char b[128], rb[64];
   if (n->kind != UNMIX_YNODE_SCALAR || !n->plain || unmix_ynode_is_null(n) || !looks_int(n->str)) {
-    bool frac = n->kind == UNMIX_YNODE_SCALAR && n->plain && looks_float(n->str);
-    cerr(c, &n->mark, key, "expected an integer, got %s%s", shown(n, b, sizeof b), frac ? " (a fractional number)" : "");
+    const char *why = "";
+    if (n->kind == UNMIX_YNODE_SCALAR && n->plain && looks_float(n->str)) {
+      /* 1e400 or 1e12 is out of range, 1e3 is an integer in float notation, 2.5 is fractional */
+      double d = strtod(n->str, NULL);
+      why = !isfinite(d) || fabs(d) > (double)INT_MAX ? " (out of range for a 32-bit integer)"
+            : d == floor(d)                           ? " (write it as an integer)"
+                                                      : " (a fractional number)";
+    }
+    cerr(c, &n->mark, key, "expected an integer, got %s%s", shown(n, b, sizeof b), why);
     return false;
   }
   errno = 0;

@@ -1,49 +1,22 @@
 /* The typed, validated run configuration that a YAML manifest becomes (core/io/manifest.c).
  * Every field has a default (the CIFAR MoCo reference where one exists, SPEC §2.1) and a
  * manifest key with the same path: `optim.lr`, `moco.symmetric`, `unmix.prob`, ...
- * Fixed-size arrays keep the struct a plain value (copyable, no ownership rules) except
+ * The sections that are a layer's own options are defined by that layer (data, optim,
+ * methods, mix, nn enums) and embedded here. Fixed-size arrays keep the struct a plain value (copyable, no ownership rules) except
  * the two strings at the end, owned by the config (unmix_config_free). */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/backend/backend.h"
+#include "core/data/options.h"   /* struct unmix_data_config: the data section */
+#include "core/methods/method.h" /* moco / swav / unmix sections */
+#include "core/nn/model.h"       /* model enums */
+#include "core/optim/optim.h"    /* optim / schedule sections */
 
 #define UNMIX_NAME_MAX 128
-#define UNMIX_PATH_MAX 1024
-#define UNMIX_MAX_CROP_GROUPS 4
-#define UNMIX_MAX_MILESTONES 8
 
 enum unmix_method_kind { UNMIX_METHOD_MOCO = 0, UNMIX_METHOD_SWAV };
-enum unmix_arch {
-  UNMIX_ARCH_RESNET18 = 0,          /* torchvision BasicBlock [2,2,2,2] */
-  UNMIX_ARCH_RESNET34,              /* BasicBlock [3,4,6,3] */
-  UNMIX_ARCH_RESNET50,              /* Bottleneck [3,4,6,3] */
-  UNMIX_ARCH_RESNET18_BOTTLENECK    /* SwAV-CIFAR "resnet18": Bottleneck [2,2,2,2] (SPEC §4.3) */
-};
-enum unmix_stem {
-  UNMIX_STEM_IMAGENET = 0,  /* 7x7/2 conv + 3x3/2 max-pool */
-  UNMIX_STEM_CIFAR,         /* 3x3/1 conv (PyTorch default uniform init), no max-pool */
-  UNMIX_STEM_SWAV_CIFAR     /* ConstantPad2d(1) then 3x3/1 conv pad 1, no max-pool */
-};
-enum unmix_head {
-  UNMIX_HEAD_NONE = 0,   /* backbone features only */
-  UNMIX_HEAD_LINEAR,     /* fc: Linear(feat, dim) (MoCo v1 / MoCo CIFAR) */
-  UNMIX_HEAD_MLP,        /* Linear(feat, hidden) -> ReLU -> Linear(hidden, dim) (MoCo v2) */
-  UNMIX_HEAD_SWAV        /* Linear(feat, hidden) -> BN1d -> ReLU -> Linear(hidden, dim) -> L2 norm, + prototypes */
-};
-enum unmix_optim_kind { UNMIX_OPTIM_SGD = 0, UNMIX_OPTIM_LARC };
-enum unmix_sched_kind {
-  UNMIX_SCHED_COSINE_1BASED = 0, /* per epoch e = 1..E: lr*0.5*(1+cos(pi*e/E)) (MoCo CIFAR, SPEC §2.6) */
-  UNMIX_SCHED_COSINE,            /* per epoch e = 0..E-1: lr*0.5*(1+cos(pi*e/E)) (MoCo v2 --cos) */
-  UNMIX_SCHED_STEP,              /* per epoch: lr * gamma^(number of milestones <= e) */
-  UNMIX_SCHED_WARMUP_COSINE,     /* per iteration: linear warmup then cosine to final_lr (SwAV, SPEC §4.7) */
-  UNMIX_SCHED_CONSTANT
-};
-enum unmix_swav_reverse {
-  UNMIX_SWAV_REVERSE_CODE = 0, /* reference code: `reverse` flips only the crop-0 code (SPEC §4.5 quirk) */
-  UNMIX_SWAV_REVERSE_PAPER     /* authors' explanation: flipped mixed prediction in both terms */
-};
 enum unmix_lincls_protocol {
   UNMIX_LINCLS_IMAGENET = 0,   /* SPEC §3.2 */
   UNMIX_LINCLS_SWAV_CIFAR,     /* SPEC §4.8 */
@@ -60,27 +33,6 @@ struct unmix_paper_row {       /* the row of reference/paper_results.csv this ru
   char metric[32];             /* "knn_top1", "linear_top1" */
 };
 
-struct unmix_data_config {
-  char dataset[32];            /* cifar10 | cifar100 | fashion-mnist | imagefolder */
-  char root[UNMIX_PATH_MAX];   /* "" = the dataset's default root */
-  char recipe[32];             /* moco-cifar | swav-cifar | mocov1-imagenet | mocov2-imagenet | test */
-  int subset;                  /* use the first N training samples (0 = all) */
-  int test_subset;             /* use the first N test samples (0 = all) */
-  int workers;                 /* loader threads (0 = number of cores) */
-  int prefetch;                /* batches prefetched */
-  int pad_to;                  /* Fashion-MNIST: zero-pad 28x28 to this size (0 = keep) */
-  int channels;                /* Fashion-MNIST: 1 or 3 (grey replicated) */
-  bool skip_corrupt;           /* ImageFolder: skip and count unreadable images instead of failing */
-  bool grey_images;            /* grey images: the recipe's colour jitter and random grayscale are left out */
-  /* SwAV multi-crop groups: nmb_crops[i] crops of size_crops[i], scale in [min_scale, max_scale]. */
-  int n_crop_groups;
-  int nmb_crops[UNMIX_MAX_CROP_GROUPS];
-  int size_crops[UNMIX_MAX_CROP_GROUPS];
-  float min_scale[UNMIX_MAX_CROP_GROUPS];
-  float max_scale[UNMIX_MAX_CROP_GROUPS];
-  bool has_norm;               /* mean/std override the recipe's */
-  float mean[3], std[3];
-};
 
 struct unmix_model_config {
   enum unmix_arch arch;
@@ -93,55 +45,10 @@ struct unmix_model_config {
   bool sync_bn;                /* multi-process: synchronise BN statistics across ranks */
 };
 
-struct unmix_moco_config {
-  int K;                       /* queue length */
-  float m;                     /* key-encoder momentum */
-  float T;                     /* softmax temperature */
-  bool symmetric;              /* symmetric loss (SPEC §2.5.3) */
-  bool shuffle_bn;             /* batch-shuffle the keys for BN */
-  bool mix_once;               /* symmetric: forward the mixed batch once (exact equivalence, SPEC §10) */
-};
 
-struct unmix_swav_config {
-  int nmb_prototypes;
-  float temperature;
-  float epsilon;
-  int sinkhorn_iterations;
-  int n_crops_for_assign;
-  int crops_for_assign[8];
-  int queue_length;            /* reference: becomes 0 at CIFAR settings (SPEC §4.6) */
-  int epoch_queue_starts;
-  int freeze_prototypes_niters;
-  enum unmix_swav_reverse reverse;
-};
 
-struct unmix_mix_config {
-  bool enabled;                /* Un-Mix on/off */
-  float prob;                  /* P: probability of the global mixture (else region) */
-  float beta;                  /* lambda ~ Beta(beta, beta) */
-  bool per_rank;               /* each rank draws its own r, lambda (ImageNet reference) vs one global draw */
-};
 
-struct unmix_optim_config {
-  enum unmix_optim_kind kind;
-  float lr;
-  float momentum;
-  float weight_decay;
-  int batch_size;              /* global batch (split over ranks) */
-  float larc_trust;            /* 0.001 */
-  float larc_eps;              /* 1e-8 */
-  bool larc_clip;              /* false: scale mode (SPEC §4.7) */
-};
 
-struct unmix_schedule_config {
-  enum unmix_sched_kind kind;
-  int n_milestones;
-  int milestones[UNMIX_MAX_MILESTONES];
-  float gamma;                 /* step decay factor (0.1) */
-  int warmup_epochs;
-  float start_warmup;
-  float final_lr;
-};
 
 struct unmix_train_config {
   int epochs;

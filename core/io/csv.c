@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/io/atomic.h"
+#include "core/util/fs.h"
 
 #define MAX_CSV_BYTES (256u << 20)
 
@@ -36,17 +37,33 @@ static void sb_put(struct sbuf *b, const char *s, size_t n) {
 }
 static void sb_putc(struct sbuf *b, char c) { sb_put(b, &c, 1); }
 
-static void put_field(struct sbuf *b, const char *s) {
+void unmix_csv_write_field(FILE *f, const char *s) {
+  if (!s) s = "";
   if (!strpbrk(s, ",\"\r\n")) {
-    sb_put(b, s, strlen(s));
+    fputs(s, f);
     return;
   }
-  sb_putc(b, '"');
+  fputc('"', f);
   for (; *s; s++) {
-    if (*s == '"') sb_putc(b, '"');
-    sb_putc(b, *s);
+    if (*s == '"') fputc('"', f);
+    fputc(*s, f);
   }
-  sb_putc(b, '"');
+  fputc('"', f);
+}
+
+/* One CSV line (fields quoted as needed, NULL = empty, '\n' at the end) in a malloc'd
+ * buffer. */
+static char *format_row(const char *const *fields, int n, size_t *len) {
+  char *buf = NULL;
+  FILE *f = open_memstream(&buf, len);
+  if (!f) unmix_panic(__FILE__, __LINE__, "open_memstream: out of memory");
+  for (int i = 0; i < n; i++) {
+    if (i) fputc(',', f);
+    unmix_csv_write_field(f, fields[i]);
+  }
+  fputc('\n', f);
+  if (ferror(f) || fclose(f) != 0) unmix_panic(__FILE__, __LINE__, "building a CSV row in memory failed");
+  return buf;
 }
 
 /* ---- the record parser ------------------------------------------------------------------------ */
@@ -148,30 +165,42 @@ static int parse_record(const char *buf, size_t len, size_t *pos, int *line, con
   return 1;
 }
 
+/* The whole file as NUL-terminated text; the size cap keeps a wrong path (a dataset, a
+ * checkpoint) from being read into memory. */
 static unmix_status read_all(const char *path, char **out, size_t *len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return unmix_error_set(UNMIX_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-  struct stat sb;
-  if (fstat(fd, &sb) != 0) {
-    close(fd);
-    return unmix_error_set(UNMIX_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
-  }
-  if ((unsigned long long)sb.st_size > MAX_CSV_BYTES) {
-    close(fd);
-    return unmix_error_set(UNMIX_ERR_FORMAT, "'%s' is larger than %u MiB: not a metrics CSV", path, MAX_CSV_BYTES >> 20);
-  }
-  size_t n = (size_t)sb.st_size;
-  char *b = unmix_xmalloc(n + 1);
-  unmix_status st = unmix_read_exact(fd, b, n, 0, path);
-  close(fd);
-  if (st != UNMIX_OK) {
-    free(b);
-    return st;
-  }
-  b[n] = 0;
-  *out = b;
-  *len = n;
+  uint8_t *b = NULL;
+  UNMIX_TRY(unmix_fs_read(path, MAX_CSV_BYTES, &b, len));
+  *out = (char *)b;
   return UNMIX_OK;
+}
+
+int unmix_csv_split_line(const char *line, const char *path, int line_no, char **fields, int max) {
+  const size_t len = strlen(line);
+  size_t pos = 0;
+  int ln = line_no;
+  struct rec r = {0};
+  int k = parse_record(line, len, &pos, &ln, path, &r);
+  if (k < 0) {
+    rec_free(&r);
+    return -1;
+  }
+  if (k == 0) { /* an empty line is one empty field, as in a file */
+    fields[0] = unmix_xstrdup("");
+    return 1;
+  }
+  if (pos < len) {
+    rec_free(&r);
+    unmix_error_set(UNMIX_ERR_FORMAT, "%s:%d: a line break inside the line", path, line_no);
+    return -1;
+  }
+  const int n = r.n;
+  if (n > max) {
+    rec_free(&r);
+    return max + 1;
+  }
+  for (int i = 0; i < n; i++) fields[i] = r.f[i]; /* ownership moves to the caller */
+  free(r.f);
+  return n;
 }
 
 /* Header validation shared by the reader and truncation. */
@@ -330,15 +359,11 @@ static void writer_free(struct unmix_csv_writer *w) {
 }
 
 static unmix_status write_header_file(const char *path, const char *const *columns, int ncol) {
-  struct sbuf b = {0};
-  for (int i = 0; i < ncol; i++) {
-    if (i) sb_putc(&b, ',');
-    put_field(&b, columns[i]);
-  }
-  sb_putc(&b, '\n');
-  struct unmix_chunk c = {b.p, b.len};
+  size_t len = 0;
+  char *row = format_row(columns, ncol, &len);
+  struct unmix_chunk c = {row, len};
   unmix_status st = unmix_atomic_write(path, &c, 1);
-  free(b.p);
+  free(row);
   return st;
 }
 
@@ -426,14 +451,10 @@ unmix_status unmix_csv_setf(struct unmix_csv_writer *w, const char *column, cons
 }
 
 unmix_status unmix_csv_write_row(struct unmix_csv_writer *w, const char *const *fields) {
-  struct sbuf b = {0};
-  for (int i = 0; i < w->ncol; i++) {
-    if (i) sb_putc(&b, ',');
-    put_field(&b, fields[i] ? fields[i] : "");
-  }
-  sb_putc(&b, '\n');
-  unmix_status st = unmix_write_all(w->fd, b.p, b.len, w->path);
-  free(b.p);
+  size_t len = 0;
+  char *row = format_row(fields, w->ncol, &len);
+  unmix_status st = unmix_write_all(w->fd, row, len, w->path);
+  free(row);
   if (st == UNMIX_OK && fsync(w->fd) != 0)
     st = unmix_error_set(UNMIX_ERR_IO, "cannot fsync '%s': %s", w->path, strerror(errno));
   return st;

@@ -6,6 +6,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "core/util/error.h"
 
@@ -36,6 +37,14 @@ unmix_status unmix_csv_close(struct unmix_csv_writer *w);
  * cut short by a crash (no newline and malformed) is dropped too. The file is rewritten
  * atomically. A malformed row before that point is UNMIX_ERR_FORMAT naming file:line. */
 unmix_status unmix_csv_truncate_after(const char *path, const char *key_column, double value);
+
+/* ---- single fields and lines (for CSV built or read by hand) ----------------------------------- */
+/* Writes one field to f, RFC 4180 quoted when it holds a comma, quote, CR or LF (NULL = empty). */
+void unmix_csv_write_field(FILE *f, const char *s);
+/* Splits one line (no line break; the reader's quoting rules) into at most max malloc'd
+ * fields. Returns the field count, max + 1 when there are more (nothing stored), or -1 with
+ * UNMIX_ERR_FORMAT set naming path:line_no. */
+int unmix_csv_split_line(const char *line, const char *path, int line_no, char **fields, int max);
 
 /* ---- reader ---------------------------------------------------------------------------------- */
 struct unmix_csv_table {

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ void unmix_ytree_free(struct unmix_ynode *n) {
   free(n->items);
   free(n->keys);
   free(n->key_marks);
+  free(n->index);
   free(n->str);
   free(n->mark.file);
   free(n);
@@ -55,19 +57,74 @@ const char *unmix_ymark_str(const struct unmix_ymark *m, char *buf, size_t len) 
   return buf;
 }
 
+/* ---- mapping key index --------------------------------------------------------------------- */
+/* Small maps (every real manifest section) are scanned; from 8 pairs on, an open-addressing
+ * hash (FNV-1a, linear probing, load <= 1/2) finds a key in O(1), so a manifest with many
+ * keys parses in linear time. The arrays grow geometrically for the same reason. */
+#define INDEX_FROM 8
+static unsigned long long g_key_compares;
+
+unsigned long long unmix_ytree_key_compares(void) { return g_key_compares; }
+
+static size_t key_hash(const char *key, size_t len) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+  return (size_t)h;
+}
+
+static bool key_is(const char *k, const char *key, size_t key_len) {
+  g_key_compares++;
+  return !strncmp(k, key, key_len) && k[key_len] == 0;
+}
+
+static void index_put(struct unmix_ynode *map, size_t i) {
+  size_t mask = map->index_cap - 1, h = key_hash(map->keys[i], strlen(map->keys[i])) & mask;
+  while (map->index[h]) h = (h + 1) & mask;
+  map->index[h] = i + 1;
+}
+
+static void index_rebuild(struct unmix_ynode *map) {
+  free(map->index);
+  map->index = NULL;
+  map->index_cap = 0;
+  if (map->n < INDEX_FROM) return;
+  size_t cap = 16;
+  while (cap < 2 * (map->n + 1)) cap *= 2;
+  map->index = unmix_xcalloc(cap, sizeof *map->index);
+  map->index_cap = cap;
+  for (size_t i = 0; i < map->n; i++) index_put(map, i);
+}
+
+static size_t capacity_for(size_t n) { /* array slots for n pairs: powers of two */
+  size_t c = 1;
+  while (c < n) c *= 2;
+  return c;
+}
+
 static void map_append(struct unmix_ynode *map, char *key, struct unmix_ymark key_mark, struct unmix_ynode *val) {
-  map->items = unmix_xrealloc(map->items, (map->n + 1) * sizeof *map->items);
-  map->keys = unmix_xrealloc(map->keys, (map->n + 1) * sizeof *map->keys);
-  map->key_marks = unmix_xrealloc(map->key_marks, (map->n + 1) * sizeof *map->key_marks);
+  if (map->n == 0 || capacity_for(map->n) == map->n) {
+    size_t cap = capacity_for(map->n + 1);
+    map->items = unmix_xrealloc(map->items, cap * sizeof *map->items);
+    map->keys = unmix_xrealloc(map->keys, cap * sizeof *map->keys);
+    map->key_marks = unmix_xrealloc(map->key_marks, cap * sizeof *map->key_marks);
+  }
   map->items[map->n] = val;
   map->keys[map->n] = key;
   map->key_marks[map->n] = key_mark;
   map->n++;
+  if (map->n >= INDEX_FROM && 2 * (map->n + 1) <= map->index_cap) index_put(map, map->n - 1);
+  else if (map->n >= INDEX_FROM) index_rebuild(map);
 }
 
 static long map_index(const struct unmix_ynode *map, const char *key, size_t key_len) {
+  if (map->index_cap) {
+    size_t mask = map->index_cap - 1, h = key_hash(key, key_len) & mask;
+    for (; map->index[h]; h = (h + 1) & mask)
+      if (key_is(map->keys[map->index[h] - 1], key, key_len)) return (long)(map->index[h] - 1);
+    return -1;
+  }
   for (size_t i = 0; i < map->n; i++)
-    if (strlen(map->keys[i]) == key_len && !memcmp(map->keys[i], key, key_len)) return (long)i;
+    if (key_is(map->keys[i], key, key_len)) return (long)i;
   return -1;
 }
 
@@ -82,6 +139,7 @@ static void map_remove(struct unmix_ynode *map, size_t i) {
     map->key_marks[j - 1] = map->key_marks[j];
   }
   map->n--;
+  index_rebuild(map);
 }
 
 const struct unmix_ynode *unmix_ytree_find(const struct unmix_ynode *root, const char *path,
@@ -130,7 +188,7 @@ static unmix_status conv_node(struct conv *c, yaml_node_t *yn, const char *path,
     return unmix_error_set(UNMIX_ERR_CONFIG, "%s:%d:%d: '%.40s...': nesting deeper than %d levels (a recursive alias?)",
                            c->file, line, col, where, MAX_TREE_DEPTH);
   if (++c->nodes > MAX_TREE_NODES)
-    return unmix_error_set(UNMIX_ERR_CONFIG, "%s:%d:%d: more than %d YAML nodes (alias expansion?)", c->file, line,
+    return unmix_error_set(UNMIX_ERR_CONFIG, "%s:%d:%d: more than %d YAML nodes (a manifest has about a hundred keys: not a manifest, or an alias expanding without end)", c->file, line,
                            col, MAX_TREE_NODES);
   if (!default_tag(yn))
     return unmix_error_set(UNMIX_ERR_CONFIG, "%s:%d:%d: '%s': YAML tags ('%s') are not supported in manifests",
@@ -463,6 +521,14 @@ static unmix_status apply_override(struct unmix_ynode *root, const char *ovr) {
   memcpy(key, ovr, klen);
   key[klen] = 0;
   if (!unmix_config_has_key(key)) {
+    /* a section ("optim") is not a key: suggesting the section itself would be no help */
+    size_t kl = strlen(key);
+    for (int i = 0; i < unmix_config_key_count(); i++) {
+      const char *kp = unmix_config_key_path(i);
+      if (!strncmp(kp, key, kl) && kp[kl] == '.')
+        return unmix_error_set(UNMIX_ERR_CONFIG, "%s: '%s' is a section, not a key: set one of its keys, e.g. --set %s=...",
+                               label, key, kp);
+    }
     const char *sug = unmix_config_suggest(key);
     if (sug) return unmix_error_set(UNMIX_ERR_CONFIG, "%s: unknown key '%s' (did you mean '%s'?)", label, key, sug);
     return unmix_error_set(UNMIX_ERR_CONFIG, "%s: unknown key '%s' (`unmix validate --keys` lists them)", label, key);
@@ -579,4 +645,76 @@ unmix_status unmix_manifest_load(const char *path, const char *const *overrides,
 unmix_status unmix_manifest_load_string(const char *text, const char *name, const char *const *overrides,
                                         int n_overrides, struct unmix_config *out) {
   return load_common(text, strlen(text), name ? name : "<string>", false, overrides, n_overrides, out);
+}
+
+/* ---- comparing resolved manifests ---------------------------------------------------------- */
+
+/* A non-mapping value as one line of flow YAML-ish text (for messages and comparison). */
+static void render(const struct unmix_ynode *n, char *buf, size_t len, size_t *off) {
+  if (*off >= len) return;
+  if (n->kind == UNMIX_YNODE_SCALAR) {
+    *off += (size_t)snprintf(buf + *off, len - *off, "%s", n->str);
+    return;
+  }
+  bool map = n->kind == UNMIX_YNODE_MAP;
+  *off += (size_t)snprintf(buf + *off, len - *off, map ? "{" : "[");
+  for (size_t i = 0; i < n->n && *off < len; i++) {
+    if (i) *off += (size_t)snprintf(buf + *off, len - *off, ", ");
+    if (map && *off < len) *off += (size_t)snprintf(buf + *off, len - *off, "%s: ", n->keys[i]);
+    render(n->items[i], buf, len, off);
+  }
+  if (*off < len) *off += (size_t)snprintf(buf + *off, len - *off, map ? "}" : "]");
+}
+
+static void render_value(const struct unmix_ynode *n, char *buf, size_t len) {
+  size_t off = 0;
+  buf[0] = 0;
+  if (!n) snprintf(buf, len, "(absent)");
+  else render(n, buf, len, &off);
+}
+
+struct diff_walk {
+  unmix_manifest_diff_fn fn;
+  void *ctx;
+  int count;
+};
+
+/* Visits a's keys (and, with b_only, the keys only b has) below `prefix`. */
+static void diff_maps(struct diff_walk *w, const struct unmix_ynode *a, const struct unmix_ynode *b,
+                      const char *prefix, bool b_only) {
+  for (size_t i = 0; i < a->n; i++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", a->keys[i]);
+    long j = b ? map_index(b, a->keys[i], strlen(a->keys[i])) : -1;
+    const struct unmix_ynode *av = a->items[i], *bv = j >= 0 ? b->items[j] : NULL;
+    if (av->kind == UNMIX_YNODE_MAP && (!bv || bv->kind == UNMIX_YNODE_MAP)) {
+      diff_maps(w, av, bv, path, b_only);
+      continue;
+    }
+    if (b_only && bv) continue; /* seen from the other side */
+    char x[256], y[256];
+    render_value(av, x, sizeof x);
+    render_value(bv, y, sizeof y);
+    if (strcmp(x, y) != 0) {
+      w->count++;
+      if (b_only) w->fn(w->ctx, path, y, x);
+      else w->fn(w->ctx, path, x, y);
+    }
+  }
+}
+
+int unmix_manifest_diff(const char *a, const char *b, unmix_manifest_diff_fn fn, void *ctx) {
+  struct unmix_ynode *ta = NULL, *tb = NULL;
+  int n = -1;
+  if (unmix_ytree_parse(a, strlen(a), "(checkpoint manifest)", &ta) == UNMIX_OK &&
+      unmix_ytree_parse(b, strlen(b), "(manifest)", &tb) == UNMIX_OK && ta && tb && ta->kind == UNMIX_YNODE_MAP &&
+      tb->kind == UNMIX_YNODE_MAP) {
+    struct diff_walk w = {fn, ctx, 0};
+    diff_maps(&w, ta, tb, "", false);
+    diff_maps(&w, tb, ta, "", true);
+    n = w.count;
+  }
+  unmix_ytree_free(ta);
+  unmix_ytree_free(tb);
+  return n;
 }

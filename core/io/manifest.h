@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "core/io/config.h"
+#include "core/io/specs.h"
 #include "core/util/error.h"
 
 /* ---- loading ------------------------------------------------------------------------- */
@@ -47,6 +48,12 @@ void unmix_config_free(struct unmix_config *cfg);
  * Loading it gives a config equal to `cfg`. Caller frees. */
 char *unmix_config_to_yaml(const struct unmix_config *cfg);
 
+/* Compares two manifests (typically resolved dumps) leaf by leaf: calls fn(ctx, "a.b",
+ * value in a, value in b) for every dotted key whose value differs (or exists on one side
+ * only, shown as "(absent)"); returns how many, or -1 when either text does not parse. */
+typedef void (*unmix_manifest_diff_fn)(void *ctx, const char *key, const char *in_a, const char *in_b);
+int unmix_manifest_diff(const char *a, const char *b, unmix_manifest_diff_fn fn, void *ctx);
+
 /* ---- the key table ----------------------------------------------------------------- */
 int unmix_config_key_count(void);
 const char *unmix_config_key_path(int i);
@@ -57,6 +64,17 @@ const char *unmix_config_key_allowed(int i, char *buf, size_t len);
 bool unmix_config_has_key(const char *path);
 /* The closest key or section name by edit distance, or NULL when nothing is close. */
 const char *unmix_config_suggest(const char *path);
+
+/* The numeric schema of a key: kind and bounds (±inf when unbounded; *_open = exclusive).
+ * Int keys (and int-list items) are bounded by the 32-bit range as well. False when the key
+ * does not exist or is not numeric. */
+enum unmix_config_range_kind { UNMIX_CONFIG_RANGE_INT, UNMIX_CONFIG_RANGE_U64, UNMIX_CONFIG_RANGE_FLOAT };
+struct unmix_config_range {
+  double lo, hi;
+  bool lo_open, hi_open;
+  enum unmix_config_range_kind kind;
+};
+bool unmix_config_key_range(const char *path, struct unmix_config_range *out);
 
 /* ---- enum names ------------------------------------------------------------------------ */
 const char *unmix_precision_name(enum unmix_precision v);
@@ -89,12 +107,19 @@ struct unmix_ynode {
   struct unmix_ynode **items;    /* SEQ items or MAP values */
   char **keys;                   /* MAP keys */
   struct unmix_ymark *key_marks; /* MAP key positions */
+  size_t *index;                 /* MAP: open-addressing hash of keys -> pair index + 1 (0 = empty),
+                                    built by manifest.c once a map has 8 pairs, so key lookups stay
+                                    O(1) in a manifest of many keys (once a linear scan: quadratic) */
+  size_t index_cap;              /* MAP: slots in index (a power of two, or 0) */
 };
 
 /* Parses YAML text (one document; an empty document is an empty mapping). Errors name
  * `file` and the position. */
 unmix_status unmix_ytree_parse(const char *text, size_t len, const char *file, struct unmix_ynode **out);
 void unmix_ytree_free(struct unmix_ynode *n);
+/* Key comparisons made by mapping lookups since the process started: lets a test assert that
+ * parsing stays linear in the number of keys without timing anything. */
+unsigned long long unmix_ytree_key_compares(void);
 bool unmix_ynode_is_null(const struct unmix_ynode *n);
 /* The value at dotted `path` below a mapping, or NULL; *key_mark (optional) gets the key's mark. */
 const struct unmix_ynode *unmix_ytree_find(const struct unmix_ynode *root, const char *path,

@@ -27,12 +27,12 @@ UNMIX_HD void unmix_k_sgd(float *p, float g, float *buf, float lr, float momentu
   *p = *p - lr * b;
 }
 
-/* MoCo momentum update: key = m*key + (1-m)*query. PyTorch computes
- * param_k.data * m + param_q.data * (1 - m), in that order. */
+/* Exponential moving average (a momentum encoder's update): key = m*key + (1-m)*query.
+ * PyTorch computes param_k.data * m + param_q.data * (1 - m), in that order. */
 UNMIX_HD float unmix_k_ema(float key, float query, float m) { return key * m + query * (1.0f - m); }
 
-/* Un-Mix global mixture of one element: lam*a + (1-lam)*b (a from sample i, b from n-1-i). */
-UNMIX_HD float unmix_k_mix(float a, float b, float lam) { return lam * a + (1.0f - lam) * b; }
+/* Blend of one element: lam*a + (1-lam)*b (a from sample i, b from its mirror n-1-i). */
+UNMIX_HD float unmix_k_blend(float a, float b, float lam) { return lam * a + (1.0f - lam) * b; }
 
 /* True when (row, col) lies in the half-open box [r0,r1) x [c0,c1). */
 UNMIX_HD int unmix_k_in_box(int row, int col, int r0, int r1, int c0, int c1) {

@@ -2,7 +2,8 @@
  * A stream is (key, counter): the key is the 64-bit seed; the 128-bit counter is
  * (draw, index, epoch, purpose<<16 | view). Every random decision in unmix-c is a pure
  * function of (seed, purpose, epoch, index, view, draw number), so results never depend
- * on thread count, batch partitioning or backend. */
+ * on thread count, batch partitioning or backend. Each kind of random decision has its own
+ * purpose (counter space), defined next to its users (core/util/rng.h lists where). */
 #pragma once
 #include "core/kernels/common.h"
 
@@ -34,20 +35,6 @@ UNMIX_HD void unmix_philox4x32_10(const uint32_t ctr_in[4], const uint32_t key_i
   }
   out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
-
-/* Purposes: each kind of random decision has its own counter space. */
-enum unmix_rng_purpose {
-  UNMIX_RNG_INIT = 1,      /* parameter initialisation (index = tensor number) */
-  UNMIX_RNG_SHUFFLE = 2,   /* per-epoch dataset order */
-  UNMIX_RNG_AUGMENT = 3,   /* per-sample, per-view augmentation (index = sample, view) */
-  UNMIX_RNG_MIX = 4,       /* Un-Mix draws (index = global step, view = rank) */
-  UNMIX_RNG_KEYPERM = 5,   /* MoCo batch-shuffle permutation (index = global step) */
-  UNMIX_RNG_QUEUE = 6,     /* queue initialisation */
-  UNMIX_RNG_LINEAR = 7,    /* linear-evaluation head init and data order */
-  UNMIX_RNG_TSNE = 8,      /* t-SNE initial embedding */
-  UNMIX_RNG_TEST = 9,      /* tests and benchmarks */
-  UNMIX_RNG_DATA = 10      /* synthetic data generation */
-};
 
 UNMIX_HD struct unmix_rng unmix_rng_make(uint64_t seed, uint32_t purpose, uint32_t epoch, uint32_t index,
                                          uint32_t view) {

@@ -42,6 +42,6 @@ void unmix_mix_draw(const struct unmix_mix_config *cfg, uint64_t seed, int64_t s
 
 void unmix_mix_apply(const struct unmix_backend *be, const struct unmix_mix_draw *d, int n, int rows, int cols, int c,
                      const float *x, float *y) {
-  if (d->global) be->mix_global(n, (int64_t)rows * cols * c, (float)d->lam, x, y);
-  else be->mix_region(n, rows, cols, c, d->r0, d->r1, d->c0, d->c1, x, y);
+  if (d->global) be->blend_flipped(n, (int64_t)rows * cols * c, (float)d->lam, x, y);
+  else be->paste_box_flipped(n, rows, cols, c, d->r0, d->r1, d->c0, d->c1, x, y);
 }

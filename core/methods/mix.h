@@ -8,8 +8,19 @@
 #include <stdint.h>
 
 #include "core/backend/backend.h"
-#include "core/io/config.h"
 #include "core/kernels/philox.h"
+
+/* Random-stream purpose of the Un-Mix draws (index = global step, view = rank); values:
+ * core/util/rng.h. */
+enum unmix_mix_rng_purpose { UNMIX_RNG_MIX = 4 };
+
+/* Un-Mix options (the manifest's unmix section). */
+struct unmix_mix_config {
+  bool enabled;                /* Un-Mix on/off */
+  float prob;                  /* P: probability of the global mixture (else region) */
+  float beta;                  /* lambda ~ Beta(beta, beta) */
+  bool per_rank;               /* each rank draws its own r, lambda (ImageNet reference) vs one global draw */
+};
 
 struct unmix_mix_draw {
   bool global;        /* global mixture (else region) */

@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
-#include "core/methods/internal.h"
+#include "core/comm/comm.h"
+#include "core/methods/common.h"
 #include "core/util/rng.h"
 
 struct unmix_moco {
@@ -39,26 +39,26 @@ struct unmix_moco {
   int cap_n;
 };
 
-unmix_status unmix_moco_create(struct unmix_method *m) {
-  const struct unmix_config *cfg = &m->cfg;
+static struct unmix_moco *moco_of(const struct unmix_method *m) { return m->impl; }
+
+static unmix_status moco_create(struct unmix_method *m) {
+  const struct unmix_method_spec *sp = &m->spec;
   const struct unmix_backend *be = m->be;
   struct unmix_moco *mc = unmix_xcalloc(1, sizeof *mc);
-  m->moco = mc;
-  struct unmix_model_spec spec;
-  unmix_model_spec_from_config(cfg, m->image_size, &spec);
-  UNMIX_TRY(unmix_model_create(&spec, be, cfg->seed, &m->model));
-  UNMIX_TRY(unmix_model_create(&spec, be, cfg->seed, &mc->k));
+  m->impl = mc;
+  UNMIX_TRY(unmix_model_create(&sp->model, be, sp->seed, &m->model));
+  UNMIX_TRY(unmix_model_create(&sp->model, be, sp->seed, &mc->k));
   /* encoder_k starts as a copy of encoder_q (buffers identical by construction) */
   unmix_model_copy_from(mc->k, m->model);
   unmix_method_install_bn_sync(m, mc->k);
   mc->dim = unmix_model_out_dim(m->model);
-  mc->K = cfg->moco.K;
+  mc->K = sp->moco.K;
   mc->queue = be->alloc(sizeof(float) * (size_t)mc->K * mc->dim);
   mc->scalars_dev = be->alloc(sizeof(float) * 4);
   if (!mc->queue || !mc->scalars_dev) return unmix_error_set(UNMIX_ERR_NOMEM, "MoCo queue (%d x %d)", mc->K, mc->dim);
   /* queue = randn(dim, K) normalised per key */
   float *h = unmix_xmalloc(sizeof(float) * (size_t)mc->K * mc->dim);
-  struct unmix_rng r = unmix_rng_make(cfg->seed, UNMIX_RNG_QUEUE, 0, 0, 0);
+  struct unmix_rng r = unmix_rng_make(sp->seed, UNMIX_RNG_QUEUE, 0, 0, 0);
   unmix_rng_fill_normal(&r, h, (size_t)mc->K * mc->dim, 0.0f, 1.0f);
   for (int j = 0; j < mc->K; j++) {
     double ss = 0.0;
@@ -74,12 +74,12 @@ unmix_status unmix_moco_create(struct unmix_method *m) {
   mc->cmix2 = unmix_ctx_create(be, "moco.mix2");
   mc->ckey = unmix_ctx_create(be, "moco.key");
   mc->cwork = unmix_ctx_create(be, "moco.work");
-  UNMIX_TRY(unmix_optimizer_init(&m->opt, &m->model->params, &cfg->optim));
+  UNMIX_TRY(unmix_optimizer_init(&m->opt, &m->model->params, &sp->optim));
   return UNMIX_OK;
 }
 
-void unmix_moco_destroy(struct unmix_method *m) {
-  struct unmix_moco *mc = m->moco;
+static void moco_destroy(struct unmix_method *m) {
+  struct unmix_moco *mc = moco_of(m);
   if (!mc) return;
   const struct unmix_backend *be = m->be;
   unmix_model_destroy(mc->k);
@@ -98,11 +98,11 @@ void unmix_moco_destroy(struct unmix_method *m) {
   unmix_ctx_destroy(mc->ckey);
   unmix_ctx_destroy(mc->cwork);
   free(mc);
-  m->moco = NULL;
+  m->impl = NULL;
 }
 
 static unmix_status ensure_batch(struct unmix_method *m, int n) {
-  struct unmix_moco *mc = m->moco;
+  struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
   if (n <= mc->cap_n) return UNMIX_OK;
   if (mc->labels_dev) be->free(mc->labels_dev);
@@ -134,12 +134,12 @@ static unmix_status ensure_batch(struct unmix_method *m, int n) {
  * drawn from (seed, step, call) alone, so one process with the whole batch draws the same. */
 static unmix_status keys(struct unmix_method *m, const float *x, int n, int64_t step, int call,
                          const int32_t *forced_perm, float **k_local, float **k_all) {
-  struct unmix_moco *mc = m->moco;
+  struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
   const int64_t img = (int64_t)m->image_size * m->image_size * 3;
   const int W = m->world, N = n * W, D = mc->dim;
   const float *xin = x;
-  if (m->cfg.moco.shuffle_bn) {
+  if (m->spec.moco.shuffle_bn) {
     const float *xall = x;
     if (W > 1) {
       float *g = unmix_ctx_alloc(mc->cwork, (int64_t)N * img);
@@ -150,7 +150,7 @@ static unmix_status keys(struct unmix_method *m, const float *x, int n, int64_t 
       if (forced_perm) {
         memcpy(mc->perm_host, forced_perm, sizeof(int32_t) * (size_t)N);
       } else {
-        struct unmix_rng r = unmix_rng_make(m->cfg.seed, UNMIX_RNG_KEYPERM, (uint32_t)(step >> 32), (uint32_t)step,
+        struct unmix_rng r = unmix_rng_make(m->spec.seed, UNMIX_RNG_KEYPERM, (uint32_t)(step >> 32), (uint32_t)step,
                                             (uint32_t)(call * 4096));
         unmix_rng_permutation(&r, mc->perm_host, N);
       }
@@ -170,7 +170,7 @@ static unmix_status keys(struct unmix_method *m, const float *x, int n, int64_t 
     kg = unmix_ctx_alloc(mc->cwork, (int64_t)N * D);
     UNMIX_TRY(unmix_comm_allgather_rows(m->comm, kn, n, D, kg, UNMIX_COMM_DEVICE));
   }
-  if (m->cfg.moco.shuffle_bn) {
+  if (m->spec.moco.shuffle_bn) {
     float *kout = unmix_ctx_alloc(mc->cwork, (int64_t)N * D);
     be->scatter_rows(N, D, mc->perm_dev, kg, kout); /* kout[perm[i]] = kg[i]: argsort un-shuffle */
     kg = kout;
@@ -183,10 +183,10 @@ static unmix_status keys(struct unmix_method *m, const float *x, int n, int64_t 
 /* CE of logits [u.kpos, u.queue]/T with label 0; du += weight * dL/du. Returns the loss. */
 static double contrast(struct unmix_method *m, int n, const float *u, const float *kpos, float weight, float *du,
                        double *c1, double *c5) {
-  struct unmix_moco *mc = m->moco;
+  struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
   const int K = mc->K, D = mc->dim, L = K + 1;
-  const float inv_t = 1.0f / m->cfg.moco.T;
+  const float inv_t = 1.0f / m->spec.moco.T;
   be->row_dot(n, D, u, kpos, mc->logits, L);
   be->gemm(false, true, n, K, D, 1.0f, u, D, mc->queue, D, 0.0f, mc->logits + 1, L);
   be->cross_entropy_forward(n, L, inv_t, mc->logits, mc->labels_dev, mc->probs, mc->scalars_dev,
@@ -211,7 +211,7 @@ struct qbranch {
 
 static void qbranch_forward(struct unmix_method *m, struct unmix_ctx *ctx, const float *x, int n,
                             struct qbranch *b) {
-  struct unmix_moco *mc = m->moco;
+  struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
   b->raw = unmix_model_forward(m->model, ctx, x, n, UNMIX_FWD_TRAIN, true);
   b->norms = unmix_ctx_alloc(mc->cwork, n);
@@ -222,19 +222,19 @@ static void qbranch_forward(struct unmix_method *m, struct unmix_ctx *ctx, const
 }
 
 static void qbranch_backward(struct unmix_method *m, struct unmix_ctx *ctx, int n, struct qbranch *b) {
-  struct unmix_moco *mc = m->moco;
+  struct unmix_moco *mc = moco_of(m);
   float *draw = unmix_ctx_alloc(mc->cwork, (int64_t)n * mc->dim);
   m->be->l2norm_backward(n, mc->dim, b->du, b->raw, b->norms, 1e-12f, draw);
   unmix_model_backward(m->model, ctx, draw);
 }
 
-unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v, int64_t step, float lr,
-                             const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
-  struct unmix_moco *mc = m->moco;
+static unmix_status moco_step(struct unmix_method *m, const struct unmix_views *v, int64_t step, int epoch, float lr,
+                              const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
+  struct unmix_moco *mc = moco_of(m);
   const struct unmix_backend *be = m->be;
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *sp = &m->spec;
   const int n = v->n, D = mc->dim, S = m->image_size;
-  const bool sym = cfg->moco.symmetric, mix = cfg->unmix.enabled;
+  const bool sym = sp->moco.symmetric, mix = sp->unmix.enabled;
   if (v->nviews < 2) return unmix_error_set(UNMIX_ERR_CONFIG, "MoCo needs 2 views per sample, the recipe gives %d", v->nviews);
   if (v->size[0] != S || v->size[1] != S)
     return unmix_error_set(UNMIX_ERR_CONFIG, "MoCo views are %dx%d but the model was built for %d", v->size[0],
@@ -248,14 +248,14 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
   unmix_model_zero_grad(m->model);
 
   /* 1. momentum update of the key encoder (parameters only) */
-  unmix_ema_update(be, &mc->k->params, &m->model->params, cfg->moco.m);
+  unmix_ema_update(be, &mc->k->params, &m->model->params, sp->moco.m);
 
   /* 2. the mixture of view 1 */
   struct unmix_mix_draw draw = {0};
   float *mixed = NULL;
   if (mix) {
     if (forced && forced->have_mix) draw = forced->mix;
-    else unmix_mix_draw(&cfg->unmix, cfg->seed, step, cfg->unmix.per_rank ? m->rank : 0, S, S, &draw);
+    else unmix_mix_draw(&sp->unmix, sp->seed, step, sp->unmix.per_rank ? m->rank : 0, S, S, &draw);
     mixed = unmix_ctx_alloc(mc->cwork, (int64_t)n * S * S * 3);
     unmix_mix_apply(be, &draw, n, S, S, 3, v->view[0], mixed);
   }
@@ -288,7 +288,7 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
     const struct qbranch *mb = &mx;
     float *mfb = mf, *dmfb = dmf;
     if (mix) {
-      if (cfg->moco.mix_once) {
+      if (sp->moco.mix_once) {
         unmix_model_replay_bn_updates(m->model, mc->cmix);
       } else {
         qbranch_forward(m, mc->cmix2, mixed, n, &mx2);
@@ -319,7 +319,7 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
     be->flip_batch(n, D, dmf, tmp);
     be->add((int64_t)n * D, mx.du, tmp, mx.du);
     qbranch_backward(m, mc->cmix, n, &mx);
-    if (sym && !cfg->moco.mix_once) {
+    if (sym && !sp->moco.mix_once) {
       be->flip_batch(n, D, dmf2, tmp);
       be->add((int64_t)n * D, mx2.du, tmp, mx2.du);
       qbranch_backward(m, mc->cmix2, n, &mx2);
@@ -333,6 +333,8 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
   /* 7. enqueue the keys of every rank (symmetric: cat[k1, k2] of the global batch) */
   const int N = n * m->world;
   int nk = sym ? 2 * N : N;
+  UNMIX_REQUIRE(mc->ptr >= 0 && mc->ptr + nk <= mc->K, "MoCo queue pointer %d + %d keys past K = %d", mc->ptr, nk,
+                mc->K);
   if (sym) {
     be->copy((int64_t)N * D, k1_all, mc->queue + (int64_t)mc->ptr * D);
     be->copy((int64_t)N * D, k2_all, mc->queue + (int64_t)(mc->ptr + N) * D);
@@ -349,15 +351,15 @@ unmix_status unmix_moco_step(struct unmix_method *m, const struct unmix_views *v
   st->terms[0] = l_a + l_b;
   st->terms[1] = lm_a + lm_b;
   st->terms[2] = lmf_a + lmf_b;
-  st->acc1 = 100.0 * c1 / (double)(n * (sym ? 2 : 1));
-  st->acc5 = 100.0 * c5 / (double)(n * (sym ? 2 : 1));
+  st->metrics[0] = 100.0 * c1 / (double)(n * (sym ? 2 : 1)); /* inst_top1 */
+  st->metrics[1] = 100.0 * c5 / (double)(n * (sym ? 2 : 1)); /* inst_top5 */
   st->mix_mode = mix ? (draw.global ? 1 : 0) : -1;
   st->lam = mix ? draw.lam : 1.0;
   return UNMIX_OK;
 }
 
-size_t unmix_moco_device_bytes(const struct unmix_method *m) {
-  const struct unmix_moco *mc = m->moco;
+static size_t moco_device_bytes(const struct unmix_method *m) {
+  const struct unmix_moco *mc = moco_of(m);
   size_t b = sizeof(float) * ((size_t)mc->k->params.total + mc->k->buffers.total + (size_t)mc->K * mc->dim);
   b += 3 * sizeof(float) * (size_t)mc->cap_n * (mc->K + 1);
   const struct unmix_ctx *cs[] = {mc->cq1, mc->cq2, mc->cmix, mc->cmix2, mc->ckey, mc->cwork};
@@ -366,16 +368,16 @@ size_t unmix_moco_device_bytes(const struct unmix_method *m) {
 }
 
 float *unmix_moco_queue(struct unmix_method *m, int *K, int *dim, int *ptr) {
-  *K = m->moco->K;
-  *dim = m->moco->dim;
-  *ptr = m->moco->ptr;
-  return m->moco->queue;
+  *K = moco_of(m)->K;
+  *dim = moco_of(m)->dim;
+  *ptr = moco_of(m)->ptr;
+  return moco_of(m)->queue;
 }
 
-struct unmix_model *unmix_moco_key_encoder(struct unmix_method *m) { return m->moco->k; }
+struct unmix_model *unmix_moco_key_encoder(struct unmix_method *m) { return moco_of(m)->k; }
 
-int unmix_moco_state(struct unmix_method *m, struct unmix_state_entry *out, int cap) {
-  struct unmix_moco *mc = m->moco;
+static int moco_state(struct unmix_method *m, struct unmix_state_entry *out, int cap) {
+  struct unmix_moco *mc = moco_of(m);
   int n = 0;
   n = unmix_state_add(out, n, cap, "moco.key.params", mc->k->params.data, mc->k->params.total);
   n = unmix_state_add(out, n, cap, "moco.key.buffers", mc->k->buffers.data, mc->k->buffers.total);
@@ -392,26 +394,61 @@ int unmix_moco_state(struct unmix_method *m, struct unmix_state_entry *out, int 
   return n + 1;
 }
 
-int unmix_moco_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap) {
+static int moco_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap) {
   if (cap >= 2) {
     names[0] = "moco.ptr";
-    values[0] = m->moco->ptr;
+    values[0] = moco_of(m)->ptr;
     names[1] = "moco.key.bn_batches_tracked";
-    values[1] = m->moco->k->bn_batches_tracked;
+    values[1] = moco_of(m)->k->bn_batches_tracked;
   }
   return 2;
 }
 
-unmix_status unmix_moco_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
+static unmix_status moco_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
   if (!strcmp(name, "moco.ptr")) {
-    if (value < 0 || value >= m->moco->K)
-      return unmix_error_set(UNMIX_ERR_FORMAT, "moco.ptr = %lld outside the queue of %d", (long long)value, m->moco->K);
-    m->moco->ptr = (int)value;
+    /* the enqueue writes keys_per_step rows at ptr without wrapping: a pointer that is not a
+     * multiple of it would write past the queue (the config guarantees K is one) */
+    const int per_step = (m->spec.moco.symmetric ? 2 : 1) * m->spec.optim.batch_size;
+    if (value < 0 || value >= moco_of(m)->K || per_step <= 0 || value % per_step != 0)
+      return unmix_error_set(UNMIX_ERR_FORMAT,
+                             "moco.ptr = %lld does not fit the queue of %d keys filled %d keys per step (it must be "
+                             "a multiple of %d below %d)",
+                             (long long)value, moco_of(m)->K, per_step, per_step, moco_of(m)->K);
+    moco_of(m)->ptr = (int)value;
     return UNMIX_OK;
   }
   if (!strcmp(name, "moco.key.bn_batches_tracked")) {
-    m->moco->k->bn_batches_tracked = value;
+    if (value < 0)
+      return unmix_error_set(UNMIX_ERR_FORMAT, "moco.key.bn_batches_tracked = %lld is negative", (long long)value);
+    moco_of(m)->k->bn_batches_tracked = value;
     return UNMIX_OK;
   }
   return unmix_error_set(UNMIX_ERR_FORMAT, "unknown MoCo state scalar '%s'", name);
 }
+
+static int moco_views_needed(const struct unmix_method *m) { return 2; }
+
+/* query passes forward + backward (3x); key passes forward only */
+static double moco_step_flops_per_sample(const struct unmix_method *m) {
+  const struct unmix_method_spec *c = &m->spec;
+  double q = c->moco.symmetric ? 2 : 1, keys = q;
+  if (c->unmix.enabled) q += (c->moco.symmetric && !c->moco.mix_once) ? 2 : 1;
+  return unmix_model_forward_flops(m->model) * (3.0 * q + keys);
+}
+
+const struct unmix_method_ops unmix_moco_ops = {
+    .name = "moco",
+    .model_needs = NULL,
+    .create = moco_create,
+    .destroy = moco_destroy,
+    .step = moco_step,
+    .begin_epoch = NULL,
+    .views_needed = moco_views_needed,
+    .step_flops_per_sample = moco_step_flops_per_sample,
+    .device_bytes = moco_device_bytes,
+    .state = moco_state,
+    .scalars = moco_scalars,
+    .set_scalar = moco_set_scalar,
+    /* instance discrimination top-1/5 (%) of the original logits */
+    .metric_columns = {"inst_top1", "inst_top5", NULL},
+};

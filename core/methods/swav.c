@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dist/comm.h"
-#include "core/methods/internal.h"
+#include "core/comm/comm.h"
+#include "core/methods/common.h"
 #include "core/util/rng.h"
 
 #define MAX_CROPS 16
@@ -34,6 +34,8 @@ struct unmix_swav {
   int last_rows;
   unmix_status comm_status;  /* first failed Sinkhorn all-reduce of the step */
 };
+
+static struct unmix_swav *swav_of(const struct unmix_method *m) { return m->impl; }
 
 /* shoot_infs: replace +-inf by the largest finite value (the reference's helper). */
 static void shoot_infs(float *x, int n) {
@@ -86,45 +88,43 @@ unmix_status unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *c
   return s;
 }
 
-unmix_status unmix_swav_create(struct unmix_method *m) {
-  const struct unmix_config *cfg = &m->cfg;
+static unmix_status swav_create(struct unmix_method *m) {
+  const struct unmix_method_spec *sp = &m->spec;
   struct unmix_swav *sw = unmix_xcalloc(1, sizeof *sw);
-  m->swav = sw;
-  struct unmix_model_spec spec;
-  unmix_model_spec_from_config(cfg, m->image_size, &spec);
-  UNMIX_TRY(unmix_model_create(&spec, m->be, cfg->seed, &m->model));
+  m->impl = sw;
+  UNMIX_TRY(unmix_model_create(&sp->model, m->be, sp->seed, &m->model));
   sw->proto_idx = unmix_param_store_find(&m->model->params, "prototypes.weight");
   if (sw->proto_idx < 0) return unmix_error_set(UNMIX_ERR_CONFIG, "SwAV needs model.head: swav with prototypes");
-  sw->nproto = cfg->swav.nmb_prototypes;
-  sw->dim = cfg->model.dim;
+  sw->nproto = sp->swav.nmb_prototypes;
+  sw->dim = sp->model.dim;
   /* the reference: queue_length -= queue_length % (batch_size * world_size) (optim.batch_size
    * is already the global batch); each rank holds queue_length / world_size rows */
-  sw->qlen = (cfg->swav.queue_length - cfg->swav.queue_length % cfg->optim.batch_size) / m->world;
+  sw->qlen = (sp->swav.queue_length - sp->swav.queue_length % sp->optim.batch_size) / m->world;
   sw->cwork = unmix_ctx_create(m->be, "swav.work");
   for (int i = 0; i < MAX_CROPS; i++) sw->cgroup[i] = unmix_ctx_create(m->be, "swav.group");
   sw->scalars_dev = m->be->alloc(sizeof(float) * 4);
   if (!sw->scalars_dev) return unmix_error_set(UNMIX_ERR_NOMEM, "SwAV scalars");
-  UNMIX_TRY(unmix_optimizer_init(&m->opt, &m->model->params, &cfg->optim));
+  UNMIX_TRY(unmix_optimizer_init(&m->opt, &m->model->params, &sp->optim));
   return UNMIX_OK;
 }
 
-void unmix_swav_destroy(struct unmix_method *m) {
-  struct unmix_swav *sw = m->swav;
+static void swav_destroy(struct unmix_method *m) {
+  struct unmix_swav *sw = swav_of(m);
   if (!sw) return;
   unmix_ctx_destroy(sw->cwork);
   for (int i = 0; i < MAX_CROPS; i++) unmix_ctx_destroy(sw->cgroup[i]);
   if (sw->queue) m->be->free(sw->queue);
   if (sw->scalars_dev) m->be->free(sw->scalars_dev);
   free(sw);
-  m->swav = NULL;
+  m->impl = NULL;
 }
 
-void unmix_swav_begin_epoch(struct unmix_method *m, int epoch) {
-  struct unmix_swav *sw = m->swav;
-  const struct unmix_config *cfg = &m->cfg;
+static void swav_begin_epoch(struct unmix_method *m, int epoch) {
+  struct unmix_swav *sw = swav_of(m);
+  const struct unmix_method_spec *sp = &m->spec;
   sw->use_the_queue = false;
-  if (sw->qlen > 0 && epoch >= cfg->swav.epoch_queue_starts && !sw->queue) {
-    size_t nq = (size_t)cfg->swav.n_crops_for_assign * sw->qlen * sw->dim;
+  if (sw->qlen > 0 && epoch >= sp->swav.epoch_queue_starts && !sw->queue) {
+    size_t nq = (size_t)sp->swav.n_crops_for_assign * sw->qlen * sw->dim;
     sw->queue = m->be->alloc(sizeof(float) * nq);
     UNMIX_REQUIRE(sw->queue != NULL, "out of device memory for the SwAV queue");
     m->be->fill((int64_t)nq, 0.0f, sw->queue);
@@ -141,12 +141,12 @@ struct crop {
 
 /* The reference's swav_loss over T crops: returns the loss; adds weight * dL/dscores. */
 static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop *crops, bool reverse, float weight) {
-  struct unmix_swav *sw = m->swav;
+  struct unmix_swav *sw = swav_of(m);
   const struct unmix_backend *be = m->be;
-  const struct unmix_config *cfg = &m->cfg;
-  const int P = sw->nproto, D = sw->dim, na = cfg->swav.n_crops_for_assign;
-  const bool paper = cfg->swav.reverse == UNMIX_SWAV_REVERSE_PAPER;
-  const float inv_t = 1.0f / cfg->swav.temperature;
+  const struct unmix_method_spec *sp = &m->spec;
+  const int P = sw->nproto, D = sw->dim, na = sp->swav.n_crops_for_assign;
+  const bool paper = sp->swav.reverse == UNMIX_SWAV_REVERSE_PAPER;
+  const float inv_t = 1.0f / sp->swav.temperature;
   const int rows_max = bs + sw->qlen;
   float *out = unmix_ctx_alloc(sw->cwork, (int64_t)rows_max * P);
   float *q = unmix_ctx_alloc(sw->cwork, (int64_t)rows_max * P);
@@ -157,7 +157,7 @@ static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop
   float *e_tmp = unmix_ctx_alloc(sw->cwork, (int64_t)bs * D);
   double loss = 0.0;
   for (int i = 0; i < na; i++) {
-    const int crop_id = cfg->swav.crops_for_assign[i];
+    const int crop_id = sp->swav.crops_for_assign[i];
     const bool flip_code = reverse && crop_id == 0;
     int rows = bs;
     float *cur = out;
@@ -190,7 +190,7 @@ static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop
     }
     if (flip_code) be->flip_batch(bs, P, crops[crop_id].scores, cur);
     else be->copy((int64_t)bs * P, crops[crop_id].scores, cur);
-    unmix_status ss = unmix_sinkhorn(be, m->comm, rows, P, cfg->swav.epsilon, cfg->swav.sinkhorn_iterations, out, q,
+    unmix_status ss = unmix_sinkhorn(be, m->comm, rows, P, sp->swav.epsilon, sp->swav.sinkhorn_iterations, out, q,
                                      work);
     if (ss != UNMIX_OK && sw->comm_status == UNMIX_OK) sw->comm_status = ss;
     const float *qb = q + (int64_t)(rows - bs) * P; /* the batch's codes: last bs rows */
@@ -223,20 +223,20 @@ static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop
   return loss / (double)na;
 }
 
-unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v, int64_t step, int epoch, float lr,
-                             const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
-  struct unmix_swav *sw = m->swav;
+static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *v, int64_t step, int epoch, float lr,
+                              const struct unmix_forced_draws *forced, struct unmix_step_stats *st) {
+  struct unmix_swav *sw = swav_of(m);
   const struct unmix_backend *be = m->be;
-  const struct unmix_config *cfg = &m->cfg;
+  const struct unmix_method_spec *sp = &m->spec;
   const int bs = v->n, P = sw->nproto, D = sw->dim, T = v->nviews;
-  const bool mix = cfg->unmix.enabled;
+  const bool mix = sp->unmix.enabled;
   (void)epoch;
   if (T < 2 || T > MAX_CROPS / 2)
     return unmix_error_set(UNMIX_ERR_CONFIG, "SwAV needs 2..%d crops, the recipe gives %d", MAX_CROPS / 2, T);
-  for (int i = 0; i < cfg->swav.n_crops_for_assign; i++)
-    if (cfg->swav.crops_for_assign[i] >= T)
+  for (int i = 0; i < sp->swav.n_crops_for_assign; i++)
+    if (sp->swav.crops_for_assign[i] >= T)
       return unmix_error_set(UNMIX_ERR_CONFIG, "swav.crops_for_assign has crop %d but there are %d crops",
-                             cfg->swav.crops_for_assign[i], T);
+                             sp->swav.crops_for_assign[i], T);
   unmix_ctx_reset(sw->cwork);
   unmix_model_zero_grad(m->model);
   sw->comm_status = UNMIX_OK;
@@ -255,13 +255,13 @@ unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v
   int orig_at[MAX_CROPS];
   struct unmix_mix_draw draw = {0};
   double lam = 1.0;
-  struct unmix_rng rng = unmix_rng_make(cfg->seed, UNMIX_RNG_MIX, (uint32_t)(step >> 32), (uint32_t)step,
-                                        (uint32_t)(cfg->unmix.per_rank ? m->rank : 0));
+  struct unmix_rng rng = unmix_rng_make(sp->seed, UNMIX_RNG_MIX, (uint32_t)(step >> 32), (uint32_t)step,
+                                        (uint32_t)(sp->unmix.per_rank ? m->rank : 0));
   for (int c = 0; c < T; c++) mixed_of[c] = -1;
   if (mix) {
     draw.r = unmix_rng_uniform_double(&rng);
-    draw.lam_drawn = unmix_rng_beta(&rng, cfg->unmix.beta, cfg->unmix.beta);
-    draw.global = draw.r < cfg->unmix.prob;
+    draw.lam_drawn = unmix_rng_beta(&rng, sp->unmix.beta, sp->unmix.beta);
+    draw.global = draw.r < sp->unmix.prob;
     lam = draw.lam_drawn;
   }
   for (int c = 0; c < T; c++) {
@@ -351,7 +351,7 @@ unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v
   for (int g = 0; g < ngroups; g++) unmix_model_backward(m->model, sw->cgroup[g], groups[g].dscores);
 
   /* 6. prototypes frozen for the first iterations (their grad is None: no update at all) */
-  unmix_optimizer_set_skip(&m->opt, sw->proto_idx, step < cfg->swav.freeze_prototypes_niters);
+  unmix_optimizer_set_skip(&m->opt, sw->proto_idx, step < sp->swav.freeze_prototypes_niters);
   UNMIX_TRY(unmix_method_allreduce_grads(m));
   unmix_optimizer_step(&m->opt, lr);
 
@@ -363,35 +363,34 @@ unmix_status unmix_swav_step(struct unmix_method *m, const struct unmix_views *v
   st->terms[0] = l0;
   st->terms[1] = l1;
   st->terms[2] = l2;
-  st->acc1 = st->acc5 = -1.0;
   st->mix_mode = mix ? (draw.global ? 1 : 0) : -1;
   st->lam = mix ? lam : 1.0;
   return UNMIX_OK;
 }
 
-size_t unmix_swav_device_bytes(const struct unmix_method *m) {
-  const struct unmix_swav *sw = m->swav;
+static size_t swav_device_bytes(const struct unmix_method *m) {
+  const struct unmix_swav *sw = swav_of(m);
   size_t b = unmix_ctx_bytes(sw->cwork);
   for (int i = 0; i < MAX_CROPS; i++) b += unmix_ctx_bytes(sw->cgroup[i]);
-  if (sw->queue) b += sizeof(float) * (size_t)m->cfg.swav.n_crops_for_assign * sw->qlen * sw->dim;
+  if (sw->queue) b += sizeof(float) * (size_t)m->spec.swav.n_crops_for_assign * sw->qlen * sw->dim;
   return b;
 }
 
 const float *unmix_swav_last_dscores(struct unmix_method *m, int *rows) {
-  *rows = m->swav->last_rows;
-  return m->swav->last_dscores;
+  *rows = swav_of(m)->last_rows;
+  return swav_of(m)->last_dscores;
 }
 
-int unmix_swav_state(struct unmix_method *m, struct unmix_state_entry *out, int cap) {
-  struct unmix_swav *sw = m->swav;
+static int swav_state(struct unmix_method *m, struct unmix_state_entry *out, int cap) {
+  struct unmix_swav *sw = swav_of(m);
   if (!sw->queue) return 0;
   if (cap >= 1) {
     struct unmix_state_entry *e = &out[0];
     snprintf(e->name, sizeof e->name, "swav.queue");
     e->data = sw->queue;
-    e->numel = (int64_t)m->cfg.swav.n_crops_for_assign * sw->qlen * sw->dim;
+    e->numel = (int64_t)m->spec.swav.n_crops_for_assign * sw->qlen * sw->dim;
     e->ndim = 3;
-    e->shape[0] = m->cfg.swav.n_crops_for_assign;
+    e->shape[0] = m->spec.swav.n_crops_for_assign;
     e->shape[1] = sw->qlen;
     e->shape[2] = sw->dim;
     e->per_rank = m->world > 1;
@@ -399,26 +398,60 @@ int unmix_swav_state(struct unmix_method *m, struct unmix_state_entry *out, int 
   return 1;
 }
 
-int unmix_swav_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap) {
+static int swav_scalars(struct unmix_method *m, const char **names, int64_t *values, int cap) {
   if (cap >= 2) {
     names[0] = "swav.use_the_queue";
-    values[0] = m->swav->use_the_queue;
+    values[0] = swav_of(m)->use_the_queue;
     names[1] = "swav.queue_length";
-    values[1] = m->swav->qlen;
+    values[1] = swav_of(m)->qlen;
   }
   return 2;
 }
 
-unmix_status unmix_swav_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
+static unmix_status swav_set_scalar(struct unmix_method *m, const char *name, int64_t value) {
   if (!strcmp(name, "swav.use_the_queue")) {
-    m->swav->use_the_queue = value != 0;
+    if (value != 0 && value != 1)
+      return unmix_error_set(UNMIX_ERR_FORMAT, "swav.use_the_queue = %lld: a flag is 0 or 1", (long long)value);
+    swav_of(m)->use_the_queue = value != 0;
     return UNMIX_OK;
   }
   if (!strcmp(name, "swav.queue_length")) {
-    if (value != m->swav->qlen)
+    if (value != swav_of(m)->qlen)
       return unmix_error_set(UNMIX_ERR_FORMAT, "checkpoint SwAV queue length %lld differs from this run's %d",
-                             (long long)value, m->swav->qlen);
+                             (long long)value, swav_of(m)->qlen);
     return UNMIX_OK;
   }
   return unmix_error_set(UNMIX_ERR_FORMAT, "unknown SwAV state scalar '%s'", name);
 }
+
+static int swav_views_needed(const struct unmix_method *m) {
+  return m->spec.n_crops;
+}
+
+/* every input (crops, and with Un-Mix one mixed image per crop pair) forward + backward */
+static double swav_step_flops_per_sample(const struct unmix_method *m) {
+  double views = swav_views_needed(m);
+  if (m->spec.unmix.enabled) views += views / 2;
+  return unmix_model_forward_flops(m->model) * 3.0 * views;
+}
+
+/* the prototypes layer on top of the head */
+static void swav_model_needs(const struct unmix_method_spec *spec, struct unmix_model_spec *model) {
+  model->nmb_prototypes = spec->swav.nmb_prototypes;
+}
+
+const struct unmix_method_ops unmix_swav_ops = {
+    .name = "swav",
+    .model_needs = swav_model_needs,
+    .create = swav_create,
+    .destroy = swav_destroy,
+    .step = swav_step,
+    .begin_epoch = swav_begin_epoch,
+    .views_needed = swav_views_needed,
+    .step_flops_per_sample = swav_step_flops_per_sample,
+    .device_bytes = swav_device_bytes,
+    .state = swav_state,
+    .scalars = swav_scalars,
+    .set_scalar = swav_set_scalar,
+    .metric_columns = {NULL},
+};

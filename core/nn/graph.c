@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/nn/arena.h"
 #include "core/nn/model.h"
-#include "core/tensor/tensor.h"
 
 struct node_state {
   float *out;          /* output activation (n, h, w, c) */
@@ -351,8 +351,10 @@ static void accumulate(struct unmix_ctx *ctx, int j, float *g, int64_t numel, bo
   }
 }
 
-void unmix_model_backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int count, const int *nodes,
-                                const float *const *douts) {
+/* Backward with upstream gradients injected at several nodes: douts[i] is (n,
+ * dim(nodes[i])) device, or NULL. */
+static void backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int count, const int *nodes,
+                           const float *const *douts) {
   const struct unmix_backend *be = m->be;
   UNMIX_REQUIRE(ctx->valid && ctx->model == m, "backward without a forward in this context");
   UNMIX_REQUIRE(ctx->need_grad, "backward after a forward with need_grad = false");
@@ -523,7 +525,7 @@ static void sync_bn_backward(struct unmix_model *m, struct unmix_ctx *ctx, int i
 void unmix_model_backward(struct unmix_model *m, struct unmix_ctx *ctx, const float *dout) {
   const float *d[1] = {dout};
   int nodes[1] = {m->out_node};
-  unmix_model_backward_multi(m, ctx, 1, nodes, d);
+  backward_multi(m, ctx, 1, nodes, d);
 }
 
 void unmix_model_replay_bn_updates(struct unmix_model *m, struct unmix_ctx *ctx) {

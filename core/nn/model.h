@@ -12,8 +12,25 @@
 #include <stdint.h>
 
 #include "core/backend/backend.h"
-#include "core/io/config.h"
 #include "core/nn/params.h"
+
+enum unmix_arch {
+  UNMIX_ARCH_RESNET18 = 0,          /* torchvision BasicBlock [2,2,2,2] */
+  UNMIX_ARCH_RESNET34,              /* BasicBlock [3,4,6,3] */
+  UNMIX_ARCH_RESNET50,              /* Bottleneck [3,4,6,3] */
+  UNMIX_ARCH_RESNET18_BOTTLENECK    /* SwAV-CIFAR "resnet18": Bottleneck [2,2,2,2] (SPEC §4.3) */
+};
+enum unmix_stem {
+  UNMIX_STEM_IMAGENET = 0,  /* 7x7/2 conv + 3x3/2 max-pool */
+  UNMIX_STEM_CIFAR,         /* 3x3/1 conv (PyTorch default uniform init), no max-pool */
+  UNMIX_STEM_SWAV_CIFAR     /* ConstantPad2d(1) then 3x3/1 conv pad 1, no max-pool */
+};
+enum unmix_head {
+  UNMIX_HEAD_NONE = 0,   /* backbone features only */
+  UNMIX_HEAD_LINEAR,     /* fc: Linear(feat, dim) (MoCo v1 / MoCo CIFAR) */
+  UNMIX_HEAD_MLP,        /* Linear(feat, hidden) -> ReLU -> Linear(hidden, dim) (MoCo v2) */
+  UNMIX_HEAD_SWAV        /* Linear(feat, hidden) -> BN1d -> ReLU -> Linear(hidden, dim) -> L2 norm, + prototypes */
+};
 
 enum unmix_node_kind {
   UNMIX_NODE_INPUT = 0,
@@ -101,7 +118,6 @@ struct unmix_model_spec {
   int image_size;        /* input H = W (for shape inference) */
   bool lincls_init;      /* classifier fc initialised N(0, 0.01^2), bias 0 (linear evaluation) */
 };
-void unmix_model_spec_from_config(const struct unmix_config *cfg, int image_size, struct unmix_model_spec *spec);
 unmix_status unmix_model_create(const struct unmix_model_spec *spec, const struct unmix_backend *be, uint64_t seed,
                                 struct unmix_model **out);
 void unmix_model_destroy(struct unmix_model *m);
@@ -118,10 +134,6 @@ int unmix_model_node_dim(const struct unmix_model *m, int node);
 /* Backward from the final output: dout (n, out_dim) device. Parameter gradients += into
  * m->params.grad (frozen nodes skipped). Computes no input gradient. */
 void unmix_model_backward(struct unmix_model *m, struct unmix_ctx *ctx, const float *dout);
-/* Backward with upstream gradients injected at several nodes (e.g. the SwAV embedding
- * and the scores): douts[i] is (n, dim(nodes[i])) device, or NULL. */
-void unmix_model_backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int count, const int *nodes,
-                                const float *const *douts);
 /* Re-applies the BatchNorm running-stat updates of the last TRAIN forward in ctx, exactly
  * as a second identical forward would (SPEC §10: symmetric MoCo forwards the mix once). */
 void unmix_model_replay_bn_updates(struct unmix_model *m, struct unmix_ctx *ctx);

@@ -95,7 +95,8 @@ void unmix_param_store_segments(const struct unmix_param_store *s, int64_t *off)
   off[s->count] = s->total;
 }
 
-void unmix_oihw_to_ohwi(const float *src, float *dst, int k, int c, int r, int s) {
+/* OHWI <-> OIHW conversion on the host (torchvision checkpoints hold OIHW). */
+static void oihw_to_ohwi(const float *src, float *dst, int k, int c, int r, int s) {
   for (int o = 0; o < k; o++)
     for (int i = 0; i < c; i++)
       for (int y = 0; y < r; y++)
@@ -103,7 +104,7 @@ void unmix_oihw_to_ohwi(const float *src, float *dst, int k, int c, int r, int s
           dst[(((size_t)o * r + y) * s + x) * c + i] = src[(((size_t)o * c + i) * r + y) * s + x];
 }
 
-void unmix_ohwi_to_oihw(const float *src, float *dst, int k, int c, int r, int s) {
+static void ohwi_to_oihw(const float *src, float *dst, int k, int c, int r, int s) {
   for (int o = 0; o < k; o++)
     for (int i = 0; i < c; i++)
       for (int y = 0; y < r; y++)
@@ -116,7 +117,7 @@ void unmix_param_store_get_from(const struct unmix_param_store *s, const float *
   if (e->layout == UNMIX_LAYOUT_CONV_OHWI) {
     float *tmp = unmix_xmalloc(sizeof(float) * (size_t)e->numel);
     s->be->memcpy_d2h(tmp, base + e->offset, sizeof(float) * (size_t)e->numel);
-    unmix_ohwi_to_oihw(tmp, dst, e->shape[0], e->shape[1], e->shape[2], e->shape[3]);
+    ohwi_to_oihw(tmp, dst, e->shape[0], e->shape[1], e->shape[2], e->shape[3]);
     free(tmp);
   } else {
     s->be->memcpy_d2h(dst, base + e->offset, sizeof(float) * (size_t)e->numel);
@@ -131,7 +132,7 @@ void unmix_param_store_set(struct unmix_param_store *s, int idx, const float *sr
   const struct unmix_param_entry *e = &s->entries[idx];
   if (e->layout == UNMIX_LAYOUT_CONV_OHWI) {
     float *tmp = unmix_xmalloc(sizeof(float) * (size_t)e->numel);
-    unmix_oihw_to_ohwi(src, tmp, e->shape[0], e->shape[1], e->shape[2], e->shape[3]);
+    oihw_to_ohwi(src, tmp, e->shape[0], e->shape[1], e->shape[2], e->shape[3]);
     s->be->memcpy_h2d(s->data + e->offset, tmp, sizeof(float) * (size_t)e->numel);
     free(tmp);
   } else {

@@ -13,6 +13,9 @@
 
 #include "core/backend/backend.h"
 
+/* Random-stream purpose of parameter initialisation (index = tensor number); values: core/util/rng.h. */
+enum unmix_nn_rng_purpose { UNMIX_RNG_INIT = 1 };
+
 enum unmix_init_kind {
   UNMIX_INIT_ZERO = 0,
   UNMIX_INIT_ONE,
@@ -71,7 +74,3 @@ void unmix_param_store_get_from(const struct unmix_param_store *s, const float *
 int64_t unmix_param_store_numel(const struct unmix_param_store *s); /* sum of numel (no padding) */
 /* Segment offsets for per-tensor ops (LARC norms): off has count+1 entries. */
 void unmix_param_store_segments(const struct unmix_param_store *s, int64_t *off);
-
-/* OHWI <-> OIHW conversion on the host. */
-void unmix_oihw_to_ohwi(const float *src, float *dst, int k, int c, int r, int s);
-void unmix_ohwi_to_oihw(const float *src, float *dst, int k, int c, int r, int s);

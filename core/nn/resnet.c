@@ -325,17 +325,3 @@ int unmix_model_conv_names(const struct unmix_model *m, const char **names, int 
   }
   return k;
 }
-
-void unmix_model_spec_from_config(const struct unmix_config *cfg, int image_size, struct unmix_model_spec *spec) {
-  memset(spec, 0, sizeof *spec);
-  spec->arch = cfg->model.arch;
-  spec->stem = cfg->model.stem;
-  spec->width = cfg->model.width;
-  spec->bn_splits = cfg->model.bn_splits;
-  spec->head = cfg->model.head;
-  spec->dim = cfg->model.dim;
-  spec->hidden = cfg->model.hidden;
-  spec->in_channels = 3;
-  spec->image_size = image_size;
-  if (cfg->method == UNMIX_METHOD_SWAV) spec->nmb_prototypes = cfg->swav.nmb_prototypes;
-}

@@ -6,8 +6,41 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/io/config.h"
 #include "core/nn/params.h"
+
+#define UNMIX_MAX_MILESTONES 8
+
+enum unmix_optim_kind { UNMIX_OPTIM_SGD = 0, UNMIX_OPTIM_LARC };
+enum unmix_sched_kind {
+  UNMIX_SCHED_COSINE_1BASED = 0, /* per epoch e = 1..E: lr*0.5*(1+cos(pi*e/E)) (MoCo CIFAR, SPEC §2.6) */
+  UNMIX_SCHED_COSINE,            /* per epoch e = 0..E-1: lr*0.5*(1+cos(pi*e/E)) (MoCo v2 --cos) */
+  UNMIX_SCHED_STEP,              /* per epoch: lr * gamma^(number of milestones <= e) */
+  UNMIX_SCHED_WARMUP_COSINE,     /* per iteration: linear warmup then cosine to final_lr (SwAV, SPEC §4.7) */
+  UNMIX_SCHED_CONSTANT
+};
+
+/* The optimiser spec (the manifest's optim section). */
+struct unmix_optim_config {
+  enum unmix_optim_kind kind;
+  float lr;
+  float momentum;
+  float weight_decay;
+  int batch_size;              /* global batch (split over ranks) */
+  float larc_trust;            /* 0.001 */
+  float larc_eps;              /* 1e-8 */
+  bool larc_clip;              /* false: scale mode (SPEC §4.7) */
+};
+
+/* The learning-rate schedule (the manifest's schedule section). */
+struct unmix_schedule_config {
+  enum unmix_sched_kind kind;
+  int n_milestones;
+  int milestones[UNMIX_MAX_MILESTONES];
+  float gamma;                 /* step decay factor (0.1) */
+  int warmup_epochs;
+  float start_warmup;
+  float final_lr;
+};
 
 struct unmix_optimizer {
   enum unmix_optim_kind kind;

@@ -1,6 +1,7 @@
 /* Thread-local error message store and the programmer-error panic. */
 #include "core/util/error.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,19 +76,32 @@ UNMIX_NORETURN void unmix_panic(const char *file, int line, const char *fmt, ...
   abort();
 }
 
+/* Running out of host memory is not a bug: a configuration (model.dim, batch size, queue,
+ * dataset) can simply need more than the machine or its `ulimit -v` gives. The x-allocators
+ * cannot return an error, so they say so plainly and exit with status 1 (no abort, no core). */
+UNMIX_NORETURN void unmix_out_of_memory(size_t bytes) {
+  fprintf(stderr,
+          "unmix: out of memory: could not allocate %zu bytes (%.1f MiB) of host memory.\n"
+          "The configuration needs more memory than this machine (or its `ulimit -v`) allows: use a smaller\n"
+          "model (model.dim, model.width), batch (optim.batch_size), queue (moco.K) or dataset subset.\n",
+          bytes, (double)bytes / (1024.0 * 1024.0));
+  fflush(stderr);
+  exit(1);
+}
+
 void *unmix_xmalloc(size_t bytes) {
   void *p = malloc(bytes ? bytes : 1);
-  if (!p) unmix_panic(__FILE__, __LINE__, "out of host memory allocating %zu bytes", bytes);
+  if (!p) unmix_out_of_memory(bytes);
   return p;
 }
 void *unmix_xcalloc(size_t count, size_t size) {
   void *p = calloc(count ? count : 1, size ? size : 1);
-  if (!p) unmix_panic(__FILE__, __LINE__, "out of host memory allocating %zu x %zu bytes", count, size);
+  if (!p) unmix_out_of_memory(size && count > SIZE_MAX / size ? SIZE_MAX : count * size);
   return p;
 }
 void *unmix_xrealloc(void *p, size_t bytes) {
   void *q = realloc(p, bytes ? bytes : 1);
-  if (!q) unmix_panic(__FILE__, __LINE__, "out of host memory reallocating %zu bytes", bytes);
+  if (!q) unmix_out_of_memory(bytes);
   return q;
 }
 char *unmix_xstrdup(const char *s) {

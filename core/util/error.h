@@ -55,8 +55,10 @@ UNMIX_NORETURN void unmix_panic(const char *file, int line, const char *fmt, ...
   } while (0)
 #define UNMIX_UNREACHABLE() unmix_panic(__FILE__, __LINE__, "unreachable")
 
-/* Checked allocation helpers: NULL-checked malloc/calloc that panic on failure for small
- * internal bookkeeping; large user-sized buffers use unmix_try_alloc and report NOMEM. */
+/* Checked allocation helpers: NULL-checked malloc/calloc for small internal bookkeeping;
+ * on failure they print a plain out-of-memory message (unmix_out_of_memory) and exit(1).
+ * Large user-sized buffers use plain malloc and report UNMIX_ERR_NOMEM. */
+UNMIX_NORETURN void unmix_out_of_memory(size_t bytes);
 void *unmix_xmalloc(size_t bytes);
 void *unmix_xcalloc(size_t count, size_t size);
 void *unmix_xrealloc(void *p, size_t bytes);

@@ -5,19 +5,6 @@
  * fp32 GEMM 1e-5 (summation order only), fp32 conv 1e-4 (cuDNN's FMA algorithms include
  * Winograd and FFT transforms), tf32 2e-3 (see gpu_check.h), bf16 2e-2. */
 #include "tests/gpu/gpu_check.h"
-#ifdef UNMIX_WITH_CUDA
-#include "core/backend/cuda/cuda_backend.h"
-#endif
-
-/* Deterministic mode is the CUDA backend's own switch (absent from builds without it, where
- * every case is skipped anyway). */
-static void set_deterministic(bool on) {
-#ifdef UNMIX_WITH_CUDA
-  unmix_cuda_set_deterministic(on);
-#else
-  (void)on;
-#endif
-}
 
 static const char *prec_name(enum unmix_precision p) {
   return p == UNMIX_PREC_FP32 ? "fp32" : p == UNMIX_PREC_TF32 ? "tf32" : "bf16";
@@ -181,7 +168,7 @@ static void check_conv(struct gpu_pair *b, struct conv_data *d, enum unmix_preci
            g->stride, g->pad, prec_name(prec), det ? " det" : "");
   float *y = hzeros(d->ny), *dx = hzeros(d->nx), *dw = hzeros(d->nw);
   b->gpu->set_precision(prec);
-  set_deterministic(det);
+  b->gpu->set_deterministic(det);
   conv_run(b, d, tag, y, dx, dw);
   snprintf(what, sizeof what, "conv fwd %s", tag);
   ck_gpu_close(what, y, d->y, d->ny, conv_tol(prec));
@@ -198,7 +185,7 @@ static void check_conv(struct gpu_pair *b, struct conv_data *d, enum unmix_preci
     ck_gpu_same(what, dw2, dw, d->nw);
     free(y2), free(dx2), free(dw2);
   }
-  set_deterministic(false);
+  b->gpu->set_deterministic(false);
   b->gpu->set_precision(UNMIX_PREC_FP32);
   free(y), free(dx), free(dw);
 }
@@ -225,6 +212,7 @@ START_TEST(test_conv_tf32_bf16) {
     check_conv(&b, &d, UNMIX_PREC_TF32, false);
     check_conv(&b, &d, UNMIX_PREC_BF16, false);
     check_conv(&b, &d, UNMIX_PREC_TF32, true);
+    check_conv(&b, &d, UNMIX_PREC_BF16, true);
     check_conv(&b, &d, UNMIX_PREC_FP32, false); /* switching back finds the fp32 plans again */
     conv_teardown(&b, &d);
   }
@@ -260,6 +248,126 @@ START_TEST(test_conv_nan) {
 }
 END_TEST
 
+/* ---- did the precision mode engage? ----------------------------------------------------------- */
+/* Tolerances only bound the error from above: an ignored set_precision, or a bf16 pass that
+ * quietly ran in tf32, would pass every case above. These probes make the mode visible in
+ * the result. Each dot product is 32 pairs (1 + 2^-e, -1) x (1, 1): exact in fp32, it sums to
+ * 32 * 2^-e. TF32 keeps 10 mantissa bits, so with e = 12 its operands lose the 2^-12 (rounded
+ * or truncated) and the sum is 0; bf16 keeps 7, so with e = 9 it is 0 in bf16 but 2^-4
+ * exactly in tf32 and fp32. Every partial sum is a small dyadic number: no rounding of the
+ * accumulation can hide or fake the difference. */
+static float probe_want(enum unmix_precision run, int e) {
+  const bool lost = (run == UNMIX_PREC_TF32 && e > 10) || (run == UNMIX_PREC_BF16 && e > 7);
+  return lost ? 0.0f : 32.0f * ldexpf(1.0f, -e);
+}
+static void probe_fill(float *x, size_t n, int e) {
+  for (size_t i = 0; i < n; i++) x[i] = i % 2 ? -1.0f : 1.0f + ldexpf(1.0f, -e);
+}
+
+/* GEMM: C(m,n) = A(m,64) B(64,n), rows of A the probe pattern, B all ones. */
+static void probe_gemm(struct gpu_pair *b, enum unmix_precision prec, int e) {
+  const int m = 3, n = 5, k = 64;
+  float *a = hzeros((size_t)m * k), *bm = hzeros((size_t)k * n), *c = hzeros((size_t)m * n);
+  probe_fill(a, (size_t)m * k, e);
+  for (int i = 0; i < k * n; i++) bm[i] = 1.0f;
+  float *ga = dput(b->gpu, a, (size_t)m * k), *gb = dput(b->gpu, bm, (size_t)k * n), *gc = dput(b->gpu, NULL, (size_t)m * n);
+  b->gpu->set_precision(prec);
+  b->gpu->gemm(false, false, m, n, k, 1.0f, ga, k, gb, n, 0.0f, gc, n);
+  b->gpu->set_precision(UNMIX_PREC_FP32);
+  char what[96];
+  snprintf(what, sizeof what, "gemm %s engaged (probe 2^-%d)", prec_name(prec), e);
+  dget(b->gpu, what, gc, (size_t)m * n, c);
+  const float want = probe_want(prec, e);
+  for (int i = 0; i < m * n; i++)
+    ck_assert_msg(c[i] == want, "%s: C[%d] = %.9g, want %.9g (the mode did not change the arithmetic)", what, i,
+                  (double)c[i], (double)want);
+  printf("gpu-check %-44s ok\n", what);
+  dfree(b->gpu, ga), dfree(b->gpu, gb), dfree(b->gpu, gc);
+  free(a), free(bm), free(c);
+}
+
+/* Conv forward, 1x1, 64 input channels holding the probe pattern, weights all one. */
+static void probe_conv(struct gpu_pair *b, enum unmix_precision prec, bool det, int e) {
+  struct unmix_conv_geom g;
+  unmix_conv_geom_init(&g, 4, 8, 8, 64, 32, 1, 1, 1, 0);
+  const size_t nx = (size_t)g.n * g.h * g.w * g.c, nw = (size_t)g.k * g.c, ny = (size_t)g.n * g.p * g.q * g.k;
+  float *x = hzeros(nx), *w = hzeros(nw), *y = hzeros(ny);
+  probe_fill(x, nx, e); /* channel c of every pixel: c even 1 + 2^-e, c odd -1 */
+  for (size_t i = 0; i < nw; i++) w[i] = 1.0f;
+  float *gx = dput(b->gpu, x, nx), *gw = dput(b->gpu, w, nw), *gy = dput(b->gpu, NULL, ny);
+  b->gpu->set_precision(prec);
+  b->gpu->set_deterministic(det);
+  const struct unmix_op_query q = {.prec = prec, .conv = &g};
+  const bool native = b->gpu->supports_op(UNMIX_OP_CONV2D_FORWARD, &q);
+  b->gpu->conv2d_forward(&g, gx, gw, gy);
+  b->gpu->set_deterministic(false);
+  b->gpu->set_precision(UNMIX_PREC_FP32);
+  char what[96];
+  snprintf(what, sizeof what, "conv fwd %s%s engaged (probe 2^-%d)", prec_name(prec), det ? " det" : "", e);
+  ck_assert_msg(native, "%s: cuDNN has no %s kernel for a 1x1 conv with C = 64, K = 32", what, prec_name(prec));
+  dget(b->gpu, what, gy, ny, y);
+  const float want = probe_want(prec, e);
+  for (size_t i = 0; i < ny; i++)
+    ck_assert_msg(y[i] == want, "%s: y[%zu] = %.9g, want %.9g (the mode did not change the arithmetic)", what, i,
+                  (double)y[i], (double)want);
+  printf("gpu-check %-44s ok\n", what);
+  dfree(b->gpu, gx), dfree(b->gpu, gw), dfree(b->gpu, gy);
+  free(x), free(w), free(y);
+}
+
+START_TEST(test_precision_engaged) {
+  struct gpu_pair b;
+  if (!gpu_begin("tf32 / bf16 really change the arithmetic (GEMM, conv, det)", &b)) return;
+  for (int pr = UNMIX_PREC_FP32; pr <= UNMIX_PREC_BF16; pr++)
+    for (int e = 9; e <= 12; e += 3) {
+      probe_gemm(&b, (enum unmix_precision)pr, e);
+      probe_conv(&b, (enum unmix_precision)pr, false, e);
+      probe_conv(&b, (enum unmix_precision)pr, true, e);
+    }
+}
+END_TEST
+
+/* Shapes whose channel counts cuDNN's bf16 NHWC kernels take (multiples of 8): every pass must
+ * run natively in bf16 (no tf32 fallback), close to the CPU and, in deterministic mode, repeat
+ * bit for bit. The odd shapes of g_convs may fall back; their count is reported. */
+static const struct conv_case g_bf16_convs[] = {
+    {4, 8, 8, 16, 32, 3, 3, 1, 1},
+    {6, 9, 7, 32, 16, 3, 3, 2, 1},
+    {5, 8, 8, 64, 128, 1, 1, 2, 0},
+};
+
+START_TEST(test_conv_bf16_native) {
+  struct gpu_pair b;
+  if (!gpu_begin("conv2d bf16 without fallback (C, K multiples of 8; det)", &b)) return;
+  static const enum unmix_op passes[3] = {UNMIX_OP_CONV2D_FORWARD, UNMIX_OP_CONV2D_BACKWARD_DATA,
+                                          UNMIX_OP_CONV2D_BACKWARD_WEIGHT};
+  for (int i = 0; i < (int)(sizeof g_bf16_convs / sizeof g_bf16_convs[0]); i++) {
+    struct conv_data d;
+    conv_setup(&b, &g_bf16_convs[i], 1100 + 10 * i, &d);
+    for (int det = 0; det < 2; det++) {
+      b.gpu->set_deterministic(det);
+      for (int ps = 0; ps < 3; ps++) {
+        const struct unmix_op_query q = {.prec = UNMIX_PREC_BF16, .conv = &d.g};
+        ck_assert_msg(b.gpu->supports_op(passes[ps], &q), "no native bf16 %s for conv case %d%s",
+                      unmix_op_name(passes[ps]), i, det ? " (deterministic)" : "");
+      }
+      b.gpu->set_deterministic(false);
+      check_conv(&b, &d, UNMIX_PREC_BF16, det);
+    }
+    conv_teardown(&b, &d);
+  }
+  int fallbacks = 0;
+  for (int i = 0; i < NCONV; i++) {
+    struct unmix_conv_geom g;
+    const struct conv_case *cc = &g_convs[i];
+    unmix_conv_geom_init(&g, cc->n, cc->h, cc->w, cc->c, cc->k, cc->r, cc->s, cc->stride, cc->pad);
+    const struct unmix_op_query q = {.prec = UNMIX_PREC_BF16, .conv = &g};
+    for (int ps = 0; ps < 3; ps++) fallbacks += !b.gpu->supports_op(passes[ps], &q);
+  }
+  printf("gpu-check %-44s %d of %d passes run in tf32\n", "conv bf16 fallbacks (odd shapes)", fallbacks, 3 * NCONV);
+}
+END_TEST
+
 /* Two test cases, so that CK_RUN_CASE=gemm or =conv runs one kind. */
 static Suite *make_suite(void) {
   Suite *s = suite_create("gpu_dense");
@@ -267,12 +375,14 @@ static Suite *make_suite(void) {
   tcase_set_timeout(tg, 600);
   tcase_add_test(tg, test_gemm);
   tcase_add_test(tg, test_linear);
+  tcase_add_test(tg, test_precision_engaged);
   suite_add_tcase(s, tg);
   TCase *tc = tcase_create("conv");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_conv_fp32);
   tcase_add_test(tc, test_conv_tf32_bf16);
   tcase_add_test(tc, test_conv_nan);
+  tcase_add_test(tc, test_conv_bf16_native);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -117,7 +117,7 @@ END_TEST
 /* ---- batch-axis and mixing ------------------------------------------------------------------ */
 START_TEST(test_batch_axis) {
   struct gpu_pair b;
-  if (!gpu_begin("flip_batch / gather_rows / scatter_rows / mix_global / mix_region", &b)) return;
+  if (!gpu_begin("flip_batch / gather_rows / scatter_rows / blend_flipped / paste_box_flipped", &b)) return;
   const int n = 7, h = 11, w = 13, c = 3;
   const int64_t row = (int64_t)h * w * c;
   const size_t tot = (size_t)n * row;
@@ -138,18 +138,18 @@ START_TEST(test_batch_axis) {
   b.gpu->scatter_rows(n, row, gi, gx, gy);
   dget(b.gpu, "scatter", gy, tot, got);
   ck_gpu_close("scatter_rows", got, want, tot, 0.0);
-  b.cpu->mix_global(n, row, 0.37f, x, want);
-  b.gpu->mix_global(n, row, 0.37f, gx, gy);
-  dget(b.gpu, "mix_global", gy, tot, got);
-  ck_gpu_close("mix_global", got, want, tot, TOL_FP32);
-  b.cpu->mix_region(n, h, w, c, 2, 7, 3, 12, x, want);
-  b.gpu->mix_region(n, h, w, c, 2, 7, 3, 12, gx, gy);
-  dget(b.gpu, "mix_region", gy, tot, got);
-  ck_gpu_close("mix_region", got, want, tot, 0.0);
-  b.cpu->mix_region(n, h, w, c, 0, 0, 0, 0, x, want); /* an empty box copies */
-  b.gpu->mix_region(n, h, w, c, 0, 0, 0, 0, gx, gy);
-  dget(b.gpu, "mix_region empty", gy, tot, got);
-  ck_gpu_close("mix_region empty box", got, want, tot, 0.0);
+  b.cpu->blend_flipped(n, row, 0.37f, x, want);
+  b.gpu->blend_flipped(n, row, 0.37f, gx, gy);
+  dget(b.gpu, "blend_flipped", gy, tot, got);
+  ck_gpu_close("blend_flipped", got, want, tot, TOL_FP32);
+  b.cpu->paste_box_flipped(n, h, w, c, 2, 7, 3, 12, x, want);
+  b.gpu->paste_box_flipped(n, h, w, c, 2, 7, 3, 12, gx, gy);
+  dget(b.gpu, "paste_box_flipped", gy, tot, got);
+  ck_gpu_close("paste_box_flipped", got, want, tot, 0.0);
+  b.cpu->paste_box_flipped(n, h, w, c, 0, 0, 0, 0, x, want); /* an empty box copies */
+  b.gpu->paste_box_flipped(n, h, w, c, 0, 0, 0, 0, gx, gy);
+  dget(b.gpu, "paste_box_flipped empty", gy, tot, got);
+  ck_gpu_close("paste_box_flipped empty box", got, want, tot, 0.0);
   dfree(b.gpu, gx), dfree(b.gpu, gy), dfree(b.gpu, gi);
   free(x), free(want), free(got);
 }
@@ -332,6 +332,30 @@ START_TEST(test_batchnorm_nan) {
 }
 END_TEST
 
+/* Eval mode ignores splits: 0 (a BN that never trained with splits) and a value that does not
+ * divide the batch must both give the CPU's result (the kernel once divided by splits). */
+START_TEST(test_batchnorm_eval_any_splits) {
+  struct gpu_pair b;
+  if (!gpu_begin("batchnorm_forward_eval with splits 0 and 3 (n = 5)", &b)) return;
+  const int n = 5, hw = 7, c = 3;
+  const size_t nx = (size_t)n * hw * c;
+  float *x = hrand(nx, 160, -1, 1), *gamma = hrand(c, 161, 0.5f, 1.5f), *beta = hrand(c, 162, -1, 1),
+        *rm = hrand(c, 163, -0.1f, 0.1f), *rv = hrand(c, 164, 0.5f, 1.5f), *want = hzeros(nx), *got = hzeros(nx);
+  const struct unmix_bn_geom g1 = {n, hw, c, 1};
+  b.cpu->batchnorm_forward_eval(&g1, x, gamma, beta, rm, rv, 1e-5f, want);
+  float *gx = dput(b.gpu, x, nx), *gg = dput(b.gpu, gamma, c), *gb = dput(b.gpu, beta, c), *grm = dput(b.gpu, rm, c),
+        *grv = dput(b.gpu, rv, c), *gy = dput(b.gpu, NULL, nx);
+  for (int splits = 0; splits <= 3; splits += 3) {
+    const struct unmix_bn_geom g = {n, hw, c, splits};
+    b.gpu->batchnorm_forward_eval(&g, gx, gg, gb, grm, grv, 1e-5f, gy);
+    dget(b.gpu, "bn eval any splits", gy, nx, got);
+    ck_gpu_close(splits ? "bn eval y (splits 3)" : "bn eval y (splits 0)", got, want, nx, TOL_FP32);
+  }
+  dfree(b.gpu, gx), dfree(b.gpu, gg), dfree(b.gpu, gb), dfree(b.gpu, grm), dfree(b.gpu, grv), dfree(b.gpu, gy);
+  free(x), free(gamma), free(beta), free(rm), free(rv), free(want), free(got);
+}
+END_TEST
+
 /* ---- row-wise normalisation and losses ------------------------------------------------------ */
 START_TEST(test_l2norm) {
   struct gpu_pair b;
@@ -379,6 +403,10 @@ static void check_softmax(struct gpu_pair *b, int n, int d, float scale, bool no
     dget(b->gpu, what, gy, nd, got);
     ck_gpu_close(what, got, y, nd, TOL_FP32);
     if (nonfinite) continue;
+    if (!lg) { /* the tails too: every probability to TOL_FP32 of itself, not of the row's largest */
+      snprintf(what, sizeof what, "softmax_forward n%d d%d per element", n, d);
+      ck_gpu_close_rel(what, got, y, nd, TOL_FP32, 1e-30);
+    }
     b->gpu->memcpy_h2d(gy, y, nd * sizeof(float)); /* backward from the CPU's y */
     if (lg) b->cpu->log_softmax_backward(n, d, scale, dy, y, dx), b->gpu->log_softmax_backward(n, d, scale, gdy, gy, gdx);
     else b->cpu->softmax_backward(n, d, scale, dy, y, dx), b->gpu->softmax_backward(n, d, scale, gdy, gy, gdx);
@@ -489,15 +517,16 @@ START_TEST(test_sum_nonfinite) {
   for (int t = 0; t < (gpu_small() ? 2 : 3); t++) {
     const size_t n = sizes[t];
     char what[64];
-    float *x = hrand(n, 70 + t, -1, 1), want = 0, got = 0;
+    /* Mean 1, so the sum (~n) is its own scale and nothing cancels: both backends add in
+     * double, so the float results agree to a unit or two in the last place (2.4e-7); one
+     * dropped block of 1024 elements at n = 7.8M would be 1.3e-4. */
+    float *x = hrand(n, 70 + t, 0.5f, 1.5f), want = 0, got = 0;
     float *gx = dput(b.gpu, x, n), *go = dput(b.gpu, NULL, 1);
     b.cpu->sum(n, x, &want);
     b.gpu->sum(n, gx, go);
     dget(b.gpu, "sum", go, 1, &got);
-    snprintf(what, sizeof what, "sum n%zu", n);
-    /* relative to sum |x| (~n/2): the sum itself is near 0 */
-    const float scale = (float)n * 0.5f, gs = got / scale, ws = want / scale;
-    ck_gpu_close(what, &gs, &ws, 1, TOL_FP32);
+    snprintf(what, sizeof what, "sum n%zu (mean 1)", n);
+    ck_gpu_close_rel(what, &got, &want, 1, 2.4e-7, 1e-30);
     b.cpu->nonfinite_count(n, x, &want);
     b.gpu->nonfinite_count(n, gx, go);
     dget(b.gpu, "nonfinite", go, 1, &got);
@@ -654,13 +683,88 @@ START_TEST(test_topk) {
 }
 END_TEST
 
+/* ---- row_dot / axpy_rows ------------------------------------------------------------------------ */
+/* Strided outputs and scales as the contrastive logits use them (column 0 of an (n, 1+K)
+ * matrix): the entries between the strided ones must stay untouched / unread. */
+START_TEST(test_row_dot_axpy_rows) {
+  struct gpu_pair b;
+  if (!gpu_begin("row_dot / axpy_rows (strided out and scale)", &b)) return;
+  static const int shapes[3][3] = {{13, 7, 5}, {256, 128, 4097}, {3, 5003, 1}};
+  for (int t = 0; t < 3; t++) {
+    const int n = shapes[t][0], d = shapes[t][1], st = shapes[t][2];
+    const size_t nd = (size_t)n * d, ns = (size_t)n * st;
+    char what[64];
+    float *a = hrand(nd, 400 + t, -1, 1), *bb = hrand(nd, 410 + t, -1, 1), *out = hrand(ns, 420 + t, -1, 1);
+    float *y = hrand(nd, 430 + t, -1, 1), *sc = hrand(ns, 440 + t, -2, 2), *got = hzeros(nd > ns ? nd : ns);
+    float *out_c = hcopy(out, ns), *y_c = hcopy(y, nd);
+    for (size_t i = 0; i < ns; i++)
+      if (i % (size_t)st) sc[i] = NAN; /* read only every st-th scale */
+    float *ga = dput(b.gpu, a, nd), *gb = dput(b.gpu, bb, nd), *go = dput(b.gpu, out, ns), *gy = dput(b.gpu, y, nd),
+          *gs = dput(b.gpu, sc, ns);
+    b.cpu->row_dot(n, d, a, bb, out_c, st);
+    b.gpu->row_dot(n, d, ga, gb, go, st);
+    snprintf(what, sizeof what, "row_dot n%d d%d stride %d", n, d, st);
+    dget(b.gpu, what, go, ns, got);
+    ck_gpu_close_rel(what, got, out_c, ns, TOL_FP32, 1e-3); /* untouched entries compare exactly */
+    b.cpu->axpy_rows(n, d, sc, st, a, y_c);
+    b.gpu->axpy_rows(n, d, gs, st, ga, gy);
+    snprintf(what, sizeof what, "axpy_rows+= n%d d%d stride %d", n, d, st);
+    dget(b.gpu, what, gy, nd, got);
+    ck_gpu_close(what, got, y_c, nd, TOL_FP32);
+    dfree(b.gpu, ga), dfree(b.gpu, gb), dfree(b.gpu, go), dfree(b.gpu, gy), dfree(b.gpu, gs);
+    free(a), free(bb), free(out), free(y), free(sc), free(got), free(out_c), free(y_c);
+  }
+}
+END_TEST
+
+/* ---- memory ops through the table --------------------------------------------------------------- */
+START_TEST(test_memcpy_and_host_memory) {
+  struct gpu_pair b;
+  if (!gpu_begin("memcpy_d2d / alloc_host / free_host", &b)) return;
+  const size_t n = 100003;
+  float *hx = b.gpu->alloc_host(n * sizeof(float)), *hy = b.gpu->alloc_host(n * sizeof(float));
+  ck_assert_msg(hx && hy, "alloc_host of %zu floats failed", n);
+  unmix_test_fill(hx, n, 450, -1, 1);
+  for (size_t i = 0; i < n; i++) hy[i] = NAN;
+  float *gx = dput(b.gpu, NULL, n), *gy = dput(b.gpu, NULL, n);
+  b.gpu->memcpy_h2d(gx, hx, n * sizeof(float)); /* from page-locked memory */
+  b.gpu->memcpy_d2d(gy, gx, n * sizeof(float));
+  b.gpu->memcpy_d2d(gy + 5, gx + 100, 7 * sizeof(float)); /* a piece inside, unaligned */
+  b.gpu->memcpy_d2d(gy, gy, n * sizeof(float));           /* onto itself: nothing happens */
+  b.gpu->memcpy_d2h(hy, gy, n * sizeof(float));           /* into page-locked memory */
+  float *want = hcopy(hx, n);
+  memcpy(want + 5, hx + 100, 7 * sizeof(float));
+  ck_gpu_same("memcpy_d2d (whole, piece, self)", hy, want, n);
+  float *back = hzeros(n);
+  dget(b.gpu, "memcpy_d2d guards", gy, n, back); /* dget checks the guards around gy */
+  dfree(b.gpu, gx), dfree(b.gpu, gy);
+  b.gpu->free_host(hx);
+  b.gpu->free_host(hy);
+  b.gpu->free_host(NULL); /* as free(NULL) */
+  free(want), free(back);
+}
+END_TEST
+
 /* ---- contract checks -------------------------------------------------------------------------- */
 START_TEST(test_supports_and_alloc) {
   struct gpu_pair b;
   if (!gpu_begin("supports_op for every op; alloc returns NULL when memory is short", &b)) return;
   for (int op = 0; op < UNMIX_OP_COUNT; op++)
-    ck_assert_msg(b.gpu->supports_op((enum unmix_op)op), "cuda does not support %s", unmix_op_name(op));
-  ck_assert(!b.gpu->supports_op(UNMIX_OP_COUNT));
+    ck_assert_msg(b.gpu->supports_op((enum unmix_op)op, NULL), "cuda does not support %s", unmix_op_name(op));
+  ck_assert(!b.gpu->supports_op(UNMIX_OP_COUNT, NULL));
+  /* the explicit exceptions: a top-k beyond the rank pass's grid, k > d */
+  const struct unmix_op_query big_k = {.n = 2, .d = (int64_t)1 << 30, .k = (int64_t)1 << 26};
+  const struct unmix_op_query knn = {.n = 256, .d = 50000, .k = 200}, k_over_d = {.n = 2, .d = 10, .k = 11};
+  ck_assert(!b.gpu->supports_op(UNMIX_OP_TOPK, &big_k));
+  ck_assert(!b.gpu->supports_op(UNMIX_OP_TOPK, &k_over_d));
+  ck_assert(b.gpu->supports_op(UNMIX_OP_TOPK, &knn));
+  /* every precision is real on the GPU for an ordinary 3x3 convolution */
+  struct unmix_conv_geom g;
+  unmix_conv_geom_init(&g, 8, 16, 16, 64, 64, 3, 3, 1, 1);
+  for (int prec = UNMIX_PREC_FP32; prec <= UNMIX_PREC_BF16; prec++) {
+    const struct unmix_op_query q = {.prec = (enum unmix_precision)prec, .conv = &g};
+    ck_assert_msg(b.gpu->supports_op(UNMIX_OP_CONV2D_FORWARD, &q), "no conv forward in precision %d", prec);
+  }
   void *huge = b.gpu->alloc((size_t)1 << 52);
   ck_assert_msg(huge == NULL, "a 4 PiB allocation succeeded");
   float *ok = b.gpu->alloc(1024);
@@ -700,12 +804,12 @@ static Suite *make_suite(void) {
   } cases[] = {
       {"elementwise", {test_relu, test_add_blas1, test_copy, test_batch_axis}},
       {"pool", {test_maxpool, test_avgpool_pad}},
-      {"bn", {test_batchnorm, test_batchnorm_nan}},
+      {"bn", {test_batchnorm, test_batchnorm_nan, test_batchnorm_eval_any_splits}},
       {"rows", {test_l2norm, test_softmax, test_cross_entropy, test_soft_cross_entropy}},
-      {"reduce", {test_sum_nonfinite, test_sumsq_segments, test_row_col, test_reductions_repeat}},
+      {"reduce", {test_sum_nonfinite, test_sumsq_segments, test_row_col, test_reductions_repeat, test_row_dot_axpy_rows}},
       {"optim", {test_sgd}},
       {"topk", {test_topk}},
-      {"contract", {test_supports_and_alloc}},
+      {"contract", {test_supports_and_alloc, test_memcpy_and_host_memory}},
   };
   Suite *s = suite_create("gpu_ops");
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

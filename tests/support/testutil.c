@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/util/blas.h"
+#include "core/util/fs.h"
 #include "core/util/rng.h"
 
 void unmix_test_init(int argc, char **argv) { unmix_blas_fix_coretype(argc, argv); }
@@ -150,6 +151,61 @@ int unmix_test_unmix(const char *dir, char **out, const char *fmt, ...) {
   if (out) *out = o;
   else free(o);
   return st;
+}
+
+const char *unmix_test_tail(const char *out) {
+  if (!out) return "(no output)";
+  size_t n = strlen(out);
+  return n > 1500 ? out + n - 1500 : out;
+}
+
+void unmix_test_expect(const char *out, const char *want) {
+  ck_assert_msg(out && strstr(out, want) != NULL, "output lacks '%s':\n%s", want, unmix_test_tail(out));
+}
+
+char *unmix_test_run_expect(const char *dir, int rc, const char *want, const char *args) {
+  char *o = NULL;
+  int st = unmix_test_unmix(dir, &o, "%s", args);
+  ck_assert_msg(st == rc, "unmix %.300s: exit %d, expected %d:\n%s", args, st, rc, unmix_test_tail(o));
+  if (want) unmix_test_expect(o, want);
+  return o;
+}
+
+const char *unmix_test_path(const char *dir, const char *name) {
+  static char buf[8][4096];
+  static int k;
+  char *p = buf[k++ % 8];
+  snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+  return p;
+}
+
+char *unmix_test_read(const char *path, size_t *len) {
+  uint8_t *b = NULL;
+  size_t n = 0;
+  ck_assert_msg(unmix_fs_read(path, 0, &b, &n) == UNMIX_OK, "%s", unmix_error_message());
+  if (len) *len = n;
+  return (char *)b;
+}
+
+void unmix_test_mkdirs(const char *path) {
+  ck_assert_msg(unmix_fs_mkdirs(path, 0777) == UNMIX_OK, "%s", unmix_error_message());
+}
+
+void unmix_test_write(const char *path, const void *data, size_t len) {
+  char dir[4096];
+  if (strchr(path, '/')) unmix_test_mkdirs(unmix_fs_dirname(path, dir, sizeof dir));
+  FILE *f = fopen(path, "wb");
+  ck_assert_msg(f != NULL, "cannot write %s", path);
+  ck_assert_msg(fwrite(data, 1, len, f) == len && fclose(f) == 0, "cannot write %s", path);
+}
+
+void unmix_test_write_text(const char *path, const char *text) { unmix_test_write(path, text, strlen(text)); }
+
+struct unmix_model *unmix_test_model(struct unmix_model_spec spec, uint64_t seed) {
+  if (!spec.in_channels) spec.in_channels = 3;
+  struct unmix_model *m = NULL;
+  ck_assert_msg(unmix_model_create(&spec, unmix_test_cpu(), seed, &m) == UNMIX_OK, "%s", unmix_error_message());
+  return m;
 }
 
 const char *unmix_test_src_path(const char *rel, char *buf, size_t len) {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/backend/backend.h"
+#include "core/nn/model.h"
 
 /* Runs the suite with CK_NORMAL output; exits non-zero if any case failed. Also applies
  * the OpenBLAS core fix (re-exec) so tests run on the right kernels. */
@@ -48,6 +49,22 @@ void unmix_guarded_free(float *p);
 /* A fresh temporary directory (removed recursively by unmix_test_rmdir). */
 char *unmix_test_tmpdir(const char *tag);
 void unmix_test_rmdir(const char *path);
+/* "dir/name" in one of 8 rotating static buffers (paths built inline in a test). */
+const char *unmix_test_path(const char *dir, const char *name);
+/* The whole file, NUL-terminated (*len without the NUL; len may be NULL); fails the test,
+ * naming the path, when it cannot be read. Caller frees. */
+char *unmix_test_read(const char *path, size_t *len);
+/* Writes len bytes (replacing the file, creating missing parent directories); fails the
+ * test naming the path on error. */
+void unmix_test_write(const char *path, const void *data, size_t len);
+void unmix_test_write_text(const char *path, const char *text);
+/* mkdir -p; fails the test on error. */
+void unmix_test_mkdirs(const char *path);
+
+/* ---- models -------------------------------------------------------------------------- */
+/* A model on the CPU backend from a spec written with designated initialisers, so no call
+ * site depends on an argument order (in_channels 0 = 3). Fails the test on error. */
+struct unmix_model *unmix_test_model(struct unmix_model_spec spec, uint64_t seed);
 /* Path of a file under the source tree ("tests/golden/x.bin" -> absolute). */
 const char *unmix_test_src_path(const char *rel, char *buf, size_t len);
 /* Runs a shell command, returns its exit status (or -1); output captured to *out if non-NULL. */
@@ -55,6 +72,13 @@ int unmix_test_sh(const char *cmd, char **out);
 /* Runs `$UNMIX_BIN ARGS` in directory dir with stderr merged (ctest sets UNMIX_BIN); returns
  * the exit status, the output in *out (caller frees) when out is non-NULL. */
 int unmix_test_unmix(const char *dir, char **out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The last 1500 bytes of a command's output (Check truncates long failure messages). */
+const char *unmix_test_tail(const char *out);
+/* Fails the test unless `want` occurs in out (the message shows the output's tail). */
+void unmix_test_expect(const char *out, const char *want);
+/* Runs `unmix ARGS` in dir; fails the test unless it exits with rc and, when want is not
+ * NULL, prints want. Returns the output (caller frees). */
+char *unmix_test_run_expect(const char *dir, int rc, const char *want, const char *args);
 
 /* ---- golden fixtures --------------------------------------------------------------- */
 struct unmix_fixture_entry {

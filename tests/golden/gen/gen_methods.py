@@ -1,6 +1,6 @@
 """Golden fixtures for the MoCo and SwAV (+ Un-Mix) losses and gradients, computed in
 float64 by a PyTorch transcription of the official Un-Mix code (unmix_c10.py for MoCo,
-UnMix_SwAV/for_CIFAR/main_swav_unmix.py for SwAV, SPEC §2.5, §4.4-4.5), at fixed lambda,
+UnMix_SwAV/for_CIFAR/main_swav_unmix.py for SwAV, FIDELITY §2.5, §3.4-§3.5), at fixed lambda,
 box and key permutations. Parameters, inputs and the queue come from the hash formula of
 gen_models.py, so nothing large is stored. Run:
   /work/venv-torch/bin/python tests/golden/gen/gen_methods.py
@@ -182,7 +182,7 @@ def moco_run(symmetric, unmix, glob, lam_drawn, cx, cy, perms, streams, dtype):
 
 
 def sinkhorn_ref(out, eps, iters):
-    """The old SwAV distributed_sinkhorn at world size 1 (SPEC §4.5)."""
+    """The old SwAV distributed_sinkhorn at world size 1 (FIDELITY §3.5)."""
     Q = torch.exp(out / eps).t()
     Q /= torch.sum(Q)
     Kp, B = Q.shape
@@ -286,7 +286,7 @@ def main():
     g = torch.Generator().manual_seed(3)
     perms = (torch.randperm(N, generator=g), torch.randperm(N, generator=g))
     moco_fixture("moco_sym_global", True, True, True, 0.3, 0, 0, perms)
-    moco_fixture("moco_sym_region", True, True, False, 0.3, 5, 20, perms)  # the SPEC §1.3 example box
+    moco_fixture("moco_sym_region", True, True, False, 0.3, 5, 20, perms)  # the FIDELITY §1.3 example box
     moco_fixture("moco_asym_global", False, True, True, 0.7, 0, 0, perms)
     moco_fixture("moco_asym_region", False, True, False, 0.5, 30, 2, perms)
     moco_fixture("moco_sym_nomix", True, False, True, 1.0, 0, 0, perms)

@@ -262,7 +262,7 @@ def model_fixture(path, model, x, train, out_fn=lambda y: y, stream=5000, grads=
 
 
 def optim_fixture(path):
-    """SGD (torch.optim.SGD) and LARC (apex semantics, SPEC §4.7) on four tensors, 3 steps."""
+    """SGD (torch.optim.SGD) and LARC (apex semantics, FIDELITY §3.7) on four tensors, 3 steps."""
     shapes = [(7, 5), (13,), (3, 4, 2), (6,)]
     entries = {}
     for mode in ("sgd", "larc"):

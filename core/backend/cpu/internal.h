@@ -1,0 +1,12 @@
+/* Internal declarations of the CPU backend: one function per row of core/backend/ops.def
+ * (generated, named unmix_cpu_<op>; the contracts are written there) and the scratch
+ * memory. Every op is multithreaded with OpenMP; GEMM-shaped work goes to OpenBLAS SGEMM. */
+#pragma once
+#include "core/backend/backend.h"
+
+/* Scratch memory reused across calls (ops run on one caller thread at a time). */
+float *unmix_cpu_scratch(int slot, size_t floats);
+
+#define UNMIX_OP(NAME, name, family, params) void unmix_cpu_##name params;
+#include "core/backend/ops.def"
+#undef UNMIX_OP
