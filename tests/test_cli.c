@@ -178,7 +178,7 @@ END_TEST
  * nowhere outside the repository. */
 START_TEST(help_texts) {
   static const char *const cmds[] = {"train",       "info",       "bench",      "validate",   "data",
-                                     "collect",     "baseline",   "data fetch", "data check", "data synth", "data import",
+                                     "collect",     "baseline",   "plot",       "data fetch", "data check", "data synth", "data import",
                                      "bench ops",   "bench step", "bench data", "bench comm", "bench tsne"};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     char a[128], b[128];
@@ -230,22 +230,22 @@ START_TEST(baseline_levels) {
   free(run_expect(0, NULL, "data synth fashion-mnist data --n 64 --n-test 32 --classes 4 --seed 3"));
   char man[1200];
   snprintf(man, sizeof man, "%s/m.yaml", g_dir);
-  write_file(man,
+  unmix_test_write_text(man,
              "name: b\nmethod: moco\n"
              "data: {dataset: fashion-mnist, root: data, channels: 3, pad_to: 32, workers: 1}\n"
              "model: {arch: resnet18, stem: cifar, width: 4, bn_splits: 2, head: linear, dim: 16}\n"
              "moco: {K: 32}\noptim: {batch_size: 16}\nknn: {k: 5, bank_subset: 48, test_subset: 24}\n");
   char *o = run_expect(0, "raw-pixels  top-1", "baseline m.yaml --csv b.csv");
-  expect(o, "untrained   top-1");
-  expect(o, "kNN k 5 t 0.1, 48 bank, 24 queries");
+  unmix_test_expect(o, "untrained   top-1");
+  unmix_test_expect(o, "kNN k 5 t 0.1, 48 bank, 24 queries");
   free(o);
   char path[1300], cmd[1400];
   snprintf(path, sizeof path, "%s/b.csv", g_dir);
   snprintf(cmd, sizeof cmd, "cat '%s'", path);
   ck_assert_int_eq(unmix_test_sh(cmd, &o), 0);
-  expect(o, "baseline,manifest,dataset,features,dim,k,t,bank,queries,top1,top5,seconds\nraw-pixels,m.yaml,fashion-mnist,"
+  unmix_test_expect(o, "baseline,manifest,dataset,features,dim,k,t,bank,queries,top1,top5,seconds\nraw-pixels,m.yaml,fashion-mnist,"
             "pixels,3072,5,0.1,48,24,");
-  expect(o, "\nuntrained,m.yaml,fashion-mnist,embedding,16,5,0.1,48,24,");
+  unmix_test_expect(o, "\nuntrained,m.yaml,fashion-mnist,embedding,16,5,0.1,48,24,");
   free(o);
   /* the same seed gives the same untrained network, hence the same level */
   free(run_expect(0, NULL, "baseline m.yaml --csv c.csv"));
@@ -261,7 +261,7 @@ START_TEST(sweep_point_reuses_main_run) {
   free(run_expect(0, NULL, "data synth fashion-mnist data --n 64 --n-test 32 --seed 1"));
   char man[1200], src[1024], cmd[4096];
   snprintf(man, sizeof man, "%s/m.yaml", g_dir);
-  write_file(man,
+  unmix_test_write_text(man,
              "name: main\nmethod: moco\nbackend: cpu\n"
              "data: {dataset: fashion-mnist, root: data, recipe: moco-cifar, workers: 1}\n"
              "model: {arch: resnet18, stem: cifar, width: 4, bn_splits: 2, head: linear, dim: 16}\n"
@@ -278,7 +278,7 @@ START_TEST(sweep_point_reuses_main_run) {
            "runs/p0.5/manifest.yaml && grep -c 'table: \"sweep-prob\"' runs/p0.5/manifest.yaml && test -L runs/p0.5/metrics.csv",
            g_dir, src);
   ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "%s", o);
-  expect(o, "identical training configuration), re-used");
+  unmix_test_expect(o, "identical training configuration), re-used");
   free(o);
   /* another P is another configuration: trained, not linked */
   snprintf(cmd, sizeof cmd,
@@ -286,7 +286,7 @@ START_TEST(sweep_point_reuses_main_run) {
            "--set name=main_p0.25 2>&1 && test ! -e runs/p0.25/REUSED && test ! -L runs/p0.25/metrics.csv",
            g_dir, src);
   ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "%s", o);
-  expect(o, "differs from runs/main's; training it");
+  unmix_test_expect(o, "differs from runs/main's; training it");
   free(o);
 }
 END_TEST
@@ -301,6 +301,29 @@ START_TEST(paper_csv_is_plain) {
   ck_assert_int_eq(unmix_test_sh(cmd, &o), 0);
   ck_assert_str_eq(o, "table,dataset,method,variant,unmix,epochs,metric,value,source\n0\n");
   free(o);
+}
+END_TEST
+
+
+/* `unmix plot RUN...` draws the runs' curves; --watch redraws (--count bounds it here) */
+START_TEST(plot_runs) {
+  if (unmix_test_sh("command -v gnuplot >/dev/null 2>&1", NULL) != 0) {
+    printf("SKIPPED (no gnuplot): plot_runs\n");
+    return;
+  }
+  char cmd[1400];
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && mkdir -p a b && printf 'epoch,loss,knn_top1\\n1,9.5,40\\n2,9.1,45\\n' > a/metrics.csv && "
+           "printf 'epoch,loss,knn_top1\\n1,9.7,41\\n' > b/metrics.csv",
+           g_dir);
+  ck_assert_int_eq(unmix_test_sh(cmd, NULL), 0);
+  free(run_expect(0, "unmix plot: a/curves.png (2 runs)", "plot a b"));
+  snprintf(cmd, sizeof cmd, "test -s '%s/a/curves.png' && head -c 4 '%s/a/curves.png' | od -c | grep -q P", g_dir, g_dir);
+  ck_assert_msg(unmix_test_sh(cmd, NULL) == 0, "a/curves.png is not a PNG");
+  free(run_expect(0, "x.png redrawn at", "plot a/metrics.csv --out x.png --columns knn_top1 --watch 1 --count 1"));
+  free(run_expect(1, "nowhere: no metrics.csv", "plot nowhere"));
+  free(run_expect(1, "gnuplot failed", "plot a --columns no_such_column --out y.png"));
+  free(run_expect(2, "--watch must be an integer", "plot a --watch 0"));
 }
 END_TEST
 
@@ -320,6 +343,7 @@ static Suite *suite(void) {
   tcase_add_test(t, baseline_levels);
   tcase_add_test(t, sweep_point_reuses_main_run);
   tcase_add_test(t, paper_csv_is_plain);
+  tcase_add_test(t, plot_runs);
   suite_add_tcase(s, t);
   return s;
 }

@@ -513,7 +513,7 @@ START_TEST(test_resolved_round_trip) {
                       "data:\n"
                       "  dataset: fashion-mnist\n  root: \"dir with \\\"quotes\\\" and \\\\ and: colon # hash\"\n"
                       "  recipe: test\n  subset: 1000\n  test_subset: 500\n  workers: 3\n  prefetch: 7\n"
-                      "  pad_to: 32\n  channels: 1\n  skip_corrupt: true\n"
+                      "  pad_to: 32\n  channels: 1\n  skip_corrupt: true\n  grey_images: true\n"
                       "  crops:\n    - {nmb: 2, size: 224, min_scale: 0.14, max_scale: 1}\n"
                       "    - {nmb: 6, size: 96, min_scale: 0.05, max_scale: 0.14}\n"
                       "  mean: [0.1, -0.25, 3.3333333]\n  std: [1e-3, 0.2, 1]\n"
