@@ -36,6 +36,10 @@ START_TEST(test_arena_consolidates) {
     if (step == 0) ck_assert_uint_ge(unmix_arena_capacity(a), cap); /* merged into one block */
     else ck_assert_uint_eq(unmix_arena_capacity(a), cap);            /* one block: nothing new */
   }
+  /* one contiguous block: an allocation larger than any of the first step's blocks fits */
+  const size_t cap = unmix_arena_capacity(a);
+  ck_assert_ptr_nonnull(unmix_arena_alloc(a, cap - 4096));
+  ck_assert_uint_eq(unmix_arena_capacity(a), cap);
   unmix_arena_destroy(a);
 }
 END_TEST
