@@ -1,4 +1,4 @@
-/* The NCCL communicator (core/dist/comm_nccl.c) on one GPU: asked for by name, NCCL is used
+/* The NCCL communicator (core/comm/comm_nccl.c) on one GPU: asked for by name, NCCL is used
  * even by a single rank, so its set-up (id file, non-blocking init), each collective (device
  * and staged host buffers), the event wait and the finalise/destroy all run for real. With
  * one rank every collective is the identity, which is what the results must show. Two ranks
@@ -6,13 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The communicator is moving from core/dist to core/comm (issue 11); either spelling builds
- * until both branches have landed. */
-#if __has_include("core/comm/comm.h")
 #include "core/comm/comm.h"
-#else
-#include "core/dist/comm.h"
-#endif
 #include "tests/gpu/gpu_check.h"
 
 START_TEST(test_nccl_one_rank) {
