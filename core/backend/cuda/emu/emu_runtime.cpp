@@ -53,8 +53,8 @@ extern "C" char __start_emu_shared[], __stop_emu_shared[];
 static char emu_shared_anchor[16] __attribute__((section("emu_shared"), used, aligned(16)));
 extern "C" void emu_ctx_start(void);
 
-thread_local uint3 threadIdx, blockIdx, blockDim, gridDim;
-thread_local volatile int emu_in_atomic;
+__thread uint3 threadIdx, blockIdx, blockDim, gridDim;
+__thread volatile int emu_in_atomic;
 
 /* ==== configuration ============================================================================ */
 namespace {

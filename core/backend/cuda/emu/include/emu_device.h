@@ -27,9 +27,10 @@
 struct uint3 {
   unsigned int x, y, z;
 };
-/* Set by the scheduler before every switch into a kernel thread. blockDim/gridDim are uint3 (CUDA:
- * dim3) so that, like the others, they are trivial thread_locals without C++ TLS init wrappers. */
-extern thread_local uint3 threadIdx, blockIdx, blockDim, gridDim;
+/* Set by the scheduler before every switch into a kernel thread. GNU __thread (not C++
+ * thread_local, whose extern declarations go through TLS wrapper functions that UBSan's null check
+ * trips over in fibers); blockDim/gridDim are uint3 (CUDA: dim3) to stay trivial. */
+extern __thread uint3 threadIdx, blockIdx, blockDim, gridDim;
 static constexpr int warpSize = 32;
 
 /* ---- synchronisation (implemented by the scheduler) ------------------------------------------- */
@@ -44,7 +45,7 @@ uint64_t emu_warp_collective(enum emu_warp_op op, unsigned mask, uint64_t value,
 unsigned emu_activemask(void);
 /* Atomics on shared memory are not races: the race checker (a signal handler) skips accesses while
  * this is set, hence volatile and the signal fences around it. */
-extern thread_local volatile int emu_in_atomic;
+extern __thread volatile int emu_in_atomic;
 #define EMU_ATOMIC_BEGIN() (emu_in_atomic = 1, __atomic_signal_fence(__ATOMIC_SEQ_CST))
 #define EMU_ATOMIC_END() (__atomic_signal_fence(__ATOMIC_SEQ_CST), emu_in_atomic = 0)
 
