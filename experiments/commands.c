@@ -19,6 +19,7 @@ const struct unmix_command unmix_commands[] = {
     {"flatness", "sorted softmax of MoCo queries against the queue (motivation figure)", unmix_cmd_flatness},
     {"export", "write a checkpoint's backbone as a torchvision safetensors file (no fc)", unmix_cmd_export},
     {"baseline", "kNN of raw pixels and of the untrained network under a manifest's monitor", unmix_cmd_baseline},
+    {"plot", "draw runs' curves (loss, kNN per epoch) from their metrics.csv; --watch redraws", unmix_cmd_plot},
     {"collect", "gather run directories into results tables (ours | paper | delta | provenance)", unmix_cmd_collect},
     {NULL, NULL, NULL},
 };

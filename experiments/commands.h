@@ -16,6 +16,7 @@ int unmix_cmd_fail(const char *cmd);
 
 int unmix_cmd_baseline(int argc, char **argv);
 int unmix_cmd_bench(int argc, char **argv);
+int unmix_cmd_plot(int argc, char **argv);
 int unmix_cmd_collect(int argc, char **argv);
 int unmix_cmd_data(int argc, char **argv);
 int unmix_cmd_info(int argc, char **argv);

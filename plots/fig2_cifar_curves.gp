@@ -2,8 +2,10 @@
 # Un-Mix, on CIFAR-10 and CIFAR-100, from the runs' metrics.csv (columns epoch, loss, knn_top1).
 # Rows: the three methods; columns: CIFAR-10 loss, kNN, CIFAR-100 loss, kNN. MoCo symmetric is
 # drawn solid and asymmetric dashed; + Un-Mix in orange. A missing run is left out of its panel
-# (a panel with no run says so). The loss is the total the method optimises (with Un-Mix: the
-# weighted sum of its terms).
+# (a panel with no run says so). The loss panels plot loss_main, the method's loss of the two
+# original views, which every run has: the Un-Mix total adds the two mixture terms and would not
+# be comparable with the plain run's (symmetric MoCo sums both directions: compare symmetric
+# with symmetric, asymmetric with asymmetric).
 #   gnuplot -e "runs='results/runs'; out='results/figures/fig2_cifar_curves'" plots/fig2_cifar_curves.gp
 # Inputs: runs (the directory of <cifar10|cifar100>_<row>/metrics.csv), out, tag (a note for
 # the title, e.g. "SMOKE RUN"). Writes out.png (pngcairo) and out.svg.
@@ -39,10 +41,10 @@ do for [fmt in "png svg"] {
   set multiplot layout 3,4 title 'MoCo, SimCLR and BYOL vs + Un-Mix on CIFAR: training loss and kNN top-1'.(tag ne '' ? ' ['.tag.']' : '')
   do for [m=1:3] {
     do for [d=1:2] {
-      do for [panel in "loss knn_top1"] {
-        set title meth[m].', '.dsl[d].(panel eq 'loss' ? ': training loss' : ': kNN top-1 (%)')
-        set ylabel (panel eq 'loss' ? 'Loss' : 'kNN Acc. (%)')
-        if (panel eq 'loss') { set key top right box opaque } else { set key bottom right box opaque }
+      do for [panel in "loss_main knn_top1"] {
+        set title meth[m].', '.dsl[d].(panel eq 'loss_main' ? ': training loss (original views)' : ': kNN top-1 (%)')
+        set ylabel (panel eq 'loss_main' ? 'Loss' : 'kNN Acc. (%)')
+        if (panel eq 'loss_main') { set key top right box opaque } else { set key bottom right box opaque }
         cmd = ''
         do for [v=1:4] {
           if (stems[4*(m-1)+v] ne '') {

@@ -3,7 +3,7 @@
 # columns beta, ours, status). Dashed lines: the paper's MoCo and MoCo + Un-Mix (beta = 1) numbers
 # from the paper table (ref, default results/cifar-moco.csv), when that file is there.
 #   gnuplot -e "in='results/sweep-beta.csv'; out='results/figures/sweep_beta'" plots/sweep_beta.gp
-# Inputs: in, out, ref, dataset (default cifar10), tag (a title note).
+# Inputs: in, out, ref, dataset (default cifar10), tag (a title note; default: from the table's status column).
 if (!exists("in")) in = 'results/sweep-beta.csv'
 if (!exists("out")) out = 'results/figures/sweep_beta'
 if (!exists("ref")) ref = 'results/cifar-moco.csv'
@@ -12,6 +12,9 @@ if (!exists("tag")) tag = ''
 xcol = 'beta'; xlab = 'beta (lambda ~ Beta(beta, beta))'; what = 'beta'
 set logscale x
 readable(f) = int(system("test -r '".f."' && echo 1 || echo 0"))
+# the table's own status column marks the figure, so a re-plot by hand keeps the SMOKE/partial note
+nstat(s) = int(system(sprintf("awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i==\"status\") c=i; next} c && $c==\"%s\" {n++} END{print n+0}' '%s'", s, in)))
+if (tag eq '' && readable(in)) { tag = (nstat('smoke') > 0 ? 'SMOKE RUN - not the paper protocol' : (nstat('partial') > 0 ? 'partial runs: fewer epochs than the paper' : '')) }
 if (!readable(in)) { print 'sweep_beta.gp: cannot read '.in; exit status 1 }
 # the paper's number of a cifar-moco row (dataset, variant symmetric, unmix u), or "" when absent
 paper(u) = !readable(ref) ? '' : system(sprintf("awk -F, 'NR==1{for(i=1;i<=NF;i++) h[$i]=i; next} $h[\"dataset\"]==\"%s\" && $h[\"variant\"]==\"symmetric\" && $h[\"unmix\"]==\"%s\" {print $h[\"paper\"]; exit}' '%s'", dataset, u, ref))

@@ -102,9 +102,12 @@ gap=$(awk -v a="${mean[moco_sym_unmix]}" -v b="${mean[moco_sym]}" 'BEGIN { print
   echo
   echo "| row | kNN top-1 (%) | kNN top-5 (%) | seeds |"
   echo "|---|---|---|---|"
-  awk -F, 'NR > 1 { name = ($1 == "raw-pixels" ? "raw pixels (no training)" : $1 == "untrained" ? "untrained network (initialisation)" :
-    $1 == "moco_sym" ? "MoCo (symmetric)" : "MoCo + Un-Mix"); pm = ($6 > 1 ? sprintf(" +- %.2f", $3) : "");
-    pm5 = ($6 > 1 ? sprintf(" +- %.2f", $5) : ""); printf "| %s | %.2f%s | %.2f%s | %s |\n", name, $2, pm, $4, pm5, ($1 ~ /^moco/ ? $6 : "-") }' "$sum_csv"
+  awk -F, 'NR > 1 {
+    if ($1 == "raw-pixels") name = "raw pixels (no training)"; else if ($1 == "untrained") name = "untrained network (initialisation)"
+    else if ($1 == "moco_sym") name = "MoCo (symmetric)"; else name = "MoCo + Un-Mix"
+    pm = ""; pm5 = ""; if ($6 > 1) { pm = sprintf(" +- %.2f", $3); pm5 = sprintf(" +- %.2f", $5) }
+    seeds = "-"; if ($1 ~ /^moco/) seeds = $6
+    printf "| %s | %.2f%s | %.2f%s | %s |\n", name, $2, pm, $4, pm5, seeds }' "$sum_csv"
   echo
   echo "Un-Mix - MoCo: $gap points of kNN top-1 (seed-to-seed std: MoCo ${sd[moco_sym]}, Un-Mix ${sd[moco_sym_unmix]})."
 } >"$sum_md"

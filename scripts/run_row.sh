@@ -4,6 +4,9 @@
 #       trains MANIFEST into DIR; a finished run of the same resolved manifest is re-used, an
 #       interrupted one resumes (unmix train --resume), a finished run of ANOTHER manifest is an
 #       error (never silently re-used nor overwritten).
+#   run_row.sh reuse MANIFEST DIR MAIN_DIR [--set KEY=VALUE]...
+#       a row whose training configuration is MAIN_DIR's finished run (apart from name and paper:)
+#       links to that run instead of training it again (see cmd_reuse)
 #   run_row.sh eval NAME DIR OUTFILE [--optional] -- TEMPLATE
 #       runs the `unmix NAME` evaluation TEMPLATE (a command line in which {run} stands for DIR)
 #       once DIR's training has finished, unless DIR/OUTFILE exists and was made by the same
@@ -115,11 +118,46 @@ cmd_eval() {
   printf '%s' "$cmd" >"$stamp"
 }
 
-[ $# -ge 1 ] || die "usage: run_row.sh train|eval ..."
+# reuse MANIFEST DIR MAIN_DIR [--set KEY=VALUE]...: a sweep point whose training configuration
+# is the main row's (sweep-prob P=0.5, sweep-beta beta=1) reuses MAIN_DIR's finished run: DIR
+# gets the row's own manifest.yaml (its name and paper: block) and links to MAIN_DIR's files.
+# Only when the two resolved manifests agree apart from name and paper.*; otherwise it trains.
+cmd_reuse() {
+  [ $# -ge 3 ] || die "usage: run_row.sh reuse MANIFEST DIR MAIN_DIR [--set KEY=VALUE]..."
+  local manifest=$1 dir=$2 main=$3
+  shift 3
+  [ "$(status_of "$main")" = finished ] || die "reuse: $main has not finished (train the main row first)"
+  local mine theirs keep=()
+  local sets=("$@")
+  case "$BACKEND" in auto | cpu | cuda) sets+=(--set "backend=$BACKEND") ;; esac
+  mine=$("$UNMIX" validate "$manifest" --print "${sets[@]}" | tail -n +2) || die "$manifest: invalid (see above)"
+  # the main run's resolved manifest with this row's name and paper: block
+  local a
+  for a in "${sets[@]}"; do case "$a" in name=* | paper.* | backend=*) keep+=(--set "$a") ;; esac; done
+  theirs=$("$UNMIX" validate "$main/manifest.yaml" --print "${keep[@]}" | tail -n +2) || die "$main/manifest.yaml: invalid"
+  if [ "$mine" != "$theirs" ]; then
+    echo "== $dir: its configuration differs from $main's; training it"
+    cmd_train "$manifest" "$dir" "$@"
+    return
+  fi
+  mkdir -p "$dir"
+  printf '%s\n' "$theirs" >"$dir/manifest.yaml"
+  cp "$main/status.yaml" "$dir/status.yaml"
+  local f abs
+  abs=$(cd "$main" && pwd)
+  for f in metrics.csv steps.csv checkpoint.safetensors train.log lincls.csv tsne.csv; do
+    [ -e "$main/$f" ] && ln -sfn "$abs/$f" "$dir/$f"
+  done
+  echo "reused from $abs (the same training configuration; only name and paper: differ)" >"$dir/REUSED"
+  echo "== $dir: the main row's run $main (identical training configuration), re-used"
+}
+
+[ $# -ge 1 ] || die "usage: run_row.sh train|eval|reuse ..."
 sub=$1
 shift
 case "$sub" in
   train) cmd_train "$@" ;;
   eval) cmd_eval "$@" ;;
-  *) die "unknown step '$sub' (train or eval)" ;;
+  reuse) cmd_reuse "$@" ;;
+  *) die "unknown step '$sub' (train, eval or reuse)" ;;
 esac

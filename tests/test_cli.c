@@ -178,7 +178,7 @@ END_TEST
  * nowhere outside the repository. */
 START_TEST(help_texts) {
   static const char *const cmds[] = {"train",       "info",       "bench",      "validate",   "data",
-                                     "collect",     "baseline",   "data fetch", "data check", "data synth", "data import",
+                                     "collect",     "baseline",   "plot",       "data fetch", "data check", "data synth", "data import",
                                      "bench ops",   "bench step", "bench data", "bench comm", "bench tsne"};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     char a[128], b[128];
@@ -255,6 +255,78 @@ START_TEST(baseline_levels) {
 }
 END_TEST
 
+
+/* sweep-prob P=0.5 / sweep-beta beta=1 link to the main row's run instead of training it again */
+START_TEST(sweep_point_reuses_main_run) {
+  free(run_expect(0, NULL, "data synth fashion-mnist data --n 64 --n-test 32 --seed 1"));
+  char man[1200], src[1024], cmd[4096];
+  snprintf(man, sizeof man, "%s/m.yaml", g_dir);
+  unmix_test_write_text(man,
+             "name: main\nmethod: moco\nbackend: cpu\n"
+             "data: {dataset: fashion-mnist, root: data, recipe: moco-cifar, workers: 1}\n"
+             "model: {arch: resnet18, stem: cifar, width: 4, bn_splits: 2, head: linear, dim: 16}\n"
+             "moco: {K: 32, symmetric: true}\nunmix: {prob: 0.5}\noptim: {batch_size: 16, lr: 0.06}\n"
+             "train: {epochs: 1, steps_per_epoch: 2}\nknn: {every: 0}\npaper: {table: main}\n");
+  unmix_test_src_path("scripts/run_row.sh", src, sizeof src);
+  char *o = NULL;
+  snprintf(cmd, sizeof cmd, "cd '%s' && UNMIX=\"$UNMIX_BIN\" BACKEND= '%s' train m.yaml runs/main 2>&1", g_dir, src);
+  ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "%s", o);
+  free(o);
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && UNMIX=\"$UNMIX_BIN\" BACKEND= '%s' reuse m.yaml runs/p0.5 runs/main --set unmix.prob=0.5 "
+           "--set name=main_p0.5 --set paper.table=sweep-prob 2>&1 && cat runs/p0.5/REUSED && grep -c 'name: \"main_p0.5\"' "
+           "runs/p0.5/manifest.yaml && grep -c 'table: \"sweep-prob\"' runs/p0.5/manifest.yaml && test -L runs/p0.5/metrics.csv",
+           g_dir, src);
+  ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "%s", o);
+  unmix_test_expect(o, "identical training configuration), re-used");
+  free(o);
+  /* another P is another configuration: trained, not linked */
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && UNMIX=\"$UNMIX_BIN\" BACKEND= '%s' reuse m.yaml runs/p0.25 runs/main --set unmix.prob=0.25 "
+           "--set name=main_p0.25 2>&1 && test ! -e runs/p0.25/REUSED && test ! -L runs/p0.25/metrics.csv",
+           g_dir, src);
+  ck_assert_msg(unmix_test_sh(cmd, &o) == 0, "%s", o);
+  unmix_test_expect(o, "differs from runs/main's; training it");
+  free(o);
+}
+END_TEST
+
+
+/* results/paper/paper_results.csv is a plain CSV (pandas.read_csv reads it without options) */
+START_TEST(paper_csv_is_plain) {
+  char src[1024], cmd[1400];
+  unmix_test_src_path("results/paper/paper_results.csv", src, sizeof src);
+  snprintf(cmd, sizeof cmd, "head -n 1 '%s'; grep -c '^#' '%s' || true", src, src);
+  char *o = NULL;
+  ck_assert_int_eq(unmix_test_sh(cmd, &o), 0);
+  ck_assert_str_eq(o, "table,dataset,method,variant,unmix,epochs,metric,value,source\n0\n");
+  free(o);
+}
+END_TEST
+
+
+/* `unmix plot RUN...` draws the runs' curves; --watch redraws (--count bounds it here) */
+START_TEST(plot_runs) {
+  if (unmix_test_sh("command -v gnuplot >/dev/null 2>&1", NULL) != 0) {
+    printf("SKIPPED (no gnuplot): plot_runs\n");
+    return;
+  }
+  char cmd[1400];
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && mkdir -p a b && printf 'epoch,loss,knn_top1\\n1,9.5,40\\n2,9.1,45\\n' > a/metrics.csv && "
+           "printf 'epoch,loss,knn_top1\\n1,9.7,41\\n' > b/metrics.csv",
+           g_dir);
+  ck_assert_int_eq(unmix_test_sh(cmd, NULL), 0);
+  free(run_expect(0, "unmix plot: a/curves.png (2 runs)", "plot a b"));
+  snprintf(cmd, sizeof cmd, "test -s '%s/a/curves.png' && head -c 4 '%s/a/curves.png' | od -c | grep -q P", g_dir, g_dir);
+  ck_assert_msg(unmix_test_sh(cmd, NULL) == 0, "a/curves.png is not a PNG");
+  free(run_expect(0, "x.png redrawn at", "plot a/metrics.csv --out x.png --columns knn_top1 --watch 1 --count 1"));
+  free(run_expect(1, "nowhere: no metrics.csv", "plot nowhere"));
+  free(run_expect(1, "gnuplot failed", "plot a --columns no_such_column --out y.png"));
+  free(run_expect(2, "--watch must be an integer", "plot a --watch 0"));
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("cli");
   TCase *t = tcase_create("cli");
@@ -269,6 +341,9 @@ static Suite *suite(void) {
   tcase_add_test(t, help_texts);
   tcase_add_test(t, recipe_grey_images_and_moco_crops);
   tcase_add_test(t, baseline_levels);
+  tcase_add_test(t, sweep_point_reuses_main_run);
+  tcase_add_test(t, paper_csv_is_plain);
+  tcase_add_test(t, plot_runs);
   suite_add_tcase(s, t);
   return s;
 }

@@ -56,7 +56,7 @@ static void bad(const char *body, const char *needle) {
 START_TEST(test_defaults_match_reference) {
   struct unmix_config c;
   unmix_config_init_defaults(&c);
-  /* SPEC §2.1 */
+  /* FIDELITY §2.1 */
   ck_assert_int_eq(c.method, UNMIX_METHOD_MOCO);
   ck_assert_int_eq(c.model.arch, UNMIX_ARCH_RESNET18);
   ck_assert_int_eq(c.model.stem, UNMIX_STEM_CIFAR);
@@ -86,7 +86,7 @@ START_TEST(test_defaults_match_reference) {
   ck_assert_uint_eq(c.seed, 0);
   ck_assert_str_eq(c.backend, "auto"); /* GPU when usable, else CPU */
   ck_assert_int_eq(c.precision, UNMIX_PREC_TF32);
-  /* SPEC §4.1 */
+  /* FIDELITY §3.1 */
   ck_assert_int_eq(c.swav.nmb_prototypes, 100);
   ck_assert_float_eq(c.swav.temperature, 0.1f);
   ck_assert_float_eq(c.swav.epsilon, 0.05f);
@@ -513,7 +513,7 @@ START_TEST(test_resolved_round_trip) {
                       "data:\n"
                       "  dataset: fashion-mnist\n  root: \"dir with \\\"quotes\\\" and \\\\ and: colon # hash\"\n"
                       "  recipe: test\n  subset: 1000\n  test_subset: 500\n  workers: 3\n  prefetch: 7\n"
-                      "  pad_to: 32\n  channels: 1\n  skip_corrupt: true\n"
+                      "  pad_to: 32\n  channels: 1\n  skip_corrupt: true\n  grey_images: true\n"
                       "  crops:\n    - {nmb: 2, size: 224, min_scale: 0.14, max_scale: 1}\n"
                       "    - {nmb: 6, size: 96, min_scale: 0.05, max_scale: 0.14}\n"
                       "  mean: [0.1, -0.25, 3.3333333]\n  std: [1e-3, 0.2, 1]\n"

@@ -4,7 +4,7 @@
  * without and with Un-Mix (reverse quirk and the paper variant: losses, the gradient w.r.t.
  * the scores, all parameter gradients), and Sinkhorn-Knopp, on narrow nets (model.width
  * 16 / 8) whose float32 gradients are well conditioned. Also
- * the mixing draws' distributions and the SPEC §1.3 box example. */
+ * the mixing draws' distributions and the FIDELITY §1.3 box example. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

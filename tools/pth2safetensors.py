@@ -24,6 +24,7 @@ import os
 import re
 import struct
 import sys
+import zlib
 
 LAYOUTS = ("auto", "moco-cifar", "moco", "swav", "torchvision")
 HEADS = ("fc.", "projection_head.", "prototypes.")
@@ -144,6 +145,16 @@ def write_safetensors(path, tensors, metadata):
         header[name] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
+    # unmix.crc32, as core/io/checkpoint.c writes and checks it: CRC-32 of the data region, then of
+    # each tensor's name, dtype and shape in file order (a file with unmix.* keys must carry it)
+    crc = 0
+    for b in blobs:
+        crc = zlib.crc32(b, crc)
+    for name in sorted(tensors):
+        e = header[name]
+        crc = zlib.crc32(name.encode() + b"\0" + e["dtype"].encode() + b"\0", crc)
+        crc = zlib.crc32("".join("%d," % d for d in e["shape"]).encode() + b"\n", crc)
+    metadata["unmix.crc32"] = "%08x" % crc
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * (-len(h) % 8)
     tmp = path + ".tmp"

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "core/io/manifest.h"
+#include "core/util/suggest.h"
 
 enum ktype {
   K_STR,     /* char[], optionally restricted to `names` */
@@ -88,7 +89,7 @@ _Static_assert(UNMIX_PREC_BF16 == 2 && UNMIX_METHOD_BYOL == 3 && UNMIX_ARCH_RESN
 #define KL(p, f, cnt, rg, d) {p, K_INTLIST, OFF(f), FSIZE(f) / sizeof(int), OFF(cnt), rg, NULL, d}
 
 /* The schema. Order = the order of the resolved dump; a section's keys are contiguous.
- * Defaults: CIFAR-10 MoCo reference (SPEC §2.1), swav block SwAV-CIFAR (SPEC §4.1),
+ * Defaults: CIFAR-10 MoCo reference (FIDELITY §2.1), swav block SwAV-CIFAR (FIDELITY §3.1),
  * linear block the MoCo CIFAR demo protocol. */
 static const struct key_def g_keys[] = {
     KN("name", name, "\"\""),
@@ -294,33 +295,12 @@ const char *unmix_config_key_allowed(int i, char *buf, size_t len) {
   return buf;
 }
 
-static int lev(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 255 || lb > 255) return INT_MAX;
-  int row[256];
-  for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-  for (size_t i = 1; i <= la; i++) {
-    int diag = row[0];
-    row[0] = (int)i;
-    for (size_t j = 1; j <= lb; j++) {
-      int up = row[j];
-      int cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-      int v = diag + cost;
-      if (row[j] + 1 < v) v = row[j] + 1;
-      if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
-      row[j] = v;
-      diag = up;
-    }
-  }
-  return row[lb];
-}
-
 /* The closest of `cands` (NULL-terminated) to s within a typo's distance, or NULL. */
 static const char *closest(const char *s, const char *const *cands, int n) {
   int best = INT_MAX;
   const char *bs = NULL;
   for (int i = 0; i < n; i++) {
-    int d = lev(s, cands[i]);
+    int d = unmix_edit_distance(s, cands[i]);
     if (d < best) {
       best = d;
       bs = cands[i];
@@ -351,7 +331,7 @@ const char *unmix_config_suggest(const char *path) {
   if (strlen(seg) < 2) return NULL;
   for (int pass = 0; pass < 2; pass++)
     for (int i = 0; i < N_KEYS; i++)
-      if (lev(seg, last_seg(g_keys[i].path)) <= pass) return g_keys[i].path;
+      if (unmix_edit_distance(seg, last_seg(g_keys[i].path)) <= pass) return g_keys[i].path;
   /* a longer or shorter spelling of a leaf in the same section ("unmix.probability" -> "unmix.prob") */
   const size_t sec = (size_t)(seg - path);
   for (int i = 0; i < N_KEYS; i++) {
