@@ -302,12 +302,19 @@ static unmix_status rundir_open(struct run *r, bool *resume) {
     rows = t->nrows;
     unmix_csv_table_free(t);
   }
-  if (rows > 0)
+  /* the epoch row is written just before its checkpoint: a run killed between the two (found
+   * by tools/soak-resume.sh) holds up to checkpoint_every rows and no checkpoint, and starts
+   * over; more rows mean a checkpoint existed and is gone */
+  if (rows > (size_t)r->cfg.train.checkpoint_every)
     return unmix_error_set(UNMIX_ERR_IO,
                            "%s/metrics.csv records %zu epoch(s) but %s is missing: nothing was changed. Restore the "
                            "checkpoint to resume, or pass --restart to move the old files aside and start over",
                            r->dir, rows, r->path_ckpt);
-  note(r, "no checkpoint in %s and no finished epoch recorded: starting the run from its beginning", r->dir);
+  if (rows > 0)
+    note(r, "no checkpoint in %s: its %zu epoch row(s) were never checkpointed (killed before the save); starting "
+            "the run from its beginning", r->dir, rows);
+  else
+    note(r, "no checkpoint in %s and no finished epoch recorded: starting the run from its beginning", r->dir);
   return UNMIX_OK;
 }
 

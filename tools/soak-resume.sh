@@ -54,7 +54,8 @@ echo "soak: uninterrupted run: $DUR s"
 
 kills=0 tmp_kills=0 finished_early=0
 while [ "$kills" -lt "$N" ]; do
-  train --out "$WORK/soak" --resume 2>>"$WORK/soak.err" &
+  # a simple command in the background: $! is the unmix process itself, which the kill must hit
+  "$BIN" train "$MAN" "${SETS[@]}" --quiet --out "$WORK/soak" --resume 2>>"$WORK/soak.err" &
   pid=$!
   if [ $((kills % 2)) -eq 1 ]; then
     # aim at a checkpoint write: kill as soon as a temp file of this pid shows up (a tight
