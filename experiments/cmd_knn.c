@@ -6,21 +6,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/io/csv.h"
 #include "core/util/fs.h"
 #include "eval/ckpt_model.h"
 #include "eval/features.h"
+#include "eval/knn.h"
 #include "experiments/commands.h"
 #include "experiments/evalcli.h"
 
 struct knn_opts {
   long long k, bank_subset, test_subset;
   double t;
-  const char *features, *csv;
+  const char *features, *csv, *protocol;
 };
 #define KO(f) offsetof(struct knn_opts, f)
 static const char *const g_features[] = {"head", "backbone", NULL};
+static const char *const g_protocols[] = {"moco", "wmse", NULL};
 static const struct unmix_opt g_opts[] = {
     {.name = "k", .type = UNMIX_OPT_INT, .arg = "N", .key = "knn.k", .off = KO(k), .def_doc = "the manifest's knn.k",
      .help = "neighbours"},
@@ -33,6 +36,11 @@ static const struct unmix_opt g_opts[] = {
     {.name = "features", .type = UNMIX_OPT_CHOICE, .choices = g_features, .off = KO(features), .def = "head",
      .help = "the monitor's embedding (MoCo: fc output; SwAV: projection) or the\n"
              "backbone's avgpool features"},
+    {.name = "protocol", .type = UNMIX_OPT_CHOICE, .choices = g_protocols, .off = KO(protocol), .def = "moco",
+     .help = "moco: the weighted cosine monitor above; wmse: the W-MSE codebase's kNN\n"
+             "of the SimCLR/BYOL runs (docs/FIDELITY.md) - Euclidean distance on the\n"
+             "unnormalised backbone features, k 5, one vote per neighbour, equal counts\n"
+             "to the lower class (t is not used: its CSV cell is empty)"},
     {.name = "csv", .type = UNMIX_OPT_STRING, .arg = "FILE", .off = KO(csv), .def_doc = "knn.csv next to CKPT",
      .help = "result row; columns: checkpoint, label, epochs (of pre-training;\n"
              "empty when unknown), features, k, t, bank, queries, top1, top5 (%), seconds"},
@@ -47,6 +55,38 @@ const struct unmix_evalcmd unmix_evalcmd_knn = {
     "Defaults repeat the run's monitor, so the result equals the last knn_top1/5 of metrics.csv.\n\n"
     "example: unmix knn results/runs/cifar10_moco_sym_unmix/checkpoint.safetensors --k 20\n",
     g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
+
+/* The W-MSE codebase's kNN: unnormalised backbone features, Euclidean, unweighted votes. */
+static unmix_status knn_wmse(const struct unmix_backend *be, struct unmix_model *m, const struct unmix_dataset *bank,
+                             const struct unmix_dataset *test, const struct unmix_recipe *rc, int k, int batch,
+                             int workers, struct unmix_knn_eval *out) {
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  float *fb = NULL, *fq = NULL;
+  int32_t *lb = NULL, *lq = NULL;
+  int d = 0;
+  unmix_status st = unmix_extract_features(be, m, m->feat_node, bank, rc, batch, workers, false, &fb, &lb, &d);
+  if (st == UNMIX_OK) st = unmix_extract_features(be, m, m->feat_node, test, rc, batch, workers, false, &fq, &lq, &d);
+  struct unmix_knn_params kp = unmix_knn_params_default();
+  kp.k = k;
+  kp.num_classes = bank->num_classes;
+  struct unmix_knn_result res;
+  if (st == UNMIX_OK)
+    st = unmix_knn_euclid_classify(be, fb, lb, (int)bank->n, d, fq, lq, (int)test->n, &kp, &res, NULL, NULL);
+  if (st == UNMIX_OK) {
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    out->top1 = res.top1;
+    out->top5 = res.top5;
+    out->bank = bank->n;
+    out->queries = test->n;
+    out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  }
+  if (fb) be->free(fb);
+  if (fq) be->free(fq);
+  free(lb);
+  free(lq);
+  return st;
+}
 
 int unmix_cmd_knn(int argc, char **argv) {
   struct unmix_evalcli cli;
@@ -67,7 +107,8 @@ int unmix_cmd_knn(int argc, char **argv) {
   const long long k = o.k, bank_subset = o.bank_subset, test_subset = o.test_subset;
   const double t = o.t;
   const char *csv = o.csv;
-  const bool backbone = !strcmp(o.features, "backbone");
+  const bool wmse = !strcmp(o.protocol, "wmse");
+  const bool backbone = !strcmp(o.features, "backbone") || wmse;
   const char *path = pos[0];
   free(pos);
   struct unmix_eval_ckpt *e = NULL;
@@ -80,6 +121,7 @@ int unmix_cmd_knn(int argc, char **argv) {
   if (unmix_eval_ckpt_open(path, &cli.open, &e) != UNMIX_OK) goto fail;
   const struct unmix_config *cfg = &e->cfg;
   struct unmix_knn_config kc = cfg->knn;
+  if (wmse) kc.k = 5;
   if (k > 0) kc.k = (int)k;
   if (t > 0) kc.t = (float)t;
   /* the trainer's monitor: knn.*_subset when set, else the data section's subsets */
@@ -102,7 +144,14 @@ int unmix_cmd_knn(int argc, char **argv) {
   const int batch = cli.batch > 0 ? cli.batch : cfg->optim.batch_size;
   const int workers = cli.workers >= 0 ? cli.workers : cfg->data.workers;
   struct unmix_knn_eval r;
-  if (unmix_knn_monitor(be, m, bank, test, &rc, &kc, batch, workers, &r) != UNMIX_OK) goto fail;
+  if (wmse) {
+    if (knn_wmse(be, m, bank, test, &rc, kc.k < bank->n ? kc.k : (int)bank->n, batch, workers, &r) != UNMIX_OK)
+      goto fail;
+  } else if (unmix_knn_monitor(be, m, bank, test, &rc, &kc, batch, workers, &r) != UNMIX_OK) {
+    goto fail;
+  }
+  char tcol[32] = "";
+  if (!wmse) snprintf(tcol, sizeof tcol, "%.6g", (double)kc.t);
 
   char csv_buf[UNMIX_PATH_MAX + 16], dir[UNMIX_PATH_MAX];
   if (!csv) {
@@ -116,13 +165,14 @@ int unmix_cmd_knn(int argc, char **argv) {
   unmix_csv_write_field(out.f, e->label);
   char ep[16] = "";
   if (e->epochs_done >= 0) snprintf(ep, sizeof ep, "%d", e->epochs_done);
-  fprintf(out.f, ",%s,%s,%d,%.6g,%lld,%lld,%.4f,%.4f,%.3f\n", ep, feat_name,
-          kc.k < bank->n ? kc.k : (int)bank->n, (double)kc.t, (long long)r.bank, (long long)r.queries, r.top1, r.top5,
+  fprintf(out.f, ",%s,%s,%d,%s,%lld,%lld,%.4f,%.4f,%.3f\n", ep, wmse ? "backbone-euclidean" : feat_name,
+          kc.k < bank->n ? kc.k : (int)bank->n, tcol, (long long)r.bank, (long long)r.queries, r.top1, r.top5,
           r.seconds);
   if (unmix_evalcli_out_commit(&out, csv) != UNMIX_OK) goto fail;
-  printf("kNN %s (%s, epoch %s, %s features, k %d, t %g): top-1 %.2f%%  top-5 %.2f%%  (%lld bank, %lld queries, "
+  printf("kNN %s (%s, epoch %s, %s features, k %d, t %s): top-1 %.2f%%  top-5 %.2f%%  (%lld bank, %lld queries, "
          "%.1f s on %s) -> %s\n",
-         e->label, path, ep[0] ? ep : "unknown", feat_name, kc.k < bank->n ? kc.k : (int)bank->n, (double)kc.t, r.top1, r.top5,
+         e->label, path, ep[0] ? ep : "unknown", wmse ? "backbone, Euclidean, unweighted" : feat_name,
+         kc.k < bank->n ? kc.k : (int)bank->n, wmse ? "-" : tcol, r.top1, r.top5,
          (long long)r.bank, (long long)r.queries, r.seconds, be->name, csv);
   rcode = 0;
 fail:

@@ -12,6 +12,7 @@
 #include "core/util/fs.h"
 #include "eval/ckpt_model.h"
 #include "eval/lincls.h"
+#include "experiments/cmd_lincls_wmse.h"
 #include "experiments/commands.h"
 #include "experiments/evalcli.h"
 
@@ -77,6 +78,8 @@ const struct unmix_evalcmd unmix_evalcmd_lincls = {
     "  swav-cifar  lr 0.3, momentum 0.9, wd 1e-6, batch 32, 100 epochs, cosine annealing per epoch;\n"
     "              RRC(32)+flip, std (0.2470, 0.2435, 0.2616); the best epoch is reported\n"
     "  moco-cifar  lr 30, momentum 0.9, wd 0, batch 256, 100 epochs, x0.1 at 60 and 80; RRC(32)+flip\n"
+    "  wmse-cifar  the SimCLR/BYOL runs' protocol: Adam on cached features, 500 epochs, exponential\n"
+    "              decay; its own options (`unmix lincls CKPT --protocol wmse-cifar --help`)\n"
     "No protocol drops the last partial batch. Data order and augmentation come from the Philox\n"
     "streams of the manifest's seed: runs are reproducible, and --resume continues bit-identically.\n"
     "(--batch sets the test-time batch, default max(batch size, 256).)\n\n"
@@ -120,6 +123,7 @@ static unmix_status write_summary(const char *path, const struct unmix_eval_ckpt
 }
 
 int unmix_cmd_lincls(int argc, char **argv) {
+  if (unmix_lincls_wants_wmse(argc, argv)) return unmix_cmd_lincls_wmse(argc, argv);
   struct unmix_evalcli cli;
   struct lincls_opts o = {.lr = -1, .momentum = -1, .wd = -1, .n_milestones = -1};
   char **pos = unmix_xmalloc(sizeof(char *) * (size_t)(argc + 1));

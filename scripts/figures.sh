@@ -37,8 +37,8 @@ any_file() { # FILE... -> true when one exists
 }
 finished() { [ -f "$1/status.yaml" ] && grep -q '^status: finished' "$1/status.yaml"; }
 
-# Figure 2: loss and kNN curves, MoCo (symmetric) vs + Un-Mix, CIFAR-10 and CIFAR-100
-if any_file "$RUNS"/cifar{10,100}_moco_sym{,_unmix}/metrics.csv; then
+# Figure 2: loss and kNN curves, MoCo / SimCLR / BYOL vs + Un-Mix, CIFAR-10 and CIFAR-100
+if any_file "$RUNS"/cifar{10,100}_{moco_sym,moco_asym,simclr,byol}{,_unmix}/metrics.csv; then
   plot fig2_cifar_curves fig2_cifar_curves "runs='$RUNS'"
 else
   skipped+=("fig2_cifar_curves (make reproduce-cifar10 / reproduce-cifar100)")

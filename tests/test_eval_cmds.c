@@ -634,6 +634,45 @@ START_TEST(test_bad_inputs) {
 }
 END_TEST
 
+/* The W-MSE codebase's protocols (SimCLR/BYOL runs): knn --protocol wmse, lincls --protocol
+ * wmse-cifar, on any checkpoint. */
+START_TEST(test_wmse_protocols_cmd) {
+  char a[2048];
+  snprintf(a, sizeof a, "knn %s --protocol wmse --bank-subset 64 --test-subset 40 --csv knnw.csv", g_moco);
+  run_expect(0, "backbone, Euclidean, unweighted features, k 5, t -", a);
+  static const char *const kcols[] = {"checkpoint", "label", "epochs", "features", "k", "t", "bank", "queries",
+                                      "top1", "top5", "seconds"};
+  struct unmix_csv_table *t = read_csv("knnw.csv", kcols, 11);
+  ck_assert_int_eq(t->nrows, 1);
+  ck_assert_str_eq(cell(t, 0, "features"), "backbone-euclidean");
+  ck_assert_int_eq((int)num(t, 0, "k"), 5);
+  ck_assert_str_eq(cell(t, 0, "t"), "");
+  ck_assert_int_eq((int)num(t, 0, "bank"), 64);
+  ck_assert(num(t, 0, "top1") >= 0 && num(t, 0, "top5") >= num(t, 0, "top1") && num(t, 0, "top5") <= 100);
+  unmix_csv_table_free(t);
+  snprintf(a, sizeof a, "knn %s --protocol cosine", g_moco);
+  run_expect(2, "--protocol must be moco or wmse", a);
+
+  snprintf(a, sizeof a, "lincls %s --protocol wmse-cifar --epochs 3 --batch-size 32 --subset 100 --test-subset 40 --out lw",
+           g_moco);
+  run_expect(0, "wmse-cifar protocol, 3 epochs: top-1", a);
+  static const char *const scols[] = {"checkpoint", "label", "pretrain_epochs", "protocol", "epochs", "lr", "lr_end",
+                                      "batch_size", "weight_decay", "top1", "top5", "train_samples", "test_samples",
+                                      "seconds", "backend"};
+  t = read_csv("lw/summary.csv", scols, 15);
+  ck_assert_int_eq(t->nrows, 1);
+  ck_assert_str_eq(cell(t, 0, "protocol"), "wmse-cifar");
+  ck_assert_int_eq((int)num(t, 0, "epochs"), 3);
+  ck_assert(num(t, 0, "lr") == 0.01 && num(t, 0, "lr_end") == 1e-6 && num(t, 0, "weight_decay") == 5e-6);
+  ck_assert_int_eq((int)num(t, 0, "train_samples"), 100);
+  ck_assert_int_eq((int)num(t, 0, "test_samples"), 40);
+  ck_assert(num(t, 0, "top1") >= 0 && num(t, 0, "top5") >= num(t, 0, "top1"));
+  unmix_csv_table_free(t);
+  snprintf(a, sizeof a, "lincls %s --protocol=wmse-cifar --lr-end x", g_moco);
+  run_expect(2, "--lr-end", a);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("eval_cmds");
   TCase *tc = tcase_create("cmds");
@@ -642,6 +681,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_help_and_usage_errors);
   tcase_add_test(tc, test_knn_equals_monitor);
   tcase_add_test(tc, test_lincls_cmd);
+  tcase_add_test(tc, test_wmse_protocols_cmd);
   tcase_add_test(tc, test_tsne_cmd);
   tcase_add_test(tc, test_hist_cmd);
   tcase_add_test(tc, test_flatness_cmd);

@@ -56,7 +56,7 @@ static void bad(const char *body, const char *needle) {
 START_TEST(test_defaults_match_reference) {
   struct unmix_config c;
   unmix_config_init_defaults(&c);
-  /* SPEC §2.1 */
+  /* FIDELITY §2.1 */
   ck_assert_int_eq(c.method, UNMIX_METHOD_MOCO);
   ck_assert_int_eq(c.model.arch, UNMIX_ARCH_RESNET18);
   ck_assert_int_eq(c.model.stem, UNMIX_STEM_CIFAR);
@@ -86,7 +86,7 @@ START_TEST(test_defaults_match_reference) {
   ck_assert_uint_eq(c.seed, 0);
   ck_assert_str_eq(c.backend, "auto"); /* GPU when usable, else CPU */
   ck_assert_int_eq(c.precision, UNMIX_PREC_TF32);
-  /* SPEC §4.1 */
+  /* FIDELITY §3.1 */
   ck_assert_int_eq(c.swav.nmb_prototypes, 100);
   ck_assert_float_eq(c.swav.temperature, 0.1f);
   ck_assert_float_eq(c.swav.epsilon, 0.05f);
@@ -523,11 +523,13 @@ START_TEST(test_resolved_round_trip) {
                       "swav: {nmb_prototypes: 3000, temperature: 0.2, epsilon: 0.03, sinkhorn_iterations: 5,"
                       " crops_for_assign: [1, 0, 7], queue_length: 3840, epoch_queue_starts: 30,"
                       " freeze_prototypes_niters: 313, reverse: paper}\n"
+                      "simclr: {tau: 0.2}\n"
+                      "byol: {tau: 0.996, mix_target: false}\n"
                       "unmix: {enabled: false, prob: 0.3333, beta: 2.5, per_rank: false}\n"
                       "optim: {kind: larc, lr: 4.8, momentum: 0.875, weight_decay: 1.5e-6, batch_size: 4096,"
                       " larc_trust: 0.002, larc_eps: 1e-9, larc_clip: true}\n"
                       "schedule: {kind: warmup-cosine, milestones: [1, 2, 3, 4, 5, 6, 7, 8], gamma: 0.5,"
-                      " warmup_epochs: 10, start_warmup: 0.3, final_lr: 4.8e-3}\n"
+                      " warmup_epochs: 10, start_warmup: 0.3, final_lr: 4.8e-3, warmup_iters: 7, drops: [9, 3]}\n"
                       "train: {epochs: 800, steps_per_epoch: 17, checkpoint_every: 25, log_every: 50}\n"
                       "knn: {every: 0, k: 20, t: 0.07, bank_subset: 5000, test_subset: 100}\n"
                       "linear: {protocol: imagenet, epochs: 90, lr: 0.1, momentum: 0, weight_decay: 1e-4,"

@@ -4,7 +4,7 @@
  * without and with Un-Mix (reverse quirk and the paper variant: losses, the gradient w.r.t.
  * the scores, all parameter gradients), and Sinkhorn-Knopp, on narrow nets (model.width
  * 16 / 8) whose float32 gradients are well conditioned. Also
- * the mixing draws' distributions and the SPEC §1.3 box example. */
+ * the mixing draws' distributions and the FIDELITY §1.3 box example. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,14 +213,18 @@ START_TEST(test_method_registry) {
                       o->device_bytes,
                   "method %d (%s) lacks a required entry", n, o->name ? o->name : "?");
     ck_assert_ptr_eq(unmix_method_ops_find(o->name), o);
-    char yaml[96];
-    snprintf(yaml, sizeof yaml, "method: %s\nmodel:\n  head: %s\n", o->name, strcmp(o->name, "swav") ? "linear" : "swav");
+    char yaml[128];
+    const bool wmse = !strcmp(o->name, "simclr") || !strcmp(o->name, "byol"); /* heads in the method, Adam */
+    snprintf(yaml, sizeof yaml, "method: %s\nmodel:\n  head: %s\n%s", o->name,
+             wmse ? "none" : strcmp(o->name, "swav") ? "linear" : "swav", wmse ? "optim:\n  kind: adam\n" : "");
     struct unmix_config c;
     ck_assert_msg(unmix_manifest_load_string(yaml, "m.yaml", NULL, 0, &c) == UNMIX_OK, "%s", unmix_error_message());
     ck_assert_str_eq(unmix_method_name(c.method), o->name);
     unmix_config_free(&c);
   }
-  ck_assert_int_eq(n, 2);
+  ck_assert_int_eq(n, 4); /* moco, swav, simclr, byol */
+  ck_assert_ptr_nonnull(unmix_method_ops_find("simclr"));
+  ck_assert_ptr_nonnull(unmix_method_ops_find("byol"));
   ck_assert_ptr_null(unmix_method_ops_at(-1));
   ck_assert_ptr_null(unmix_method_ops_find("simsiam"));
   ck_assert_ptr_null(unmix_method_ops_find(NULL));

@@ -1,6 +1,6 @@
 /* Model architecture checks: parameter counts against torchvision / the reference code
- * (STYLE.md, SPEC §2.3, §4.3), torchvision names/shapes, initialisation statistics,
- * multi-context forward/backward, the BN-replay equivalence (SPEC §10). */
+ * (FIDELITY §2.3, §3.3), torchvision names/shapes, initialisation statistics,
+ * multi-context forward/backward, the BN-replay equivalence (FIDELITY §8.2). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,7 +219,7 @@ START_TEST(test_two_contexts_accumulate) {
 END_TEST
 
 START_TEST(test_bn_replay_equals_two_forwards) {
-  /* SPEC §10: symmetric MoCo forwards the mixed batch twice in train mode. Forwarding it
+  /* FIDELITY §8.2: symmetric MoCo forwards the mixed batch twice in train mode. Forwarding it
    * once, replaying the BN running-stat update, and back-propagating the sum of the two
    * upstream gradients must give the same running stats (bit for bit) and gradients. */
   struct unmix_model *a = unmix_test_model(

@@ -118,7 +118,7 @@ END_TEST
 
 START_TEST(test_schedules_closed_form) {
   struct unmix_schedule_config s = {0};
-  /* MoCo CIFAR (SPEC §2.6): epochs 1..1000, lr_e = 0.06*0.5*(1+cos(pi*e/1000)) */
+  /* MoCo CIFAR (FIDELITY §2.7): epochs 1..1000, lr_e = 0.06*0.5*(1+cos(pi*e/1000)) */
   s.kind = UNMIX_SCHED_COSINE_1BASED;
   ck_assert_double_eq_tol(unmix_lr_at(&s, 0.06, 1000, 0, 0, 97), 0.06 * 0.5 * (1 + cos(M_PI / 1000)), 1e-15);
   ck_assert_double_eq_tol(unmix_lr_at(&s, 0.06, 1000, 0, 0, 97), 0.05999985, 5e-9);
@@ -136,7 +136,7 @@ START_TEST(test_schedules_closed_form) {
   ck_assert_double_eq_tol(unmix_lr_at(&s, 0.03, 200, 119, 0, 1), 0.03, 1e-15);
   ck_assert_double_eq_tol(unmix_lr_at(&s, 0.03, 200, 120, 0, 1), 0.03 * (double)0.1f, 1e-12);
   ck_assert_double_eq_tol(unmix_lr_at(&s, 0.03, 200, 199, 0, 1), 0.03 * (double)0.1f * (double)0.1f, 1e-12);
-  /* SwAV (SPEC §4.7): I = 390, warmup linspace(0, 0.6, 5I), then cosine to 0.0006 over 395I */
+  /* SwAV (FIDELITY §3.7): I = 390, warmup linspace(0, 0.6, 5I), then cosine to 0.0006 over 395I */
   s.kind = UNMIX_SCHED_WARMUP_COSINE;
   s.warmup_epochs = 5;
   s.start_warmup = 0.0f;

@@ -198,6 +198,19 @@ START_TEST(test_status_never_ahead_of_the_checkpoint) {
    * the checkpoint refused (the case of the report: lr 1e5, loss 14.9, 96 bad tensors) */
   ck_assert_int_ge(metrics_rows(d), 1);
   ck_assert_int_le(metrics_rows(d), 2);
+  /* with a checkpoint after epoch 1, the log vouches for it only after reading it back */
+  const char *e = dirp("status2");
+  ck_assert_int_eq(train(e, (struct opts){.sets = {"schedule.kind=step", "schedule.milestones=[1]",
+                                                   "schedule.gamma=1.0e30"}}),
+                   1);
+  ck_assert(file_has(e, "status.yaml", "epochs_done: 1"));
+  ck_assert_msg(file_has(e, "train.log", "epoch(s)) was read back intact and finite"), "no verified last checkpoint");
+  char p[900];
+  snprintf(p, sizeof p, "%s/checkpoint.safetensors", e);
+  struct unmix_ckpt *ck = NULL;
+  ck_assert_msg(unmix_ckpt_load(p, &ck) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert_str_eq(unmix_ckpt_meta(ck, "unmix.epochs_done"), "1");
+  unmix_ckpt_free(ck);
 }
 END_TEST
 

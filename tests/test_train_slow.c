@@ -139,6 +139,25 @@ END_TEST
 START_TEST(test_resume_swav_bit_identical) { resume_case("swav_cifar.yaml", SWAV_EXTRA, "swav"); }
 END_TEST
 
+/* SimCLR / BYOL + Un-Mix: the Adam moments and step count, the heads, the predictor and the
+ * BYOL target (parameters and buffers) all travel through the checkpoint. */
+static const char *WMSE_EXTRA = "optim: {batch_size: 16}\nmodel: {width: 4, hidden: 32, dim: 8}\n"
+                                "schedule: {warmup_iters: 3, drops: [1]}\nunmix: {enabled: true}\n";
+
+START_TEST(test_resume_simclr_bit_identical) {
+  char extra[512];
+  snprintf(extra, sizeof extra, "method: simclr\n%s", WMSE_EXTRA);
+  resume_case("wmse_cifar.yaml", extra, "simclr");
+}
+END_TEST
+
+START_TEST(test_resume_byol_bit_identical) {
+  char extra[512];
+  snprintf(extra, sizeof extra, "method: byol\n%s", WMSE_EXTRA);
+  resume_case("wmse_cifar.yaml", extra, "byol");
+}
+END_TEST
+
 START_TEST(test_metrics_columns_and_status) {
   char man[700], out[700], p[800];
   snprintf(man, sizeof man, "%s/cols.yaml", g_tmp);
@@ -283,6 +302,8 @@ static Suite *train_suite(void) {
   tcase_add_unchecked_fixture(tc, setup_data, teardown_data);
   tcase_add_test(tc, test_resume_moco_bit_identical);
   tcase_add_test(tc, test_resume_swav_bit_identical);
+  tcase_add_test(tc, test_resume_simclr_bit_identical);
+  tcase_add_test(tc, test_resume_byol_bit_identical);
   tcase_add_test(tc, test_metrics_columns_and_status);
   tcase_add_test(tc, test_nan_stops_with_checkpoint_intact);
   tcase_add_test(tc, test_invocation_errors);

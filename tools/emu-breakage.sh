@@ -15,15 +15,15 @@ JOBS=${JOBS:-2}
 # name | file | old text (must occur exactly once) | new text | suite | CK_RUN_CASE | extra env
 BREAKS=$(cat <<'EOF'
 drop-barrier|core/backend/cuda/internal.cuh|  if (lane == 0) sh[warp] = v;\n  __syncthreads();\n  double t = lane < nw ? sh[lane] : 0.0;|  if (lane == 0) sh[warp] = v;\n  double t = lane < nw ? sh[lane] : 0.0;|test_gpu_ops|rows|
-drop-barrier-topk|core/backend/cuda/topk.cu|    __syncthreads(); // everyone has read s_prefix before thread 0 may write it again|    // (barrier removed)|test_gpu_ops|topk|
+drop-barrier-topk|core/backend/cuda/topk.cu|    for (int b = tid; b < 256; b += blockDim.x) hist[b] = 0u;\n    __syncthreads();|    for (int b = tid; b < 256; b += blockDim.x) hist[b] = 0u;|test_gpu_ops|topk|
 grid-stride-off-by-one|core/backend/cuda/internal.cuh|threadIdx.x; i < (n);|threadIdx.x; i <= (n);|test_gpu_ops|elementwise|
 warp-mask-half|core/backend/cuda/internal.cuh|  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);|  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0x0000ffffu, v, o);|test_gpu_ops|reduce|
 nchw-descriptor-on-nhwc|core/backend/cuda/conv.cu|cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC,|cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NCHW,|test_gpu_dense|conv|
 conv-mode-swapped|core/backend/cuda/conv.cu|CUDNN_CROSS_CORRELATION|CUDNN_CONVOLUTION|test_gpu_dense|conv|
 gemm-transpose-swapped|core/backend/cuda/dense.cu|opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N|opa = ta ? CUBLAS_OP_N : CUBLAS_OP_T|test_gpu_dense|gemm|
 missing-stream-sync|core/backend/cuda/backend.cu|  UNMIX_CUDA_CHECK(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToHost, unmix_cuda.stream));\n  UNMIX_CUDA_CHECK(cudaStreamSynchronize(unmix_cuda.stream));|  UNMIX_CUDA_CHECK(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToHost, unmix_cuda.stream));|test_gpu_memory||EMU_STRICT_STREAMS=1
-host-read-of-device-pointer|core/backend/cuda/reduce.cu|void unmix_cuda_sum(int64_t n, const float *x, float *out) {|void unmix_cuda_sum(int64_t n, const float *x, float *out) {\n  if (n > 0 \&\& x[0] != x[0]) return;|test_gpu_ops|reduce|
-workspace-too-small|core/backend/cuda/conv.cu|algo, g_ws,\n                                              g_ws_size, \&zero, p->yd, y));|algo, g_ws,\n                                              g_ws_size + 4096, \&zero, p->yd, y));|test_gpu_dense|conv|
+host-read-of-device-pointer|core/backend/cuda/reduce.cu|void unmix_cuda_sum(int64_t n, const float *x, float *out) {|void unmix_cuda_sum(int64_t n, const float *x, float *out) {\n  if (n > 0 \&\& x[0] > 1e30f) return;\n|test_gpu_ops|reduce|
+workspace-too-small|core/backend/cuda/conv.cu|  if (cudaMalloc(\&p, bytes) != cudaSuccess) {|  if (cudaMalloc(\&p, bytes / 2) != cudaSuccess) {|test_gpu_dense|conv|
 EOF
 )
 
@@ -84,7 +84,7 @@ while IFS='|' read -r name file old new suite case env; do
   run_suite "$suite" "$case" $env
   rc=$?
   cp "$REPO/$file" "$SRC/$file"
-  evidence=$(grep -m1 -E 'emu: |gpu-check .*FAIL|:F:|:E:' "$W/last.log" | cut -c1-220)
+  evidence=$(grep -m1 -E 'emu: |gpu-check .*FAIL|:F:|:E:|cuDNN error|cuBLAS error|CUDA error|panic' "$W/last.log" | cut -c1-220)
   if [ $rc -ne 0 ] && [ $rc -ne 99 ]; then
     printf 'caught  %-28s %-16s rc=%-3s %s\n' "$name" "$suite" "$rc" "$evidence"
   else

@@ -33,10 +33,13 @@ FM=/usr/share/datasets/fashion-mnist
 mkdir -p "$WORK"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2   # bit-identity needs the same thread count
 
-# a small run: EPOCHS epochs x 6 steps of 32 images, width 4, a checkpoint after every epoch
-SETS=(--set data.subset=2000 --set model.width=4 --set optim.batch_size=32 --set moco.K=128
-      --set train.epochs="$EPOCHS" --set train.steps_per_epoch=6 --set train.log_every=1
-      --set train.checkpoint_every=1 --set knn.every=1 --set knn.bank_subset=128 --set knn.test_subset=32
+# a small run: EPOCHS epochs x STEPS steps of 16 images, width 4, a checkpoint after every
+# epoch, a kNN monitor on 64 images after each (KNN=0 leaves it out)
+STEPS=${STEPS:-4}
+KNN=${KNN:-1}
+SETS=(--set data.subset=1000 --set model.width=4 --set optim.batch_size=16 --set moco.K=64
+      --set train.epochs="$EPOCHS" --set train.steps_per_epoch="$STEPS" --set train.log_every=1
+      --set train.checkpoint_every=1 --set knn.every="$KNN" --set knn.bank_subset=64 --set knn.test_subset=32
       --set data.workers=1)
 MAN="$ROOT/configs/fmnist/moco_sym.yaml"
 train() { "$BIN" train "$MAN" "${SETS[@]}" --quiet "$@"; }
@@ -54,11 +57,11 @@ while [ "$kills" -lt "$N" ]; do
   train --out "$WORK/soak" --resume 2>>"$WORK/soak.err" &
   pid=$!
   if [ $((kills % 2)) -eq 1 ]; then
-    # aim at a checkpoint write: kill as soon as a temp file of this pid shows up
-    deadline=$(echo "$(date +%s.%N) + $DUR" | bc)
-    while kill -0 "$pid" 2>/dev/null && [ ! -e "$WORK/soak/checkpoint.safetensors.tmp.$pid" ] &&
-          [ "$(echo "$(date +%s.%N) < $deadline" | bc)" = 1 ]; do :; done
-    [ -e "$WORK/soak/checkpoint.safetensors.tmp.$pid" ] && tmp_kills=$((tmp_kills + 1))
+    # aim at a checkpoint write: kill as soon as a temp file of this pid shows up (a tight
+    # loop of shell built-ins: the file lives for milliseconds)
+    tmpf="$WORK/soak/checkpoint.safetensors.tmp.$pid"
+    until [ -e "$tmpf" ] || ! kill -0 "$pid" 2>/dev/null; do :; done
+    [ -e "$tmpf" ] && tmp_kills=$((tmp_kills + 1))
   else
     sleep "$(awk -v d="$DUR" -v s="$RANDOM" 'BEGIN { srand(s); printf "%.3f", rand() * d * 0.9 }')"
   fi

@@ -103,8 +103,10 @@ struct unmix_backend {
   void (*free)(void *p);
   void *(*alloc_host)(size_t bytes); /* page-locked host memory where the device has it */
   void (*free_host)(void *p);
+  /* src may be reused or freed when this returns; the device sees the bytes before any op
+   * issued after it (the copy itself may still be in flight). */
   void (*memcpy_h2d)(void *dst, const void *src, size_t bytes);
-  void (*memcpy_d2h)(void *dst, const void *src, size_t bytes);
+  void (*memcpy_d2h)(void *dst, const void *src, size_t bytes); /* dst is filled on return */
   void (*memcpy_d2d)(void *dst, const void *src, size_t bytes);
   void (*synchronize)(void);
 

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "core/io/manifest.h"
+#include "core/util/suggest.h"
 
 enum ktype {
   K_STR,     /* char[], optionally restricted to `names` */
@@ -51,21 +52,23 @@ struct key_def {
 };
 
 static const char *const g_precision[] = {"fp32", "tf32", "bf16", NULL};
-static const char *const g_method[] = {"moco", "swav", NULL};
+static const char *const g_method[] = {"moco", "swav", "simclr", "byol", NULL};
 static const char *const g_arch[] = {"resnet18", "resnet34", "resnet50", "resnet18-bottleneck", NULL};
 static const char *const g_stem[] = {"imagenet", "cifar", "swav-cifar", NULL};
 static const char *const g_head[] = {"none", "linear", "mlp", "swav", NULL};
-static const char *const g_optim[] = {"sgd", "larc", NULL};
-static const char *const g_sched[] = {"cosine-1based", "cosine", "step", "warmup-cosine", "constant", NULL};
+static const char *const g_optim[] = {"sgd", "larc", "adam", NULL};
+static const char *const g_sched[] = {"cosine-1based", "cosine", "step", "warmup-cosine", "constant", "warmup-step",
+                                       NULL};
 static const char *const g_reverse[] = {"code", "paper", NULL};
 static const char *const g_lincls[] = {"imagenet", "swav-cifar", "moco-cifar", NULL};
 static const char *const g_backend[] = {"auto", "cpu", "cuda", NULL};
 static const char *const g_dataset[] = {"cifar10", "cifar100", "fashion-mnist", "imagefolder", NULL};
-static const char *const g_recipe[] = {"moco-cifar", "swav-cifar", "mocov1-imagenet", "mocov2-imagenet", "test", NULL};
+static const char *const g_recipe[] = {"moco-cifar", "swav-cifar", "mocov1-imagenet", "mocov2-imagenet", "test",
+                                        "wmse-cifar10", "wmse-cifar100", NULL};
 
-_Static_assert(UNMIX_PREC_BF16 == 2 && UNMIX_METHOD_SWAV == 1 && UNMIX_ARCH_RESNET18_BOTTLENECK == 3 &&
-                   UNMIX_STEM_SWAV_CIFAR == 2 && UNMIX_HEAD_SWAV == 3 && UNMIX_OPTIM_LARC == 1 &&
-                   UNMIX_SCHED_CONSTANT == 4 && UNMIX_SWAV_REVERSE_PAPER == 1 && UNMIX_LINCLS_MOCO_CIFAR == 2,
+_Static_assert(UNMIX_PREC_BF16 == 2 && UNMIX_METHOD_BYOL == 3 && UNMIX_ARCH_RESNET18_BOTTLENECK == 3 &&
+                   UNMIX_STEM_SWAV_CIFAR == 2 && UNMIX_HEAD_SWAV == 3 && UNMIX_OPTIM_ADAM == 2 &&
+                   UNMIX_SCHED_WARMUP_STEP == 5 && UNMIX_SWAV_REVERSE_PAPER == 1 && UNMIX_LINCLS_MOCO_CIFAR == 2,
                "enum name tables must follow the enum values");
 
 #define OFF(f) offsetof(struct unmix_config, f)
@@ -86,7 +89,7 @@ _Static_assert(UNMIX_PREC_BF16 == 2 && UNMIX_METHOD_SWAV == 1 && UNMIX_ARCH_RESN
 #define KL(p, f, cnt, rg, d) {p, K_INTLIST, OFF(f), FSIZE(f) / sizeof(int), OFF(cnt), rg, NULL, d}
 
 /* The schema. Order = the order of the resolved dump; a section's keys are contiguous.
- * Defaults: CIFAR-10 MoCo reference (SPEC §2.1), swav block SwAV-CIFAR (SPEC §4.1),
+ * Defaults: CIFAR-10 MoCo reference (FIDELITY §2.1), swav block SwAV-CIFAR (FIDELITY §3.1),
  * linear block the MoCo CIFAR demo protocol. */
 static const struct key_def g_keys[] = {
     KN("name", name, "\"\""),
@@ -137,6 +140,11 @@ static const struct key_def g_keys[] = {
     KI("swav.freeze_prototypes_niters", swav.freeze_prototypes_niters, GE(0), "5005"),
     KE("swav.reverse", swav.reverse, g_reverse, "code"),
 
+    KF("simclr.tau", simclr.tau, GT(0), "0.5"),
+
+    KF("byol.tau", byol.tau, IN(0, 1), "0.99"),
+    KB("byol.mix_target", byol.mix_target, "true"),
+
     KB("unmix.enabled", unmix.enabled, "true"),
     KF("unmix.prob", unmix.prob, IN(0, 1), "0.5"),
     KF("unmix.beta", unmix.beta, GT(0), "1"),
@@ -157,6 +165,8 @@ static const struct key_def g_keys[] = {
     KI("schedule.warmup_epochs", schedule.warmup_epochs, GE(0), "0"),
     KF("schedule.start_warmup", schedule.start_warmup, GE(0), "0"),
     KF("schedule.final_lr", schedule.final_lr, GE(0), "0"),
+    KI("schedule.warmup_iters", schedule.warmup_iters, GE(0), "500"),
+    KL("schedule.drops", schedule.drops, schedule.n_drops, GE(0), "[50, 25]"),
 
     KI("train.epochs", train.epochs, IN(1, 1 << 24), "1000"),
     KI("train.steps_per_epoch", train.steps_per_epoch, GE(0), "0"),
@@ -285,33 +295,12 @@ const char *unmix_config_key_allowed(int i, char *buf, size_t len) {
   return buf;
 }
 
-static int lev(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 255 || lb > 255) return INT_MAX;
-  int row[256];
-  for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-  for (size_t i = 1; i <= la; i++) {
-    int diag = row[0];
-    row[0] = (int)i;
-    for (size_t j = 1; j <= lb; j++) {
-      int up = row[j];
-      int cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-      int v = diag + cost;
-      if (row[j] + 1 < v) v = row[j] + 1;
-      if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
-      row[j] = v;
-      diag = up;
-    }
-  }
-  return row[lb];
-}
-
 /* The closest of `cands` (NULL-terminated) to s within a typo's distance, or NULL. */
 static const char *closest(const char *s, const char *const *cands, int n) {
   int best = INT_MAX;
   const char *bs = NULL;
   for (int i = 0; i < n; i++) {
-    int d = lev(s, cands[i]);
+    int d = unmix_edit_distance(s, cands[i]);
     if (d < best) {
       best = d;
       bs = cands[i];
@@ -329,7 +318,7 @@ static const char *last_seg(const char *p) {
 
 const char *unmix_config_suggest(const char *path) {
   /* candidates: every key and every section name */
-  static const char *const sections[] = {"data", "model", "moco", "swav", "unmix", "optim",
+  static const char *const sections[] = {"data", "model", "moco", "swav", "simclr", "byol", "unmix", "optim",
                                          "schedule", "train", "knn", "linear", "paper"};
   const char *cands[N_KEYS + 16];
   int n = 0;
@@ -342,7 +331,7 @@ const char *unmix_config_suggest(const char *path) {
   if (strlen(seg) < 2) return NULL;
   for (int pass = 0; pass < 2; pass++)
     for (int i = 0; i < N_KEYS; i++)
-      if (lev(seg, last_seg(g_keys[i].path)) <= pass) return g_keys[i].path;
+      if (unmix_edit_distance(seg, last_seg(g_keys[i].path)) <= pass) return g_keys[i].path;
   /* a longer or shorter spelling of a leaf in the same section ("unmix.probability" -> "unmix.prob") */
   const size_t sec = (size_t)(seg - path);
   for (int i = 0; i < N_KEYS; i++) {
@@ -824,10 +813,20 @@ static void cross_checks(struct bind_ctx *c, struct unmix_config *cfg) {
     if (cfg->model.head != UNMIX_HEAD_LINEAR && cfg->model.head != UNMIX_HEAD_MLP)
       cerr(c, mark_of(c, "model.head", "method"), "model.head", "method moco needs head linear or mlp, not %s",
            unmix_head_name(cfg->model.head));
-  } else if (cfg->model.head != UNMIX_HEAD_SWAV) {
+  } else if (cfg->method == UNMIX_METHOD_SWAV && cfg->model.head != UNMIX_HEAD_SWAV) {
     cerr(c, mark_of(c, "model.head", "method"), "model.head", "method swav needs head swav, not %s",
          unmix_head_name(cfg->model.head));
+  } else if ((cfg->method == UNMIX_METHOD_SIMCLR || cfg->method == UNMIX_METHOD_BYOL) &&
+             cfg->model.head != UNMIX_HEAD_NONE) {
+    /* their projection head / predictor (model.hidden, model.dim) live in the method */
+    cerr(c, mark_of(c, "model.head", "method"), "model.head", "method %s needs head none, not %s",
+         unmix_method_name(cfg->method), unmix_head_name(cfg->model.head));
   }
+  if ((cfg->method == UNMIX_METHOD_SIMCLR || cfg->method == UNMIX_METHOD_BYOL) && cfg->optim.kind != UNMIX_OPTIM_ADAM)
+    cerr(c, mark_of(c, "optim.kind", "method"), "optim.kind", "method %s trains with adam (the W-MSE codebase), not %s",
+         unmix_method_name(cfg->method), unmix_optim_name(cfg->optim.kind));
+  if (cfg->optim.kind == UNMIX_OPTIM_ADAM && cfg->method != UNMIX_METHOD_SIMCLR && cfg->method != UNMIX_METHOD_BYOL)
+    cerr(c, mark_of(c, "optim.kind", "method"), "optim.kind", "adam is the optimiser of simclr and byol only");
   int total = 0;
   for (int g = 0; g < cfg->data.n_crop_groups; g++) total += cfg->data.nmb_crops[g];
   /* crop indices are checked against explicit crop groups; with data.crops: [] the recipe's

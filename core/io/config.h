@@ -1,5 +1,5 @@
 /* The typed, validated run configuration that a YAML manifest becomes (core/io/manifest.c).
- * Every field has a default (the CIFAR MoCo reference where one exists, SPEC §2.1) and a
+ * Every field has a default (the CIFAR MoCo reference where one exists, FIDELITY §2.1) and a
  * manifest key with the same path: `optim.lr`, `moco.symmetric`, `unmix.prob`, ...
  * The sections that are a layer's own options are defined by that layer (data, optim,
  * methods, mix, nn enums) and embedded here. Fixed-size arrays keep the struct a plain value (copyable, no ownership rules) except
@@ -16,10 +16,10 @@
 
 #define UNMIX_NAME_MAX 128
 
-enum unmix_method_kind { UNMIX_METHOD_MOCO = 0, UNMIX_METHOD_SWAV };
+enum unmix_method_kind { UNMIX_METHOD_MOCO = 0, UNMIX_METHOD_SWAV, UNMIX_METHOD_SIMCLR, UNMIX_METHOD_BYOL };
 enum unmix_lincls_protocol {
-  UNMIX_LINCLS_IMAGENET = 0,   /* SPEC §3.2 */
-  UNMIX_LINCLS_SWAV_CIFAR,     /* SPEC §4.8 */
+  UNMIX_LINCLS_IMAGENET = 0,   /* FIDELITY §5.2 */
+  UNMIX_LINCLS_SWAV_CIFAR,     /* FIDELITY §5.2 */
   UNMIX_LINCLS_MOCO_CIFAR      /* MoCo CIFAR demo: lr 30, wd 0, 100 epochs */
 };
 
@@ -89,6 +89,8 @@ struct unmix_config {
   struct unmix_model_config model;
   struct unmix_moco_config moco;
   struct unmix_swav_config swav;
+  struct unmix_simclr_config simclr;
+  struct unmix_byol_config byol;
   struct unmix_mix_config unmix;
   struct unmix_optim_config optim;
   struct unmix_schedule_config schedule;

@@ -38,7 +38,7 @@ unmix_status unmix_manifest_load(const char *path, const char *const *overrides,
 unmix_status unmix_manifest_load_string(const char *text, const char *name, const char *const *overrides,
                                         int n_overrides, struct unmix_config *out);
 
-/* The reference defaults (SPEC §2.1 CIFAR-10 MoCo; SPEC §4.1 for the swav block). The
+/* The reference defaults (FIDELITY §2.1 CIFAR-10 MoCo; FIDELITY §3.1 for the swav block). The
  * struct is zeroed first, so two configs with equal values compare equal with memcmp
  * (pointers aside). Owns nothing. */
 void unmix_config_init_defaults(struct unmix_config *cfg);

@@ -35,6 +35,9 @@ unmix_status unmix_method_spec_from_config(const struct unmix_config *cfg, int i
   out->unmix = cfg->unmix;
   out->moco = cfg->moco;
   out->swav = cfg->swav;
+  out->simclr = cfg->simclr;
+  out->byol = cfg->byol;
+  out->epochs = cfg->train.epochs;
   if (out->ops->model_needs) out->ops->model_needs(out, &out->model);
   return UNMIX_OK;
 }

@@ -24,13 +24,13 @@ struct unmix_moco_config {
   int K;                       /* queue length */
   float m;                     /* key-encoder momentum */
   float T;                     /* softmax temperature */
-  bool symmetric;              /* symmetric loss (SPEC §2.5.3) */
+  bool symmetric;              /* symmetric loss (FIDELITY §2.5) */
   bool shuffle_bn;             /* batch-shuffle the keys for BN */
-  bool mix_once;               /* symmetric: forward the mixed batch once (exact equivalence, SPEC §10) */
+  bool mix_once;               /* symmetric: forward the mixed batch once (exact equivalence, FIDELITY §8.2) */
 };
 
 enum unmix_swav_reverse {
-  UNMIX_SWAV_REVERSE_CODE = 0, /* reference code: `reverse` flips only the crop-0 code (SPEC §4.5 quirk) */
+  UNMIX_SWAV_REVERSE_CODE = 0, /* reference code: `reverse` flips only the crop-0 code (FIDELITY §3.5) */
   UNMIX_SWAV_REVERSE_PAPER     /* authors' explanation: flipped mixed prediction in both terms */
 };
 struct unmix_swav_config {
@@ -40,10 +40,20 @@ struct unmix_swav_config {
   int sinkhorn_iterations;
   int n_crops_for_assign;
   int crops_for_assign[8];
-  int queue_length;            /* reference: becomes 0 at CIFAR settings (SPEC §4.6) */
+  int queue_length;            /* reference: becomes 0 at CIFAR settings (FIDELITY §3.6) */
   int epoch_queue_starts;
   int freeze_prototypes_niters;
   enum unmix_swav_reverse reverse;
+};
+
+/* SimCLR / BYOL (the W-MSE codebase's; docs/FIDELITY.md §10) */
+struct unmix_simclr_config {
+  float tau;                   /* NT-Xent temperature (0.5) */
+};
+struct unmix_byol_config {
+  float tau;                   /* target momentum at epoch 0 (0.99), cosine-increased to 1 */
+  bool mix_target;             /* Un-Mix: the mixtures also pass through the target network (literal
+                                * loss(x1, mixed)); false: only through the online branch */
 };
 
 struct unmix_method_ops;
@@ -59,6 +69,9 @@ struct unmix_method_spec {
   struct unmix_mix_config unmix;
   struct unmix_moco_config moco;
   struct unmix_swav_config swav;
+  struct unmix_simclr_config simclr;
+  struct unmix_byol_config byol;
+  int epochs;                    /* train.epochs (BYOL's target momentum follows epoch / epochs) */
 };
 
 #define UNMIX_METHOD_MAX_VIEWS 16

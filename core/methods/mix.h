@@ -1,4 +1,4 @@
-/* Un-Mix image mixtures (SPEC §1), method-agnostic. One draw per iteration (per rank),
+/* Un-Mix image mixtures (FIDELITY §1), method-agnostic. One draw per iteration (per rank),
  * shared by the whole batch, in the reference's order: r ~ U(0,1); lam ~ Beta(beta, beta);
  * region branch only: cx = randint(size[2]) (a row), then cy = randint(size[3]) (a column).
  * Global iff r < prob: mixed = lam*x + (1-lam)*rev(x). Region: the box of rev(x) pasted into
@@ -42,7 +42,7 @@ double unmix_rand_bbox(int rows, int cols, double lam, int cx, int cy, int *r0, 
 void unmix_mix_draw(const struct unmix_mix_config *cfg, uint64_t seed, int64_t step, int rank, int rows, int cols,
                     struct unmix_mix_draw *out);
 /* Region draw for a further crop pair given a previous (possibly re-adjusted) lambda: the
- * ImageNet SwAV chaining (SPEC §4.5). Consumes cx, cy from the same stream state. */
+ * ImageNet SwAV chaining (FIDELITY §3.8). Consumes cx, cy from the same stream state. */
 void unmix_mix_draw_region_chained(struct unmix_rng *rng, double lam_in, int rows, int cols, struct unmix_mix_draw *out);
 
 /* y = mixture of x (n, rows, cols, c) per `d`. y must not alias x. */

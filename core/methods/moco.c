@@ -1,16 +1,16 @@
-/* MoCo v1/v2 with and without Un-Mix, as the official Un-Mix code computes it (SPEC §2.5,
+/* MoCo v1/v2 with and without Un-Mix, as the official Un-Mix code computes it (FIDELITY §2.5,
  * §3.1): momentum update of the key encoder at the start of the iteration; queries and
  * the mixed batch through encoder_q; keys through encoder_k on a shuffled batch (shuffle-BN)
  * with no gradient; logits [u.k, u.queue]/T and cross-entropy with label 0 for the query,
  * the mixed embeddings (weight lam) and the flipped mixed embeddings (weight 1-lam), all
  * against the same key; symmetric mode repeats it with the views swapped (the mixed batch,
- * built from view 1, is paired with k1 in the second call: quirk 4); enqueue after both.
+ * built from view 1, is paired with k1 in the second call: FIDELITY §2.5); enqueue after both.
  *
- * mix_once (SPEC §10): the two reference forwards of the mixed batch are identical in
+ * mix_once (FIDELITY §8.2): the two reference forwards of the mixed batch are identical in
  * train mode, so we forward it once, replay its BatchNorm running-stat update where the
  * second forward would happen, and back-propagate the sum of both upstream gradients.
  *
- * Several ranks (SPEC §3.1): each rank mixes and encodes its local slice of the global batch;
+ * Several ranks (FIDELITY §2.8): each rank mixes and encodes its local slice of the global batch;
  * keys use the reference's shuffle-BN across ranks (the key batch all-gathered, one
  * permutation of the global batch from rank 0 broadcast, each rank encoding its slice of the
  * permuted batch, the keys all-gathered and un-shuffled); the queue receives the keys of all
@@ -126,8 +126,8 @@ static unmix_status ensure_batch(struct unmix_method *m, int n) {
 }
 
 /* Normalised keys of x in the original sample order: encoder_k on the shuffled batch (its
- * BatchNorm sees the shuffled split groups), then un-shuffled (SPEC §2.5.2). With several
- * ranks (SPEC §3.1): x is all-gathered into the global batch, rank 0's permutation of it is
+ * BatchNorm sees the shuffled split groups), then un-shuffled (FIDELITY §2.5). With several
+ * ranks (FIDELITY §2.8): x is all-gathered into the global batch, rank 0's permutation of it is
  * broadcast, this rank encodes rows [rank*n, (rank+1)*n) of the permuted batch, the keys are
  * all-gathered and un-shuffled. *k_local = this rank's n keys, *k_all = the world*n keys of the
  * global batch in rank order (the queue's; = *k_local with one rank). The permutation is

@@ -6,10 +6,14 @@
 
 extern const struct unmix_method_ops unmix_moco_ops; /* core/methods/moco.c */
 extern const struct unmix_method_ops unmix_swav_ops; /* core/methods/swav.c */
+extern const struct unmix_method_ops unmix_simclr_ops; /* core/methods/simclr.c */
+extern const struct unmix_method_ops unmix_byol_ops;   /* core/methods/byol.c */
 
 static const struct unmix_method_ops *const g_methods[] = {
     &unmix_moco_ops,
     &unmix_swav_ops,
+    &unmix_simclr_ops,
+    &unmix_byol_ops,
     NULL,
 };
 

@@ -1,9 +1,9 @@
 /* SwAV with and without Un-Mix, as the official Un-Mix CIFAR code (the old SwAV code)
- * computes it (SPEC §4.4-§4.6): prototypes re-normalised every step; crops of the same
+ * computes it (FIDELITY §3.4-§3.6): prototypes re-normalised every step; crops of the same
  * resolution concatenated into one forward (with Un-Mix, each crop pair (k, k+1) adds
  * mix(x_k), so at CIFAR all 3*bs images share one BatchNorm batch); codes by Sinkhorn-Knopp
  * on the detached scores; L = swav(out) + lam*swav(out_unmix) + (1-lam)*swav(out_unmix,
- * reverse), where `reverse` flips only the crop-0 code (quirk 11; `swav.reverse: paper`
+ * reverse), where `reverse` flips only the crop-0 code (FIDELITY §3.5; `swav.reverse: paper`
  * also flips the mixed prediction); prototypes frozen for the first iterations; LARC+SGD.
  * The queue follows the code: its length is rounded down to a multiple of bs*world (0 at
  * the CIFAR settings), zero-filled at epoch_queue_starts, used once full.

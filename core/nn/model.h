@@ -18,7 +18,7 @@ enum unmix_arch {
   UNMIX_ARCH_RESNET18 = 0,          /* torchvision BasicBlock [2,2,2,2] */
   UNMIX_ARCH_RESNET34,              /* BasicBlock [3,4,6,3] */
   UNMIX_ARCH_RESNET50,              /* Bottleneck [3,4,6,3] */
-  UNMIX_ARCH_RESNET18_BOTTLENECK    /* SwAV-CIFAR "resnet18": Bottleneck [2,2,2,2] (SPEC §4.3) */
+  UNMIX_ARCH_RESNET18_BOTTLENECK    /* SwAV-CIFAR "resnet18": Bottleneck [2,2,2,2] (FIDELITY §3.3) */
 };
 enum unmix_stem {
   UNMIX_STEM_IMAGENET = 0,  /* 7x7/2 conv + 3x3/2 max-pool */
@@ -104,7 +104,7 @@ float *unmix_ctx_alloc(struct unmix_ctx *ctx, int64_t floats);
 
 /* Builds the model described by `mc` (a head is added per mc->head; num_classes > 0 adds a
  * classifier fc instead, as torchvision's fc for the parameter-count checks and linear
- * evaluation). Parameters are initialised from Philox (seed) as SPEC §6 says. */
+ * evaluation). Parameters are initialised from Philox (seed) as FIDELITY §6 says. */
 struct unmix_model_spec {
   enum unmix_arch arch;
   enum unmix_stem stem;
@@ -135,7 +135,7 @@ int unmix_model_node_dim(const struct unmix_model *m, int node);
  * m->params.grad (frozen nodes skipped). Computes no input gradient. */
 void unmix_model_backward(struct unmix_model *m, struct unmix_ctx *ctx, const float *dout);
 /* Re-applies the BatchNorm running-stat updates of the last TRAIN forward in ctx, exactly
- * as a second identical forward would (SPEC §10: symmetric MoCo forwards the mix once). */
+ * as a second identical forward would (FIDELITY §8.2: symmetric MoCo forwards the mix once). */
 void unmix_model_replay_bn_updates(struct unmix_model *m, struct unmix_ctx *ctx);
 
 void unmix_model_zero_grad(struct unmix_model *m);

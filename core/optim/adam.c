@@ -14,6 +14,11 @@ struct unmix_adam_params unmix_adam_params_default(void) {
 
 unmix_status unmix_adam_init(struct unmix_adam *a, const struct unmix_backend *be, int64_t n,
                              const struct unmix_adam_params *p) {
+  return unmix_adam_init_ext(a, be, n, p, NULL);
+}
+
+unmix_status unmix_adam_init_ext(struct unmix_adam *a, const struct unmix_backend *be, int64_t n,
+                                 const struct unmix_adam_params *p, float *m_ext) {
   memset(a, 0, sizeof *a);
   if (!be || !p || n < 1) return unmix_error_set(UNMIX_ERR_ARG, "adam: need a backend, parameters and n >= 1");
   if (!(p->beta1 >= 0.0 && p->beta1 < 1.0) || !(p->beta2 >= 0.0 && p->beta2 < 1.0))
@@ -26,7 +31,8 @@ unmix_status unmix_adam_init(struct unmix_adam *a, const struct unmix_backend *b
   a->be = be;
   a->n = n;
   size_t bytes = sizeof(float) * (size_t)n;
-  a->m = be->alloc(bytes);
+  a->own_m = m_ext == NULL;
+  a->m = m_ext ? m_ext : be->alloc(bytes);
   a->v = be->alloc(bytes);
   if (be->device != UNMIX_DEVICE_CPU) a->host = malloc(4 * bytes);
   if (!a->m || !a->v || (be->device != UNMIX_DEVICE_CPU && !a->host)) {
@@ -40,7 +46,7 @@ unmix_status unmix_adam_init(struct unmix_adam *a, const struct unmix_backend *b
 
 void unmix_adam_free(struct unmix_adam *a) {
   if (a->be) {
-    if (a->m) a->be->free(a->m);
+    if (a->m && a->own_m) a->be->free(a->m);
     if (a->v) a->be->free(a->v);
   }
   free(a->host);

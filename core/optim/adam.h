@@ -27,6 +27,7 @@ struct unmix_adam {
   int64_t n;
   float *m, *v;        /* backend memory, n floats each, zero-initialised (PyTorch's lazy init) */
   float *host;         /* non-CPU backends only: staging for p, g, m, v (4n floats) */
+  bool own_m;          /* m was allocated here (else it is the caller's buffer) */
   int64_t steps;       /* t after the last step */
 };
 
@@ -34,6 +35,11 @@ struct unmix_adam {
  * (UNMIX_ERR_ARG: beta in [0, 1), eps > 0, wd >= 0), out of memory. */
 unmix_status unmix_adam_init(struct unmix_adam *a, const struct unmix_backend *be, int64_t n,
                              const struct unmix_adam_params *p);
+/* The same with the first moment in the caller's zero-filled buffer m_ext (n floats of backend
+ * memory, e.g. a param store's momentum buffer, which the checkpoint already saves); it is
+ * not freed by unmix_adam_free. */
+unmix_status unmix_adam_init_ext(struct unmix_adam *a, const struct unmix_backend *be, int64_t n,
+                                 const struct unmix_adam_params *p, float *m_ext);
 void unmix_adam_free(struct unmix_adam *a);
 /* One step at learning rate lr, exactly PyTorch's single-tensor Adam in float32:
  *   t += 1;  g' = g + wd*p;  m = lerp(m, g', 1-beta1);  v = beta2*v + (1-beta2)*g'^2;
@@ -52,7 +58,7 @@ void unmix_adam_step(struct unmix_adam *a, float *param, const float *grad, doub
 struct unmix_wmse_schedule {
   int warmup_iters;    /* 500; 0 = no warmup (--no_lr_warmup) */
   int n_drops;
-  int drops[4];        /* epochs before the end: 50, 25 */
+  int drops[8];        /* epochs before the end: 50, 25 */
   double gamma;        /* 0.2 */
 };
 struct unmix_wmse_schedule unmix_wmse_schedule_default(void);

@@ -1,6 +1,8 @@
 /* SGD / LARC over flat buffers, EMA, and learning-rate schedules (see optim.h). */
 #include "core/optim/optim.h"
 
+#include "core/optim/adam.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +120,12 @@ double unmix_lr_at(const struct unmix_schedule_config *s, double base_lr, int ep
       for (int i = 0; i < s->n_milestones; i++)
         if (epoch >= s->milestones[i]) lr *= s->gamma;
       return lr;
+    }
+    case UNMIX_SCHED_WARMUP_STEP: {
+      /* the W-MSE codebase's SimCLR/BYOL schedule (core/optim/adam.h) */
+      struct unmix_wmse_schedule w = {.warmup_iters = s->warmup_iters, .n_drops = s->n_drops, .gamma = s->gamma};
+      for (int i = 0; i < s->n_drops && i < 8; i++) w.drops[i] = s->drops[i];
+      return unmix_wmse_lr(&w, base_lr, epochs, epoch, (int64_t)epoch * iters_per_epoch + iter, iters_per_epoch);
     }
     case UNMIX_SCHED_WARMUP_COSINE: {
       /* SwAV: warmup = linspace(start_warmup, base_lr, W*I) over iterations, then

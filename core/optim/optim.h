@@ -1,6 +1,6 @@
 /* Optimisers over a model's flat buffers: SGD with momentum exactly as PyTorch (dampening 0,
  * no nesterov, weight decay added to the gradient), LARC exactly as apex with clip=False
- * (SPEC §4.7, incl. the zero-norm case), the MoCo key-encoder EMA, and the learning-rate
+ * (FIDELITY §3.7, incl. the zero-norm case), the MoCo key-encoder EMA, and the learning-rate
  * schedules of the reference recipes. */
 #pragma once
 #include <stdbool.h>
@@ -10,13 +10,15 @@
 
 #define UNMIX_MAX_MILESTONES 8
 
-enum unmix_optim_kind { UNMIX_OPTIM_SGD = 0, UNMIX_OPTIM_LARC };
+enum unmix_optim_kind { UNMIX_OPTIM_SGD = 0, UNMIX_OPTIM_LARC, UNMIX_OPTIM_ADAM /* SimCLR/BYOL: core/optim/adam.h */ };
 enum unmix_sched_kind {
-  UNMIX_SCHED_COSINE_1BASED = 0, /* per epoch e = 1..E: lr*0.5*(1+cos(pi*e/E)) (MoCo CIFAR, SPEC §2.6) */
+  UNMIX_SCHED_COSINE_1BASED = 0, /* per epoch e = 1..E: lr*0.5*(1+cos(pi*e/E)) (MoCo CIFAR, FIDELITY §2.7) */
   UNMIX_SCHED_COSINE,            /* per epoch e = 0..E-1: lr*0.5*(1+cos(pi*e/E)) (MoCo v2 --cos) */
   UNMIX_SCHED_STEP,              /* per epoch: lr * gamma^(number of milestones <= e) */
-  UNMIX_SCHED_WARMUP_COSINE,     /* per iteration: linear warmup then cosine to final_lr (SwAV, SPEC §4.7) */
-  UNMIX_SCHED_CONSTANT
+  UNMIX_SCHED_WARMUP_COSINE,     /* per iteration: linear warmup then cosine to final_lr (SwAV, FIDELITY §3.7) */
+  UNMIX_SCHED_CONSTANT,
+  UNMIX_SCHED_WARMUP_STEP        /* per iteration: linear warmup over warmup_iters, then x gamma at epochs E - drops[i]
+                                  * (the W-MSE codebase's SimCLR/BYOL schedule, core/optim/adam.h) */
 };
 
 /* The optimiser spec (the manifest's optim section). */
@@ -28,7 +30,7 @@ struct unmix_optim_config {
   int batch_size;              /* global batch (split over ranks) */
   float larc_trust;            /* 0.001 */
   float larc_eps;              /* 1e-8 */
-  bool larc_clip;              /* false: scale mode (SPEC §4.7) */
+  bool larc_clip;              /* false: scale mode (FIDELITY §3.7) */
 };
 
 /* The learning-rate schedule (the manifest's schedule section). */
@@ -40,6 +42,9 @@ struct unmix_schedule_config {
   int warmup_epochs;
   float start_warmup;
   float final_lr;
+  int warmup_iters;            /* warmup-step: iterations of linear warmup (500) */
+  int n_drops;
+  int drops[UNMIX_MAX_MILESTONES]; /* warmup-step: drops at epochs E - d (50, 25) */
 };
 
 struct unmix_optimizer {
@@ -70,6 +75,6 @@ void unmix_ema_update(const struct unmix_backend *be, struct unmix_param_store *
                       const struct unmix_param_store *query, float m);
 
 /* Learning rate for (epoch, iteration within epoch). `epoch` is 0-based; the 1-based MoCo
- * CIFAR cosine uses epoch+1 as the reference loop does (SPEC §2.6). */
+ * CIFAR cosine uses epoch+1 as the reference loop does (FIDELITY §2.7). */
 double unmix_lr_at(const struct unmix_schedule_config *s, double base_lr, int epochs, int epoch, int iter,
                    int iters_per_epoch);

@@ -44,8 +44,8 @@ START_TEST(test_nccl_one_rank) {
   ck_assert_msg(stat(idf, &st) == 0, "rank 0 wrote no NCCL id to %s", idf);
 
   const size_t n = 10007;
-  float *x = hrand(n, 900, -1, 1), *got = hzeros(2 * n);
-  float *gx = dput(b.gpu, x, n), *gy = dput(b.gpu, NULL, 2 * n);
+  float *x = hrand(n, 900, -1, 1), *got = hzeros(n);
+  float *gx = dput(b.gpu, x, n), *gy = dput(b.gpu, NULL, n); /* all-gather of 1 rank: n floats */
   ck_assert_msg(unmix_comm_allreduce_sum(c, gx, (int64_t)n, UNMIX_COMM_F32, UNMIX_COMM_DEVICE) == UNMIX_OK, "%s",
                 unmix_error_message());
   dget(b.gpu, "nccl all-reduce", gx, n, got);
@@ -56,7 +56,7 @@ START_TEST(test_nccl_one_rank) {
   ck_gpu_same("nccl broadcast, 1 rank (device)", got, x, n);
   ck_assert_msg(unmix_comm_allgather(c, gx, gy, (int64_t)n, UNMIX_COMM_F32, UNMIX_COMM_DEVICE) == UNMIX_OK, "%s",
                 unmix_error_message());
-  dget(b.gpu, "nccl all-gather", gy, n, got); /* world 1: n floats gathered, the rest poisoned */
+  dget(b.gpu, "nccl all-gather", gy, n, got); /* the guards catch a gather of more than 1 rank */
   ck_gpu_same("nccl all-gather, 1 rank (device)", got, x, n);
   double h[3] = {1.5, -2.25, 1e300};
   const double hw[3] = {1.5, -2.25, 1e300};

@@ -268,13 +268,12 @@ static void cuda_free_host(void *p) {
   UNMIX_CUDA_CHECK(cudaStreamSynchronize(unmix_cuda.stream));
   UNMIX_CUDA_CHECK(cudaFreeHost(p));
 }
-/* Copies to and from the host are complete when they return (the caller may reuse or read
- * the host buffer at once); device-to-device copies are ordered on the stream. */
-static void cuda_h2d(void *d, const void *s, size_t n) {
-  if (!n) return;
-  UNMIX_CUDA_CHECK(cudaMemcpyAsync(d, s, n, cudaMemcpyHostToDevice, unmix_cuda.stream));
-  UNMIX_CUDA_CHECK(cudaStreamSynchronize(unmix_cuda.stream));
-}
+/* Copies to and from the host are complete, as far as the caller can tell, when they return:
+ * it may reuse the host buffer at once (h2d) or read it (d2h). An upload no longer waits for
+ * the compute stream to drain: it is staged through the pinned buffer and ordered on the
+ * stream, so the host prepares the next batch while the GPU still computes (it waits only
+ * for the previous upload's copy). Device-to-device copies are ordered on the stream. */
+static void cuda_h2d(void *d, const void *s, size_t n) { unmix_cuda_upload(d, s, n); }
 static void cuda_d2h(void *d, const void *s, size_t n) {
   if (!n) return;
   UNMIX_CUDA_CHECK(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToHost, unmix_cuda.stream));

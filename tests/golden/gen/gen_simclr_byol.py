@@ -96,6 +96,48 @@ E["tau/epochs"] = np.array([1000], np.int32)
 E["tau/values"] = np.array([1 - (1 - 0.99) * (math.cos(math.pi * ep / 1000) + 1) / 2 for ep in range(1000)],
                            np.float64)
 
+# ---- losses: methods/contrastive.py contrastive_loss (norm=True) and methods/norm_mse.py -------------
+def contrastive_loss(x0, x1, tau):
+    bsize = x0.shape[0]
+    target = torch.arange(bsize)
+    eye_mask = torch.eye(bsize, dtype=x0.dtype) * 1e9
+    x0 = torch.nn.functional.normalize(x0, p=2, dim=1)
+    x1 = torch.nn.functional.normalize(x1, p=2, dim=1)
+    logits00 = x0 @ x0.t() / tau - eye_mask
+    logits11 = x1 @ x1.t() / tau - eye_mask
+    logits01 = x0 @ x1.t() / tau
+    logits10 = x1 @ x0.t() / tau
+    ce = torch.nn.functional.cross_entropy
+    return (ce(torch.cat([logits01, logits00], dim=1), target) + ce(torch.cat([logits10, logits11], dim=1), target)) / 2
+
+
+def norm_mse_loss(x0, x1):
+    x0 = torch.nn.functional.normalize(x0, dim=-1)
+    x1 = torch.nn.functional.normalize(x1, dim=-1)
+    return 2 - 2 * (x0 * x1).sum(dim=-1).mean()
+
+
+lossrng = np.random.default_rng(91)
+for tag, (n, d) in {"a": (6, 5), "b": (2, 9), "c": (13, 64)}.items():
+    z0 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64, requires_grad=True)
+    z1 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64, requires_grad=True)
+    loss = contrastive_loss(z0, z1, 0.5)
+    loss.backward()
+    E[f"ntxent/{tag}/z0"], E[f"ntxent/{tag}/z1"] = z0.detach().numpy().astype(np.float32), z1.detach().numpy().astype(np.float32)
+    E[f"ntxent/{tag}/loss"] = np.array([loss.item()], np.float64)
+    E[f"ntxent/{tag}/dz0"], E[f"ntxent/{tag}/dz1"] = z0.grad.numpy().copy(), z1.grad.numpy().copy()
+    # BYOL: loss = nmse(p0, t1) + nmse(p1, t0), gradients reach p only
+    p0 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64, requires_grad=True)
+    p1 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64, requires_grad=True)
+    t0 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64)
+    t1 = torch.tensor(lossrng.normal(0, 1, (n, d)).astype(np.float32), dtype=torch.float64)
+    loss = norm_mse_loss(p0, t1) + norm_mse_loss(p1, t0)
+    loss.backward()
+    for k, v in {"p0": p0, "p1": p1, "t0": t0, "t1": t1}.items():
+        E[f"nmse/{tag}/{k}"] = v.detach().numpy().astype(np.float32)
+    E[f"nmse/{tag}/loss"] = np.array([loss.item()], np.float64)
+    E[f"nmse/{tag}/dp0"], E[f"nmse/{tag}/dp1"] = p0.grad.numpy().copy(), p1.grad.numpy().copy()
+
 # ---- evaluation: eval/knn.py (cdist, topk smallest 5, unique + argmax) --------------------------
 def knn_reference(xb, yb, xq, k=5):
     d = torch.cdist(torch.tensor(xq, dtype=torch.float64), torch.tensor(xb, dtype=torch.float64))
@@ -158,6 +200,117 @@ E["lin/ints"] = np.array([n_, m_, d_, c_, ep_], np.int32)
 E["lin/w"], E["lin/b"] = w, b
 E["lin/top1"] = np.array([100.0 * np.mean(pred == yt)], np.float64)
 E["lin/top5"] = np.array([100.0 * np.mean((top5 == yt[:, None]).any(1))], np.float64)
+
+# ---- whole steps: encoder (gen_models' CIFAR ResNet-18 at width 4) + heads + loss + Un-Mix ---------
+# Parameters come from the hash formula shared with tests/support/golden.c (encoder) and the one
+# below (heads), so only the results are stored. Float64 throughout (the C side runs float32).
+from gen_methods import images, mix, rand_bbox  # noqa: E402
+from gen_models import buffer_checksums, fill_params, grad_checksums, moco_cifar_encoder, pattern  # noqa: E402
+
+SW, SN, SH, SD = 4, 6, 16, 8  # width, batch, head hidden, embedding dim
+
+
+def fill_head(mods, base):
+    """Head stores: tensor t (registration order) = pattern(numel, base + t, amp) with amp
+    sqrt(6/fan_in) for weights, (0.2, offset 1) for BN weights, 0.1 for biases."""
+    t = 0
+    with torch.no_grad():
+        for mod in mods:
+            for name, p in mod.named_parameters():
+                n = p.numel()
+                if p.dim() == 2:
+                    v = pattern(n, base + t, math.sqrt(6.0 / p.shape[1]))
+                elif isinstance(mod, torch.nn.BatchNorm1d) and name == "weight":
+                    v = pattern(n, base + t, 0.2, 1.0)
+                else:
+                    v = pattern(n, base + t, 0.1)
+                p.copy_(torch.from_numpy(v.astype(np.float64)).reshape(p.shape))
+                t += 1
+
+
+def mlp(fin, hidden, out):
+    return torch.nn.Sequential(torch.nn.Linear(fin, hidden), torch.nn.BatchNorm1d(hidden), torch.nn.ReLU(),
+                               torch.nn.Linear(hidden, out)).double()
+
+
+def encoder():
+    enc = moco_cifar_encoder(1, SW).double()
+    enc.fc = torch.nn.Identity()
+    fill_params(enc)
+    enc.train()
+    return enc
+
+
+def layer_mods(seq):
+    return [m for m in seq if len(list(m.parameters()))]
+
+
+def step_case(method, unmix, glob, lam_drawn, cx, cy, mix_target=True):
+    x0, x1 = images(SN, 32, 7100).double(), images(SN, 32, 7101).double()
+    enc = encoder()
+    feat = 8 * SW
+    head = mlp(feat, SH, SD)
+    mods = layer_mods(head)
+    bn_last = torch.nn.BatchNorm1d(SD).double() if method == "simclr" else None
+    fill_head(mods + ([bn_last] if bn_last is not None else []), 3000)
+    pred = tgt = head_t = None
+    if method == "byol":
+        pred = mlp(SD, SH, SD)
+        fill_head(layer_mods(pred), 4000)
+        tgt = encoder()
+        head_t = mlp(feat, SH, SD)
+        with torch.no_grad():
+            for a, b in zip(list(tgt.parameters()) + list(head_t.parameters()),
+                            list(enc.parameters()) + list(head.parameters())):
+                a.copy_(b)
+
+    def fwd(a, b, online_only=False):
+        if method == "simclr":
+            z = bn_last(head(torch.cat([enc(a), enc(b)])))
+            return contrastive_loss(z[:SN], z[SN:], 0.5)
+        if online_only:  # loss(x1, mixed) through the online branch only: nmse(p(mixed), t(x1))
+            p = pred(head(enc(b)))
+            with torch.no_grad():
+                t = head_t(tgt(a))
+            return norm_mse_loss(p, t)
+        p = [pred(head(enc(x))) for x in (a, b)]
+        with torch.no_grad():
+            t = [head_t(tgt(x)) for x in (a, b)]
+        return norm_mse_loss(p[0], t[1]) + norm_mse_loss(p[1], t[0])
+
+    box, lam = (0, 0, 0, 0), lam_drawn
+    if unmix and not glob:
+        box, lam = rand_bbox((SN, 3, 32, 32), lam_drawn, cx, cy)
+    l0 = fwd(x0, x1)
+    l1 = l2 = torch.zeros((), dtype=torch.float64)
+    if unmix:
+        mixed = mix(x0, glob, lam, box)
+        l1 = fwd(x1, mixed, not mix_target)
+        l2 = fwd(x1, torch.flip(mixed, (0,)), not mix_target)
+    total = l0 + lam * l1 + (1 - lam) * l2
+    total.backward()
+    name = f"method_{method}_{'nomix' if not unmix else ('global' if glob else 'region')}{'' if mix_target else '_online'}"
+    F = {"dims": np.array([SW, SN, SH, SD], np.int32)}
+    F["draw"] = np.array([1 if glob else 0, lam_drawn, lam, cx, cy] + list(box), np.float64)
+    F["loss"] = np.array([total.item(), l0.item(), l1.item(), l2.item()], np.float64)
+    s, sq, smp = grad_checksums(enc)
+    F["grad_sum"], F["grad_sumsq"], F["grad_samples"] = s, sq, smp
+    F["buffer_sums"] = buffer_checksums(enc)[0]
+    heads = mods + ([bn_last] if bn_last is not None else [])
+    F["head_grad"] = np.concatenate([p.grad.numpy().ravel() for m in heads for p in m.parameters()])
+    F["head_buffers"] = np.concatenate(
+        [b.numpy().ravel() for m in heads for n_, b in m.named_buffers() if not n_.endswith("tracked")])
+    if pred is not None:
+        F["pred_grad"] = np.concatenate([p.grad.numpy().ravel() for m in layer_mods(pred) for p in m.parameters()])
+    write_fixture(os.path.join(OUT, name + ".bin"), F)
+    print("wrote", name + ".bin")
+
+
+for meth in ("simclr", "byol"):
+    step_case(meth, False, True, 0.0, 0, 0)
+    step_case(meth, True, True, 0.3, 0, 0)
+    step_case(meth, True, False, 0.6, 11, 20)
+step_case("byol", True, True, 0.3, 0, 0, mix_target=False)
 
 write_fixture(os.path.join(OUT, "simclr_byol.bin"), E)
 print("wrote simclr_byol.bin with", len(E), "entries")

@@ -126,6 +126,15 @@ static __global__ void mask_exited_lane_kernel(int *out) {
   if (threadIdx.x == 31) return;
   out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1);
 }
+/* Shared histogram; `barrier` false drops the barrier between zeroing and the atomic updates. */
+static __global__ void shared_hist_kernel(int n, const int *v, unsigned *out, bool barrier) {
+  __shared__ unsigned h[8];
+  if (threadIdx.x < 8) h[threadIdx.x] = 0u;
+  if (barrier) __syncthreads();
+  for (int i = threadIdx.x; i < n; i += blockDim.x) atomicAdd(&h[v[i] & 7], 1u);
+  __syncthreads();
+  if (threadIdx.x < 8) atomicAdd(&out[threadIdx.x], h[threadIdx.x]);
+}
 static __global__ void write_kernel(int n, float *x, float v) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) x[i] = v;
 }
@@ -187,6 +196,27 @@ START_TEST(missing_barrier_is_a_reported_race) {
   EMU_LAUNCH(block_sum_kernel, 2, 256, 0, nullptr, 1024, x, out);
   ck_assert_float_eq(host_floats(out, 1)[0], 1024.0f);
   CK(cudaFree(x));
+  CK(cudaFree(out));
+}
+END_TEST
+
+START_TEST(atomic_against_plain_access_is_a_race) {
+  const int n = 500;
+  std::vector<int> v(n);
+  for (int i = 0; i < n; i++) v[i] = i;
+  int *dv = nullptr;
+  unsigned *out = nullptr;
+  CK(cudaMalloc(&dv, n * sizeof(int)));
+  CK(cudaMalloc(&out, 8 * sizeof(unsigned)));
+  CK(cudaMemcpy(dv, v.data(), n * sizeof(int), cudaMemcpyHostToDevice));
+  CK(cudaMemset(out, 0, 8 * sizeof(unsigned)));
+  EMU_LAUNCH(shared_hist_kernel, 1, 64, 0, nullptr, n, dv, out, true);
+  std::vector<unsigned> h(8);
+  CK(cudaMemcpy(h.data(), out, 8 * sizeof(unsigned), cudaMemcpyDeviceToHost));
+  for (int k = 0; k < 8; k++) ck_assert_uint_eq(h[k], (unsigned)(n / 8 + (k < n % 8)));
+  expect_abort([dv, out] { EMU_LAUNCH(shared_hist_kernel, 1, 64, 0, nullptr, 500, dv, out, false); },
+               "shared-memory race (");
+  CK(cudaFree(dv));
   CK(cudaFree(out));
 }
 END_TEST
@@ -322,7 +352,7 @@ START_TEST(out_of_bounds_is_caught) {
         cudaMalloc(&x, 1024 * sizeof(float));
         EMU_LAUNCH(write_one_kernel, 1, 1, 0, nullptr, x, 1024);
       },
-      "past the end of device allocation");
+      "bytes past");
   // Size not a multiple of 16: the slack before the guard page holds a canary.
   expect_abort(
       [] {
@@ -339,7 +369,7 @@ START_TEST(out_of_bounds_is_caught) {
         cudaMalloc(&x, 64 * sizeof(float));
         EMU_LAUNCH(write_one_kernel, 1, 1, 0, nullptr, x, -1);
       },
-      "before the start of device allocation");
+      "bytes before");
   // And in range it is fine (both modes).
   for (int left = 0; left < 2; left++) {
     emu_set_option("align_left", left);
@@ -501,6 +531,7 @@ int main(void) {
   tcase_add_test(tc, block_sum_matches);
   tcase_add_test(tc, missing_barrier_gives_wrong_sums);
   tcase_add_test(tc, missing_barrier_is_a_reported_race);
+  tcase_add_test(tc, atomic_against_plain_access_is_a_race);
   tcase_add_test(tc, shuffles_follow_cuda);
   tcase_add_test(tc, atomics_count_exactly);
   tcase_add_test(tc, thread_order_is_seeded);

@@ -1,7 +1,8 @@
-/* The nccl communicator (comm_nccl.c: file-bootstrapped unique id, non-blocking init, group
- * calls, event waits, abort) executed for real: 2 forked ranks, each with its own emulated
- * CUDA device and the CUDA backend, exchanging device buffers through the emulated NCCL.
- * Built only in the UNMIX_CUDA=EMU build, where comm_nccl.c is compiled in. */
+/* The nccl communicator (comm_nccl.c: unique id through a file or over MPI, non-blocking init,
+ * group calls, event waits, abort) executed for real: 2 ranks, each with its own emulated CUDA
+ * device and the CUDA backend, exchanging device buffers through the emulated NCCL. Case "nccl"
+ * forks its 2 ranks (file bootstrap); case "mpi" is run by ctest as `mpirun -np 2` (MPI bootstrap,
+ * mpi+nccl). Built only in the UNMIX_CUDA=EMU build, where comm_nccl.c is compiled in. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +13,7 @@
 #include "core/backend/backend.h"
 #include "tests/support/testutil.h"
 
-#if __has_include("core/comm/comm.h")
 #include "core/comm/comm.h"
-#else
-#include "core/dist/comm.h"
-#endif
 
 #define EXPECT(cond)                                                                                                  \
   do {                                                                                                                \
@@ -26,12 +23,15 @@
     }                                                                                                                 \
   } while (0)
 
-/* One rank: the communicator as `unmix train --comm nccl` opens it without MPI. */
+/* One rank: the communicator as `unmix train --comm nccl` opens it, without MPI (id_file) or
+ * under mpirun (id_file NULL; rank -1: the launcher's). */
 static int rank_main(int rank, const char *id_file, int peer_dies) {
-  char rs[8];
-  snprintf(rs, sizeof rs, "%d", rank);
-  setenv("UNMIX_RANK", rs, 1);
-  setenv("UNMIX_WORLD_SIZE", "2", 1);
+  if (id_file) {
+    char rs[8];
+    snprintf(rs, sizeof rs, "%d", rank);
+    setenv("UNMIX_RANK", rs, 1);
+    setenv("UNMIX_WORLD_SIZE", "2", 1);
+  }
   const struct unmix_backend *be = NULL;
   EXPECT(unmix_backend_get("cuda", &be) == UNMIX_OK);
   struct unmix_comm_options o;
@@ -41,9 +41,10 @@ static int rank_main(int rank, const char *id_file, int peer_dies) {
   o.timeout_s = peer_dies ? 5 : 60;
   struct unmix_comm *c = NULL;
   EXPECT(unmix_comm_create(&o, &c) == UNMIX_OK);
+  if (rank < 0) rank = unmix_comm_rank(c);
   EXPECT(unmix_comm_attach_backend(c, be) == UNMIX_OK);
   EXPECT(unmix_comm_world(c) == 2 && unmix_comm_rank(c) == rank);
-  EXPECT(strcmp(unmix_comm_name(c), "nccl(file)") == 0);
+  EXPECT(strcmp(unmix_comm_name(c), id_file ? "nccl(file)" : "mpi+nccl") == 0);
   if (peer_dies && rank == 1) _exit(0); /* dies after init, before the first collective */
 
   /* all-reduce of two device buffers at once (one NCCL group), then a barrier */
@@ -119,6 +120,15 @@ START_TEST(test_nccl_comm_collectives_two_ranks) { run_ranks(0); }
 END_TEST
 START_TEST(test_nccl_comm_dead_peer_fails_within_timeout) { run_ranks(1); }
 END_TEST
+/* This process is one of 2 mpirun ranks: the unique id goes over MPI. */
+START_TEST(test_nccl_comm_under_mpirun) {
+  if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMI_SIZE") && !getenv("PMIX_RANK")) {
+    printf("SKIPPED (not started by mpirun; ctest runs this case as test_cudaemu_comm_mpi): test_nccl_comm_under_mpirun\n");
+    return;
+  }
+  ck_assert_int_eq(rank_main(-1, NULL, 0), 0);
+}
+END_TEST
 
 static Suite *cudaemu_comm_suite(void) {
   Suite *s = suite_create("cudaemu_comm");
@@ -126,6 +136,10 @@ static Suite *cudaemu_comm_suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, test_nccl_comm_collectives_two_ranks);
   tcase_add_test(tc, test_nccl_comm_dead_peer_fails_within_timeout);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("mpi");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, test_nccl_comm_under_mpirun);
   suite_add_tcase(s, tc);
   return s;
 }

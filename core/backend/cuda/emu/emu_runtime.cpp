@@ -53,8 +53,7 @@ extern "C" char __start_emu_shared[], __stop_emu_shared[];
 static char emu_shared_anchor[16] __attribute__((section("emu_shared"), used, aligned(16)));
 extern "C" void emu_ctx_start(void);
 
-thread_local uint3 threadIdx, blockIdx;
-thread_local dim3 blockDim, gridDim;
+thread_local uint3 threadIdx, blockIdx, blockDim, gridDim;
 thread_local volatile int emu_in_atomic;
 
 /* ==== configuration ============================================================================ */
@@ -244,8 +243,8 @@ uintptr_t g_stack_lo, g_stack_hi; // fiber stacks (guard pages inside)
  * between the same two barriers, at least one a write, are a race -- unless both threads are lanes of
  * one warp with a warp collective between them. Atomics are not races. */
 struct shadow_word {
-  uint32_t w_tid, w_ep, w_wep, r_tid, r_ep, r_wep;
-  uint8_t has_w, has_r, r_many;
+  uint32_t w_tid, w_ep, w_wep, r_tid, r_ep, r_wep, a_tid, a_ep, a_wep;
+  uint8_t has_w, has_r, r_many, has_a;
 };
 uintptr_t g_sh_lo, g_sh_hi, g_watch_lo, g_watch_hi;
 shadow_word *g_shadow;
@@ -254,17 +253,17 @@ uint32_t g_epoch = 1;
 uint32_t g_warp_ep[32];
 uint64_t g_traps_shared, g_traps_foreign;
 int g_race_launches = 2, g_race_blocks = 2;
-void record_shared(uintptr_t a, bool write);
+void record_shared(uintptr_t a, bool write, bool atomic);
 
 void segv_handler(int sig, siginfo_t *si, void *uctx) {
   uintptr_t a = (uintptr_t)si->si_addr;
   if (g_watch_on && a >= g_watch_lo && a < g_watch_hi) {
     ucontext_t *uc = (ucontext_t *)uctx;
-    if (a >= g_sh_lo && a < g_sh_hi && g_cur && !emu_in_atomic) {
+    if (a >= g_sh_lo && a < g_sh_hi && g_cur) {
       g_traps_shared++;
-      record_shared(a, (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0);
+      record_shared(a, (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0, emu_in_atomic != 0);
     } else {
-      g_traps_foreign++; // other data on the section's first or last page, or an atomic
+      g_traps_foreign++; // the scheduler poisoning the section
     }
     mprotect((void *)g_watch_lo, g_watch_hi - g_watch_lo, PROT_READ | PROT_WRITE);
     uc->uc_mcontext.gregs[REG_EFL] |= 0x100; // trap after this one instruction
@@ -288,6 +287,16 @@ void segv_handler(int sig, siginfo_t *si, void *uctx) {
                (void *)a, (ptrdiff_t)(a - r->ptr), rec_id(r), r->bytes, (void *)r->ptr);
     bool after = false;
     alloc_rec *n = rec_near(a, &after);
+    size_t pg = (a - g_base) / kPage;
+    alloc_rec *p = pg > 0 && g_owner[pg - 1] ? &g_recs[g_owner[pg - 1] - 1] : nullptr;
+    alloc_rec *q = pg + 1 < kRegion / kPage && g_owner[pg + 1] ? &g_recs[g_owner[pg + 1] - 1] : nullptr;
+    if (p && q)
+      emu_fail("out-of-bounds %s: %p is in the guard page between device allocation #%u (%zu bytes at %p%s; %p is %td "
+               "bytes past its end) and #%u (%zu bytes at %p%s; %td bytes before its start)",
+               g_access_depth.load() ? "device access" : "host access", (void *)a, rec_id(p), p->bytes,
+               (void *)p->ptr, p->state.load() == REC_FREED ? ", freed" : "", (void *)a,
+               (ptrdiff_t)(a - (p->ptr + p->bytes)), rec_id(q), q->bytes, (void *)q->ptr,
+               q->state.load() == REC_FREED ? ", freed" : "", (ptrdiff_t)(q->ptr - a));
     if (n && after)
       emu_fail("out-of-bounds %s: %p is %td bytes past the end of device allocation #%u (%zu bytes at %p%s)",
                g_access_depth.load() ? "device access" : "host access", (void *)a,
@@ -1002,7 +1011,7 @@ struct emu_thread {
   int wsrc;
 };
 namespace {
-void record_shared(uintptr_t a, bool write) {
+void record_shared(uintptr_t a, bool write, bool atomic) {
   const uint32_t tid = g_cur->lin, warp = tid >> 5, wep = g_warp_ep[warp];
   shadow_word &w = g_shadow[(a - g_sh_lo) >> 2];
   auto ordered = [&](uint32_t otid, uint32_t oep, uint32_t owep) {
@@ -1013,17 +1022,29 @@ void record_shared(uintptr_t a, bool write) {
     snprintf(buf, n, "(%u,%u,%u)", o % bx, (o / bx) % by, o / (bx * by));
     return buf;
   };
+  const char *mine = atomic ? "updated atomically" : write ? "written" : "read";
   char ob[48];
   if (w.has_w && !ordered(w.w_tid, w.w_ep, w.w_wep))
     emu_fail("shared-memory race (%s): byte %td of __shared__ storage is %s by this thread and was written by thread "
              "%s with no __syncthreads between them",
-             write ? "write/write" : "read after write", (ptrdiff_t)(a - g_sh_lo), write ? "written" : "read",
+             atomic ? "atomic/write" : write ? "write/write" : "read after write", (ptrdiff_t)(a - g_sh_lo), mine,
              other(w.w_tid, ob, sizeof ob));
-  if (write && w.has_r && w.r_ep == g_epoch && (w.r_many || !ordered(w.r_tid, w.r_ep, w.r_wep)))
-    emu_fail("shared-memory race (write after read): byte %td of __shared__ storage is written by this thread and was "
-             "read by thread %s%s with no __syncthreads between them",
-             (ptrdiff_t)(a - g_sh_lo), other(w.r_tid, ob, sizeof ob), w.r_many ? " and others" : "");
-  if (write) {
+  // Atomics do not race with each other, only with plain accesses.
+  if (!atomic && w.has_a && !ordered(w.a_tid, w.a_ep, w.a_wep))
+    emu_fail("shared-memory race (%s/atomic): byte %td of __shared__ storage is %s by this thread and was updated "
+             "atomically by thread %s with no __syncthreads between them",
+             write ? "write" : "read", (ptrdiff_t)(a - g_sh_lo), mine, other(w.a_tid, ob, sizeof ob));
+  if ((write || atomic) && w.has_r && w.r_ep == g_epoch && (w.r_many || !ordered(w.r_tid, w.r_ep, w.r_wep)))
+    emu_fail("shared-memory race (%s after read): byte %td of __shared__ storage is %s by this thread and was read "
+             "by thread %s%s with no __syncthreads between them",
+             atomic ? "atomic" : "write", (ptrdiff_t)(a - g_sh_lo), mine, other(w.r_tid, ob, sizeof ob),
+             w.r_many ? " and others" : "");
+  if (atomic) {
+    w.a_tid = tid;
+    w.a_ep = g_epoch;
+    w.a_wep = wep;
+    w.has_a = 1;
+  } else if (write) {
     w.w_tid = tid;
     w.w_ep = g_epoch;
     w.w_wep = wep;
@@ -1299,8 +1320,8 @@ void run_launch(launch_ctx &L) {
   const launch_ctx *prev = g_launch;
   g_launch = &L;
   g_body = &L.body;
-  blockDim = L.block;
-  gridDim = L.grid;
+  blockDim = uint3{L.block.x, L.block.y, L.block.z};
+  gridDim = uint3{L.grid.x, L.grid.y, L.grid.z};
   rng r{L.seed};
   // Blocks run in a shuffled order too: no block may rely on another having run first.
   std::vector<uint64_t> order(nb);

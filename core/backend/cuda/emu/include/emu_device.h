@@ -27,9 +27,9 @@
 struct uint3 {
   unsigned int x, y, z;
 };
-/* Set by the scheduler before every switch into a kernel thread. */
-extern thread_local uint3 threadIdx, blockIdx;
-extern thread_local dim3 blockDim, gridDim;
+/* Set by the scheduler before every switch into a kernel thread. blockDim/gridDim are uint3 (CUDA:
+ * dim3) so that, like the others, they are trivial thread_locals without C++ TLS init wrappers. */
+extern thread_local uint3 threadIdx, blockIdx, blockDim, gridDim;
 static constexpr int warpSize = 32;
 
 /* ---- synchronisation (implemented by the scheduler) ------------------------------------------- */
