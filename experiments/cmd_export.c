@@ -36,7 +36,8 @@ const struct unmix_evalcmd unmix_evalcmd_export = {
     "(CIFAR stems: replace m.conv1 by a 3x3 stride-1 conv and m.maxpool by Identity first), or convert\n"
     "it for detectron2 (tools/convert-torchvision-to-d2.py reads a torch state dict: save it with\n"
     "torch.save first). The file's metadata records the source checkpoint, its architecture and its\n"
-    "resolved manifest (unmix.source_manifest), so the evaluation commands accept it directly.\n",
+    "resolved manifest (unmix.source_manifest), so the evaluation commands accept it directly.\n\n"
+    "example: unmix export results/runs/cifar10_moco_sym/checkpoint.safetensors --to torchvision r18.safetensors\n",
     g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 int unmix_cmd_export(int argc, char **argv) {

@@ -58,7 +58,9 @@ const struct unmix_evalcmd unmix_evalcmd_flatness = {
     "Prediction flatness of MoCo checkpoints (the paper's motivation figure): each test image's query\n"
     "q = normalize(encoder_q(x)) (eval mode) against N keys of the checkpoint's queue\n"
     "(unmix.state.moco.queue), p = softmax(q.keys / T) sorted ascending. The same test images and\n"
-    "the same queue rows are used for every checkpoint.\n",
+    "the same queue rows are used for every checkpoint.\n\n"
+    "example: unmix flatness results/runs/cifar10_moco_sym/checkpoint.safetensors "
+    "results/runs/cifar10_moco_sym_unmix/checkpoint.safetensors\n",
     g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 /* Sorted probabilities (M x neg, host) of one checkpoint. */

@@ -49,7 +49,9 @@ const struct unmix_evalcmd unmix_evalcmd_hist = {
     "so their densities can be overlaid. Conv layers are numbered from 1 in torchvision module order\n"
     "(conv1, layer1.0.conv1, ..., with each block's downsample conv after its convs). The paper's\n"
     "panels are layers 1,10,20,30,40,50 of a ResNet-50 (53 convs); for a smaller network the default\n"
-    "is 6 layers spread evenly from the first to the last (ResNet-18: 1,5,9,12,16,20).\n",
+    "is 6 layers spread evenly from the first to the last (ResNet-18: 1,5,9,12,16,20).\n\n"
+    "example: unmix hist results/runs/cifar10_moco_sym/checkpoint.safetensors "
+    "results/runs/cifar10_moco_sym_unmix/checkpoint.safetensors\n",
     g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 int unmix_cmd_hist(int argc, char **argv) {

@@ -52,7 +52,8 @@ const struct unmix_evalcmd unmix_evalcmd_knn = {
     "Weighted kNN classification (docs/FIDELITY.md §5.1) of the checkpoint's encoder: the train split\n"
     "is the memory bank, the test split the queries, both through the recipe's evaluation transform;\n"
     "L2-normalised features, the k most similar bank entries vote with weights exp(cos/t).\n"
-    "Defaults repeat the run's monitor, so the result equals the last knn_top1/5 of metrics.csv.\n",
+    "Defaults repeat the run's monitor, so the result equals the last knn_top1/5 of metrics.csv.\n\n"
+    "example: unmix knn results/runs/cifar10_moco_sym_unmix/checkpoint.safetensors --k 20\n",
     g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 /* The W-MSE codebase's kNN: unnormalised backbone features, Euclidean, unweighted votes. */

@@ -82,7 +82,8 @@ const struct unmix_evalcmd unmix_evalcmd_lincls = {
     "              decay; its own options (`unmix lincls CKPT --protocol wmse-cifar --help`)\n"
     "No protocol drops the last partial batch. Data order and augmentation come from the Philox\n"
     "streams of the manifest's seed: runs are reproducible, and --resume continues bit-identically.\n"
-    "(--batch sets the test-time batch, default max(batch size, 256).)\n",
+    "(--batch sets the test-time batch, default max(batch size, 256).)\n\n"
+    "example: unmix lincls results/runs/imagenet_mocov2_unmix_200/checkpoint.safetensors --protocol imagenet\n",
     g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 static unmix_status write_summary(const char *path, const struct unmix_eval_ckpt *e, const char *ckpt,

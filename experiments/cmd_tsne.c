@@ -59,7 +59,8 @@ const struct unmix_evalcmd unmix_evalcmd_tsne = {
     "usage: unmix tsne CKPT [options]\n\n"
     "t-SNE of N images' features (the paper's Figure 4): the first N images of the split through\n"
     "the recipe's evaluation transform and the encoder in eval mode, PCA to 50 dimensions, then\n"
-    "Barnes-Hut t-SNE (theta 0.5, perplexity 30, 1000 iterations; eval/tsne.h) or exact t-SNE.\n",
+    "Barnes-Hut t-SNE (theta 0.5, perplexity 30, 1000 iterations; eval/tsne.h) or exact t-SNE.\n\n"
+    "example: unmix tsne results/runs/cifar10_moco_sym/checkpoint.safetensors --n 2000\n",
     g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
 
 static unmix_status write_f32(const char *path, const float *x, const int32_t *lab, int n, int d) {

@@ -178,7 +178,8 @@ END_TEST
  * nowhere outside the repository. */
 START_TEST(help_texts) {
   static const char *const cmds[] = {"train",       "info",       "bench",      "validate",   "data",
-                                     "collect",     "baseline",   "plot",       "data fetch", "data check", "data synth", "data import",
+                                     "collect",     "baseline",   "plot",       "knn",        "lincls",
+                                     "tsne",        "hist",       "flatness",   "export",     "data fetch", "data check", "data synth", "data import",
                                      "bench ops",   "bench step", "bench data", "bench comm", "bench tsne"};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     char a[128], b[128];
