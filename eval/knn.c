@@ -33,11 +33,11 @@ static void vote_one(int k, int nc, float t, const float *vals, const int32_t *i
   }
 }
 
-unmix_status unmix_knn_classify(const struct unmix_backend *be, const float *bank, const int32_t *bank_labels,
-                                int n, int d, const float *queries, const int32_t *query_labels, int m,
-                                const struct unmix_knn_params *p, struct unmix_knn_result *res, int32_t *pred,
-                                int32_t *pred5) {
-  if (res) memset(res, 0, sizeof *res);
+/* The checks and the query-chunk size both classifiers share: arguments, k against the bank,
+ * labels in range, and the backend ops the classifier needs (`need`, count `nneed`). */
+static unmix_status knn_check(const struct unmix_backend *be, const float *bank, const int32_t *bank_labels, int n,
+                              int d, const float *queries, const int32_t *query_labels, int m,
+                              const struct unmix_knn_params *p, const enum unmix_op *need, size_t nneed) {
   if (!be || !p || !bank_labels || (!bank && n > 0) || (!queries && m > 0))
     return unmix_error_set(UNMIX_ERR_ARG, "knn: missing backend, parameters, bank, labels or queries");
   if (n < 1 || d < 1 || m < 0)
@@ -45,15 +45,14 @@ unmix_status unmix_knn_classify(const struct unmix_backend *be, const float *ban
                            m);
   if (p->k < 1 || p->k > n)
     return unmix_error_set(UNMIX_ERR_ARG, "knn: k = %d must lie in 1..%d (the memory bank size)", p->k, n);
-  if (!(p->t > 0.0f) || !isfinite(p->t))
-    return unmix_error_set(UNMIX_ERR_ARG, "knn: temperature t = %g must be positive and finite", (double)p->t);
   if (p->num_classes < 1)
     return unmix_error_set(UNMIX_ERR_ARG, "knn: num_classes = %d must be >= 1", p->num_classes);
   if (p->chunk < 0) return unmix_error_set(UNMIX_ERR_ARG, "knn: chunk = %d must be >= 0 (0 = automatic)", p->chunk);
-  if (!be->supports_op(UNMIX_OP_GEMM, NULL) || !be->supports_op(UNMIX_OP_TOPK, NULL) || !be->gemm || !be->topk)
-    return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "knn: backend '%s' does not support %s", be->name,
-                           !be->supports_op(UNMIX_OP_GEMM, NULL) || !be->gemm ? "gemm" : "topk");
-  const int nc = p->num_classes, k = p->k;
+  for (size_t i = 0; i < nneed; i++)
+    if (!be->supports_op(need[i], NULL))
+      return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "knn: backend '%s' does not support %s", be->name,
+                             unmix_op_name(need[i]));
+  const int nc = p->num_classes;
   for (int i = 0; i < n; i++)
     if (bank_labels[i] < 0 || bank_labels[i] >= nc)
       return unmix_error_set(UNMIX_ERR_ARG, "knn: memory-bank sample %d has label %d outside 0..%d", i,
@@ -63,15 +62,33 @@ unmix_status unmix_knn_classify(const struct unmix_backend *be, const float *ban
       if (query_labels[i] < 0 || query_labels[i] >= nc)
         return unmix_error_set(UNMIX_ERR_ARG, "knn: query sample %d has label %d outside 0..%d", i,
                                (int)query_labels[i], nc - 1);
-  if (res) res->total = m;
-  if (m == 0) return UNMIX_OK;
+  return UNMIX_OK;
+}
 
+/* Queries per chunk: p->chunk, or what keeps a (chunk, n) similarity block near 64 MiB. */
+static int knn_chunk(const struct unmix_knn_params *p, int n, int m) {
   int chunk = p->chunk;
   if (chunk == 0) {
     int64_t budget = ((int64_t)64 << 20) / ((int64_t)n * (int64_t)sizeof(float));
     chunk = budget < 1 ? 1 : budget > 4096 ? 4096 : (int)budget;
   }
-  if (chunk > m) chunk = m;
+  return chunk > m ? m : chunk;
+}
+
+unmix_status unmix_knn_classify(const struct unmix_backend *be, const float *bank, const int32_t *bank_labels,
+                                int n, int d, const float *queries, const int32_t *query_labels, int m,
+                                const struct unmix_knn_params *p, struct unmix_knn_result *res, int32_t *pred,
+                                int32_t *pred5) {
+  if (res) memset(res, 0, sizeof *res);
+  if (p && !(p->t > 0.0f && isfinite(p->t)))
+    return unmix_error_set(UNMIX_ERR_ARG, "knn: temperature t = %g must be positive and finite", (double)p->t);
+  static const enum unmix_op need[] = {UNMIX_OP_GEMM, UNMIX_OP_TOPK};
+  UNMIX_TRY(knn_check(be, bank, bank_labels, n, d, queries, query_labels, m, p, need, sizeof need / sizeof need[0]));
+  const int nc = p->num_classes, k = p->k;
+  if (res) res->total = m;
+  if (m == 0) return UNMIX_OK;
+
+  const int chunk = knn_chunk(p, n, m);
 
   unmix_status st = UNMIX_OK;
   float *sims = be->alloc((size_t)chunk * (size_t)n * sizeof(float));
@@ -136,39 +153,12 @@ unmix_status unmix_knn_euclid_classify(const struct unmix_backend *be, const flo
                                        const struct unmix_knn_params *p, struct unmix_knn_result *res, int32_t *pred,
                                        int32_t *pred5) {
   if (res) memset(res, 0, sizeof *res);
-  if (!be || !p || !bank_labels || (!bank && n > 0) || (!queries && m > 0))
-    return unmix_error_set(UNMIX_ERR_ARG, "knn: missing backend, parameters, bank, labels or queries");
-  if (n < 1 || d < 1 || m < 0)
-    return unmix_error_set(UNMIX_ERR_ARG, "knn: bank of %d x %d features and %d queries: need n >= 1, d >= 1", n, d,
-                           m);
-  if (p->k < 1 || p->k > n)
-    return unmix_error_set(UNMIX_ERR_ARG, "knn: k = %d must lie in 1..%d (the memory bank size)", p->k, n);
-  if (p->num_classes < 1)
-    return unmix_error_set(UNMIX_ERR_ARG, "knn: num_classes = %d must be >= 1", p->num_classes);
-  if (p->chunk < 0) return unmix_error_set(UNMIX_ERR_ARG, "knn: chunk = %d must be >= 0 (0 = automatic)", p->chunk);
   static const enum unmix_op need[] = {UNMIX_OP_GEMM, UNMIX_OP_TOPK, UNMIX_OP_ROW_DOT, UNMIX_OP_COPY};
-  for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
-    if (!be->supports_op(need[i], NULL))
-      return unmix_error_set(UNMIX_ERR_UNSUPPORTED, "knn: backend '%s' does not support %s", be->name,
-                             unmix_op_name(need[i]));
+  UNMIX_TRY(knn_check(be, bank, bank_labels, n, d, queries, query_labels, m, p, need, sizeof need / sizeof need[0]));
   const int nc = p->num_classes, k = p->k;
-  for (int i = 0; i < n; i++)
-    if (bank_labels[i] < 0 || bank_labels[i] >= nc)
-      return unmix_error_set(UNMIX_ERR_ARG, "knn: memory-bank sample %d has label %d outside 0..%d", i,
-                             (int)bank_labels[i], nc - 1);
-  if (query_labels)
-    for (int i = 0; i < m; i++)
-      if (query_labels[i] < 0 || query_labels[i] >= nc)
-        return unmix_error_set(UNMIX_ERR_ARG, "knn: query sample %d has label %d outside 0..%d", i,
-                               (int)query_labels[i], nc - 1);
   if (res) res->total = m;
   if (m == 0) return UNMIX_OK;
-  int chunk = p->chunk;
-  if (chunk == 0) {
-    int64_t budget = ((int64_t)64 << 20) / ((int64_t)n * (int64_t)sizeof(float));
-    chunk = budget < 1 ? 1 : budget > 4096 ? 4096 : (int)budget;
-  }
-  if (chunk > m) chunk = m;
+  const int chunk = knn_chunk(p, n, m);
 
   unmix_status st = UNMIX_OK;
   const size_t cn = (size_t)chunk * (size_t)n;
