@@ -249,11 +249,16 @@ static int byol_views_needed(const struct unmix_method *m) {
   return 2;
 }
 
-/* online passes forward + backward (3x), target passes forward only */
+/* online passes forward + backward (3x), target passes forward only; the heads likewise: g and
+ * q forward + backward per online() call (x1's is re-run for each mixture through the target),
+ * g_t forward per target pass */
 static double byol_step_flops_per_sample(const struct unmix_method *m) {
-  const bool mix = m->spec.unmix.enabled;
-  double online = mix ? 4 : 2, tgt = mix ? (m->spec.byol.mix_target ? 4 : 2) : 2;
-  return unmix_model_forward_flops(m->model) * (3.0 * online + tgt);
+  const struct byol *b = by_of(m);
+  const bool mix = m->spec.unmix.enabled, tt = m->spec.byol.mix_target;
+  double online = mix ? 4 : 2, tgt = mix && tt ? 4 : 2, calls = 2 + (mix ? (tt ? 4 : 2) : 0);
+  return unmix_model_forward_flops(m->model) * (3.0 * online + tgt) +
+         3.0 * calls * (wmse_mlp_forward_flops(&b->g) + wmse_mlp_forward_flops(&b->q)) +
+         tgt * wmse_mlp_forward_flops(&b->gt);
 }
 
 static size_t byol_device_bytes(const struct unmix_method *m) {

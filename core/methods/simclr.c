@@ -249,9 +249,12 @@ static int simclr_views_needed(const struct unmix_method *m) {
   return 2;
 }
 
-/* every encoder pass forward + backward (3x); the head is small next to the encoder */
+/* every encoder pass forward + backward (3x), and the head's: each of the (Un-Mix: 3) pair
+ * calls runs it forward + backward over both views' embeddings (2 per sample) */
 static double simclr_step_flops_per_sample(const struct unmix_method *m) {
-  return unmix_model_forward_flops(m->model) * 3.0 * (m->spec.unmix.enabled ? 4 : 2);
+  const bool mix = m->spec.unmix.enabled;
+  return unmix_model_forward_flops(m->model) * 3.0 * (mix ? 4 : 2) +
+         wmse_mlp_forward_flops(&sc_of(m)->head) * 3.0 * 2.0 * (mix ? 3 : 1);
 }
 
 static size_t simclr_device_bytes(const struct unmix_method *m) {

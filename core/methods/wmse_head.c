@@ -116,6 +116,10 @@ void wmse_mlp_backward(const struct unmix_backend *be, const struct wmse_mlp *h,
                       unmix_param_grad(params, h->w1), unmix_param_grad(params, h->b1));
 }
 
+double wmse_mlp_forward_flops(const struct wmse_mlp *h) {
+  return 2.0 * ((double)h->in * h->hidden + (double)h->hidden * h->out);
+}
+
 unmix_status wmse_adam_init(struct unmix_adam *a, struct unmix_param_store *s, double weight_decay, float *m_ext) {
   struct unmix_adam_params p = unmix_adam_params_default();
   p.weight_decay = weight_decay;

@@ -41,6 +41,10 @@ unmix_status wmse_mlp_forward(const struct unmix_backend *be, const struct wmse_
 void wmse_mlp_backward(const struct unmix_backend *be, const struct wmse_mlp *h, struct unmix_param_store *params,
                        struct wmse_act *act, int n, const float *x, const float *dz, float *dx);
 
+/* Forward FLOPs per sample of the two Linear layers (2 x multiply-adds; BN and ReLU left out,
+ * as unmix_model_forward_flops leaves them out of the encoder). */
+double wmse_mlp_forward_flops(const struct wmse_mlp *h);
+
 /* Adam for a store (coupled L2 wd, PyTorch betas/eps). m_ext as unmix_adam_init_ext. */
 unmix_status wmse_adam_init(struct unmix_adam *a, struct unmix_param_store *s, double weight_decay, float *m_ext);
 
