@@ -48,7 +48,8 @@ const struct unmix_evalcmd unmix_evalcmd_export = {
     "are in tools/detectron2/ (README.md there).\n\n"
     "example: unmix export results/runs/cifar10_moco_sym/checkpoint.safetensors --to torchvision r18.safetensors\n"
     "         unmix export results/runs/imagenet_mocov2_unmix_200/checkpoint.safetensors --to detectron2 r50.pkl\n",
-    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0]),
+    .common = UNMIX_EVALCLI_PLAIN};
 
 /* A torchvision backbone name -> detectron2's, as the official MoCo detection converter
  * (detection/convert-pretrain-to-detectron2.py) does: names outside layerN go under stem.,

@@ -44,12 +44,12 @@ static void usage(FILE *f) {
           "DIR is locked while a run trains in it: a second `unmix train` into it fails.\n"
           "A NaN or infinite loss, or non-finite weights, stop the run with an error; the last\n"
           "checkpoint stays intact (a non-finite checkpoint is never written or loaded).\n\n"
-          "examples:\n"
-          "  unmix train configs/fmnist/moco_sym.yaml --out runs/a --set train.epochs=2\n"
-          "  unmix train --resume runs/a --set train.epochs=4     # extend the finished run\n\n"
+
           "Multi-process: `mpirun -np N unmix train ...` trains data-parallel on N ranks (optim.batch_size\n"
           "is the global batch); rank 0 writes the run directory. See README, Multi-process training.\n\n"
-          "example: unmix train configs/cifar10/moco_sym_unmix.yaml --set train.epochs=10 --out results/runs/try\n");
+          "example: unmix train configs/cifar10/moco_sym_unmix.yaml --set train.epochs=10 --out results/runs/try\n"
+          "         unmix train configs/fmnist/moco_sym.yaml --out runs/a --set train.epochs=2\n"
+          "         unmix train --resume runs/a --set train.epochs=4     # extend the finished run\n");
 }
 
 static int parse_count(const char *opt, const char *v, long long *out) {

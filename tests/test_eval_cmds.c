@@ -107,7 +107,7 @@ static const char *cell(const struct unmix_csv_table *t, size_t r, const char *c
 
 START_TEST(test_help_and_usage_errors) {
   static const char *cmds[] = {"knn", "lincls", "tsne", "hist", "flatness", "export"};
-  char args[256], want[64];
+  char args[256], want[64], a_[2048];
   for (int i = 0; i < 6; i++) {
     snprintf(args, sizeof args, "%s --help", cmds[i]);
     snprintf(want, sizeof want, "usage: unmix %s", cmds[i]);
@@ -117,8 +117,16 @@ START_TEST(test_help_and_usage_errors) {
     snprintf(args, sizeof args, "%s %s --no-such-flag", cmds[i], g_moco);
     run_expect(2, NULL, args);
     snprintf(args, sizeof args, "%s %s --backend tpu", cmds[i], g_moco);
-    run_expect(2, "--backend must be cpu or cuda", args);
+    /* hist and export compute nothing on a device: --backend is not theirs */
+    run_expect(2, i < 3 || i == 4 ? "--backend must be cpu or cuda" : "--backend does not apply to", args);
   }
+  /* an option that would do nothing for the command is refused by name, not ignored */
+  snprintf(a_, sizeof a_, "hist %s --dataset cifar100", g_moco);
+  run_expect(2, "unmix hist: --dataset does not apply to hist (it reads no images)", a_);
+  snprintf(a_, sizeof a_, "export %s --to torchvision x.safetensors --workers=2", g_moco);
+  run_expect(2, "unmix export: --workers does not apply to export", a_);
+  snprintf(a_, sizeof a_, "flatness %s --arch resnet18", g_moco);
+  run_expect(2, "unmix flatness: --arch does not apply to flatness (it needs an unmix checkpoint)", a_);
   char a[2048];
   snprintf(a, sizeof a, "knn %s --k 12abc", g_moco);
   run_expect(2, "--k must be an integer", a);
