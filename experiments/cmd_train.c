@@ -36,7 +36,7 @@ static void usage(FILE *f) {
           "  --quiet             only warnings and errors\n"
           "  --tensorboard       also write DIR/events.out.tfevents.unmix: metrics.csv's columns as\n"
           "                      scalars epoch/<column> and steps.csv's lr, loss, lam as step/<column>,\n"
-          "                      for `tensorboard --logdir DIR` (rebuilt from the CSVs on --resume;\n"
+          "                      for TensorBoard pointed at DIR (rebuilt from the CSVs on --resume;\n"
           "                      env UNMIX_TENSORBOARD=1 does the same)\n"
           "  --comm KIND         auto (default), single, mpi or nccl (env UNMIX_COMM)\n"
           "  --comm-timeout S    seconds a collective waits for a peer before the run fails\n"
