@@ -94,6 +94,11 @@ static unmix_status plain_config(struct unmix_eval_ckpt *e, const struct unmix_e
     e->has_manifest = true;
     cfg->model.head = UNMIX_HEAD_NONE;
     cfg->model.bn_splits = 1;
+  } else if (o->no_plain) {
+    return unmix_error_set(UNMIX_ERR_FORMAT,
+                           "%s: not an unmix training checkpoint (no metadata key unmix.manifest); this command "
+                           "needs one (a plain backbone has no training state)",
+                           e->path);
   } else if (!o->arch) {
     return unmix_error_set(UNMIX_ERR_FORMAT,
                            "%s: not an unmix training checkpoint (no metadata key unmix.manifest); to use it as a "

@@ -37,6 +37,8 @@ struct unmix_eval_open_options {
   const char *prefix;    /* prefix of the tensor names in the file (NULL = ""), e.g. "module.encoder_q." */
   const char *dataset;   /* NULL = the manifest's data.dataset (or the stem's default) */
   const char *data_root; /* NULL = the manifest's data.root */
+  bool no_plain;         /* the command needs an unmix checkpoint: a plain backbone is refused as
+                          * such (no hint at --arch, which it does not take) */
 };
 
 struct unmix_eval_ckpt {

@@ -61,7 +61,8 @@ const struct unmix_evalcmd unmix_evalcmd_flatness = {
     "the same queue rows are used for every checkpoint.\n\n"
     "example: unmix flatness results/runs/cifar10_moco_sym/checkpoint.safetensors "
     "results/runs/cifar10_moco_sym_unmix/checkpoint.safetensors\n",
-    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0]),
+    .common = UNMIX_EVALCLI_BACKEND | UNMIX_EVALCLI_DATA | UNMIX_EVALCLI_FORWARD};
 
 /* Sorted probabilities (M x neg, host) of one checkpoint. */
 static unmix_status probabilities(const struct unmix_backend *be, struct unmix_eval_ckpt *e, const struct fl_opts *o,

@@ -52,7 +52,8 @@ const struct unmix_evalcmd unmix_evalcmd_hist = {
     "is 6 layers spread evenly from the first to the last (ResNet-18: 1,5,9,12,16,20).\n\n"
     "example: unmix hist results/runs/cifar10_moco_sym/checkpoint.safetensors "
     "results/runs/cifar10_moco_sym_unmix/checkpoint.safetensors\n",
-    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0]),
+    .common = UNMIX_EVALCLI_PLAIN};
 
 int unmix_cmd_hist(int argc, char **argv) {
   struct unmix_evalcli cli;

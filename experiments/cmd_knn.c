@@ -54,7 +54,8 @@ const struct unmix_evalcmd unmix_evalcmd_knn = {
     "L2-normalised features, the k most similar bank entries vote with weights exp(cos/t).\n"
     "Defaults repeat the run's monitor, so the result equals the last knn_top1/5 of metrics.csv.\n\n"
     "example: unmix knn results/runs/cifar10_moco_sym_unmix/checkpoint.safetensors --k 20\n",
-    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0]),
+    .common = UNMIX_EVALCLI_ALL};
 
 /* The W-MSE codebase's kNN: unnormalised backbone features, Euclidean, unweighted votes. */
 static unmix_status knn_wmse(const struct unmix_backend *be, struct unmix_model *m, const struct unmix_dataset *bank,

@@ -81,10 +81,12 @@ const struct unmix_evalcmd unmix_evalcmd_lincls = {
     "  wmse-cifar  the SimCLR/BYOL runs' protocol: Adam on cached features, 500 epochs, exponential\n"
     "              decay; its own options (`unmix lincls CKPT --protocol wmse-cifar --help`)\n"
     "No protocol drops the last partial batch. Data order and augmentation come from the Philox\n"
-    "streams of the manifest's seed: runs are reproducible, and --resume continues bit-identically.\n"
-    "(--batch sets the test-time batch, default max(batch size, 256).)\n\n"
+    "streams of the manifest's seed: runs are reproducible, and --resume continues bit-identically.\n\n"
     "example: unmix lincls results/runs/imagenet_mocov2_unmix_200/checkpoint.safetensors --protocol imagenet\n",
-    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0]),
+    .common = UNMIX_EVALCLI_ALL,
+    .batch_help = "test-time forward batch (the training batch is --batch-size)",
+    .batch_def = "max(the training batch, 256)"};
 
 static unmix_status write_summary(const char *path, const struct unmix_eval_ckpt *e, const char *ckpt,
                                   const struct unmix_lincls_params *p, const struct unmix_lincls_result *r,

@@ -73,8 +73,12 @@ static const struct unmix_evalcmd g_cmd = {
     "evaluation transform (ToTensor + Normalize, no augmentation, no scaling); nn.Linear(d, C) with\n"
     "PyTorch's default init; Adam lr 1e-2, coupled L2 5e-6, 500 epochs over shuffled batches of\n"
     "1000, ExponentialLR to 1e-6; top-1 and top-5 of the arg-max on the test split. Data order and\n"
-    "init come from Philox streams of the seed: runs are reproducible.\n",
-    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
+    "init come from Philox streams of the seed: runs are reproducible.\n\n"
+    "example: unmix lincls results/runs/cifar10_simclr/checkpoint.safetensors --protocol wmse-cifar\n",
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0]),
+    .common = UNMIX_EVALCLI_ALL,
+    .batch_help = "feature-extraction batch (the linear layer's is --batch-size)",
+    .batch_def = "256"};
 
 int unmix_cmd_lincls_wmse(int argc, char **argv) {
   struct unmix_evalcli cli;

@@ -34,6 +34,10 @@ static void usage(FILE *f) {
           "  --stop-after-epochs N   checkpoint and stop after N epochs of this invocation\n"
           "  --stop-after-steps N    checkpoint (mid-epoch) and stop after N steps of this invocation\n"
           "  --quiet             only warnings and errors\n"
+          "  --tensorboard       also write DIR/events.out.tfevents.unmix: metrics.csv's columns as\n"
+          "                      scalars epoch/<column> and steps.csv's lr, loss, lam as step/<column>,\n"
+          "                      for TensorBoard pointed at DIR (rebuilt from the CSVs on --resume;\n"
+          "                      env UNMIX_TENSORBOARD=1 does the same)\n"
           "  --comm KIND         auto (default), single, mpi or nccl (env UNMIX_COMM)\n"
           "  --comm-timeout S    seconds a collective waits for a peer before the run fails\n"
           "                      (env UNMIX_COMM_TIMEOUT, default 300)\n"
@@ -44,12 +48,11 @@ static void usage(FILE *f) {
           "DIR is locked while a run trains in it: a second `unmix train` into it fails.\n"
           "A NaN or infinite loss, or non-finite weights, stop the run with an error; the last\n"
           "checkpoint stays intact (a non-finite checkpoint is never written or loaded).\n\n"
-          "examples:\n"
-          "  unmix train configs/fmnist/moco_sym.yaml --out runs/a --set train.epochs=2\n"
-          "  unmix train --resume runs/a --set train.epochs=4     # extend the finished run\n\n"
           "Multi-process: `mpirun -np N unmix train ...` trains data-parallel on N ranks (optim.batch_size\n"
           "is the global batch); rank 0 writes the run directory. See README, Multi-process training.\n\n"
-          "example: unmix train configs/cifar10/moco_sym_unmix.yaml --set train.epochs=10 --out results/runs/try\n");
+          "example: unmix train configs/cifar10/moco_sym_unmix.yaml --set train.epochs=10 --out results/runs/try\n"
+          "         unmix train configs/fmnist/moco_sym.yaml --out runs/a --set train.epochs=2\n"
+          "         unmix train --resume runs/a --set train.epochs=4     # extend the finished run\n");
 }
 
 static int parse_count(const char *opt, const char *v, long long *out) {
@@ -77,11 +80,15 @@ int unmix_cmd_train(int argc, char **argv) {
                                        {"stop-after-epochs", required_argument, 0, 'E'},
                                        {"stop-after-steps", required_argument, 0, 'S'},
                                        {"quiet", no_argument, 0, 'q'},
+                                       {"tensorboard", no_argument, 0, 'B'},
                                        {"comm", required_argument, 0, 'C'},
                                        {"comm-timeout", required_argument, 0, 'T'},
                                        {"nccl-id-file", required_argument, 0, 'N'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
+  /* make targets reach the trainer through run_row.sh, which passes only --set: the env too */
+  const char *tb_env = getenv("UNMIX_TENSORBOARD");
+  o.tensorboard = tb_env && *tb_env && strcmp(tb_env, "0") != 0;
   optind = 1;
   int c;
   long long n;
@@ -113,6 +120,7 @@ int unmix_cmd_train(int argc, char **argv) {
         o.stop_after_steps = n;
         break;
       case 'q': o.quiet = true; break;
+      case 'B': o.tensorboard = true; break;
       case 'C': {
         enum unmix_comm_kind k;
         if (unmix_comm_kind_parse(optarg, &k) != UNMIX_OK) {

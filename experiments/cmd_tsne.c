@@ -61,7 +61,8 @@ const struct unmix_evalcmd unmix_evalcmd_tsne = {
     "the recipe's evaluation transform and the encoder in eval mode, PCA to 50 dimensions, then\n"
     "Barnes-Hut t-SNE (theta 0.5, perplexity 30, 1000 iterations; eval/tsne.h) or exact t-SNE.\n\n"
     "example: unmix tsne results/runs/cifar10_moco_sym/checkpoint.safetensors --n 2000\n",
-    g_opts, (int)(sizeof g_opts / sizeof g_opts[0])};
+    g_opts, (int)(sizeof g_opts / sizeof g_opts[0]),
+    .common = UNMIX_EVALCLI_ALL};
 
 static unmix_status write_f32(const char *path, const float *x, const int32_t *lab, int n, int d) {
   struct unmix_evalcli_out o;

@@ -652,32 +652,127 @@ static unmix_status scan(const char *dir, int depth, struct runlist *l) {
 
 struct row {
   const struct paper_row *paper; /* NULL: a run without a paper row */
-  struct run *run;               /* NULL: not run */
-  struct sbuf others;            /* other runs matching the row (not shown) */
+  struct run *run;               /* the run the row shows (NULL: not run) */
+  struct run **cand;             /* every run matching the row (row_offer), until row_finalize */
+  int ncand;
+  /* the runs averaged into `ours`, in seed order: `run` (= seeds[0]) and the runs of other seeds
+   * with the same training configuration and the same completeness */
+  struct run **seeds;
+  int nseeds;
+  double mean, std, mean5, std5; /* std: sample std over seeds, meaningful when nseeds > 1 */
+  bool has5;                     /* every seed has a top-5 */
+  struct sbuf others;            /* other runs matching the row (not averaged, not shown) */
 };
 
 static int status_rank(const struct run *r) { return r->rs == ST_FULL ? 3 : r->rs == ST_PARTIAL ? 2 : 1; }
 
-/* Which of two runs for the same row to show: the most complete, then the longest, then the latest. */
-static bool run_better(const struct run *a, const struct run *b) {
+static void row_offer(struct row *w, struct run *r) {
+  w->cand = unmix_xrealloc(w->cand, (size_t)(w->ncand + 1) * sizeof *w->cand);
+  w->cand[w->ncand++] = r;
+}
+
+/* Manifest keys that may differ between the seeds of one row: the seed itself, the run's name,
+ * the paper: block (the row key, already equal), and settings that change no number (the loader
+ * threads, the log interval: every random draw is keyed by sample, not by thread). */
+static bool key_ignored_across_seeds(const char *key) {
+  return !strcmp(key, "seed") || !strcmp(key, "name") || !strncmp(key, "paper.", 6) || !strcmp(key, "data.workers") ||
+         !strcmp(key, "train.log_every");
+}
+
+static void count_diff(void *ctx, const char *key, const char *in_a, const char *in_b) {
+  (void)in_a;
+  (void)in_b;
+  if (!key_ignored_across_seeds(key)) ++*(int *)ctx;
+}
+
+/* Two runs are seeds of one experiment: the same training configuration apart from the seed,
+ * equally complete (status class, epochs done, a value or none), and different seeds. */
+static bool same_experiment(const struct run *a, const struct run *b) {
+  if (a->rs != b->rs || a->epochs_done != b->epochs_done || a->has_value != b->has_value) return false;
+  if (!a->cfg.resolved_yaml || !b->cfg.resolved_yaml) return false;
+  int n = 0;
+  if (unmix_manifest_diff(a->cfg.resolved_yaml, b->cfg.resolved_yaml, count_diff, &n) < 0) return false;
+  return n == 0;
+}
+
+/* The seeds of `lead` among the row's candidates: lead first, then one run per further seed
+ * (the first in directory order: a second copy of a seed is another run, not another sample). */
+static int seed_group(const struct row *w, struct run *lead, struct run **out) {
+  int n = 0;
+  out[n++] = lead;
+  for (int i = 0; i < w->ncand; i++) {
+    struct run *c = w->cand[i];
+    if (c == lead || !same_experiment(lead, c)) continue;
+    bool dup = false;
+    for (int k = 0; k < n && !dup; k++) dup = out[k]->cfg.seed == c->cfg.seed;
+    if (!dup) out[n++] = c;
+  }
+  return n;
+}
+
+/* Which run a row shows: the most complete, then the longest, then one with a value, then the
+ * one with the most seeds, then the latest. */
+static bool run_better(const struct run *a, int ga, const struct run *b, int gb) {
   if (status_rank(a) != status_rank(b)) return status_rank(a) > status_rank(b);
   if (a->epochs_done != b->epochs_done) return a->epochs_done > b->epochs_done;
   if (a->has_value != b->has_value) return a->has_value;
-  return strcmp(a->updated, b->updated) > 0;
+  if (ga != gb) return ga > gb;
+  int c = strcmp(a->updated, b->updated);
+  return c ? c > 0 : strcmp(a->dir, b->dir) < 0;
 }
 
-static void row_offer(struct row *w, struct run *r) {
-  if (!w->run) {
-    w->run = r;
-    return;
+static void mean_std(const double *v, int n, double *mean, double *std) {
+  double s = 0;
+  for (int i = 0; i < n; i++) s += v[i];
+  *mean = s / n;
+  double q = 0;
+  for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+  *std = n > 1 ? sqrt(q / (n - 1)) : 0;
+}
+
+static int run_seed_cmp(const void *x, const void *y) {
+  const struct run *a = *(struct run *const *)x, *b = *(struct run *const *)y;
+  return a->cfg.seed < b->cfg.seed ? -1 : a->cfg.seed > b->cfg.seed;
+}
+
+/* Picks the row's run and its seeds, averages them, lists the remaining candidates. */
+static void row_finalize(struct row *w) {
+  if (w->ncand == 0) return;
+  struct run **g = unmix_xmalloc((size_t)w->ncand * sizeof *g);
+  struct run *lead = NULL;
+  int glead = 0;
+  for (int i = 0; i < w->ncand; i++) {
+    int n = seed_group(w, w->cand[i], g);
+    if (!lead || run_better(w->cand[i], n, lead, glead)) {
+      lead = w->cand[i];
+      glead = n;
+    }
   }
-  struct run *loser = r;
-  if (run_better(r, w->run)) {
-    loser = w->run;
-    w->run = r;
+  w->seeds = g;
+  w->nseeds = seed_group(w, lead, g);
+  /* the group in seed order; the row shows its lowest seed (all are equally complete) */
+  qsort(g, (size_t)w->nseeds, sizeof *g, run_seed_cmp);
+  w->run = g[0];
+  double *v = unmix_xmalloc((size_t)w->nseeds * sizeof *v), *v5 = unmix_xmalloc((size_t)w->nseeds * sizeof *v5);
+  w->has5 = lead->has_value;
+  for (int k = 0; k < w->nseeds; k++) {
+    v[k] = g[k]->top1;
+    v5[k] = g[k]->top5;
+    w->has5 = w->has5 && g[k]->has_top5;
   }
-  if (!w->others.len) sb_put(&w->others, "");
-  sb_printf(&w->others, "%s%s", w->others.len ? ", " : "", loser->dir);
+  if (lead->has_value) {
+    mean_std(v, w->nseeds, &w->mean, &w->std);
+    mean_std(v5, w->nseeds, &w->mean5, &w->std5);
+  }
+  free(v);
+  free(v5);
+  for (int i = 0; i < w->ncand; i++) {
+    bool in = false;
+    for (int k = 0; k < w->nseeds && !in; k++) in = g[k] == w->cand[i];
+    if (in) continue;
+    if (!w->others.len) sb_put(&w->others, "");
+    sb_printf(&w->others, "%s%s", w->others.len ? ", " : "", w->cand[i]->dir);
+  }
 }
 
 static bool run_matches_paper(const struct run *r, const struct paper_row *p) {
@@ -722,7 +817,8 @@ static const char *status_word(const struct row *w) {
 
 struct cells {
   char dataset[64], method[64], variant[64], unmix[8], epochs[16], metric[64], prob[32], beta[32];
-  char ours[32], ours5[32], paper[64], delta[32], eval_epoch[16], done[16], planned[16];
+  char ours[32], ours5[32], ours_std[32], ours5_std[32], seeds[16], paper[64], delta[32], eval_epoch[16], done[16],
+      planned[16];
   const char *status, *detail, *source;
   char *detail_owned;
 };
@@ -757,16 +853,31 @@ static void fill_cells(const struct row *w, struct cells *c) {
   if (r) {
     snprintf(c->prob, sizeof c->prob, "%g", r->cfg.unmix.prob);
     snprintf(c->beta, sizeof c->beta, "%g", r->cfg.unmix.beta);
+    /* ours = the mean over the row's seeds; its std only where there are two seeds or more (one
+     * seed has no spread to show: the cell stays empty rather than claiming 0) */
+    snprintf(c->seeds, sizeof c->seeds, "%d", w->nseeds);
     if (r->has_value) {
-      snprintf(c->ours, sizeof c->ours, "%.4f", r->top1);
+      snprintf(c->ours, sizeof c->ours, "%.4f", w->mean);
+      if (w->nseeds > 1) snprintf(c->ours_std, sizeof c->ours_std, "%.4f", w->std);
       if (r->eval_epoch > 0) snprintf(c->eval_epoch, sizeof c->eval_epoch, "%d", r->eval_epoch);
     }
-    if (r->has_value && r->has_top5) snprintf(c->ours5, sizeof c->ours5, "%.4f", r->top5);
+    if (r->has_value && w->has5) {
+      snprintf(c->ours5, sizeof c->ours5, "%.4f", w->mean5);
+      if (w->nseeds > 1) snprintf(c->ours5_std, sizeof c->ours5_std, "%.4f", w->std5);
+    }
     if (r->has_value && w->paper && w->paper->numeric)
-      snprintf(c->delta, sizeof c->delta, "%.4f", r->top1 - w->paper->value);
+      snprintf(c->delta, sizeof c->delta, "%.4f", w->mean - w->paper->value);
     snprintf(c->done, sizeof c->done, "%d", r->epochs_done);
     snprintf(c->planned, sizeof c->planned, "%d", r->epochs_planned);
     if (r->detail[0]) detail_add(&d, "%s", r->detail);
+    if (w->nseeds > 1) {
+      struct sbuf sd = {0};
+      sb_put(&sd, "");
+      for (int k = 0; k < w->nseeds; k++)
+        sb_printf(&sd, "%sseed %lld: %s", k ? ", " : "", (long long)w->seeds[k]->cfg.seed, w->seeds[k]->dir);
+      detail_add(&d, "mean of %d seeds (%s)", w->nseeds, sd.p);
+      free(sd.p);
+    }
     if (w->others.len) detail_add(&d, "other runs for this row: %s", w->others.p);
   }
   c->detail_owned = d.p;
@@ -784,13 +895,14 @@ static unmix_status write_csv(const char *path, const char *table, struct row *r
     fill_cells(&rows[i], &c);
     const struct run *r = rows[i].run;
     const char *f[] = {table,       c.dataset,     c.method,       c.variant,       c.unmix,         c.epochs,
-                       c.metric,    c.prob,        c.beta,         c.ours,          c.ours5,         c.paper,
+                       c.metric,    c.prob,        c.beta,         c.ours,          c.ours5,         c.ours_std,
+                       c.ours5_std, c.seeds,       c.paper,
                        c.delta,     c.status,      c.detail,       c.eval_epoch,    c.done,          c.planned,
                        r ? r->status : "",         r ? r->dir : "", r ? r->git_commit : "",
                        r ? r->manifest_md5 : "",   r ? r->backend : "", r ? r->device : "",
                        r ? r->precision : "",      r ? r->started : "", r ? r->updated : "",
                        c.source};
-    _Static_assert(sizeof f / sizeof f[0] == 28, "one field per column");
+    _Static_assert(sizeof f / sizeof f[0] == 31, "one field per column");
     st = unmix_csv_write_row(w, f);
     free(c.detail_owned);
   }
@@ -819,6 +931,13 @@ static void md_num(struct sbuf *b, const char *csv_num, bool sign) {
   sb_printf(b, sign ? "%+.2f" : "%.2f", v);
 }
 
+/* "mean ± std" with two or more seeds; the number alone with one (its std cell is empty). */
+static void md_mean_std(struct sbuf *b, const char *mean, const char *std) {
+  md_num(b, mean, false);
+  double v;
+  if (parse_num(mean, &v) && parse_num(std, &v)) sb_printf(b, " ± %.2f", v);
+}
+
 static char *render_md(const char *table, struct row *rows, int n, const char *runs_desc, const char *paper_csv) {
   struct sbuf b = {0};
   char now[32];
@@ -833,7 +952,9 @@ static char *render_md(const char *table, struct row *rows, int n, const char *r
             "Ours: `knn_top1` = kNN top-1 of the last epoch in the run's metrics.csv; `linear_top1` = the run's\n"
             "lincls.csv (best epoch for the SwAV-CIFAR protocol, last epoch otherwise). Status `full`: the\n"
             "run finished all the paper's epochs at the paper's settings; `partial`: fewer epochs, an unfinished\n"
-            "run or evaluation; `smoke`: a shrunken run (SCALE=smoke) whose number is NOT the paper's protocol.\n\n",
+            "run or evaluation; `smoke`: a shrunken run (SCALE=smoke) whose number is NOT the paper's protocol.\n"
+            "Seeds: how many seeds (runs of the same configuration, `make SEEDS=n`) a row averages; Ours is their\n"
+            "mean ± sample std, or the single run's number alone when there is one seed (no spread to show).\n\n",
             now, runs_desc, paper_csv);
   bool any5 = false, any_run = false, sweep = !strncmp(table, "sweep-", 6), paper_cols = !table_ours_only(table);
   if (!paper_cols) sb_put(&b, "The paper plots these runs and gives no number: this table shows ours only.\n\n");
@@ -850,11 +971,11 @@ static char *render_md(const char *table, struct row *rows, int n, const char *r
   }
   sb_put(&b, "| Dataset | Method | Variant | Un-Mix | Epochs | Metric |");
   if (sweep) sb_put(&b, " P | beta |");
-  sb_put(&b, any5 ? " Ours | Ours top-5 |" : " Ours |");
+  sb_put(&b, any5 ? " Ours | Ours top-5 | Seeds |" : " Ours | Seeds |");
   sb_put(&b, paper_cols ? " Paper | Delta | Status |\n" : " Status |\n");
   sb_put(&b, "|---|---|---|---|---:|---|");
   if (sweep) sb_put(&b, "---:|---:|");
-  sb_put(&b, any5 ? "---:|---:|" : "---:|");
+  sb_put(&b, any5 ? "---:|---:|---:|" : "---:|---:|");
   sb_put(&b, paper_cols ? "---:|---:|---|\n" : "---|\n");
   for (int i = 0; i < n; i++) {
     struct cells c;
@@ -874,11 +995,13 @@ static char *render_md(const char *table, struct row *rows, int n, const char *r
       sb_put(&b, " |");
     }
     sb_put(&b, " ");
-    md_num(&b, c.ours, false);
+    md_mean_std(&b, c.ours, c.ours_std);
     if (any5) {
       sb_put(&b, " | ");
-      md_num(&b, c.ours5, false);
+      md_mean_std(&b, c.ours5, c.ours5_std);
     }
+    sb_put(&b, " | ");
+    md_cell(&b, c.seeds[0] ? c.seeds : "—");
     if (paper_cols) {
       sb_put(&b, " | ");
       md_num(&b, c.paper, false);
@@ -980,21 +1103,26 @@ static int build_rows(const char *t, const struct paper_set *ps, struct runlist 
   }
   if (ne) qsort(extra, (size_t)ne, sizeof *extra, run_ptr_cmp);
   for (int k = 0; k < ne; k++) {
-    if (n > 0 && !rows[n - 1].paper && rows[n - 1].run && run_key_cmp(rows[n - 1].run, extra[k]) == 0) {
+    if (n > 0 && !rows[n - 1].paper && rows[n - 1].ncand && run_key_cmp(rows[n - 1].cand[0], extra[k]) == 0) {
       row_offer(&rows[n - 1], extra[k]);
       continue;
     }
     PUSH_ROW();
-    rows[n - 1].run = extra[k];
+    row_offer(&rows[n - 1], extra[k]);
   }
 #undef PUSH_ROW
   free(extra);
+  for (int i = 0; i < n; i++) row_finalize(&rows[i]);
   *out = rows;
   return n;
 }
 
 static void rows_free(struct row *rows, int n) {
-  for (int i = 0; i < n; i++) free(rows[i].others.p);
+  for (int i = 0; i < n; i++) {
+    free(rows[i].others.p);
+    free(rows[i].cand);
+    free(rows[i].seeds);
+  }
   free(rows);
 }
 

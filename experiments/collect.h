@@ -11,11 +11,14 @@
  *  table .. metric  the row key: the paper_results.csv key for paper rows, the run's `paper:`
  *                   block otherwise (epochs = the run's planned epochs when paper.epochs is 0)
  *  prob, beta       the run's unmix.prob / unmix.beta (empty when no run)
- *  ours             our number: knn_top1 = kNN top-1 of the last epoch with a kNN evaluation in
- *                   metrics.csv; linear_top1 = lincls.csv best_top1 (swav-cifar protocol) or the
- *                   last epoch's test_top1 (other protocols); any other metric = the last
- *                   non-empty value of that metrics.csv column
+ *  ours             our number, the mean over the row's seeds (see seeds) of: knn_top1 = kNN top-1 of
+ *                   the last epoch with a kNN evaluation in metrics.csv; linear_top1 = lincls.csv
+ *                   best_top1 (swav-cifar protocol) or the last epoch's test_top1 (other protocols);
+ *                   any other metric = the last non-empty value of that metrics.csv column
  *  ours_top5        the matching top-5 (knn_top5, or test_top5 of the same lincls epoch)
+ *  ours_std, ours_top5_std   the sample standard deviation over the row's seeds (empty with one seed)
+ *  seeds            how many seeds `ours` averages: the shown run and every run of the same row with the
+ *                   same training configuration apart from seed/name (and as complete); empty when not run
  *  paper, delta     the paper's number and ours - paper (empty when either is missing)
  *  status           full | finished (complete, no paper reference) | partial | smoke | not run
  *  detail           why a row is partial/smoke ("2/1000 epochs; 4 steps/epoch; width 8; ...")
@@ -25,8 +28,9 @@
  *  paper_source     where the paper's number comes from */
 #define UNMIX_COLLECT_COLUMNS                                                                                    \
   "table", "dataset", "method", "variant", "unmix", "epochs", "metric", "prob", "beta", "ours", "ours_top5",     \
-      "paper", "delta", "status", "detail", "eval_epoch", "epochs_done", "epochs_planned", "run_status", "run_dir", \
-      "git_commit", "manifest_md5", "backend", "device", "precision", "started", "updated", "paper_source"
+      "ours_std", "ours_top5_std", "seeds", "paper", "delta", "status", "detail", "eval_epoch", "epochs_done",   \
+      "epochs_planned", "run_status", "run_dir", "git_commit", "manifest_md5", "backend", "device", "precision",   \
+      "started", "updated", "paper_source"
 
 struct unmix_collect_options {
   const char *const *run_dirs;  /* run directories or directories holding them (searched 4 deep) */

@@ -366,15 +366,69 @@ const struct unmix_opt unmix_evalcli_opts[] = {
      .help = "prefix of a plain backbone's tensor names, e.g. module.encoder_q."},
 };
 const int unmix_evalcli_nopts = (int)(sizeof unmix_evalcli_opts / sizeof unmix_evalcli_opts[0]);
+_Static_assert(sizeof unmix_evalcli_opts / sizeof unmix_evalcli_opts[0] <= 16, "the commands copy the common table into 16 slots");
+
+/* The group of a common option (UNMIX_EVALCLI_*). */
+static unsigned common_group(const char *name) {
+  if (!strcmp(name, "backend")) return UNMIX_EVALCLI_BACKEND;
+  if (!strcmp(name, "data-root") || !strcmp(name, "dataset")) return UNMIX_EVALCLI_DATA;
+  if (!strcmp(name, "batch") || !strcmp(name, "workers")) return UNMIX_EVALCLI_FORWARD;
+  return UNMIX_EVALCLI_PLAIN;
+}
+
+int unmix_evalcli_common(const struct unmix_evalcmd *cmd, struct unmix_opt *out) {
+  int n = 0;
+  for (int i = 0; i < unmix_evalcli_nopts; i++) {
+    if (!(cmd->common & common_group(unmix_evalcli_opts[i].name))) continue;
+    out[n] = unmix_evalcli_opts[i];
+    if (!strcmp(out[n].name, "batch")) {
+      if (cmd->batch_help) { /* another batch than the run's optim.batch_size: no manifest key */
+        out[n].help = cmd->batch_help;
+        out[n].key = NULL;
+        out[n].range = UNMIX_OPT_IN(1, 1 << 24);
+      }
+      if (cmd->batch_def) out[n].def_doc = cmd->batch_def;
+    }
+    n++;
+  }
+  return n;
+}
 
 void unmix_evalcli_usage(const struct unmix_evalcmd *cmd, FILE *f) {
   fputs(cmd->usage, f);
   fputs("\noptions:\n", f);
-  struct unmix_optset own = {cmd->opts, cmd->nopts, NULL}, common = {unmix_evalcli_opts, unmix_evalcli_nopts, NULL};
+  struct unmix_opt common[16];
+  int nc = unmix_evalcli_common(cmd, common);
+  struct unmix_optset own = {cmd->opts, cmd->nopts, NULL}, com = {common, nc, NULL};
   unmix_opts_help(f, &own, 1);
-  fputs("common options:\n", f);
-  unmix_opts_help(f, &common, 1);
+  if (nc) {
+    fputs("common options:\n", f);
+    unmix_opts_help(f, &com, 1);
+  }
   fprintf(f, "  -h, --help%*sthis help\n", HELP_COLUMN - 12, "");
+}
+
+/* A common option this command does not take, given anyway: refused by name (the generic
+ * "unknown option" would suggest a similar-looking option of the command instead). */
+static bool refuse_foreign_common(const struct unmix_evalcmd *cmd, int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--")) break;
+    if (strncmp(argv[i], "--", 2) != 0) continue;
+    const char *name = argv[i] + 2;
+    size_t len = strcspn(name, "=");
+    for (int k = 0; k < unmix_evalcli_nopts; k++) {
+      const char *c = unmix_evalcli_opts[k].name;
+      if (strlen(c) != len || strncmp(c, name, len) != 0 || (cmd->common & common_group(c))) continue;
+      static const char *const why[] = {"it computes nothing on a device", "it reads no images",
+                                        "it runs no images through the encoder", "it needs an unmix checkpoint"};
+      unsigned g = common_group(c);
+      int w = g == UNMIX_EVALCLI_BACKEND ? 0 : g == UNMIX_EVALCLI_DATA ? 1 : g == UNMIX_EVALCLI_FORWARD ? 2 : 3;
+      fprintf(stderr, "unmix %s: --%s does not apply to %s (%s); see unmix %s --help\n", cmd->name, c, cmd->name,
+              why[w], cmd->name);
+      return true;
+    }
+  }
+  return false;
 }
 
 int unmix_evalcli_parse(const struct unmix_evalcmd *cmd, void *own, struct unmix_evalcli *cli, int argc, char **argv,
@@ -382,7 +436,10 @@ int unmix_evalcli_parse(const struct unmix_evalcmd *cmd, void *own, struct unmix
   memset(cli, 0, sizeof *cli);
   cli->cmd = cmd->name;
   cli->workers = -1;
-  struct unmix_optset sets[2] = {{cmd->opts, cmd->nopts, own}, {unmix_evalcli_opts, unmix_evalcli_nopts, cli}};
+  if (refuse_foreign_common(cmd, argc, argv)) return 2;
+  struct unmix_opt common[16];
+  int nc = unmix_evalcli_common(cmd, common);
+  struct unmix_optset sets[2] = {{cmd->opts, cmd->nopts, own}, {common, nc, cli}};
   int r = unmix_opts_parse(cmd->name, sets, 2, argc, argv, pos, npos);
   if (r == UNMIX_OPTS_HELP) {
     unmix_evalcli_usage(cmd, stdout);
@@ -390,6 +447,7 @@ int unmix_evalcli_parse(const struct unmix_evalcmd *cmd, void *own, struct unmix
   }
   if (r != UNMIX_OPTS_OK) return 2;
   cli->open.width = (int)cli->width;
+  cli->open.no_plain = !(cmd->common & UNMIX_EVALCLI_PLAIN);
   return -1;
 }
 

@@ -88,13 +88,29 @@ struct unmix_evalcli {
 extern const struct unmix_opt unmix_evalcli_opts[];
 extern const int unmix_evalcli_nopts;
 
+/* Which of the common options a command takes: only those that change what it does (an option
+ * that would be accepted and ignored is not offered, and is refused naming the command). */
+enum {
+  UNMIX_EVALCLI_BACKEND = 1u << 0, /* --backend: it computes (a forward pass) */
+  UNMIX_EVALCLI_DATA = 1u << 1,    /* --data-root, --dataset: it reads images */
+  UNMIX_EVALCLI_FORWARD = 1u << 2, /* --batch, --workers: it runs images through the encoder */
+  UNMIX_EVALCLI_PLAIN = 1u << 3,   /* --arch, --stem, --width, --prefix: it takes plain backbones */
+  UNMIX_EVALCLI_ALL = 0xfu
+};
+
 /* One command: its usage text (before the option list), its own table and its option struct. */
 struct unmix_evalcmd {
   const char *name;
   const char *usage;
   const struct unmix_opt *opts;
   int nopts;
+  unsigned common;        /* UNMIX_EVALCLI_* */
+  const char *batch_help; /* what --batch is for this command (NULL: "forward batch") */
+  const char *batch_def;  /* its default (NULL: "the run's optim.batch_size") */
 };
+/* The common options `cmd` takes, in table order, with --batch described for it; `out` has room
+ * for unmix_evalcli_nopts entries. Returns how many. */
+int unmix_evalcli_common(const struct unmix_evalcmd *cmd, struct unmix_opt *out);
 /* The tables of the six commands (for --help tests and documentation). */
 extern const struct unmix_evalcmd unmix_evalcmd_knn, unmix_evalcmd_lincls, unmix_evalcmd_tsne, unmix_evalcmd_hist,
     unmix_evalcmd_flatness, unmix_evalcmd_export;

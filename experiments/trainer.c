@@ -26,6 +26,7 @@
 #include "core/io/checkpoint.h"
 #include "core/io/csv.h"
 #include "core/io/manifest.h"
+#include "core/io/tfevents.h"
 #include "core/methods/method.h"
 #include "core/nn/model_io.h"
 #include "core/optim/optim.h"
@@ -69,6 +70,7 @@ struct run {
   struct epoch_acc acc;
   struct unmix_csv_writer *csv;
   struct unmix_csv_writer *steps_csv; /* steps.csv: one row per step (global_step, lr, loss, mix mode, lambda) */
+  struct unmix_tfevents *tb;          /* --tensorboard: DIR/events.out.tfevents.unmix, the two CSVs' numbers */
   FILE *log;
   char manifest_md5[40];
   char started[32];
@@ -612,6 +614,62 @@ static void show_progress(struct run *r, int epoch, int64_t step, double loss, d
 /* ---- set-up ------------------------------------------------------------------------------ */
 /* Everything that can reject the manifest, the data or the model runs before the run
  * directory is touched, so a bad invocation leaves no directory behind. */
+static double wall_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One event per row of a CSV already on disk: the numeric columns in `only` (NULL: every one
+ * but `step_col`), tagged PREFIX/column, at step = that row's step_col; as the live rows are. */
+static unmix_status tensorboard_replay(struct unmix_tfevents *tb, const char *csv, const char *step_col,
+                                       const char *prefix, const char *const *only, double wall) {
+  if (!file_exists(csv)) return UNMIX_OK;
+  struct unmix_csv_table *t = NULL;
+  UNMIX_TRY(unmix_csv_read(csv, &t));
+  unmix_status st = UNMIX_OK;
+  int sc = unmix_csv_column(t, step_col);
+  enum { MAXC = 64 };
+  char tagbuf[MAXC][64];
+  const char *tags[MAXC];
+  float v[MAXC];
+  for (size_t i = 0; sc >= 0 && i < t->nrows && st == UNMIX_OK; i++) {
+    char *end = NULL;
+    long long step = strtoll(unmix_csv_cell(t, i, sc), &end, 10);
+    if (!end || *end) continue; /* not a row of ours: nothing to show for it */
+    int n = 0;
+    for (int c = 0; c < t->ncol && n < MAXC; c++) {
+      const char *cell = unmix_csv_cell(t, i, c);
+      double x = strtod(cell, &end);
+      if (c == sc || !cell[0] || !end || *end || !isfinite(x)) continue;
+      bool wanted = !only;
+      for (int k = 0; only && only[k] && !wanted; k++) wanted = !strcmp(only[k], t->header[c]);
+      if (!wanted) continue;
+      snprintf(tagbuf[n], sizeof tagbuf[n], "%s/%s", prefix, t->header[c]);
+      tags[n] = tagbuf[n];
+      v[n++] = (float)x;
+    }
+    st = unmix_tfevents_scalars(tb, wall, step, tags, v, n);
+  }
+  unmix_csv_table_free(t);
+  return st;
+}
+
+/* --tensorboard: DIR/events.out.tfevents.unmix holds what metrics.csv and steps.csv hold. It is
+ * rebuilt from them here (so a resume, which drops the rows after its checkpoint, leaves no
+ * stale events), then each new row is appended as it is written. */
+static unmix_status tensorboard_open(struct run *r) {
+  char path[UNMIX_PATH_MAX + 40], csv[UNMIX_PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/events.out.tfevents.unmix", r->dir);
+  double wall = wall_now();
+  UNMIX_TRY(unmix_tfevents_create(path, wall, &r->tb));
+  snprintf(csv, sizeof csv, "%s/metrics.csv", r->dir);
+  UNMIX_TRY(tensorboard_replay(r->tb, csv, "epoch", "epoch", NULL, wall));
+  snprintf(csv, sizeof csv, "%s/steps.csv", r->dir);
+  static const char *const step_cols[] = {"lr", "loss", "lam", NULL}; /* as train_loop writes them */
+  return tensorboard_replay(r->tb, csv, "global_step", "step", step_cols, wall);
+}
+
 static unmix_status setup(struct run *r) {
   const struct unmix_train_options *o = r->o;
   UNMIX_TRY(unmix_manifest_load(o->manifest, o->overrides, o->n_overrides, &r->cfg));
@@ -741,12 +799,14 @@ static unmix_status setup(struct run *r) {
     }
   }
   UNMIX_TRY(unmix_csv_open(csvp, scols, 7, append, &r->steps_csv));
+  if (r->o->tensorboard) UNMIX_TRY(tensorboard_open(r));
   return UNMIX_OK;
 }
 
 static void teardown(struct run *r) {
   if (r->csv) unmix_csv_close(r->csv);
   if (r->steps_csv) unmix_csv_close(r->steps_csv);
+  if (r->tb && unmix_tfevents_close(r->tb) != UNMIX_OK) unmix_log_warn("%s", unmix_error_message());
   unmix_method_destroy(r->method);
   unmix_loader_free(r->loader);
   unmix_dataset_free(r->train_ds);
@@ -799,30 +859,53 @@ int unmix_metrics_columns(const char **cols, int cap) {
   return n < cap ? n : cap;
 }
 
+/* One metrics.csv row, and (--tensorboard) the same numbers as one event at step = epoch. */
+struct row_vals {
+  const char *tag[UNMIX_METRICS_MAX_COLUMNS];
+  char tagbuf[UNMIX_METRICS_MAX_COLUMNS][64];
+  float v[UNMIX_METRICS_MAX_COLUMNS];
+  int n;
+};
+static unmix_status set_col(struct unmix_csv_writer *w, struct row_vals *rv, const char *col, const char *fmt,
+                            double v) {
+  char text[64];
+  snprintf(text, sizeof text, fmt, v);
+  if (rv->n < UNMIX_METRICS_MAX_COLUMNS) {
+    snprintf(rv->tagbuf[rv->n], sizeof rv->tagbuf[rv->n], "epoch/%s", col);
+    rv->tag[rv->n] = rv->tagbuf[rv->n];
+    rv->v[rv->n++] = (float)v;
+  }
+  return unmix_csv_set(w, col, text);
+}
+
 static unmix_status write_row(struct run *r, int epoch, const struct unmix_knn_eval *knn, double secs, double ips) {
   const struct epoch_acc *a = &r->acc;
   struct unmix_csv_writer *w = r->csv;
   double n = a->n > 0 ? a->n : 1;
+  struct row_vals rv;
+  rv.n = 0;
   UNMIX_TRY(unmix_csv_setf(w, "epoch", "%d", epoch + 1));
-  UNMIX_TRY(unmix_csv_setf(w, "steps", "%.0f", a->steps));
-  UNMIX_TRY(unmix_csv_setf(w, "lr", "%.9g", a->lr0));
-  UNMIX_TRY(unmix_csv_setf(w, "loss", "%.9g", a->loss / n));
-  UNMIX_TRY(unmix_csv_setf(w, "loss_main", "%.9g", a->t0 / n));
-  UNMIX_TRY(unmix_csv_setf(w, "loss_mix", "%.9g", a->t1 / n));
-  UNMIX_TRY(unmix_csv_setf(w, "loss_mix_flip", "%.9g", a->t2 / n));
+  UNMIX_TRY(set_col(w, &rv, "steps", "%.0f", a->steps));
+  UNMIX_TRY(set_col(w, &rv, "lr", "%.9g", a->lr0));
+  UNMIX_TRY(set_col(w, &rv, "loss", "%.9g", a->loss / n));
+  UNMIX_TRY(set_col(w, &rv, "loss_main", "%.9g", a->t0 / n));
+  UNMIX_TRY(set_col(w, &rv, "loss_mix", "%.9g", a->t1 / n));
+  UNMIX_TRY(set_col(w, &rv, "loss_mix_flip", "%.9g", a->t2 / n));
   const struct unmix_method_ops *ops = unmix_method_ops_get(r->method);
   for (int i = 0; i < UNMIX_METHOD_MAX_METRICS && ops->metric_columns[i]; i++)
-    UNMIX_TRY(unmix_csv_setf(w, ops->metric_columns[i], "%.4f", a->metric[i] / n));
+    UNMIX_TRY(set_col(w, &rv, ops->metric_columns[i], "%.4f", a->metric[i] / n));
   if (knn) {
-    UNMIX_TRY(unmix_csv_setf(w, "knn_top1", "%.4f", knn->top1));
-    UNMIX_TRY(unmix_csv_setf(w, "knn_top5", "%.4f", knn->top5));
+    UNMIX_TRY(set_col(w, &rv, "knn_top1", "%.4f", knn->top1));
+    UNMIX_TRY(set_col(w, &rv, "knn_top5", "%.4f", knn->top5));
   }
-  UNMIX_TRY(unmix_csv_setf(w, "mix_global", "%.0f", a->mix_g));
-  UNMIX_TRY(unmix_csv_setf(w, "mix_region", "%.0f", a->mix_r));
-  UNMIX_TRY(unmix_csv_setf(w, "lam_mean", "%.6f", a->steps > 0 ? a->lam / a->steps : 1.0));
-  UNMIX_TRY(unmix_csv_setf(w, "images_per_s", "%.1f", ips));
-  UNMIX_TRY(unmix_csv_setf(w, "seconds", "%.2f", secs));
-  return unmix_csv_end_row(w);
+  UNMIX_TRY(set_col(w, &rv, "mix_global", "%.0f", a->mix_g));
+  UNMIX_TRY(set_col(w, &rv, "mix_region", "%.0f", a->mix_r));
+  UNMIX_TRY(set_col(w, &rv, "lam_mean", "%.6f", a->steps > 0 ? a->lam / a->steps : 1.0));
+  UNMIX_TRY(set_col(w, &rv, "images_per_s", "%.1f", ips));
+  UNMIX_TRY(set_col(w, &rv, "seconds", "%.2f", secs));
+  UNMIX_TRY(unmix_csv_end_row(w));
+  if (r->tb) UNMIX_TRY(unmix_tfevents_scalars(r->tb, wall_now(), epoch + 1, rv.tag, rv.v, rv.n));
+  return UNMIX_OK;
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */
@@ -918,6 +1001,11 @@ static int train_loop(struct run *r) {
           st = unmix_csv_set(r->steps_csv, "mix", ss.mix_mode == 1 ? "global" : ss.mix_mode == 0 ? "region" : "none");
         if (st == UNMIX_OK) st = unmix_csv_setf(r->steps_csv, "lam", "%.9g", ss.lam);
         if (st == UNMIX_OK) st = unmix_csv_end_row(r->steps_csv);
+        if (st == UNMIX_OK && r->tb) {
+          static const char *const tags[] = {"step/lr", "step/loss", "step/lam"};
+          const float tv[] = {(float)lr, (float)ag[0], (float)ss.lam};
+          st = unmix_tfevents_scalars(r->tb, wall_now(), r->global_step, tags, tv, 3);
+        }
         if (st != UNMIX_OK) break;
       }
       r->global_step++;

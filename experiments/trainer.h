@@ -55,6 +55,7 @@ struct unmix_train_options {
   int stop_after_epochs;        /* > 0: checkpoint and stop after this many epochs of this invocation */
   int64_t stop_after_steps;     /* > 0: checkpoint (mid-epoch) and stop after this many steps */
   bool quiet;                   /* no progress output (warnings and errors only) */
+  bool tensorboard;             /* also DIR/events.out.tfevents.unmix (TensorBoard scalars) */
   /* multi-process (core/comm/comm.h): NULL / <= 0 = the environment's or the default */
   const char *comm;             /* auto | single | mpi | nccl */
   double comm_timeout;          /* seconds a collective may wait for a peer */

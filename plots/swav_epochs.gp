@@ -1,7 +1,7 @@
 # SwAV on CIFAR: linear top-1 (%) vs pre-training epochs, SwAV vs SwAV + Un-Mix, CIFAR-10 and
 # CIFAR-100 side by side; the paper's numbers (lines) next to ours (points, labelled), from a
 # table written by `unmix collect` (results/swav-cifar-repo.csv or results/swav-cifar-paper.csv:
-# columns dataset, unmix, epochs, ours, paper, status).
+# columns dataset, unmix, epochs, ours, ours_std, paper, status; error bars: the std over seeds).
 #   gnuplot -e "in='results/swav-cifar-repo.csv'; out='results/figures/swav_epochs_repo'" plots/swav_epochs.gp
 # Inputs: in, out, tag (a title note; default: from the table's status column).
 if (!exists("in")) in = 'results/swav-cifar-repo.csv'
@@ -15,6 +15,10 @@ if (tag eq '') { tag = (nstat('smoke') > 0 ? 'SMOKE RUN - not the paper protocol
 # rows of a dataset with Un-Mix yes/no; anything else is NaN (skipped)
 sel(ds, u, col) = (strcol('dataset') eq ds && strcol('unmix') eq u) ? column(col) : NaN
 has_ours(ds) = int(system(sprintf("awk -F, 'NR==1{for(i=1;i<=NF;i++){if($i==\"dataset\")d=i; if($i==\"ours\")o=i}; next} $d==\"%s\" && $o!=\"\" {n++} END{print n+0}' '%s'", ds, in)))
+# the std over seeds (make SEEDS=n): error bars on our marks; none without the column or with one seed
+hasstd = int(system(sprintf("head -n 1 '%s' | tr ',' '\\n' | grep -cx ours_std", in)))
+err(x) = (x == x) ? x : 0
+sd(ds, u) = (hasstd && strcol('dataset') eq ds && strcol('unmix') eq u) ? err(column('ours_std')) : 0
 set datafile separator comma
 set datafile missing NaN
 set grid ytics
@@ -41,8 +45,8 @@ do for [fmt in "png svg"] {
     if (has_ours(D)) {
       plot in using (sel(D, 'no', 'epochs')):(sel(D, 'no', 'paper')) with linespoints ls 1 title 'SwAV (paper)', \
            in using (sel(D, 'yes', 'epochs')):(sel(D, 'yes', 'paper')) with linespoints ls 2 title '+ Un-Mix (paper)', \
-           in using (sel(D, 'no', 'epochs')):(sel(D, 'no', 'ours')) with points ls 3 title 'SwAV (ours)', \
-           in using (sel(D, 'yes', 'epochs')):(sel(D, 'yes', 'ours')) with points ls 4 title '+ Un-Mix (ours)', \
+           in using (sel(D, 'no', 'epochs')):(sel(D, 'no', 'ours')):(sd(D, 'no')) with yerrorbars ls 3 title 'SwAV (ours)', \
+           in using (sel(D, 'yes', 'epochs')):(sel(D, 'yes', 'ours')):(sd(D, 'yes')) with yerrorbars ls 4 title '+ Un-Mix (ours)', \
            in using (sel(D, 'no', 'epochs')):(sel(D, 'no', 'ours')):(sprintf('%.1f', column('ours'))) with labels offset 0,-1.3 font ',9' tc rgb '#3b6ea5' notitle, \
            in using (sel(D, 'yes', 'epochs')):(sel(D, 'yes', 'ours')):(sprintf('%.1f', column('ours'))) with labels offset 0,1.3 font ',9' tc rgb '#e07b39' notitle
     } else {

@@ -7,6 +7,10 @@
 #   run_row.sh reuse MANIFEST DIR MAIN_DIR [--set KEY=VALUE]...
 #       a row whose training configuration is MAIN_DIR's finished run (apart from name and paper:)
 #       links to that run instead of training it again (see cmd_reuse)
+#   run_row.sh --seed-index N train|reuse ...
+#       seed N of the row (make SEEDS=n): adds --set seed=S+N and --set name=NAME_sN, where S and
+#       NAME are the manifest's (after the other --set words); N = 0 changes nothing. DIR (and
+#       MAIN_DIR) must be that seed's own directory; `unmix collect` averages the seeds of a row.
 #   run_row.sh eval NAME DIR OUTFILE [--optional] -- TEMPLATE
 #       runs the `unmix NAME` evaluation TEMPLATE (a command line in which {run} stands for DIR)
 #       once DIR's training has finished, unless DIR/OUTFILE exists and was made by the same
@@ -152,9 +156,44 @@ cmd_reuse() {
   echo "== $dir: the main row's run $main (identical training configuration), re-used"
 }
 
-[ $# -ge 1 ] || die "usage: run_row.sh train|eval|reuse ..."
+# --seed-index N: the --set words for seed N of MANIFEST (given the row's other --set words)
+seed_sets() { # N MANIFEST SET-WORDS... -> prints "seed=V name=NAME_sN" (one per line)
+  local n=$1 manifest=$2
+  shift 2
+  local resolved base name
+  resolved=$("$UNMIX" validate "$manifest" --print "$@") || die "$manifest: invalid (see above)"
+  base=$(printf '%s\n' "$resolved" | sed -n 's/^seed: *//p' | head -n 1)
+  name=$(printf '%s\n' "$resolved" | sed -n 's/^name: *//p' | head -n 1 | tr -d '"')
+  case "$base" in '' | *[!0-9]*) die "$manifest: cannot read its seed from 'unmix validate --print'" ;; esac
+  echo "seed=$((base + n))"
+  echo "name=${name}_s$n"
+}
+
+[ $# -ge 1 ] || die "usage: run_row.sh [--seed-index N] train|eval|reuse ..."
+seed_index=0
+if [ "$1" = --seed-index ]; then
+  [ $# -ge 3 ] || die "usage: run_row.sh --seed-index N train|reuse ..."
+  seed_index=$2
+  case "$seed_index" in '' | *[!0-9]*) die "--seed-index: expected a non-negative integer, got '$seed_index'" ;; esac
+  shift 2
+fi
 sub=$1
 shift
+if [ "$seed_index" != 0 ]; then
+  case "$sub" in
+    train | reuse)
+      [ $# -ge 2 ] || die "usage: run_row.sh --seed-index N $sub MANIFEST DIR ..."
+      # the row's own --set words (after MANIFEST DIR [MAIN_DIR]) decide the base seed and name
+      skip=2
+      [ "$sub" = reuse ] && skip=3
+      words=$(seed_sets "$seed_index" "$1" "${@:$((skip + 1))}") || exit 1
+      extra=()
+      while IFS= read -r w; do extra+=(--set "$w"); done <<<"$words"
+      set -- "$@" "${extra[@]}"
+      ;;
+    *) die "--seed-index applies to train and reuse, not '$sub'" ;;
+  esac
+fi
 case "$sub" in
   train) cmd_train "$@" ;;
   eval) cmd_eval "$@" ;;

@@ -174,6 +174,60 @@ START_TEST(did_you_mean_commands_keys_options) {
 }
 END_TEST
 
+/* The options a help text declares: every --name on its usage lines (up to the first blank
+ * line) and at the start of its option lines ("  --name", "  -x, --name"). */
+static int declared_options(const char *help, char names[][40], int cap) {
+  int n = 0;
+  bool usage = true;
+  for (const char *line = help; line && *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    if (len == 0) usage = false;
+    const char *scan_from = NULL, *scan_to = line + len;
+    if (usage) scan_from = line;
+    else if (len > 4 && !strncmp(line, "  --", 4)) scan_from = line + 2, scan_to = line + 2 + strcspn(line + 2, " \n");
+    else if (len > 8 && !strncmp(line, "  -", 3) && !strncmp(line + 4, ", --", 4))
+      scan_from = line + 6, scan_to = line + 6 + strcspn(line + 6, " \n");
+    for (const char *p = scan_from; p && (p = strstr(p, "--")) && p < scan_to; p += 2) {
+      size_t k = strspn(p + 2, "abcdefghijklmnopqrstuvwxyz0123456789-");
+      if (k == 0 || n == cap) continue;
+      snprintf(names[n++], 40, "%.*s", (int)k, p + 2);
+    }
+    line = end ? end + 1 : NULL;
+  }
+  return n;
+}
+
+/* What can be enforced of "no option that does nothing, none documented twice with two
+ * meanings, an example in each": an option line per option at most once, and every --name the
+ * text mentions (descriptions, examples) is one the command declares. */
+static void audit_help(const char *cmd, const char *help, bool check_mentions) {
+  char names[128][40];
+  int n = declared_options(help, names, 128);
+  /* option lines: each name once */
+  char seen[128][40];
+  int ns = 0;
+  for (const char *line = help; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    const char *p = NULL;
+    if (!strncmp(line, "  --", 4)) p = line + 4;
+    else if (!strncmp(line, "  -", 3) && !strncmp(line + 4, ", --", 4)) p = line + 8;
+    if (!p) continue;
+    size_t k = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-");
+    for (int i = 0; i < ns; i++)
+      ck_assert_msg(strlen(seen[i]) != k || strncmp(seen[i], p, k), "unmix %s --help lists --%.*s twice", cmd, (int)k, p);
+    if (ns < 128) snprintf(seen[ns++], 40, "%.*s", (int)k, p);
+  }
+  if (!check_mentions) return;
+  for (const char *p = help; (p = strstr(p, "--")); p += 2) {
+    if (p > help && p[-1] != ' ' && p[-1] != '[' && p[-1] != '(' && p[-1] != '`' && p[-1] != '\n') continue;
+    size_t k = strspn(p + 2, "abcdefghijklmnopqrstuvwxyz0123456789-");
+    if (k == 0 || (k == 4 && !strncmp(p + 2, "help", 4))) continue;
+    bool ok = false;
+    for (int i = 0; i < n && !ok; i++) ok = strlen(names[i]) == k && !strncmp(names[i], p + 2, k);
+    ck_assert_msg(ok, "unmix %s --help mentions --%.*s, which is not one of its options", cmd, (int)k, p + 2);
+  }
+}
+
 /* `unmix help CMD [SUB]` is `unmix CMD [SUB] --help`; each help has an example and points
  * nowhere outside the repository. */
 START_TEST(help_texts) {
@@ -189,9 +243,15 @@ START_TEST(help_texts) {
     ck_assert_msg(!strcmp(h, d), "`unmix %s` differs from `unmix %s`", a, b);
     expect_not(h, "SPEC");
     expect_not(h, "../shared");
+    /* a parent (bench, data) describes its subcommands' options; the subcommands are checked */
+    audit_help(cmds[i], h, strcmp(cmds[i], "bench") && strcmp(cmds[i], "data"));
     free(h);
     free(d);
   }
+  /* the SimCLR/BYOL linear protocol has a help of its own */
+  char *w = run_expect(0, "\nexample: ", "lincls x.safetensors --protocol wmse-cifar --help");
+  audit_help("lincls --protocol wmse-cifar", w, true);
+  free(w);
   char *top = run_expect(0, "unmix help <command>", "help");
   unmix_test_expect(top, "example: ");
   free(top);

@@ -249,10 +249,10 @@ START_TEST(test_knn_rows_and_markings) {
   unmix_csv_table_free(t);
 
   char *md = slurp("out/cifar-moco.md");
-  expect_contains(md, "| cifar10 | moco | asymmetric | no | 1000 | knn_top1 | 89.50 | 94.50 | 89.11 | +0.39 | full");
+  expect_contains(md, "| cifar10 | moco | asymmetric | no | 1000 | knn_top1 | 89.50 | 94.50 | 1 | 89.11 | +0.39 | full");
   expect_contains(md, "**smoke**: 2/1000 epochs");
   expect_contains(md, "**partial**: run interrupted; 3/1000 epochs");
-  expect_contains(md, "| — | — | 63.64 | — | not run |");
+  expect_contains(md, "| — | — | — | 63.64 | — | not run |");
   expect_contains(md, "## Provenance");
   expect_contains(md, "abc123def456");
   free(md);
@@ -350,8 +350,8 @@ START_TEST(test_sweeps_demo_and_table_selection) {
   ck_assert_str_eq(cell(f2, f2r, "detail"), ""); /* not "no paper row for this key": none exists */
   unmix_csv_table_free(f2);
   char *f2md = slurp("out/fig2-simclr-byol.md");
-  expect_contains(f2md, "| Ours | Ours top-5 | Status |\n");
-  expect_contains(f2md, "| cifar10 | simclr | — | no | 1000 | knn_top1 | 71.50 | 76.50 | full |");
+  expect_contains(f2md, "| Ours | Ours top-5 | Seeds | Status |\n");
+  expect_contains(f2md, "| cifar10 | simclr | — | no | 1000 | knn_top1 | 71.50 | 76.50 | 1 | full |");
   ck_assert_msg(!strstr(f2md, "Paper |"), "the ours-only table has a Paper column:\n%s", f2md);
   free(f2md);
 
@@ -515,7 +515,7 @@ START_TEST(test_collect_command) {
   snprintf(cmd, sizeof cmd, "'%s' collect '%s/runs' --paper '%s' --out '%s/o' --tables cifar-moco --print 2>&1", bin,
            g_dir, src("results/paper/paper_results.csv"), g_dir);
   ck_assert_int_eq(unmix_test_sh(cmd, &out), 0);
-  expect_contains(out, "| cifar10 | moco | symmetric | no | 1000 | knn_top1 | 50.00 |");
+  expect_contains(out, "| cifar10 | moco | symmetric | no | 1000 | knn_top1 | 50.00 | 55.00 | 1 |");
   expect_contains(out, "o/cifar-moco.csv (+ .md): 8 rows: 1 full, 0 partial, 0 smoke, 7 not run");
   free(out);
 }
@@ -546,6 +546,30 @@ START_TEST(test_run_row_script) {
   ck_assert_int_eq(unmix_test_sh(cmd, &out), 1);
   expect_contains(out, "holds a finished run of another resolved manifest");
   free(out);
+  /* --seed-index N: the same row with seed (manifest's + N) and name NAME_sN */
+  char *dir2 = pathf("runs/a_s2");
+  unmix_test_mkdirs(dir2);
+  snprintf(cmd, sizeof cmd,
+           "md5=$('%s' validate '%s' --print --set train.epochs=3 --set seed=2 --set name=cifar10_moco_sym_s2 "
+           "--set backend=cpu | tail -n +2 | md5sum | cut -d' ' -f1) && "
+           "printf 'status: finished\\nepochs_done: 3\\nepochs_planned: 3\\nmanifest_md5: %%s\\n' \"$md5\" > '%s/status.yaml'",
+           bin, man, dir2);
+  ck_assert_int_eq(unmix_test_sh(cmd, NULL), 0);
+  snprintf(cmd, sizeof cmd, "UNMIX='%s' BACKEND=cpu '%s' --seed-index 2 train '%s' '%s' --set train.epochs=3 2>&1", bin,
+           script, man, dir2);
+  ck_assert_int_eq(unmix_test_sh(cmd, &out), 0);
+  expect_contains(out, "finished (3/3 epochs), re-used");
+  free(out);
+  snprintf(cmd, sizeof cmd, "UNMIX='%s' BACKEND=cpu '%s' --seed-index 1 train '%s' '%s' --set train.epochs=3 2>&1", bin,
+           script, man, dir2);
+  ck_assert_int_eq(unmix_test_sh(cmd, &out), 1);
+  expect_contains(out, "holds a finished run of another resolved manifest");
+  free(out);
+  snprintf(cmd, sizeof cmd, "UNMIX='%s' '%s' --seed-index x train '%s' '%s' 2>&1", bin, script, man, dir2);
+  ck_assert_int_eq(unmix_test_sh(cmd, &out), 1);
+  expect_contains(out, "--seed-index: expected a non-negative integer");
+  free(out);
+  free(dir2);
   /* an invalid override fails before any training */
   snprintf(cmd, sizeof cmd, "UNMIX='%s' BACKEND=cpu '%s' train '%s' '%s/new' --set train.epochz=4 2>&1", bin, script,
            man, g_dir);
@@ -573,6 +597,73 @@ START_TEST(test_run_row_script) {
   expect_contains(out, "x.csv: up to date, re-used");
   free(out);
   free(dir);
+}
+END_TEST
+
+/* ---- seeds: runs of one configuration with different seeds are averaged (make SEEDS=n) ----------- */
+
+START_TEST(test_seeds_mean_std) {
+  const char *man = "configs/cifar10/moco_sym_unmix.yaml";
+  const char *k0[] = {"80", "90"}, *k1[] = {"80", "91"}, *k2[] = {"80", "92.5"}, *kdup[] = {"80", "99"},
+             *kother[] = {"80", "50"}, *kpart[] = {"10"};
+  const char *s1[] = {"seed=1", "name=x_s1"}, *s2[] = {"seed=2", "name=x_s2"}, *s3[] = {"seed=3"};
+  const char *other[] = {"seed=4", "moco.K=1024"};
+  const char *fin = status_text("finished", 1000, 1000);
+  make_run("runs/s_a", man, NULL, 0, fin, metrics_text(2, k0), NULL);
+  make_run("runs/s_b", man, s1, 2, fin, metrics_text(2, k1), NULL);
+  make_run("runs/s_c", man, s2, 2, fin, metrics_text(2, k2), NULL);
+  make_run("runs/s_d", man, s1, 1, fin, metrics_text(2, kdup), NULL);   /* a second copy of seed 1 */
+  make_run("runs/s_e", man, other, 2, fin, metrics_text(2, kother), NULL); /* another configuration */
+  make_run("runs/s_f", man, s3, 1, status_text("interrupted", 1, 1000), metrics_text(1, kpart), NULL);
+  /* one seed only: no std */
+  const char *k_one[] = {"70", "75.5"};
+  make_run("runs/one", "configs/cifar10/moco_sym.yaml", NULL, 0, fin, metrics_text(2, k_one), NULL);
+  /* a row without a paper row (a sweep point) with two seeds */
+  const char *p0[] = {"unmix.prob=0.25", "paper.table=sweep-prob", "name=p25"};
+  const char *p1[] = {"unmix.prob=0.25", "paper.table=sweep-prob", "name=p25_s1", "seed=1"};
+  const char *kp0[] = {"60"}, *kp1[] = {"62"};
+  make_run("runs/p25", man, p0, 3, fin, metrics_text(1, kp0), NULL);
+  make_run("runs/p25_s1", man, p1, 4, fin, metrics_text(1, kp1), NULL);
+
+  ck_assert_msg(run_collect("runs", "out", NULL, NULL) == UNMIX_OK, "%s", unmix_error_message());
+  struct unmix_csv_table *t = read_table("out/cifar-moco.csv");
+  int r = find_row(t, "dataset", "cifar10", "variant", "symmetric", "unmix", "yes", NULL);
+  ck_assert_int_ge(r, 0);
+  ck_assert_str_eq(cell(t, r, "seeds"), "3");
+  ck_assert_str_eq(cell(t, r, "ours"), "91.1667");      /* (90 + 91 + 92.5) / 3 */
+  ck_assert_str_eq(cell(t, r, "ours_std"), "1.2583");   /* sqrt(3.1667 / 2) */
+  ck_assert_str_eq(cell(t, r, "ours_top5"), "96.1667");
+  ck_assert_str_eq(cell(t, r, "ours_top5_std"), "1.2583");
+  ck_assert_str_eq(cell(t, r, "delta"), "-1.0833");     /* the mean - the paper's 92.25 */
+  ck_assert_str_eq(cell(t, r, "status"), "full");
+  expect_contains(cell(t, r, "run_dir"), "runs/s_a");
+  const char *d = cell(t, r, "detail");
+  expect_contains(d, "mean of 3 seeds (seed 0: ");
+  expect_contains(d, "seed 2: ");
+  expect_contains(d, "other runs for this row: ");
+  for (int i = 0; i < 3; i++) {
+    const char *o[] = {"runs/s_d", "runs/s_e", "runs/s_f"};
+    expect_contains(strstr(d, "other runs"), o[i]);
+  }
+  r = find_row(t, "dataset", "cifar10", "variant", "symmetric", "unmix", "no", NULL);
+  ck_assert_str_eq(cell(t, r, "seeds"), "1");
+  ck_assert_str_eq(cell(t, r, "ours"), "75.5000");
+  ck_assert_str_eq(cell(t, r, "ours_std"), "");          /* one seed: no spread, not 0 */
+  ck_assert_str_eq(cell(t, r, "ours_top5_std"), "");
+  r = find_row(t, "dataset", "cifar100", "variant", "symmetric", "unmix", "no", NULL);
+  ck_assert_str_eq(cell(t, r, "seeds"), "");
+  unmix_csv_table_free(t);
+  char *md = slurp("out/cifar-moco.md");
+  expect_contains(md, "| knn_top1 | 91.17 ± 1.26 | 96.17 ± 1.26 | 3 | 92.25 | -1.08 | full");
+  expect_contains(md, "| knn_top1 | 75.50 | 80.50 | 1 | ");
+  free(md);
+
+  t = read_table("out/sweep-prob.csv");
+  ck_assert_int_eq((int)t->nrows, 1);
+  ck_assert_str_eq(cell(t, 0, "seeds"), "2");
+  ck_assert_str_eq(cell(t, 0, "ours"), "61.0000");
+  ck_assert_str_eq(cell(t, 0, "ours_std"), "1.4142");
+  unmix_csv_table_free(t);
 }
 END_TEST
 
@@ -645,6 +736,10 @@ START_TEST(test_plots_render) {
            metrics_text(3, k), NULL);
   make_run("runs/b2", "configs/cifar10/moco_sym_unmix.yaml", b2, 3, status_text("finished", 1000, 1000),
            metrics_text(3, kb), NULL);
+  /* a second seed of P = 0.25: its sweep point gets an error bar (ours_std) */
+  const char *p25s1[] = {"unmix.prob=0.25", "paper.table=sweep-prob", "name=p25_s1", "seed=1"};
+  make_run("runs/p25_s1", "configs/cifar10/moco_sym_unmix.yaml", p25s1, 4, status_text("finished", 1000, 1000),
+           metrics_text(3, kb), NULL);
   ck_assert_msg(run_collect("runs", "tables", NULL, NULL) == UNMIX_OK, "%s", unmix_error_message());
 
   char *m1 = pathf("in/m1.csv"), *m2 = pathf("in/m2.csv"), *l1 = pathf("in/l1.csv"), *t1 = pathf("in/t1.csv"),
@@ -685,6 +780,12 @@ START_TEST(test_plots_render) {
   render("swav_epochs", "fig/swav_paper", v);
   snprintf(v, sizeof v, "in='%s/sweep-prob.csv'; ref='%s/cifar-moco.csv'", tabs, tabs);
   render("sweep_prob", "fig/sweep_prob", v);
+  {
+    struct unmix_csv_table *sw = read_table("tables/sweep-prob.csv");
+    ck_assert_str_eq(cell(sw, 0, "seeds"), "2");
+    ck_assert_str_ne(cell(sw, 0, "ours_std"), ""); /* the figure above drew an error bar */
+    unmix_csv_table_free(sw);
+  }
   snprintf(v, sizeof v, "in='%s/sweep-beta.csv'; ref='%s/none.csv'", tabs, tabs);
   render("sweep_beta", "fig/sweep_beta", v);
   snprintf(v, sizeof v, "in='%s/sweep-beta.csv'", tabs);
@@ -725,6 +826,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_linear_rows);
   tcase_add_test(tc, test_sweeps_demo_and_table_selection);
   tcase_add_test(tc, test_synthetic_data_is_smoke);
+  tcase_add_test(tc, test_seeds_mean_std);
   tcase_add_test(tc, test_errors_name_the_file);
   tcase_add_test(tc, test_collect_command);
   tcase_add_test(tc, test_run_row_script);

@@ -217,11 +217,12 @@ START_TEST(test_help_lists_exactly_the_table) {
       ck_assert_int_lt(nl, 64);
       listed[nl++] = name;
     }
-    int want = cmds[c]->nopts + unmix_evalcli_nopts;
+    struct unmix_opt common[16];
+    int nc = unmix_evalcli_common(cmds[c], common);
+    int want = cmds[c]->nopts + nc;
     ck_assert_msg(nl == want, "%s --help lists %d options, its tables have %d", cmds[c]->name, nl, want);
     for (int i = 0; i < want; i++) {
-      const struct unmix_opt *o =
-          i < cmds[c]->nopts ? &cmds[c]->opts[i] : &unmix_evalcli_opts[i - cmds[c]->nopts];
+      const struct unmix_opt *o = i < cmds[c]->nopts ? &cmds[c]->opts[i] : &common[i - cmds[c]->nopts];
       ck_assert_msg(!strcmp(listed[i], o->name), "%s --help: line %d is --%s, the table has --%s", cmds[c]->name, i,
                     listed[i], o->name);
       ck_assert_msg(o->help && o->help[0], "%s --%s has no help", cmds[c]->name, o->name);

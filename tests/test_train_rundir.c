@@ -2,7 +2,8 @@
  * run into it fails; a lock left by a killed run is taken over), a missing or unreadable
  * checkpoint never restarts and truncates a run, --restart moves old files aside, stale
  * temp files are removed, a bad manifest leaves no directory, status.yaml never claims an
- * epoch the checkpoint lacks, and resume names the keys that differ (or extends a run). */
+ * epoch the checkpoint lacks, resume names the keys that differ (or extends a run), and
+ * --tensorboard's event file holds exactly the CSVs' numbers, also across a resume. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "core/data/synth.h"
 #include "core/io/checkpoint.h"
 #include "core/io/csv.h"
+#include "core/io/tfevents.h"
 #include "experiments/trainer.h"
 #include "tests/support/testutil.h"
 
@@ -44,7 +46,7 @@ static void teardown_data(void) {
 }
 
 struct opts {
-  bool resume, restart;
+  bool resume, restart, tensorboard;
   int stop_epochs;
   const char *sets[4];
 };
@@ -55,6 +57,7 @@ static int train(const char *out, struct opts op) {
   o.out_dir = out;
   o.resume = op.resume;
   o.restart = op.restart;
+  o.tensorboard = op.tensorboard;
   o.stop_after_epochs = op.stop_epochs;
   o.quiet = true;
   int n = 0;
@@ -300,6 +303,80 @@ START_TEST(test_tampered_checkpoint_state_refused) {
 }
 END_TEST
 
+/* --tensorboard: DIR/events.out.tfevents.unmix = metrics.csv (epoch/<column> at step = epoch)
+ * and steps.csv (step/lr, step/loss, step/lam at step = global_step), float32 of the CSV text;
+ * a resume rebuilds it, so no epoch appears twice. */
+struct tb_seen {
+  int n;
+  char tag[256][40];
+  int64_t step[256];
+  float v[256];
+};
+static void tb_collect(void *ctx, double wall, int64_t step, const char *tag, float value, const char *version) {
+  (void)wall;
+  struct tb_seen *t = ctx;
+  if (version || t->n >= 256) return;
+  snprintf(t->tag[t->n], sizeof t->tag[t->n], "%s", tag);
+  t->step[t->n] = step;
+  t->v[t->n++] = value;
+}
+
+static void check_events_match_csvs(const char *dir) {
+  char p[900];
+  snprintf(p, sizeof p, "%s/events.out.tfevents.unmix", dir);
+  struct tb_seen seen = {0};
+  ck_assert_msg(unmix_tfevents_read(p, tb_collect, &seen, NULL) == UNMIX_OK, "%s", unmix_error_message());
+  const char *files[] = {"metrics.csv", "steps.csv"}, *stepcol[] = {"epoch", "global_step"}, *pre[] = {"epoch", "step"};
+  int matched = 0;
+  for (int f = 0; f < 2; f++) {
+    snprintf(p, sizeof p, "%s/%s", dir, files[f]);
+    struct unmix_csv_table *t = NULL;
+    ck_assert_msg(unmix_csv_read(p, &t) == UNMIX_OK, "%s", unmix_error_message());
+    const char *cols[] = {"loss", "lr"};
+    for (size_t r = 0; r < t->nrows; r++) {
+      long long step = 0;
+      ck_assert(unmix_csv_get_int(t, r, stepcol[f], &step) == UNMIX_OK);
+      for (int c = 0; c < 2; c++) {
+        double want = 0;
+        ck_assert(unmix_csv_get_double(t, r, cols[c], &want) == UNMIX_OK);
+        char tag[40];
+        snprintf(tag, sizeof tag, "%s/%s", pre[f], cols[c]);
+        int hits = 0;
+        for (int i = 0; i < seen.n; i++)
+          if (!strcmp(seen.tag[i], tag) && seen.step[i] == step) {
+            hits++;
+            ck_assert_msg(seen.v[i] == (float)want, "%s at %lld: %g in the events, %g in %s", tag, step,
+                          (double)seen.v[i], want, files[f]);
+          }
+        ck_assert_msg(hits == 1, "%s at step %lld appears %d times in the events", tag, step, hits);
+        matched++;
+      }
+    }
+    unmix_csv_table_free(t);
+  }
+  /* nothing else than those rows: every event value belongs to a CSV row */
+  int expected = 0;
+  for (int i = 0; i < seen.n; i++) expected += !strcmp(seen.tag[i], "epoch/loss") || !strcmp(seen.tag[i], "epoch/lr") ||
+                                               !strcmp(seen.tag[i], "step/loss") || !strcmp(seen.tag[i], "step/lr");
+  ck_assert_int_eq(expected, matched);
+}
+
+START_TEST(test_tensorboard_events_follow_the_csvs) {
+  const char *d = dirp("tb");
+  ck_assert_int_eq(train(d, (struct opts){.tensorboard = true, .stop_epochs = 1}), 0);
+  check_events_match_csvs(d);
+  ck_assert_int_eq(train(d, (struct opts){.tensorboard = true, .resume = true}), 0);
+  ck_assert_int_eq(metrics_rows(d), 2);
+  check_events_match_csvs(d);
+  /* without the flag no event file is written */
+  const char *e = dirp("no_tb");
+  ck_assert_int_eq(train(e, (struct opts){.stop_epochs = 1}), 0);
+  char p[900];
+  snprintf(p, sizeof p, "%s/events.out.tfevents.unmix", e);
+  ck_assert_int_ne(access(p, F_OK), 0);
+}
+END_TEST
+
 static Suite *rundir_suite(void) {
   Suite *s = suite_create("train_rundir");
   TCase *tc = tcase_create("rundir");
@@ -312,6 +389,7 @@ static Suite *rundir_suite(void) {
   tcase_add_test(tc, test_status_never_ahead_of_the_checkpoint);
   tcase_add_test(tc, test_resume_names_keys_and_extends_a_run);
   tcase_add_test(tc, test_tampered_checkpoint_state_refused);
+  tcase_add_test(tc, test_tensorboard_events_follow_the_csvs);
   suite_add_tcase(s, tc);
   return s;
 }
