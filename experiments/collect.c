@@ -38,11 +38,16 @@ static const char *table_title(const char *t) {
       {"sweep-prob", "Sweep of P, the probability of the global mixture (else the region mixture)"},
       {"sweep-beta", "Sweep of beta, the mixing coefficient's distribution lambda ~ Beta(beta, beta)"},
       {"demo", "Demo: MoCo (symmetric) with and without Un-Mix on Fashion-MNIST, CPU"},
+      {"fig2-simclr-byol", "SimCLR and BYOL with and without Un-Mix on CIFAR (the paper's Figure 2): kNN top-1 (%)"},
   };
   for (size_t i = 0; i < sizeof titles / sizeof titles[0]; i++)
     if (!strcmp(titles[i].name, t)) return titles[i].title;
   return "";
 }
+
+/* Tables whose rows the paper plots but gives no number for: our numbers only, no Paper or
+ * Delta column in the Markdown (an empty column would read as a missing number). */
+static bool table_ours_only(const char *t) { return !strcmp(t, "fig2-simclr-byol"); }
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
@@ -844,7 +849,7 @@ static void fill_cells(const struct row *w, struct cells *c) {
   c->status = status_word(w);
   struct sbuf d = {0};
   sb_put(&d, "");
-  if (!w->paper && r && r->has_ref) detail_add(&d, "no paper row for this key");
+  if (!w->paper && r && r->has_ref && !table_ours_only(r->cfg.paper.table)) detail_add(&d, "no paper row for this key");
   if (r) {
     snprintf(c->prob, sizeof c->prob, "%g", r->cfg.unmix.prob);
     snprintf(c->beta, sizeof c->beta, "%g", r->cfg.unmix.beta);
@@ -951,7 +956,8 @@ static char *render_md(const char *table, struct row *rows, int n, const char *r
             "Seeds: how many seeds (runs of the same configuration, `make SEEDS=n`) a row averages; Ours is their\n"
             "mean ± sample std, or the single run's number alone when there is one seed (no spread to show).\n\n",
             now, runs_desc, paper_csv);
-  bool any5 = false, any_run = false, sweep = !strncmp(table, "sweep-", 6);
+  bool any5 = false, any_run = false, sweep = !strncmp(table, "sweep-", 6), paper_cols = !table_ours_only(table);
+  if (!paper_cols) sb_put(&b, "The paper plots these runs and gives no number: this table shows ours only.\n\n");
   for (int i = 0; i < n; i++) {
     struct cells c;
     fill_cells(&rows[i], &c);
@@ -965,10 +971,12 @@ static char *render_md(const char *table, struct row *rows, int n, const char *r
   }
   sb_put(&b, "| Dataset | Method | Variant | Un-Mix | Epochs | Metric |");
   if (sweep) sb_put(&b, " P | beta |");
-  sb_put(&b, any5 ? " Ours | Ours top-5 | Seeds | Paper | Delta | Status |\n" : " Ours | Seeds | Paper | Delta | Status |\n");
+  sb_put(&b, any5 ? " Ours | Ours top-5 | Seeds |" : " Ours | Seeds |");
+  sb_put(&b, paper_cols ? " Paper | Delta | Status |\n" : " Status |\n");
   sb_put(&b, "|---|---|---|---|---:|---|");
   if (sweep) sb_put(&b, "---:|---:|");
-  sb_put(&b, any5 ? "---:|---:|---:|---:|---:|---|\n" : "---:|---:|---:|---:|---|\n");
+  sb_put(&b, any5 ? "---:|---:|---:|" : "---:|---:|");
+  sb_put(&b, paper_cols ? "---:|---:|---|\n" : "---|\n");
   for (int i = 0; i < n; i++) {
     struct cells c;
     fill_cells(&rows[i], &c);
@@ -994,10 +1002,12 @@ static char *render_md(const char *table, struct row *rows, int n, const char *r
     }
     sb_put(&b, " | ");
     md_cell(&b, c.seeds[0] ? c.seeds : "—");
-    sb_put(&b, " | ");
-    md_num(&b, c.paper, false);
-    sb_put(&b, " | ");
-    md_num(&b, c.delta, true);
+    if (paper_cols) {
+      sb_put(&b, " | ");
+      md_num(&b, c.paper, false);
+      sb_put(&b, " | ");
+      md_num(&b, c.delta, true);
+    }
     sb_put(&b, " | ");
     if (rows[i].run && rows[i].run->rs != ST_FULL) {
       sb_printf(&b, "**%s**", c.status);

@@ -14,6 +14,9 @@ if (!exists("out")) out = 'results/figures/fig2_cifar_curves'
 if (!exists("tag")) tag = ''
 readable(f) = int(system("test -r '".f."' && echo 1 || echo 0"))
 lastep(f) = readable(f) ? int(system("awk -F, 'NR>1 && $1!=\"\" {n=$1} END{print n+0}' '".f."'")) : 0
+# 1 when column c of f has a value in some row: a run stopped before its first kNN evaluation
+# (knn.every > 1) has an empty knn_top1 column, which gnuplot cannot plot (it aborts the figure)
+hasval(f, c) = readable(f) ? int(system("awk -F, -v c='".c."' 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} k && $k!=\"\" {n++} END{print (n>0)}' '".f."'")) : 0
 array meth[3] = ['MoCo', 'SimCLR', 'BYOL']
 array dsn[2] = ['cifar10', 'cifar100']
 array dsl[2] = ['CIFAR-10', 'CIFAR-100']
@@ -28,6 +31,7 @@ ep = 0
 do for [m=1:3] { do for [d=1:2] { do for [v=1:4] { if (stems[4*(m-1)+v] ne '') { e = lastep(file(m, d, v)); ep = (e > ep ? e : ep) } } } }
 if (ep > 0 && ep <= 12) { set xtics 1 }
 if (ep == 1) { set xrange [0.5:1.5] }
+if (ep > 1) { set xrange [1:ep] }   # one epoch axis for every panel (a kNN every E epochs starts late)
 set datafile separator comma
 set grid
 set xlabel 'Epoch'
@@ -46,16 +50,18 @@ do for [fmt in "png svg"] {
         set ylabel (panel eq 'loss_main' ? 'Loss' : 'kNN Acc. (%)')
         if (panel eq 'loss_main') { set key top right box opaque } else { set key bottom right box opaque }
         cmd = ''
+        nruns = 0
+        do for [v=1:4] { if (stems[4*(m-1)+v] ne '') { nruns = nruns + readable(file(m, d, v)) } }
         do for [v=1:4] {
           if (stems[4*(m-1)+v] ne '') {
             f = file(m, d, v)
-            if (readable(f)) {
+            if (hasval(f, panel)) {
               cmd = cmd.(cmd eq '' ? '' : ', ')."'".f."' using 'epoch':'".panel."' with linespoints ls ".v." title '".legend[4*(m-1)+v]."'"
             }
           }
         }
         if (cmd eq '') {
-          set label 1 'no run yet' at graph 0.5, 0.5 center
+          set label 1 (nruns > 0 ? 'no '.(panel eq 'loss_main' ? 'loss' : 'kNN evaluation').' yet' : 'no run yet') at graph 0.5, 0.5 center
           set key off; plot [0:1][0:1] NaN notitle; set key on
           unset label 1
         } else {

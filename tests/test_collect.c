@@ -333,7 +333,27 @@ START_TEST(test_sweeps_demo_and_table_selection) {
            metrics_text(2, kd), NULL);
   make_run("runs/demo/b", "configs/fmnist/moco_sym_unmix.yaml", NULL, 0, status_text("running", 1, 3),
            metrics_text(1, kd), NULL);
+  /* Figure 2's SimCLR/BYOL runs: a row each, ours only (the paper plots them, gives no number) */
+  make_run("runs/fig2/simclr", "configs/cifar10/simclr.yaml", NULL, 0, status_text("finished", 1000, 1000),
+           metrics_text(2, k), NULL);
+  make_run("runs/fig2/byol_unmix", "configs/cifar100/byol_unmix.yaml", NULL, 0, status_text("finished", 1000, 1000),
+           metrics_text(2, kd), NULL);
   ck_assert_msg(run_collect("runs", "out", NULL, NULL) == UNMIX_OK, "%s", unmix_error_message());
+  struct unmix_csv_table *f2 = read_table("out/fig2-simclr-byol.csv");
+  ck_assert_int_eq((int)f2->nrows, 2);
+  int f2r = find_row(f2, "method", "byol", "unmix", "yes", NULL);
+  ck_assert_int_ge(f2r, 0);
+  ck_assert_str_eq(cell(f2, f2r, "dataset"), "cifar100");
+  ck_assert_str_eq(cell(f2, f2r, "ours"), "75.2500");
+  ck_assert_str_eq(cell(f2, f2r, "paper"), "");
+  ck_assert_str_eq(cell(f2, f2r, "status"), "full");
+  ck_assert_str_eq(cell(f2, f2r, "detail"), ""); /* not "no paper row for this key": none exists */
+  unmix_csv_table_free(f2);
+  char *f2md = slurp("out/fig2-simclr-byol.md");
+  expect_contains(f2md, "| Ours | Ours top-5 | Seeds | Status |\n");
+  expect_contains(f2md, "| cifar10 | simclr | — | no | 1000 | knn_top1 | 71.50 | 76.50 | 1 | full |");
+  ck_assert_msg(!strstr(f2md, "Paper |"), "the ours-only table has a Paper column:\n%s", f2md);
+  free(f2md);
 
   struct unmix_csv_table *t = read_table("out/sweep-prob.csv");
   ck_assert_int_eq((int)t->nrows, 2);
@@ -728,7 +748,21 @@ START_TEST(test_plots_render) {
   /* one case per script; a new plots/NAME.gp without a case here fails below */
   const char *covered[] = {"fig2_cifar_curves", "fig3_lincls", "fig4_tsne", "fig5_hist", "swav_epochs",
                            "sweep_prob", "sweep_beta", "demo"};
-  snprintf(v, sizeof v, "c10_moco='%s'; c10_unmix='%s'; c100_moco='%s'; c100_unmix='%s'", m1, m2, m1, none);
+  /* Figure 2 reads runs/<dataset>_<row>/metrics.csv: MoCo symmetric and asymmetric, SimCLR and
+   * BYOL rows; a run stopped before its first kNN evaluation (knn.every > 1) has an empty
+   * knn_top1 column, which gnuplot cannot plot: the panel leaves that run out (gnuplot aborted
+   * the whole figure with "x range is invalid" before) */
+  const char *k_none[] = {"", "", ""};
+  const char *f2rows[] = {"cifar10_moco_sym", "cifar10_moco_asym_unmix", "cifar10_simclr", "cifar10_simclr_unmix",
+                          "cifar10_byol_unmix", "cifar100_byol"};
+  for (int i = 0; i < 6; i++) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "f2runs/%s/metrics.csv", f2rows[i]);
+    /* SimCLR + Un-Mix has a kNN, SimCLR not yet: one panel with a curve next to an empty run;
+     * CIFAR-100 BYOL: the only run of its kNN panel has none */
+    wfile(rel, metrics_text(3, i == 2 || i == 5 ? k_none : (i % 2 ? kb : k)));
+  }
+  snprintf(v, sizeof v, "runs='%s/f2runs'", g_dir);
   render("fig2_cifar_curves", "fig/fig2", v);
   snprintf(v, sizeof v, "runs='%s/none'", g_dir); /* no run at all: still a figure, saying so */
   render("fig2_cifar_curves", "fig/fig2_empty", v);

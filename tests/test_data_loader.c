@@ -273,6 +273,30 @@ START_TEST(test_multicrop_groups) {
 }
 END_TEST
 
+/* data.grey_images drops the colour ops; in the W-MSE recipes they run before the crop, so the
+ * count of ops before the geometry must drop with them (it stayed 2 of 1 op: the loader
+ * aborted on a Fashion-MNIST SimCLR/BYOL manifest). */
+START_TEST(test_grey_images_wmse_recipe) {
+  struct unmix_data_config cfg = {0};
+  snprintf(cfg.recipe, sizeof cfg.recipe, "wmse-cifar10");
+  cfg.grey_images = true;
+  struct unmix_recipe r;
+  ck_assert_int_eq(unmix_recipe_from_config(&cfg, &r), UNMIX_OK);
+  ck_assert_int_eq(r.n_views, 2);
+  for (int v = 0; v < 2; v++) {
+    ck_assert_int_eq(r.views[v].n_ops, 1);
+    ck_assert_int_eq(r.views[v].ops[0].op, UNMIX_AUG_HFLIP);
+    ck_assert_int_eq(r.views[v].pre_geom_ops, 0);
+  }
+  struct unmix_loader *ld = make(g_ds, &r, UNMIX_LOADER_TRAIN, 8, 2, 1, 0, 1);
+  ck_assert_int_eq(unmix_loader_start_epoch(ld, 0), UNMIX_OK);
+  const struct unmix_batch *b;
+  ck_assert_int_eq(unmix_loader_next(ld, &b), UNMIX_OK);
+  ck_assert_int_eq(b->n_views, 2);
+  unmix_loader_free(ld);
+}
+END_TEST
+
 START_TEST(test_shutdown_mid_epoch_and_restart) {
   struct unmix_recipe r = recipe("moco-cifar");
   for (int k = 0; k < 5; k++) {
@@ -420,6 +444,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_shards_make_up_the_global_batch);
   tcase_add_test(tc, test_eval_mode_in_order_with_last_batch);
   tcase_add_test(tc, test_multicrop_groups);
+  tcase_add_test(tc, test_grey_images_wmse_recipe);
   tcase_add_test(tc, test_shutdown_mid_epoch_and_restart);
   tcase_add_test(tc, test_worker_error_reaches_consumer);
   tcase_add_test(tc, test_pinned_buffers_and_dct_params);

@@ -353,6 +353,38 @@ START_TEST(test_step_adam_and_target_update) {
 }
 END_TEST
 
+/* `unmix bench step`'s model FLOPs count the heads the method runs next to the encoder, pass by
+ * pass as the reference's forward makes them (fwd + bwd = 3 forwards): SimCLR's head over both
+ * views per loss call (1 call, Un-Mix 3); BYOL's g and q per online branch (2, Un-Mix 6 with the
+ * mixtures through the target, 4 without), g_t per target pass (2, Un-Mix 4 / 2). */
+START_TEST(test_step_flops_count_the_heads) {
+  char path[1024];
+  struct unmix_fixture *fx =
+      unmix_fixture_load(unmix_test_src_path("tests/golden/method_simclr_nomix.bin", path, sizeof path));
+  const int32_t *dims = unmix_fixture_i32(fx, "dims", NULL);
+  const double H = dims[2], D = dims[3];
+  struct {
+    const char *method;
+    bool unmix, mix_target;
+    double enc_fb, enc_f, head_fb, pred_fb, tgt_head_f;
+  } c[] = {{"simclr", false, true, 2, 0, 2, 0, 0}, {"simclr", true, true, 4, 0, 6, 0, 0},
+           {"byol", false, true, 2, 2, 2, 2, 2},   {"byol", true, true, 4, 4, 6, 6, 4},
+           {"byol", true, false, 4, 2, 4, 4, 2}};
+  for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+    struct unmix_method *m = make_method(c[i].method, fx, c[i].unmix, c[i].mix_target);
+    const double F = unmix_model_out_dim(m->model), enc = unmix_model_forward_flops(m->model);
+    const double head = 2 * (F * H + H * D), pred = 2 * (D * H + H * D);
+    const double want = enc * (3 * c[i].enc_fb + c[i].enc_f) + 3 * c[i].head_fb * head + 3 * c[i].pred_fb * pred +
+                        c[i].tgt_head_f * head;
+    const double got = unmix_method_step_flops_per_sample(m);
+    ck_assert_msg(fabs(got - want) <= 1e-9 * want, "%s unmix %d mix_target %d: %.0f FLOPs per sample, want %.0f",
+                  c[i].method, c[i].unmix, c[i].mix_target, got, want);
+    unmix_method_destroy(m);
+  }
+  unmix_fixture_free(fx);
+}
+END_TEST
+
 static Suite *wmse_suite(void) {
   Suite *s = suite_create("methods_simclr_byol");
   TCase *tc = tcase_create("losses");
@@ -364,6 +396,7 @@ static Suite *wmse_suite(void) {
   tcase_set_timeout(ts, 600);
   tcase_add_loop_test(ts, test_step_matches_reference, 0, 7);
   tcase_add_loop_test(ts, test_step_adam_and_target_update, 0, 2);
+  tcase_add_test(ts, test_step_flops_count_the_heads);
   suite_add_tcase(s, ts);
   return s;
 }

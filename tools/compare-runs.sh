@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bit-identity check of a refactor: trains the same small Fashion-MNIST runs (MoCo symmetric +
-# Un-Mix, and SwAV + Un-Mix with its queue and prototype freezing exercised) with two unmix
+# Un-Mix, SwAV + Un-Mix with its queue and prototype freezing exercised, SimCLR and BYOL + Un-Mix
+# with Adam and the warmup) with two unmix
 # binaries on this machine, then compares metrics.csv without its timing columns
 # (images_per_s, seconds), steps.csv, and every tensor of checkpoint.safetensors (the
 # checkpoint's metadata carries the build's commit and time, so its bytes differ by design).
@@ -8,7 +9,7 @@
 # usage: tools/compare-runs.sh OLD_UNMIX NEW_UNMIX CONFIG_DIR [WORK_DIR]
 #   CONFIG_DIR: the configs/ tree both binaries read (use the old one's, so both get the same
 #   manifest). Exit 0 when every run matches, 1 otherwise. ONLY=LABEL runs one of them
-#   (moco, moco_asym, swav).
+#   (moco, moco_asym, swav, simclr, byol).
 set -euo pipefail
 old=${1:?usage: $0 OLD_UNMIX NEW_UNMIX CONFIG_DIR [WORK_DIR]}
 new=${2:?usage}
@@ -24,6 +25,8 @@ runs=(
   "moco|fmnist/moco_sym_unmix.yaml|--set optim.batch_size=32 --set moco.K=192"
   "moco_asym|fmnist/moco_sym_unmix.yaml|--set optim.batch_size=32 --set moco.K=96 --set moco.symmetric=false"
   "swav|swav_cifar10/swav_unmix.yaml|--set optim.batch_size=32 --set swav.queue_length=64 --set swav.epoch_queue_starts=1 --set swav.freeze_prototypes_niters=2 --set schedule.warmup_epochs=1"
+  "simclr|cifar10/simclr_unmix.yaml|--set optim.batch_size=32 --set model.hidden=64 --set schedule.warmup_iters=2"
+  "byol|cifar10/byol_unmix.yaml|--set optim.batch_size=32 --set model.hidden=64 --set schedule.warmup_iters=2"
 )
 
 compare_tensors() { # a.safetensors b.safetensors: every tensor's dtype, shape and bytes

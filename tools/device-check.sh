@@ -215,6 +215,10 @@ if [ $BUILT -eq 0 ] && [ "$GPU" = 1 ]; then
     run_step "step cifar $prec" 60 "$BENCHLOG" $BS configs/cifar10/moco_sym_unmix.yaml --set precision=$prec
   done
   run_step "step swav" 60 "$BENCHLOG" $BS configs/swav_cifar10/swav_unmix.yaml
+  # SimCLR / BYOL + Un-Mix (Figure 2): Adam's update runs on the host on a GPU backend, so their
+  # steps next to MoCo's show what that costs
+  run_step "step simclr" 60 "$BENCHLOG" $BS configs/cifar10/simclr_unmix.yaml
+  run_step "step byol" 60 "$BENCHLOG" $BS configs/cifar10/byol_unmix.yaml
   # ImageNet MoCo v2 + Un-Mix: the largest batch of 256 / 128 / 64 that fits one GPU
   # (a larger batch running out of memory is not a failure when a smaller one then runs)
   F0=$FAILED

@@ -153,11 +153,14 @@ unmix_status unmix_recipe_from_config(const struct unmix_data_config *cfg, struc
   }
   if (cfg->grey_images) /* saturation, hue and grayscale do nothing on grey images */
     for (int v = 0; v < r->n_views; v++) {
-      int k = 0;
+      int k = 0, pre = 0;
       for (int i = 0; i < r->views[v].n_ops; i++)
-        if (r->views[v].ops[i].op != UNMIX_AUG_JITTER && r->views[v].ops[i].op != UNMIX_AUG_GRAY)
+        if (r->views[v].ops[i].op != UNMIX_AUG_JITTER && r->views[v].ops[i].op != UNMIX_AUG_GRAY) {
+          if (i < r->views[v].pre_geom_ops) pre++; /* the W-MSE recipes' colour ops run before the crop */
           r->views[v].ops[k++] = r->views[v].ops[i];
+        }
       r->views[v].n_ops = k;
+      r->views[v].pre_geom_ops = pre;
     }
   if (cfg->has_norm) {
     for (int c = 0; c < 3; c++)

@@ -174,13 +174,9 @@ static unmix_status byol_step(struct unmix_method *m, const struct unmix_views *
   struct byol *b = by_of(m);
   const struct unmix_backend *be = m->be;
   const struct unmix_method_spec *cfg = &m->spec;
-  const int n = v->n, S = m->image_size, F = b->feat, D = b->dim;
+  const int n = v->n, F = b->feat, D = b->dim;
   const bool mix = cfg->unmix.enabled, through_target = cfg->byol.mix_target;
-  if (v->nviews < 2) return unmix_error_set(UNMIX_ERR_CONFIG, "BYOL needs 2 views per sample, the recipe gives %d", v->nviews);
-  if (n < 2) return unmix_error_set(UNMIX_ERR_CONFIG, "BYOL needs at least 2 samples per batch (BatchNorm), got %d", n);
-  if (v->size[0] != S || v->size[1] != S)
-    return unmix_error_set(UNMIX_ERR_CONFIG, "BYOL views are %dx%d but the model was built for %d", v->size[0],
-                           v->size[1], S);
+  UNMIX_TRY(wmse_check_views(m, v, "BYOL"));
   unmix_ctx_reset(b->cwork);
   unmix_model_zero_grad(m->model);
   be->fill(b->gp.total, 0.0f, b->gp.grad);
@@ -201,12 +197,8 @@ static unmix_status byol_step(struct unmix_method *m, const struct unmix_views *
   UNMIX_TRY(online(m, n, h1, t[0], 1.0f, dh[1], &l0));
   struct unmix_mix_draw draw = {0};
   if (mix) {
-    if (forced && forced->have_mix) draw = forced->mix;
-    else unmix_mix_draw(&cfg->unmix, cfg->seed, step, cfg->unmix.per_rank ? m->rank : 0, S, S, &draw);
-    const int64_t img = (int64_t)n * S * S * 3;
-    float *mx[2] = {unmix_ctx_alloc(b->cwork, img), unmix_ctx_alloc(b->cwork, img)};
-    unmix_mix_apply(be, &draw, n, S, S, 3, v->view[0], mx[0]);
-    be->flip_batch(n, (int64_t)S * S * 3, mx[0], mx[1]);
+    float *mx[2];
+    wmse_mix_views(m, v, step, forced, b->cwork, &draw, &mx[0], &mx[1]);
     const float w[2] = {(float)draw.lam, 1.0f - (float)draw.lam};
     double *lm[2] = {&l1, &l2};
     for (int k = 0; k < 2; k++) {
@@ -231,16 +223,7 @@ static unmix_status byol_step(struct unmix_method *m, const struct unmix_views *
   const float tau = (float)unmix_byol_tau(cfg->byol.tau, epoch, cfg->epochs);
   unmix_ema_update(be, &b->tgt->params, &m->model->params, tau);
   be->ema(b->tp.total, tau, b->gp.data, b->tp.data);
-  st->loss = loss;
-  st->nterms = 3;
-  st->term_names[0] = "loss_byol";
-  st->term_names[1] = "loss_mix";
-  st->term_names[2] = "loss_mix_flip";
-  st->terms[0] = l0;
-  st->terms[1] = l1;
-  st->terms[2] = l2;
-  st->mix_mode = mix ? (draw.global ? 1 : 0) : -1;
-  st->lam = lam;
+  unmix_step_stats_fill(st, loss, "loss_byol", "loss_mix_flip", l0, l1, l2, mix ? &draw : NULL, lam);
   return UNMIX_OK;
 }
 
@@ -249,11 +232,16 @@ static int byol_views_needed(const struct unmix_method *m) {
   return 2;
 }
 
-/* online passes forward + backward (3x), target passes forward only */
+/* online passes forward + backward (3x), target passes forward only; the heads likewise: g and
+ * q forward + backward per online() call (x1's is re-run for each mixture through the target),
+ * g_t forward per target pass */
 static double byol_step_flops_per_sample(const struct unmix_method *m) {
-  const bool mix = m->spec.unmix.enabled;
-  double online = mix ? 4 : 2, tgt = mix ? (m->spec.byol.mix_target ? 4 : 2) : 2;
-  return unmix_model_forward_flops(m->model) * (3.0 * online + tgt);
+  const struct byol *b = by_of(m);
+  const bool mix = m->spec.unmix.enabled, tt = m->spec.byol.mix_target;
+  double online = mix ? 4 : 2, tgt = mix && tt ? 4 : 2, calls = 2 + (mix ? (tt ? 4 : 2) : 0);
+  return unmix_model_forward_flops(m->model) * (3.0 * online + tgt) +
+         3.0 * calls * (wmse_mlp_forward_flops(&b->g) + wmse_mlp_forward_flops(&b->q)) +
+         tgt * wmse_mlp_forward_flops(&b->gt);
 }
 
 static size_t byol_device_bytes(const struct unmix_method *m) {

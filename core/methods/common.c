@@ -57,6 +57,20 @@ unmix_status unmix_method_allreduce_grads(struct unmix_method *m) {
   return UNMIX_OK;
 }
 
+void unmix_step_stats_fill(struct unmix_step_stats *st, double loss, const char *main_name, const char *third_name,
+                           double main, double mix, double third, const struct unmix_mix_draw *draw, double lam) {
+  st->loss = loss;
+  st->nterms = 3;
+  st->term_names[0] = main_name;
+  st->term_names[1] = "loss_mix";
+  st->term_names[2] = third_name;
+  st->terms[0] = main;
+  st->terms[1] = mix;
+  st->terms[2] = third;
+  st->mix_mode = draw ? (draw->global ? 1 : 0) : -1;
+  st->lam = draw ? lam : 1.0;
+}
+
 unmix_status unmix_method_check_loss(struct unmix_method *m, double loss, const char *method, int64_t step,
                                      float lr) {
   double bad = isfinite(loss) ? 0.0 : 1.0;

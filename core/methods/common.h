@@ -43,6 +43,11 @@ unmix_status unmix_method_allreduce_grads(struct unmix_method *m);
  * all-reduce per step when world > 1), so no rank waits in the gradient all-reduce for a
  * peer that has given up. */
 unmix_status unmix_method_check_loss(struct unmix_method *m, double loss, const char *method, int64_t step, float lr);
+/* The three loss terms every method reports (its main two-view term, then Un-Mix's mixture term
+ * "loss_mix" and its flipped/reversed partner) with the total and the mixture: draw NULL = no
+ * mixing (mix_mode -1, lam 1). The method's metric columns are left to the caller. */
+void unmix_step_stats_fill(struct unmix_step_stats *st, double loss, const char *main_name, const char *third_name,
+                           double main, double mix, double third, const struct unmix_mix_draw *draw, double lam);
 /* SyncBatchNorm (model.sync_bn, world > 1): routes the model's BN statistics through m->comm. */
 void unmix_method_install_bn_sync(struct unmix_method *m, struct unmix_model *model);
 

@@ -343,18 +343,10 @@ static unmix_status moco_step(struct unmix_method *m, const struct unmix_views *
   }
   mc->ptr = (mc->ptr + nk) % mc->K;
 
-  st->loss = loss;
-  st->nterms = 3;
-  st->term_names[0] = "loss_cl";
-  st->term_names[1] = "loss_mix";
-  st->term_names[2] = "loss_mix_flip";
-  st->terms[0] = l_a + l_b;
-  st->terms[1] = lm_a + lm_b;
-  st->terms[2] = lmf_a + lmf_b;
+  unmix_step_stats_fill(st, loss, "loss_cl", "loss_mix_flip", l_a + l_b, lm_a + lm_b, lmf_a + lmf_b,
+                        mix ? &draw : NULL, draw.lam);
   st->metrics[0] = 100.0 * c1 / (double)(n * (sym ? 2 : 1)); /* inst_top1 */
   st->metrics[1] = 100.0 * c5 / (double)(n * (sym ? 2 : 1)); /* inst_top5 */
-  st->mix_mode = mix ? (draw.global ? 1 : 0) : -1;
-  st->lam = mix ? draw.lam : 1.0;
   return UNMIX_OK;
 }
 

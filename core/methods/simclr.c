@@ -189,13 +189,9 @@ static unmix_status simclr_step(struct unmix_method *m, const struct unmix_views
   struct simclr *s = sc_of(m);
   const struct unmix_backend *be = m->be;
   const struct unmix_method_spec *cfg = &m->spec;
-  const int n = v->n, S = m->image_size, F = s->feat;
+  const int n = v->n, F = s->feat;
   const bool mix = cfg->unmix.enabled;
-  if (v->nviews < 2) return unmix_error_set(UNMIX_ERR_CONFIG, "SimCLR needs 2 views per sample, the recipe gives %d", v->nviews);
-  if (n < 2) return unmix_error_set(UNMIX_ERR_CONFIG, "SimCLR needs at least 2 samples per batch (got %d)", n);
-  if (v->size[0] != S || v->size[1] != S)
-    return unmix_error_set(UNMIX_ERR_CONFIG, "SimCLR views are %dx%d but the model was built for %d", v->size[0],
-                           v->size[1], S);
+  UNMIX_TRY(wmse_check_views(m, v, "SimCLR"));
   unmix_ctx_reset(s->cwork);
   unmix_model_zero_grad(m->model);
   be->fill(s->hp.total, 0.0f, s->hp.grad);
@@ -210,12 +206,8 @@ static unmix_status simclr_step(struct unmix_method *m, const struct unmix_views
   UNMIX_TRY(pair(m, n, h0, h1, 1.0f, dh[0], dh[1], &l0));
   struct unmix_mix_draw draw = {0};
   if (mix) {
-    if (forced && forced->have_mix) draw = forced->mix;
-    else unmix_mix_draw(&cfg->unmix, cfg->seed, step, cfg->unmix.per_rank ? m->rank : 0, S, S, &draw);
-    const int64_t img = (int64_t)n * S * S * 3;
-    float *mixed = unmix_ctx_alloc(s->cwork, img), *mflip = unmix_ctx_alloc(s->cwork, img);
-    unmix_mix_apply(be, &draw, n, S, S, 3, v->view[0], mixed);
-    be->flip_batch(n, (int64_t)S * S * 3, mixed, mflip);
+    float *mixed, *mflip;
+    wmse_mix_views(m, v, step, forced, s->cwork, &draw, &mixed, &mflip);
     const float lam = (float)draw.lam;
     unmix_model_replay_bn_updates(m->model, s->ctx[1]); /* model([x1, mixed]) encodes x1 again */
     const float *hm = unmix_model_forward(m->model, s->ctx[2], mixed, n, UNMIX_FWD_TRAIN, true);
@@ -231,16 +223,7 @@ static unmix_status simclr_step(struct unmix_method *m, const struct unmix_views
   UNMIX_TRY(unmix_method_allreduce_grads(m));
   unmix_adam_step(&s->adam_enc, m->model->params.data, m->model->params.grad, lr);
   unmix_adam_step(&s->adam_head, s->hp.data, s->hp.grad, lr);
-  st->loss = loss;
-  st->nterms = 3;
-  st->term_names[0] = "loss_cl";
-  st->term_names[1] = "loss_mix";
-  st->term_names[2] = "loss_mix_flip";
-  st->terms[0] = l0;
-  st->terms[1] = l1;
-  st->terms[2] = l2;
-  st->mix_mode = mix ? (draw.global ? 1 : 0) : -1;
-  st->lam = lam;
+  unmix_step_stats_fill(st, loss, "loss_cl", "loss_mix_flip", l0, l1, l2, mix ? &draw : NULL, lam);
   return UNMIX_OK;
 }
 
@@ -249,9 +232,12 @@ static int simclr_views_needed(const struct unmix_method *m) {
   return 2;
 }
 
-/* every encoder pass forward + backward (3x); the head is small next to the encoder */
+/* every encoder pass forward + backward (3x), and the head's: each of the (Un-Mix: 3) pair
+ * calls runs it forward + backward over both views' embeddings (2 per sample) */
 static double simclr_step_flops_per_sample(const struct unmix_method *m) {
-  return unmix_model_forward_flops(m->model) * 3.0 * (m->spec.unmix.enabled ? 4 : 2);
+  const bool mix = m->spec.unmix.enabled;
+  return unmix_model_forward_flops(m->model) * 3.0 * (mix ? 4 : 2) +
+         wmse_mlp_forward_flops(&sc_of(m)->head) * 3.0 * 2.0 * (mix ? 3 : 1);
 }
 
 static size_t simclr_device_bytes(const struct unmix_method *m) {

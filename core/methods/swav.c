@@ -355,16 +355,7 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
   UNMIX_TRY(unmix_method_allreduce_grads(m));
   unmix_optimizer_step(&m->opt, lr);
 
-  st->loss = loss;
-  st->nterms = 3;
-  st->term_names[0] = "loss_swav";
-  st->term_names[1] = "loss_mix";
-  st->term_names[2] = "loss_mix_rev";
-  st->terms[0] = l0;
-  st->terms[1] = l1;
-  st->terms[2] = l2;
-  st->mix_mode = mix ? (draw.global ? 1 : 0) : -1;
-  st->lam = mix ? lam : 1.0;
+  unmix_step_stats_fill(st, loss, "loss_swav", "loss_mix_rev", l0, l1, l2, mix ? &draw : NULL, lam);
   return UNMIX_OK;
 }
 

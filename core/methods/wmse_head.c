@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "core/methods/common.h"
 #include "core/util/error.h"
 
 static const float BN_EPS = 1e-5f, BN_MOMENTUM = 0.1f;
@@ -116,8 +117,38 @@ void wmse_mlp_backward(const struct unmix_backend *be, const struct wmse_mlp *h,
                       unmix_param_grad(params, h->w1), unmix_param_grad(params, h->b1));
 }
 
+double wmse_mlp_forward_flops(const struct wmse_mlp *h) {
+  return 2.0 * ((double)h->in * h->hidden + (double)h->hidden * h->out);
+}
+
 unmix_status wmse_adam_init(struct unmix_adam *a, struct unmix_param_store *s, double weight_decay, float *m_ext) {
   struct unmix_adam_params p = unmix_adam_params_default();
   p.weight_decay = weight_decay;
   return unmix_adam_init_ext(a, s->be, s->total, &p, m_ext);
+}
+
+unmix_status wmse_check_views(const struct unmix_method *m, const struct unmix_views *v, const char *method) {
+  const int S = m->image_size;
+  if (v->nviews < 2)
+    return unmix_error_set(UNMIX_ERR_CONFIG, "%s needs 2 views per sample, the recipe gives %d", method, v->nviews);
+  if (v->n < 2)
+    return unmix_error_set(UNMIX_ERR_CONFIG, "%s needs at least 2 samples per batch (BatchNorm), got %d", method, v->n);
+  if (v->size[0] != S || v->size[1] != S)
+    return unmix_error_set(UNMIX_ERR_CONFIG, "%s views are %dx%d but the model was built for %d", method, v->size[0],
+                           v->size[1], S);
+  return UNMIX_OK;
+}
+
+void wmse_mix_views(struct unmix_method *m, const struct unmix_views *v, int64_t step,
+                    const struct unmix_forced_draws *forced, struct unmix_ctx *work, struct unmix_mix_draw *draw,
+                    float **mixed, float **mflip) {
+  const struct unmix_method_spec *cfg = &m->spec;
+  const int n = v->n, S = m->image_size;
+  if (forced && forced->have_mix) *draw = forced->mix;
+  else unmix_mix_draw(&cfg->unmix, cfg->seed, step, cfg->unmix.per_rank ? m->rank : 0, S, S, draw);
+  const int64_t img = (int64_t)n * S * S * 3;
+  *mixed = unmix_ctx_alloc(work, img);
+  *mflip = unmix_ctx_alloc(work, img);
+  unmix_mix_apply(m->be, draw, n, S, S, 3, v->view[0], *mixed);
+  m->be->flip_batch(n, (int64_t)S * S * 3, *mixed, *mflip);
 }

@@ -41,12 +41,31 @@ unmix_status wmse_mlp_forward(const struct unmix_backend *be, const struct wmse_
 void wmse_mlp_backward(const struct unmix_backend *be, const struct wmse_mlp *h, struct unmix_param_store *params,
                        struct wmse_act *act, int n, const float *x, const float *dz, float *dx);
 
+/* Forward FLOPs per sample of the two Linear layers (2 x multiply-adds; BN and ReLU left out,
+ * as unmix_model_forward_flops leaves them out of the encoder). */
+double wmse_mlp_forward_flops(const struct wmse_mlp *h);
+
 /* Adam for a store (coupled L2 wd, PyTorch betas/eps). m_ext as unmix_adam_init_ext. */
 unmix_status wmse_adam_init(struct unmix_adam *a, struct unmix_param_store *s, double weight_decay, float *m_ext);
 
-/* Test hooks of the two methods (defined in simclr.c / byol.c). */
+/* ---- the step skeleton both methods share ------------------------------------------------- */
 struct unmix_method;
 struct unmix_model;
+struct unmix_views;
+struct unmix_forced_draws;
+struct unmix_ctx;
+struct unmix_mix_draw;
+/* The views a step needs: 2 per sample of the model's image size, and >= 2 samples (BatchNorm,
+ * SimCLR's negatives). Errors name `method`. */
+unmix_status wmse_check_views(const struct unmix_method *m, const struct unmix_views *v, const char *method);
+/* Un-Mix's mixtures of view 0 as our MoCo path makes them: the step's draw (global with
+ * probability P, else region; the test's forced draw when given) into *draw, the mixed batch
+ * and its batch-flipped partner into *mixed and *mflip (allocated in work). */
+void wmse_mix_views(struct unmix_method *m, const struct unmix_views *v, int64_t step,
+                    const struct unmix_forced_draws *forced, struct unmix_ctx *work, struct unmix_mix_draw *draw,
+                    float **mixed, float **mflip);
+
+/* Test hooks of the two methods (defined in simclr.c / byol.c). */
 /* SimCLR: the head + bn_last parameter store (its grad holds the last step's gradients) and,
  * in *buffers, their BN running statistics. */
 struct unmix_param_store *unmix_simclr_head(struct unmix_method *m, struct unmix_param_store **buffers);
