@@ -70,9 +70,15 @@ static char *replace_all(const char *s, const char *from, const char *to) {
 }
 
 static char *d2_name(const char *tv) {
-  static const char *const subs[][2] = {{"layer1", "res2"},  {"layer2", "res3"},         {"layer3", "res4"},
-                                        {"layer4", "res5"},  {"bn1", "conv1.norm"},      {"bn2", "conv2.norm"},
-                                        {"bn3", "conv3.norm"}, {"downsample.0", "shortcut"}, {"downsample.1", "shortcut.norm"}};
+  static const char *const subs[][2] = {{"layer1", "res2"},
+                                        {"layer2", "res3"},
+                                        {"layer3", "res4"},
+                                        {"layer4", "res5"},
+                                        {"bn1", "conv1.norm"},
+                                        {"bn2", "conv2.norm"},
+                                        {"bn3", "conv3.norm"},
+                                        {"downsample.0", "shortcut"},
+                                        {"downsample.1", "shortcut.norm"}};
   size_t n = strlen(tv) + 6;
   char *name = unmix_xmalloc(n);
   snprintf(name, n, "%s%s", strstr(tv, "layer") ? "" : "stem.", tv);

@@ -366,7 +366,8 @@ const struct unmix_opt unmix_evalcli_opts[] = {
      .help = "prefix of a plain backbone's tensor names, e.g. module.encoder_q."},
 };
 const int unmix_evalcli_nopts = (int)(sizeof unmix_evalcli_opts / sizeof unmix_evalcli_opts[0]);
-_Static_assert(sizeof unmix_evalcli_opts / sizeof unmix_evalcli_opts[0] <= 16, "the commands copy the common table into 16 slots");
+_Static_assert(sizeof unmix_evalcli_opts / sizeof unmix_evalcli_opts[0] <= 16,
+               "the commands copy the common table into 16 slots");
 
 /* The group of a common option (UNMIX_EVALCLI_*). */
 static unsigned common_group(const char *name) {

@@ -214,7 +214,8 @@ static void audit_help(const char *cmd, const char *help, bool check_mentions) {
     if (!p) continue;
     size_t k = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-");
     for (int i = 0; i < ns; i++)
-      ck_assert_msg(strlen(seen[i]) != k || strncmp(seen[i], p, k), "unmix %s --help lists --%.*s twice", cmd, (int)k, p);
+      ck_assert_msg(strlen(seen[i]) != k || strncmp(seen[i], p, k), "unmix %s --help lists --%.*s twice", cmd, (int)k,
+                    p);
     if (ns < 128) snprintf(seen[ns++], 40, "%.*s", (int)k, p);
   }
   if (!check_mentions) return;

@@ -25,8 +25,8 @@ unmix_status unmix_tfevents_scalars(struct unmix_tfevents *w, double wall_time, 
 unmix_status unmix_tfevents_close(struct unmix_tfevents *w);
 
 /* Reads `path` back: calls fn once per file_version event (tag NULL, version set) and once per
- * scalar value (version NULL); *n_events = the records read. UNMIX_ERR_FORMAT naming the file and byte offset for a truncated record,
- * a CRC mismatch or a malformed protobuf; fields other than ours are skipped (a file written by
+ * scalar value (version NULL); *n_events = the records read. UNMIX_ERR_FORMAT naming the file
+ * and byte offset for a truncated record, a CRC mismatch or a malformed protobuf; fields other than ours are skipped (a file written by
  * TensorFlow's writer reads too, its non-scalar values ignored). */
 typedef void (*unmix_tfevents_fn)(void *ctx, double wall_time, int64_t step, const char *tag, float value,
                                   const char *version);
