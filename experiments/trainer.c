@@ -638,12 +638,13 @@ static unmix_status setup(struct run *r) {
   UNMIX_TRY(unmix_dataset_open(&dso, &r->train_ds));
   UNMIX_TRY(unmix_recipe_from_config(&cfg->data, &r->recipe));
   r->image_size = r->recipe.views[0].size > 0 ? r->recipe.views[0].size : r->train_ds->h;
+  const struct unmix_method_ops *mops = unmix_method_ops_find(unmix_method_name(cfg->method));
   for (int v = 1; v < r->recipe.n_views; v++) {
     int s = r->recipe.views[v].size > 0 ? r->recipe.views[v].size : r->train_ds->h;
-    if (s != r->image_size)
+    if (s != r->image_size && !(mops && mops->multi_resolution))
       return unmix_error_set(UNMIX_ERR_CONFIG,
-                             "%s: views of different sizes (%d and %d) are not supported by this build (data.crops)",
-                             o->manifest, r->image_size, s);
+                             "%s: views of different sizes (%d and %d): method %s takes views of one size "
+                             "(data.crops)", o->manifest, r->image_size, s, unmix_method_name(cfg->method));
   }
   struct unmix_loader_options lo;
   unmix_loader_options_from_config(&lo, &cfg->data, UNMIX_LOADER_TRAIN, cfg->optim.batch_size, cfg->seed);

@@ -59,3 +59,7 @@ const float *unmix_swav_last_dscores(struct unmix_method *m, int *rows);
  * work: >= 2*k + b floats of device scratch. */
 unmix_status unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k, float epsilon,
                             int iters, const float *scores, float *q, float *work);
+/* The same with the 2021 SwAV code's simplified iteration (swav.sinkhorn: simplified); equal
+ * in exact arithmetic, different roundings. Same arguments. */
+unmix_status unmix_sinkhorn_simplified(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k,
+                                       float epsilon, int iters, const float *scores, float *q, float *work);
