@@ -16,7 +16,7 @@ static const float SWAV_IMAGENET_STD[3] = {0.228f, 0.224f, 0.225f}; /* multicrop
 static const char *const g_names[] = {"moco-cifar",      "mocov1-imagenet",   "mocov2-imagenet",
                                       "swav-cifar",      "lincls-imagenet",   "lincls-swav-cifar",
                                       "lincls-moco-cifar", "wmse-cifar10",    "wmse-cifar100",
-                                      "test",              "swav-imagenet",     NULL};
+                                      "test",              "swav-imagenet",     "lincls-swav-imagenet", NULL};
 
 const char *const *unmix_recipe_names(void) { return g_names; }
 
@@ -91,12 +91,12 @@ unmix_status unmix_recipe_get(const char *name, struct unmix_recipe *r) {
     r->views[0] = r->views[1] = v;
     r->eval = resize_crop();
     mean = IMAGENET_MEAN, std = SWAV_IMAGENET_STD;
-  } else if (!strcmp(name, "lincls-imagenet")) {
+  } else if (!strcmp(name, "lincls-imagenet") || !strcmp(name, "lincls-swav-imagenet")) {
     r->views[0] = rrc(224, 0.08f, 1.0f);
     add(&r->views[0], flip());
     r->n_views = 1;
     r->eval = resize_crop();
-    mean = IMAGENET_MEAN, std = IMAGENET_STD;
+    mean = IMAGENET_MEAN, std = strcmp(name, "lincls-imagenet") ? SWAV_IMAGENET_STD : IMAGENET_STD;
   } else if (!strcmp(name, "lincls-swav-cifar") || !strcmp(name, "lincls-moco-cifar")) {
     r->views[0] = rrc(32, 0.08f, 1.0f);
     add(&r->views[0], flip());

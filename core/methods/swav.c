@@ -332,10 +332,15 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
   struct unmix_rng rng = unmix_rng_make(sp->seed, UNMIX_RNG_MIX, (uint32_t)(step >> 32), (uint32_t)step,
                                         (uint32_t)(sp->unmix.per_rank ? m->rank : 0));
   for (int c = 0; c < T; c++) mixed_of[c] = -1;
+  const bool centres = forced && forced->n_centres > 0;
   if (mix) {
     draw.r = unmix_rng_uniform_double(&rng);
     draw.lam_drawn = unmix_rng_beta(&rng, sp->unmix.beta, sp->unmix.beta);
     draw.global = draw.r < sp->unmix.prob;
+    if (centres) {
+      draw.global = forced->mix.global;
+      draw.lam_drawn = forced->mix.lam_drawn;
+    }
     lam = draw.lam_drawn;
   }
   for (int c = 0; c < T; c++) {
@@ -347,7 +352,18 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
       const int s = v->size[c - 1];
       float *mx = unmix_ctx_alloc(sw->cwork, (int64_t)bs * s * s * 3);
       struct unmix_mix_draw d = draw;
-      if (forced && forced->have_mix && c == 1) {
+      if (centres) {
+        const int p = (c - 1) / 2;
+        UNMIX_REQUIRE(p < forced->n_centres && p < 8, "forced draws: no box centre for crop pair %d", p);
+        if (draw.global) {
+          d.lam = draw.lam_drawn;
+        } else {
+          d.cx = forced->centre[p][0];
+          d.cy = forced->centre[p][1];
+          d.lam = unmix_rand_bbox(s, s, lam, d.cx, d.cy, &d.r0, &d.r1, &d.c0, &d.c1);
+          lam = d.lam;
+        }
+      } else if (forced && forced->have_mix && c == 1) {
         d = forced->mix;
         draw = d;
         lam = d.lam;
