@@ -4,7 +4,8 @@
 #   make test     build, run every Check suite, then an ASan/UBSan build and its suites, then the
 #                 GPU suites on the emulated CUDA device (UNMIX_CUDA=EMU), plain and under
 #                 ASan/UBSan, then each libFuzzer harness for a few seconds on its seed corpus
-#   make fuzz     each fuzz harness for FUZZ_SECONDS (default 60) per harness; new inputs go to
+#   make fuzz     each fuzz harness for FUZZ_SECONDS (default 60) per harness, or FUZZ_RUNS
+#                 executions if set and reached first; new inputs go to
 #                 $(BUILD_FUZZ)/corpus/NAME, crashes to $(BUILD_FUZZ)/crash-NAME-*
 #   make demo     MoCo vs MoCo + Un-Mix on Fashion-MNIST (GPU if usable, else CPU: <= 10 min on 2 cores);
 #                 SEEDS=n trains n seeds of each (mean +- std in the table)
@@ -57,7 +58,7 @@ build-fuzz: deps
 	@cmake --build $(BUILD_FUZZ) -j$(JOBS)
 
 fuzz: build-fuzz
-	@tools/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+	@FUZZ_RUNS=$(FUZZ_RUNS) tools/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
 test-fuzz: build-fuzz
 	@tools/fuzz.sh $(BUILD_FUZZ) $(FUZZ_TEST_SECONDS)

@@ -221,6 +221,15 @@ START_TEST(test_fmnist_bad_files_are_reported) {
   hdr[7] = 5;
   gz_write(path, hdr, sizeof hdr);
   expect_error(open_ds("fashion-mnist", "fm", UNMIX_SPLIT_TEST, &ds), UNMIX_ERR_FORMAT, "t10k-images-idx3-ubyte.gz: truncated");
+  /* a header announcing 2^40 bytes (1 TiB: 2^24 images of 256x256) in a file of a few:
+   * refused as truncated after reading what is there, never by first allocating 1 TiB (the
+   * fuzzer found the reader asking malloc for what any header claimed) */
+  {
+    const uint8_t huge[16 + 64] = {0, 0, 8, 3, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0};
+    gz_write(path, huge, sizeof huge);
+    expect_error(open_ds("fashion-mnist", "fm", UNMIX_SPLIT_TEST, &ds), UNMIX_ERR_FORMAT,
+                 "truncated while reading the IDX data (64 of 1099511627776 bytes");
+  }
   /* counts disagree between images and labels */
   hdr[7] = 3;
   gz_write(path, hdr, 16 + 784 * 3);

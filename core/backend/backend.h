@@ -109,6 +109,15 @@ struct unmix_backend {
   void (*memcpy_d2h)(void *dst, const void *src, size_t bytes); /* dst is filled on return */
   void (*memcpy_d2d)(void *dst, const void *src, size_t bytes);
   void (*synchronize)(void);
+  /* Weight pinning, for backends that compute convolutions in a narrower type than the fp32
+   * weights (CUDA in bf16): weights_pin(base, n) promises that the n floats at base (a
+   * parameter store) stay unchanged until base is pinned again, unpinned, or freed; the
+   * backend may convert them once and reuse the copy for every conv whose filter lies inside.
+   * The graph pins a model's parameters at the start of each forward pass (the weights are
+   * read-only from there to the end of its backward pass) and unpins them when the pass's
+   * context is reset. A backend that needs none leaves both NULL. */
+  void (*weights_pin)(const float *base, int64_t n);
+  void (*weights_unpin)(const float *base);
 
   /* ---- the ops: one function-pointer field per row of ops.def, where each op's
    * arguments, shapes and accumulation rule are written. --------------------------------- */

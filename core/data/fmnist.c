@@ -20,7 +20,9 @@ static unmix_status find_idx(const char *root, const char *base, char *path, siz
   return UNMIX_FAIL(UNMIX_ERR_IO, "%s/%s.gz: missing (Fashion-MNIST IDX files expected in %s)", root, base, root);
 }
 
-static unmix_status gz_read_exact(gzFile g, const char *path, void *buf, size_t n, const char *what) {
+/* Reads n bytes into buf; the message counts from `before` bytes already read of `whole`. */
+static unmix_status gz_read_at(gzFile g, const char *path, void *buf, size_t n, const char *what, size_t before,
+                               size_t whole) {
   size_t done = 0;
   while (done < n) {
     unsigned chunk = n - done > (1u << 30) ? (1u << 30) : (unsigned)(n - done);
@@ -28,12 +30,17 @@ static unmix_status gz_read_exact(gzFile g, const char *path, void *buf, size_t 
     if (r <= 0) {
       int err;
       const char *msg = gzerror(g, &err);
-      return UNMIX_FAIL(UNMIX_ERR_FORMAT, "%s: truncated while reading %s (%zu of %zu bytes%s%s)", path, what, done, n,
+      return UNMIX_FAIL(UNMIX_ERR_FORMAT, "%s: truncated while reading %s (%zu of %zu bytes%s%s)", path, what,
+                        before + done, whole,
                         err != Z_OK ? ": " : "", err != Z_OK ? msg : "");
     }
     done += (size_t)r;
   }
   return UNMIX_OK;
+}
+
+static unmix_status gz_read_exact(gzFile g, const char *path, void *buf, size_t n, const char *what) {
+  return gz_read_at(g, path, buf, n, what, 0, n);
 }
 
 static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
@@ -61,13 +68,31 @@ static unmix_status read_idx(const char *path, int ndims, uint32_t *dims, uint8_
     }
     total *= dims[d];
   }
-  *data = malloc(total);
+  /* The header's size is only a claim: grow the buffer as the data arrives (doubling from
+   * 1 MiB), so a small file announcing gigabytes fails as truncated instead of first
+   * allocating what it announces. */
+  size_t cap = total < ((size_t)1 << 20) ? total : ((size_t)1 << 20), done_bytes = 0;
+  *data = malloc(cap);
   if (!*data) {
-    s = UNMIX_FAIL(UNMIX_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, total);
+    s = UNMIX_FAIL(UNMIX_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, cap);
     goto done;
   }
-  s = gz_read_exact(g, path, *data, total, "the IDX data");
-  if (s != UNMIX_OK) goto done;
+  while (done_bytes < total) {
+    if (done_bytes == cap) {
+      size_t ncap = cap > total / 2 ? total : 2 * cap;
+      uint8_t *grown = realloc(*data, ncap);
+      if (!grown) {
+        s = UNMIX_FAIL(UNMIX_ERR_NOMEM, "%s: cannot allocate %zu bytes for the %zu its header announces", path, ncap,
+                       total);
+        goto done;
+      }
+      *data = grown;
+      cap = ncap;
+    }
+    s = gz_read_at(g, path, *data + done_bytes, cap - done_bytes, "the IDX data", done_bytes, total);
+    if (s != UNMIX_OK) goto done;
+    done_bytes = cap;
+  }
   uint8_t extra;
   int more = gzread(g, &extra, 1), err;
   const char *msg = gzerror(g, &err);

@@ -42,7 +42,16 @@ struct unmix_ctx {
   float **grad;          /* per-node upstream gradient during backward */
   bool synced;           /* the last forward used SyncBatchNorm (model->bn_sync) */
   double *sync_count;    /* SyncBN: per node, the global number of values per channel */
+  const float *pinned;   /* the parameter store this pass pinned (backend weights_pin), or NULL */
 };
+
+/* The weights are read-only from a forward pass to the end of its backward pass (or to the end
+ * of the forward when there is none): the pin spans exactly that. */
+static void ctx_unpin(struct unmix_ctx *ctx) {
+  if (!ctx->pinned) return;
+  if (ctx->be->weights_unpin) ctx->be->weights_unpin(ctx->pinned);
+  ctx->pinned = NULL;
+}
 
 struct unmix_ctx *unmix_ctx_create(const struct unmix_backend *be, const char *name) {
   struct unmix_ctx *c = unmix_xcalloc(1, sizeof *c);
@@ -54,6 +63,7 @@ struct unmix_ctx *unmix_ctx_create(const struct unmix_backend *be, const char *n
 
 void unmix_ctx_destroy(struct unmix_ctx *ctx) {
   if (!ctx) return;
+  ctx_unpin(ctx);
   unmix_arena_destroy(ctx->arena);
   free(ctx->st);
   free(ctx->pool);
@@ -64,6 +74,7 @@ void unmix_ctx_destroy(struct unmix_ctx *ctx) {
 }
 
 void unmix_ctx_reset(struct unmix_ctx *ctx) {
+  ctx_unpin(ctx);
   unmix_arena_reset(ctx->arena);
   ctx->npool = 0;
   ctx->valid = false;
@@ -211,6 +222,10 @@ const float *unmix_model_forward(struct unmix_model *m, struct unmix_ctx *ctx, c
   ctx->model = m;
   ctx->valid = true;
   ctx->synced = mode == UNMIX_FWD_TRAIN && bnsync(m)->allreduce_f64 != NULL;
+  if (be->weights_pin) { /* a view pins its owner's store: the same data pointer, counted pins */
+    be->weights_pin(m->params.data, m->params.total);
+    ctx->pinned = m->params.data;
+  }
   if (!need_grad) {
     memset(ctx->remaining, 0, sizeof(int) * (size_t)m->n_nodes);
     for (int i = 0; i < m->n_nodes; i++)
@@ -308,6 +323,7 @@ const float *unmix_model_forward(struct unmix_model *m, struct unmix_ctx *ctx, c
     }
   }
   if (any_bn_update) counter_model(m)->bn_batches_tracked++;
+  if (!need_grad) ctx_unpin(ctx);
   return ctx->st[m->out_node].out;
 }
 
@@ -489,6 +505,7 @@ static void backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int cou
   }
   free(memo);
   free(done);
+  ctx_unpin(ctx);
 }
 
 static void sync_bn_backward(struct unmix_model *m, struct unmix_ctx *ctx, int i, const float *dy, const float *xa,

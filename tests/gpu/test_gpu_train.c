@@ -15,6 +15,9 @@
 #include "core/methods/method.h"
 #include "core/util/rng.h"
 #include "tests/support/testutil.h"
+#ifdef UNMIX_WITH_CUDA
+#include "core/backend/cuda/cuda_backend.h"
+#endif
 
 enum { STEPS = 20 };
 /* Batch and image size. UNMIX_GPU_TEST_SMALL=1 (the emulated device, sanitizer runs): 16 images
@@ -96,6 +99,60 @@ START_TEST(test_gpu_swav_unmix_20_steps) {
 }
 END_TEST
 
+/* bf16 weight pinning (the graph pins a model's parameters for one forward/backward pass and
+ * the backend converts them to bf16 once) must give exactly the bits of converting each conv's
+ * filter at each call: 20 steps with and without it, identical loss curves, and the pinned run
+ * really read pinned copies. A pin that is not refreshed after an optimiser step, or a copy
+ * read at a wrong offset, changes the curve. */
+static void pin_case(const char *name, const char *manifest, const char *const *sets_in, int nsets, int nviews) {
+#ifdef UNMIX_WITH_CUDA
+  const struct unmix_backend *gpu = unmix_test_cuda_or_skip(name);
+  if (!gpu) return;
+  pick_shape();
+  char batch[64];
+  snprintf(batch, sizeof batch, "optim.batch_size=%d", N);
+  const char *sets[16];
+  for (int i = 0; i < nsets; i++) sets[i] = strncmp(sets_in[i], "optim.batch_size=", 17) == 0 ? batch : sets_in[i];
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", UNMIX_SOURCE_DIR, manifest);
+  struct unmix_config cfg;
+  ck_assert_msg(unmix_manifest_load(path, sets, nsets, &cfg) == UNMIX_OK, "%s", unmix_error_message());
+  gpu->set_deterministic(true);
+  gpu->set_precision(UNMIX_PREC_BF16);
+  double with[STEPS], without[STEPS];
+  long h0, c0, h1, c1;
+  unmix_cuda_weight_pin_stats(&h0, &c0);
+  curve(gpu, &cfg, nviews, 0.0f, with);
+  unmix_cuda_weight_pin_stats(&h1, &c1);
+  unmix_cuda_weight_pinning(false);
+  curve(gpu, &cfg, nviews, 0.0f, without);
+  unmix_cuda_weight_pinning(true);
+  gpu->set_precision(UNMIX_PREC_FP32);
+  gpu->set_deterministic(false);
+  printf("gpu-check %s: %ld conv passes read pinned bf16 weights, %ld store conversions\n", name, h1 - h0, c1 - c0);
+  ck_assert_msg(h1 - h0 > 0, "%s: no conv pass read a pinned bf16 copy", name);
+  for (int i = 0; i < STEPS; i++)
+    ck_assert_msg(with[i] == without[i], "%s step %d: loss %.9g with weight pinning, %.9g without", name, i, with[i],
+                  without[i]);
+  unmix_config_free(&cfg);
+#else
+  (void)manifest, (void)sets_in, (void)nsets, (void)nviews;
+  printf("SKIPPED (built without the CUDA backend): %s\n", name);
+#endif
+}
+
+START_TEST(test_gpu_bf16_weight_pinning_moco) {
+  const char *sets[] = {"model.width=16", "optim.batch_size=32", "moco.K=256", "precision=bf16"};
+  pin_case("bf16_weight_pinning_moco_unmix", "configs/cifar10/moco_sym_unmix.yaml", sets, 4, 2);
+}
+END_TEST
+
+START_TEST(test_gpu_bf16_weight_pinning_byol) {
+  const char *sets[] = {"model.width=16", "optim.batch_size=32", "precision=bf16"};
+  pin_case("bf16_weight_pinning_byol_unmix", "configs/cifar10/byol_unmix.yaml", sets, 3, 2);
+}
+END_TEST
+
 static Suite *gpu_train_suite(void) {
   Suite *s = suite_create("gpu_train");
   TCase *tc = tcase_create("cpu_vs_gpu");
@@ -103,6 +160,11 @@ static Suite *gpu_train_suite(void) {
   tcase_add_test(tc, test_gpu_moco_sym_unmix_20_steps);
   tcase_add_test(tc, test_gpu_swav_unmix_20_steps);
   suite_add_tcase(s, tc);
+  TCase *pin = tcase_create("bf16_pinning");
+  tcase_set_timeout(pin, 300);
+  tcase_add_test(pin, test_gpu_bf16_weight_pinning_moco);
+  tcase_add_test(pin, test_gpu_bf16_weight_pinning_byol);
+  suite_add_tcase(s, pin);
   return s;
 }
 UNMIX_TEST_MAIN(gpu_train_suite)

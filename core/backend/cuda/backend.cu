@@ -232,6 +232,7 @@ static bool cuda_supports_op(enum unmix_op op, const struct unmix_op_query *q) {
 
 static void cuda_set_precision(enum unmix_precision p) {
   UNMIX_REQUIRE(p == UNMIX_PREC_FP32 || p == UNMIX_PREC_TF32 || p == UNMIX_PREC_BF16, "bad precision %d", (int)p);
+  if (p != unmix_cuda.prec) unmix_cuda_weights_unpin_all(); // pins hold the old precision's copies
   unmix_cuda.prec = p; // read by the GEMM and convolution paths at each call
 }
 
@@ -252,6 +253,7 @@ static void *cuda_alloc(size_t bytes) {
 /* Ops queued on the stream may still use p: wait for them before the memory can be reused. */
 static void cuda_free(void *p) {
   if (!p) return;
+  unmix_cuda_weights_forget((const float *)p); // a pinned store's memory may be reused
   UNMIX_CUDA_CHECK(cudaStreamSynchronize(unmix_cuda.stream));
   UNMIX_CUDA_CHECK(cudaFree(p));
 }
@@ -303,6 +305,8 @@ static unmix_backend make_table(void) {
   b.memcpy_d2h = cuda_d2h;
   b.memcpy_d2d = cuda_d2d;
   b.synchronize = cuda_sync;
+  b.weights_pin = unmix_cuda_weights_pin;
+  b.weights_unpin = unmix_cuda_weights_unpin;
 #define UNMIX_OP(NAME, name, family, params) b.name = unmix_cuda_##name;
 #include "core/backend/ops.def"
 #undef UNMIX_OP

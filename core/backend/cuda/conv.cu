@@ -12,6 +12,9 @@
 // bf16 kernel at all runs in TF32 for that geometry, with a warning; lack of memory never
 // changes the precision. Each plan's row, algorithm and math type are logged (info).
 // Accumulation: dwt += (beta = 1 in FP32/TF32), dx =.
+// Weight pinning (bf16): the graph pins a parameter store for each forward pass (backend.h,
+// weights_pin); the store is converted to bf16 once there, and every conv whose filter lies in
+// a pinned store reads that copy instead of converting its filter again in each pass.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -42,7 +45,114 @@ static int g_nplans, g_cap;
 static void *g_ws;
 static size_t g_ws_size;
 
+// ---- weight pinning ----------------------------------------------------------------------
+// A pinned range is read-only while pinned (the graph's contract: from a forward pass to the end
+// of its backward pass), so its bf16 copy stays exact. Pins are counted (two contexts may hold
+// the same model); each pin converts afresh. A missing pin only costs a conversion per call; a
+// stale one would be wrong, so a free of the store or a precision change drops it outright.
+enum { MAX_PINS = 16 };
+struct weight_pin {
+  const float *base;
+  int64_t n;
+  int refs;
+  uint16_t *bf16;
+  size_t cap; // elements
+};
+static weight_pin g_pins[MAX_PINS];
+static int g_pin_next; // round-robin victim when the table is full
+static bool g_pin_enabled = true;
+static long g_pin_hits, g_pin_converts;
+
+static void pin_drop(weight_pin *p) {
+  p->base = nullptr;
+  p->n = 0;
+  p->refs = 0;
+}
+
+static weight_pin *pin_find(const float *base) {
+  for (int i = 0; i < MAX_PINS; i++)
+    if (g_pins[i].base == base) return &g_pins[i];
+  return nullptr;
+}
+
+void unmix_cuda_weights_unpin(const float *base) {
+  weight_pin *p = base ? pin_find(base) : nullptr;
+  if (p && --p->refs <= 0) pin_drop(p);
+}
+
+void unmix_cuda_weights_forget(const float *base) {
+  weight_pin *p = base ? pin_find(base) : nullptr;
+  if (p) pin_drop(p);
+}
+
+void unmix_cuda_weights_unpin_all(void) {
+  for (int i = 0; i < MAX_PINS; i++) pin_drop(&g_pins[i]);
+}
+
+void unmix_cuda_weights_pin(const float *base, int64_t n) {
+  if (!g_pin_enabled || unmix_cuda.prec != UNMIX_PREC_BF16 || !base || n <= 0) return;
+  weight_pin *p = pin_find(base);
+  const int refs = p ? p->refs : 0;
+  if (p && p->n != n) pin_drop(p); // a different store at the same address: start over
+  if (!p || !p->base) {
+    p = nullptr;
+    for (int i = 0; i < MAX_PINS && !p; i++)
+      if (!g_pins[i].base) p = &g_pins[i];
+    if (!p) p = &g_pins[g_pin_next++ % MAX_PINS]; // evicted: its holders convert per call
+  }
+  if (p->cap < (size_t)n) {
+    if (p->bf16) { // queued convs may still read the old copy
+      UNMIX_CUDA_CHECK(cudaStreamSynchronize(unmix_cuda.stream));
+      UNMIX_CUDA_CHECK(cudaFree(p->bf16));
+    }
+    p->bf16 = nullptr;
+    p->cap = 0;
+    if (cudaMalloc((void **)&p->bf16, sizeof(uint16_t) * (size_t)n) != cudaSuccess) {
+      cudaGetLastError(); // no room for the copy: convert per call, as without pinning
+      pin_drop(p);
+      return;
+    }
+    p->cap = (size_t)n;
+  }
+  unmix_cuda_to_bf16(1, n, n, base, p->bf16);
+  p->refs = p->base == base ? refs + 1 : 1;
+  p->base = base;
+  p->n = n;
+  g_pin_converts++;
+}
+
+// The bf16 copy of filter wt (nw floats) when a pinned store holds it, else NULL.
+static const uint16_t *pinned_bf16(const float *wt, int64_t nw) {
+  for (int i = 0; i < MAX_PINS; i++) {
+    const weight_pin *p = &g_pins[i];
+    if (p->base && wt >= p->base && wt + nw <= p->base + p->n) {
+      g_pin_hits++;
+      return p->bf16 + (wt - p->base);
+    }
+  }
+  return nullptr;
+}
+
+extern "C" void unmix_cuda_weight_pinning(bool on) {
+  g_pin_enabled = on;
+  if (!on) unmix_cuda_weights_unpin_all();
+}
+
+extern "C" void unmix_cuda_weight_pin_stats(long *hits, long *converts) {
+  *hits = g_pin_hits;
+  *converts = g_pin_converts;
+}
+
+static void pins_release(void) {
+  cudaStreamSynchronize(unmix_cuda.stream);
+  for (int i = 0; i < MAX_PINS; i++) {
+    if (g_pins[i].bf16) cudaFree(g_pins[i].bf16);
+    g_pins[i] = weight_pin{};
+  }
+}
+
 void unmix_cuda_conv_release(void) {
+  pins_release();
   for (int i = 0; i < g_nplans; i++) {
     conv_plan *p = g_plans[i];
     cudnnDestroyTensorDescriptor(p->xd);
@@ -303,6 +413,15 @@ bool unmix_cuda_conv_supported(const struct unmix_conv_geom *g, enum unmix_op op
   return choose(get_plan(g, prec, unmix_cuda.deterministic), pass_of(op)) == PICK_OK;
 }
 
+// The filter in bf16: the pinned copy, or a conversion into scratch slot B.
+static const uint16_t *bf16_filter(const float *wt, int64_t nw) {
+  const uint16_t *w16 = pinned_bf16(wt, nw);
+  if (w16) return w16;
+  uint16_t *tmp = (uint16_t *)unmix_cuda_scratch(UNMIX_SLOT_BF16_B, sizeof(uint16_t) * (size_t)nw);
+  unmix_cuda_to_bf16(1, nw, nw, wt, tmp);
+  return tmp;
+}
+
 void unmix_cuda_conv2d_forward(const struct unmix_conv_geom *g, const float *x, const float *wt, float *y) {
   conv_plan *p = plan_for(g, PASS_FWD, unmix_cuda.prec);
   const float one = 1.0f, zero = 0.0f;
@@ -316,10 +435,9 @@ void unmix_cuda_conv2d_forward(const struct unmix_conv_geom *g, const float *x, 
   const int64_t nx = (int64_t)g->n * g->h * g->w * g->c, nw = (int64_t)g->k * g->r * g->s * g->c,
                 ny = (int64_t)g->n * g->p * g->q * g->k;
   uint16_t *x16 = (uint16_t *)unmix_cuda_scratch(UNMIX_SLOT_BF16_A, sizeof(uint16_t) * (size_t)nx);
-  uint16_t *w16 = (uint16_t *)unmix_cuda_scratch(UNMIX_SLOT_BF16_B, sizeof(uint16_t) * (size_t)nw);
+  const uint16_t *w16 = bf16_filter(wt, nw);
   uint16_t *y16 = (uint16_t *)unmix_cuda_scratch(UNMIX_SLOT_BF16_C, sizeof(uint16_t) * (size_t)ny);
   unmix_cuda_to_bf16(1, nx, nx, x, x16);
-  unmix_cuda_to_bf16(1, nw, nw, wt, w16);
   UNMIX_CUDNN_CHECK(cudnnConvolutionForward(unmix_cuda.dnn, &one, p->xd, x16, p->wd, w16, p->cd, algo, g_ws,
                                             g_ws_size, &zero, p->yd, y16));
   unmix_cuda_from_bf16(ny, y16, y, false);
@@ -338,10 +456,9 @@ void unmix_cuda_conv2d_backward_data(const struct unmix_conv_geom *g, const floa
   const int64_t nx = (int64_t)g->n * g->h * g->w * g->c, nw = (int64_t)g->k * g->r * g->s * g->c,
                 ny = (int64_t)g->n * g->p * g->q * g->k;
   uint16_t *dy16 = (uint16_t *)unmix_cuda_scratch(UNMIX_SLOT_BF16_A, sizeof(uint16_t) * (size_t)ny);
-  uint16_t *w16 = (uint16_t *)unmix_cuda_scratch(UNMIX_SLOT_BF16_B, sizeof(uint16_t) * (size_t)nw);
+  const uint16_t *w16 = bf16_filter(wt, nw);
   uint16_t *dx16 = (uint16_t *)unmix_cuda_scratch(UNMIX_SLOT_BF16_C, sizeof(uint16_t) * (size_t)nx);
   unmix_cuda_to_bf16(1, ny, ny, dy, dy16);
-  unmix_cuda_to_bf16(1, nw, nw, wt, w16);
   UNMIX_CUDNN_CHECK(cudnnConvolutionBackwardData(unmix_cuda.dnn, &one, p->wd, w16, p->yd, dy16, p->cd, algo, g_ws,
                                                  g_ws_size, &zero, p->xd, dx16));
   unmix_cuda_from_bf16(nx, dx16, dx, false);

@@ -13,6 +13,12 @@ extern "C" {
  * before the backend is initialised. */
 void *unmix_cuda_stream(void);
 
+/* bf16 weight pinning (backend.h, weights_pin): off makes every bf16 conv convert its filter
+ * itself, as before pinning existed (tests compare the two bit for bit). Stats: conv passes
+ * that read a pinned copy, and conversions made by pins, since start. */
+void unmix_cuda_weight_pinning(bool on);
+void unmix_cuda_weight_pin_stats(long *hits, long *converts);
+
 #ifdef __cplusplus
 }
 #endif

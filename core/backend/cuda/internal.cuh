@@ -159,6 +159,10 @@ void unmix_cuda_col_sum_acc(int n, int d, const float *x, float *out, bool accum
 void unmix_cuda_conv_release(void);
 /* Whether cuDNN has a kernel for conv op `op` (a UNMIX_OP_CONV2D_* value) with this geometry
  * in precision `prec` under the current determinism setting (plans the pass; see conv.cu). */
+void unmix_cuda_weights_pin(const float *base, int64_t n); // conv.cu: see backend.h weights_pin
+void unmix_cuda_weights_unpin(const float *base);
+void unmix_cuda_weights_forget(const float *base); // drops a pin whatever its count (memory freed)
+void unmix_cuda_weights_unpin_all(void);
 bool unmix_cuda_conv_supported(const struct unmix_conv_geom *g, enum unmix_op op, enum unmix_precision prec);
 /* The largest k that topk's rank pass can launch. */
 int64_t unmix_cuda_topk_max_k(void);
