@@ -36,6 +36,12 @@ void unmix_lincls_reference(enum unmix_lincls_protocol p, struct unmix_lincls_pa
       o->batch_size = 32;
       o->cosine = true;
       break;
+    case UNMIX_LINCLS_SWAV_IMAGENET: /* eval_linear.py: 32 per GPU x 8 GPUs */
+      o->lr = 0.3f;
+      o->weight_decay = 1e-6f;
+      o->batch_size = 256;
+      o->cosine = true;
+      break;
     case UNMIX_LINCLS_IMAGENET:
     case UNMIX_LINCLS_MOCO_CIFAR:
       o->lr = 30.0f;
@@ -69,6 +75,7 @@ const char *unmix_lincls_recipe_name(enum unmix_lincls_protocol p) {
     case UNMIX_LINCLS_IMAGENET: return "lincls-imagenet";
     case UNMIX_LINCLS_SWAV_CIFAR: return "lincls-swav-cifar";
     case UNMIX_LINCLS_MOCO_CIFAR: return "lincls-moco-cifar";
+    case UNMIX_LINCLS_SWAV_IMAGENET: return "lincls-swav-imagenet";
   }
   return "lincls-moco-cifar";
 }

@@ -9,6 +9,9 @@
  *   swav-cifar  FIDELITY §5.2  lr 0.3, momentum 0.9, wd 1e-6, batch 32, 100 epochs,
  *               CosineAnnealingLR: epoch e (0-based) uses lr*0.5*(1+cos(pi e/E)); best top-1 reported;
  *               recipe lincls-swav-cifar (RRC 32 + flip, std (0.2470, 0.2435, 0.2616))
+ *   swav-imagenet  docs/FIDELITY.md §11.6: SwAV's eval_linear.py - lr 0.3, momentum 0.9, wd 1e-6,
+ *               batch 256 (32 x 8 GPUs), 100 epochs, cosine to 0, best top-1 reported; recipe
+ *               lincls-swav-imagenet (RRC 224 + flip / Resize 256 + CenterCrop 224, std (0.228, 0.224, 0.225))
  *   moco-cifar  the MoCo CIFAR demo: lr 30, momentum 0.9, wd 0, batch 256, 100 epochs, x0.1 at 60
  *               and 80, recipe lincls-moco-cifar (RRC 32 + flip, CIFAR mean/std)
  * Every protocol keeps the last partial batch (no drop_last) and shuffles with the Philox

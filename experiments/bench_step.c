@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/data/recipe.h"
 #include "core/io/manifest.h"
 #include "core/methods/method.h"
 #include "core/optim/optim.h"
@@ -134,11 +135,22 @@ int unmix_bench_step(int argc, char **argv) {
     goto out;
   }
   const int nviews = unmix_method_views_needed(m);
-  const size_t per_view = (size_t)n * S * S * 3;
-  float *host = malloc(sizeof(float) * per_view);
+  /* each view at its recipe size (SwAV multi-crop: 2 x 224 + 6 x 96 ...), else S */
+  int vsize[UNMIX_MAX_VIEWS], smax = S;
+  struct unmix_recipe rec;
+  const bool have_rec = unmix_recipe_from_config(&cfg.data, &rec) == UNMIX_OK && rec.n_views == nviews;
+  for (int i = 0; i < nviews && i < UNMIX_MAX_VIEWS; i++) {
+    vsize[i] = have_rec && rec.views[i].size > 0 ? rec.views[i].size : S;
+    if (vsize[i] > smax) smax = vsize[i];
+  }
+  float *host = malloc(sizeof(float) * (size_t)n * smax * smax * 3);
   struct unmix_views v = {.n = n, .nviews = nviews};
   struct unmix_rng r = unmix_rng_make(1, UNMIX_RNG_TEST, 0, 0, 0);
+  char sizes[160] = "";
   for (int i = 0; i < nviews; i++) {
+    const size_t per_view = (size_t)n * vsize[i] * vsize[i] * 3;
+    size_t l = strlen(sizes);
+    snprintf(sizes + l, sizeof sizes - l, "%s%d", i ? "," : "", vsize[i]);
     unmix_rng_fill_normal(&r, host, per_view, 0.0f, 1.0f);
     float *d = be->alloc(sizeof(float) * per_view);
     if (!d) {
@@ -148,11 +160,11 @@ int unmix_bench_step(int argc, char **argv) {
     }
     be->memcpy_h2d(d, host, sizeof(float) * per_view);
     v.view[i] = d;
-    v.size[i] = S;
+    v.size[i] = vsize[i];
   }
-  printf("manifest %s: %s, %s width %d, batch %d, %d views of %dx%d, backend %s, precision %s\n", argv[optind],
-         unmix_method_name(cfg.method), unmix_arch_name(cfg.model.arch), cfg.model.width, n, nviews, S, S, be->name,
-         unmix_precision_name(cfg.precision));
+  printf("manifest %s: %s, %s width %d, batch %d, %d views of sizes %s px, backend %s, precision %s\n",
+         argv[optind], unmix_method_name(cfg.method), unmix_arch_name(cfg.model.arch), cfg.model.width, n, nviews,
+         sizes, be->name, unmix_precision_name(cfg.precision));
   if (be->device == UNMIX_DEVICE_CPU) printf("cpu: %s\n", unmix_blas_describe());
   struct unmix_step_stats st;
   for (int i = 0; i < warmup; i++) {

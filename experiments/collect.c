@@ -458,7 +458,7 @@ static unmix_status eval_lincls(struct run *r, struct sbuf *detail, bool *comple
     goto out;
   }
   bool has5 = unmix_csv_column(t, "test_top5") >= 0;
-  bool best = r->cfg.linear.protocol == UNMIX_LINCLS_SWAV_CIFAR;
+  bool best = r->cfg.linear.protocol == UNMIX_LINCLS_SWAV_CIFAR || r->cfg.linear.protocol == UNMIX_LINCLS_SWAV_IMAGENET;
   size_t pick = t->nrows - 1;
   if (best) {
     double bv = -INFINITY;
@@ -805,7 +805,11 @@ static int run_ptr_cmp(const void *x, const void *y) {
   return c ? c : strcmp(a->dir, b->dir);
 }
 
+/* A paper row whose source says the authors never specified it (no code, no definition):
+ * nothing can be run for it, and the table says so instead of "not run". */
+#define NOT_SPECIFIED "not specified by the authors"
 static const char *status_word(const struct row *w) {
+  if (!w->run && w->paper && strstr(w->paper->f[P_SOURCE], NOT_SPECIFIED)) return NOT_SPECIFIED;
   if (!w->run) return "not run";
   switch (w->run->rs) {
     case ST_FULL: return w->run->has_ref ? "full" : "finished";

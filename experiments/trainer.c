@@ -696,12 +696,13 @@ static unmix_status setup(struct run *r) {
   UNMIX_TRY(unmix_dataset_open(&dso, &r->train_ds));
   UNMIX_TRY(unmix_recipe_from_config(&cfg->data, &r->recipe));
   r->image_size = r->recipe.views[0].size > 0 ? r->recipe.views[0].size : r->train_ds->h;
+  const struct unmix_method_ops *mops = unmix_method_ops_find(unmix_method_name(cfg->method));
   for (int v = 1; v < r->recipe.n_views; v++) {
     int s = r->recipe.views[v].size > 0 ? r->recipe.views[v].size : r->train_ds->h;
-    if (s != r->image_size)
+    if (s != r->image_size && !(mops && mops->multi_resolution))
       return unmix_error_set(UNMIX_ERR_CONFIG,
-                             "%s: views of different sizes (%d and %d) are not supported by this build (data.crops)",
-                             o->manifest, r->image_size, s);
+                             "%s: views of different sizes (%d and %d): method %s takes views of one size "
+                             "(data.crops)", o->manifest, r->image_size, s, unmix_method_name(cfg->method));
   }
   struct unmix_loader_options lo;
   unmix_loader_options_from_config(&lo, &cfg->data, UNMIX_LOADER_TRAIN, cfg->optim.batch_size, cfg->seed);
@@ -747,11 +748,18 @@ static unmix_status setup(struct run *r) {
   unmix_log_info("run %s -> %s", cfg->name, r->dir);
   for (int i = 0; i < r->n_notes; i++) unmix_log_warn("%s", r->notes[i]);
   struct unmix_model *m = unmix_method_encoder(r->method);
-  unmix_log_info("data %s: %lld train samples, %lld steps/epoch of %d (%s, %d views of %dx%d); model %s width %d: "
-                 "%lld parameters",
+  char views[160] = ""; /* "2 views of 32x32", or per run of sizes: "2 x 224px + 6 x 96px" */
+  for (int v = 0, k = 0; v < r->recipe.n_views; v = k) {
+    int s = r->recipe.views[v].size > 0 ? r->recipe.views[v].size : r->train_ds->h;
+    for (k = v; k < r->recipe.n_views && (r->recipe.views[k].size > 0 ? r->recipe.views[k].size : r->train_ds->h) == s;)
+      k++;
+    size_t l = strlen(views);
+    if (v == 0 && k == r->recipe.n_views) snprintf(views, sizeof views, "%d views of %dx%d", k, s, s);
+    else snprintf(views + l, sizeof views - l, "%s%d x %dpx", v ? " + " : "", k - v, s);
+  }
+  unmix_log_info("data %s: %lld train samples, %lld steps/epoch of %d (%s, %s); model %s width %d: %lld parameters",
                  r->train_ds->name, (long long)r->train_ds->n, (long long)r->steps_per_epoch, cfg->optim.batch_size,
-                 r->recipe.name, r->recipe.n_views, r->image_size, r->image_size, m->arch_name, cfg->model.width,
-                 (long long)unmix_model_param_count(m));
+                 r->recipe.name, views, m->arch_name, cfg->model.width, (long long)unmix_model_param_count(m));
 
   /* resume */
   if (resume) {

@@ -313,6 +313,9 @@ START_TEST(test_linear_rows) {
   r = find_row(t, "method", "cmc", NULL);
   ck_assert_str_eq(cell(t, r, "status"), "not run");
   expect_contains(cell(t, r, "paper_source"), "other method");
+  /* Table 1's "multi-scale training" row: no code, no definition */
+  r = find_row(t, "method", "moco", "variant", "v2-multiscale", NULL);
+  ck_assert_str_eq(cell(t, r, "status"), "not specified by the authors");
   unmix_csv_table_free(t);
 }
 END_TEST

@@ -78,10 +78,23 @@ START_TEST(test_every_manifest_runs) {
                           "knn.test_subset=8",
                           moco ? "moco.T=0.1" : "schedule.warmup_epochs=0"};
     snprintf(out, sizeof out, "%s/run%02d", g_tmp, i);
+    /* ImageNet-sized crop lists shrink to 64 / 32 px, keeping their groups, counts and scales
+     * (multi-resolution stays multi-resolution) */
+    const char *all[16];
+    int na = (int)(sizeof sets / sizeof sets[0]);
+    memcpy(all, sets, sizeof sets);
+    char crops[400] = "data.crops=[";
+    if (cfg.data.n_crop_groups > 0 && cfg.data.size_crops[0] > 64) {
+      for (int g = 0; g < cfg.data.n_crop_groups; g++)
+        snprintf(crops + strlen(crops), sizeof crops - strlen(crops), "%s{nmb: %d, size: %d, min_scale: %g, max_scale: %g}",
+                 g ? ", " : "", cfg.data.nmb_crops[g], g == 0 ? 64 : 32, cfg.data.min_scale[g], cfg.data.max_scale[g]);
+      snprintf(crops + strlen(crops), sizeof crops - strlen(crops), "]");
+      all[na++] = crops;
+    }
     struct unmix_train_options o = {0};
     o.manifest = list[i];
-    o.overrides = sets;
-    o.n_overrides = (int)(sizeof sets / sizeof sets[0]);
+    o.overrides = all;
+    o.n_overrides = na;
     o.out_dir = out;
     o.quiet = true;
     printf("%s (%s, %s)\n", list[i] + strlen(UNMIX_SOURCE_DIR) + 1, cfg.data.dataset, moco ? "moco" : "swav");

@@ -297,6 +297,37 @@ START_TEST(test_grey_images_wmse_recipe) {
 }
 END_TEST
 
+/* swav-imagenet: SwAV's multicropdataset.py per crop (RRC, flip, jitter(.8,.8,.8,.2)@.8,
+ * gray@.2, PIL blur(.1-2)@.5, in that order), std 0.228, the groups of data.crops in order. */
+START_TEST(test_swav_imagenet_recipe) {
+  struct unmix_data_config cfg = {0};
+  snprintf(cfg.recipe, sizeof cfg.recipe, "swav-imagenet");
+  cfg.n_crop_groups = 2;
+  cfg.nmb_crops[0] = 2, cfg.size_crops[0] = 224, cfg.min_scale[0] = 0.14f, cfg.max_scale[0] = 1.0f;
+  cfg.nmb_crops[1] = 6, cfg.size_crops[1] = 96, cfg.min_scale[1] = 0.05f, cfg.max_scale[1] = 0.14f;
+  struct unmix_recipe r;
+  ck_assert_int_eq(unmix_recipe_from_config(&cfg, &r), UNMIX_OK);
+  ck_assert_int_eq(r.n_views, 8);
+  ck_assert(r.mean[0] == 0.485f && r.std[0] == 0.228f && r.std[1] == 0.224f && r.std[2] == 0.225f);
+  for (int v = 0; v < 8; v++) {
+    const struct unmix_view_spec *s = &r.views[v];
+    ck_assert_int_eq(s->geom, UNMIX_GEOM_RRC);
+    ck_assert_int_eq(s->size, v < 2 ? 224 : 96);
+    ck_assert(s->scale_min == (v < 2 ? 0.14f : 0.05f) && s->scale_max == (v < 2 ? 1.0f : 0.14f));
+    ck_assert(s->ratio_min == 3.0f / 4.0f && s->ratio_max == 4.0f / 3.0f);
+    ck_assert_int_eq(s->pre_geom_ops, 0);
+    ck_assert_int_eq(s->n_ops, 4);
+    ck_assert(s->ops[0].op == UNMIX_AUG_HFLIP && s->ops[0].p == 0.5f);
+    ck_assert(s->ops[1].op == UNMIX_AUG_JITTER && s->ops[1].p == 0.8f && s->ops[1].brightness == 0.8f &&
+              s->ops[1].contrast == 0.8f && s->ops[1].saturation == 0.8f && s->ops[1].hue == 0.2f);
+    ck_assert(s->ops[2].op == UNMIX_AUG_GRAY && s->ops[2].p == 0.2f);
+    ck_assert(s->ops[3].op == UNMIX_AUG_BLUR && s->ops[3].p == 0.5f && s->ops[3].sigma_min == 0.1f &&
+              s->ops[3].sigma_max == 2.0f);
+  }
+  ck_assert_int_eq(r.eval.geom, UNMIX_GEOM_RESIZE_CROP);
+}
+END_TEST
+
 START_TEST(test_shutdown_mid_epoch_and_restart) {
   struct unmix_recipe r = recipe("moco-cifar");
   for (int k = 0; k < 5; k++) {
@@ -445,6 +476,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_eval_mode_in_order_with_last_batch);
   tcase_add_test(tc, test_multicrop_groups);
   tcase_add_test(tc, test_grey_images_wmse_recipe);
+  tcase_add_test(tc, test_swav_imagenet_recipe);
   tcase_add_test(tc, test_shutdown_mid_epoch_and_restart);
   tcase_add_test(tc, test_worker_error_reaches_consumer);
   tcase_add_test(tc, test_pinned_buffers_and_dct_params);

@@ -47,6 +47,15 @@ START_TEST(test_lr_schedules_closed_forms) {
   ck_assert_str_eq(unmix_lincls_recipe_name(UNMIX_LINCLS_IMAGENET), "lincls-imagenet");
   ck_assert_str_eq(unmix_lincls_recipe_name(UNMIX_LINCLS_SWAV_CIFAR), "lincls-swav-cifar");
   ck_assert_str_eq(unmix_lincls_recipe_name(UNMIX_LINCLS_MOCO_CIFAR), "lincls-moco-cifar");
+  /* SwAV's eval_linear.py on ImageNet: lr 0.3, wd 1e-6, 32 x 8 GPUs, cosine; std 0.228 */
+  unmix_lincls_reference(UNMIX_LINCLS_SWAV_IMAGENET, &p);
+  ck_assert(p.lr == 0.3f && p.weight_decay == 1e-6f && p.batch_size == 256 && p.cosine && p.epochs == 100 &&
+            p.momentum == 0.9f);
+  ck_assert_str_eq(unmix_lincls_recipe_name(UNMIX_LINCLS_SWAV_IMAGENET), "lincls-swav-imagenet");
+  struct unmix_recipe r;
+  ck_assert(unmix_recipe_get("lincls-swav-imagenet", &r) == UNMIX_OK);
+  ck_assert(r.std[0] == 0.228f && r.views[0].size == 224 && r.eval.geom == UNMIX_GEOM_RESIZE_CROP);
+  ck_assert(unmix_recipe_get("lincls-imagenet", &r) == UNMIX_OK && r.std[0] == 0.229f);
 }
 END_TEST
 
@@ -58,7 +67,8 @@ START_TEST(test_manifest_blocks_match_reference) {
   } cases[] = {{"configs/base/moco_imagenet.yaml", UNMIX_LINCLS_IMAGENET},
                {"configs/base/swav_cifar.yaml", UNMIX_LINCLS_SWAV_CIFAR},
                {"configs/base/moco_cifar.yaml", UNMIX_LINCLS_MOCO_CIFAR},
-               {"configs/swav_cifar100/swav_unmix.yaml", UNMIX_LINCLS_SWAV_CIFAR}};
+               {"configs/swav_cifar100/swav_unmix.yaml", UNMIX_LINCLS_SWAV_CIFAR},
+               {"configs/swav_imagenet/unmix_swav_200ep.yaml", UNMIX_LINCLS_SWAV_IMAGENET}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char path[1024];
     unmix_test_src_path(cases[i].file, path, sizeof path);

@@ -98,6 +98,7 @@ START_TEST(test_defaults_match_reference) {
   ck_assert_int_eq(c.swav.epoch_queue_starts, 15);
   ck_assert_int_eq(c.swav.freeze_prototypes_niters, 5005);
   ck_assert_int_eq(c.swav.reverse, UNMIX_SWAV_REVERSE_CODE);
+  ck_assert_int_eq(c.swav.sinkhorn, UNMIX_SWAV_SINKHORN_ORIGINAL); /* the CIFAR code's; ImageNet manifests set simplified */
   ck_assert_int_eq(c.data.n_crop_groups, 0); /* [] = the recipe's own views */
   ck_assert(!c.data.has_norm);
   ck_assert_int_eq(c.linear.n_milestones, 2);
@@ -522,7 +523,7 @@ START_TEST(test_resolved_round_trip) {
                       "moco: {K: 65536, m: 0.999, T: 0.07, symmetric: false, shuffle_bn: false, mix_once: true}\n"
                       "swav: {nmb_prototypes: 3000, temperature: 0.2, epsilon: 0.03, sinkhorn_iterations: 5,"
                       " crops_for_assign: [1, 0, 7], queue_length: 3840, epoch_queue_starts: 30,"
-                      " freeze_prototypes_niters: 313, reverse: paper}\n"
+                      " freeze_prototypes_niters: 313, reverse: paper, sinkhorn: simplified}\n"
                       "simclr: {tau: 0.2}\n"
                       "byol: {tau: 0.996, mix_target: false}\n"
                       "unmix: {enabled: false, prob: 0.3333, beta: 2.5, per_rank: false}\n"

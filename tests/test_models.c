@@ -90,6 +90,90 @@ START_TEST(test_param_counts) {
       1);
   ck_assert_int_eq(unmix_model_param_count(m), 25557032 - 2049000 + 2048 * 2048 + 2048 + 2048 * 128 + 128);
   unmix_model_destroy(m);
+  /* SwAV's resnet50w2 / resnet50w4 (`widen`: every width x2 / x4, stem included) = width 128 /
+   * 256: 93,907,072 and 375,378,176 backbone parameters (SwAV's README: 94M, 375M). A ResNet's
+   * count is A w^2 + B w in its width w (conv weights ~ w^2, BatchNorm ~ w): fitted on widths 1
+   * and 2, checked on 3, evaluated at 128 and 256 without allocating 1.5 GB */
+  int64_t cnt[4];
+  for (int w = 1; w <= 3; w++) {
+    m = unmix_test_model((struct unmix_model_spec){.arch = UNMIX_ARCH_RESNET50, .stem = UNMIX_STEM_IMAGENET,
+                                                   .head = UNMIX_HEAD_NONE, .image_size = 32, .width = w,
+                                                   .bn_splits = 1},
+                         1);
+    cnt[w] = unmix_model_param_count(m);
+    unmix_model_destroy(m);
+  }
+  const int64_t A = (cnt[2] - 2 * cnt[1]) / 2, B = cnt[1] - A;
+  ck_assert_int_eq(A * 9 + B * 3, cnt[3]);
+  ck_assert_int_eq(A * 64 * 64 + B * 64, 23508032); /* torchvision's 25,557,032 without its fc */
+  ck_assert_int_eq(A * 128 * 128 + B * 128, 93907072);
+  ck_assert_int_eq(A * 256 * 256 + B * 256, 375378176);
+}
+END_TEST
+
+static void grads_host(const struct unmix_model *m, float *dst) {
+  m->be->memcpy_d2h(dst, m->params.grad, sizeof(float) * (size_t)m->params.total);
+}
+
+/* Views for multi-resolution multi-crop: a backbone view at another size computes what a model
+ * built for that size computes (same parameters), and backbone view + head view (with the
+ * head's input gradient handed to the backbone) equal the whole model, forward and gradients;
+ * BatchNorm batches are counted on the owner. */
+START_TEST(test_backbone_and_head_views) {
+  const struct unmix_model_spec spec = {.arch = UNMIX_ARCH_RESNET50, .stem = UNMIX_STEM_IMAGENET,
+                                        .head = UNMIX_HEAD_SWAV, .dim = 8, .hidden = 16, .nmb_prototypes = 5,
+                                        .image_size = 48, .width = 4, .bn_splits = 1};
+  struct unmix_model *m = unmix_test_model(spec, 1);
+  struct unmix_model_spec s16 = spec;
+  s16.image_size = 32;
+  struct unmix_model *m16 = unmix_test_model(s16, 1); /* same seed: same parameters */
+  ck_assert_int_eq(m16->params.total, m->params.total);
+  struct unmix_model *bb16 = NULL, *bb32 = NULL, *head = NULL;
+  ck_assert(unmix_model_backbone_view(m, 32, &bb16) == UNMIX_OK);
+  ck_assert(unmix_model_backbone_view(m, 48, &bb32) == UNMIX_OK);
+  ck_assert(unmix_model_head_view(m, &head) == UNMIX_OK);
+  const int n = 6, F = unmix_model_node_dim(m, m->feat_node), P = unmix_model_out_dim(m);
+  ck_assert_int_eq(unmix_model_out_dim(bb16), F);
+  ck_assert_int_eq(unmix_model_out_dim(head), P);
+  float *x16 = malloc(sizeof(float) * n * 32 * 32 * 3), *x32 = malloc(sizeof(float) * n * 48 * 48 * 3);
+  unmix_test_fill(x16, (size_t)n * 32 * 32 * 3, 1, -1, 1);
+  unmix_test_fill(x32, (size_t)n * 48 * 48 * 3, 2, -1, 1);
+  struct unmix_ctx *c1 = unmix_ctx_create(m->be, "a"), *c2 = unmix_ctx_create(m->be, "b");
+  float *fa = malloc(sizeof(float) * n * F), *fb = malloc(sizeof(float) * n * F);
+  m->be->memcpy_d2h(fa, unmix_model_forward(bb16, c1, x16, n, UNMIX_FWD_TRAIN, true), sizeof(float) * n * F);
+  unmix_model_forward(m16, c2, x16, n, UNMIX_FWD_TRAIN, true);
+  m->be->memcpy_d2h(fb, unmix_model_node_output(m16, c2, m16->feat_node), sizeof(float) * n * F);
+  ck_assert_msg(!memcmp(fa, fb, sizeof(float) * n * F), "backbone view at 32 px differs from a 32-px model");
+  /* whole model vs backbone view + head view at 48 px (the model's own size) */
+  const int64_t G = m->params.total;
+  float *dout = malloc(sizeof(float) * n * P), *ga = malloc(sizeof(float) * G), *gb = malloc(sizeof(float) * G);
+  float *sa = malloc(sizeof(float) * n * P), *sb = malloc(sizeof(float) * n * P);
+  unmix_test_fill(dout, (size_t)n * P, 3, -1, 1);
+  const int64_t tracked = m->bn_batches_tracked;
+  unmix_model_zero_grad(m);
+  m->be->memcpy_d2h(sa, unmix_model_forward(m, c1, x32, n, UNMIX_FWD_TRAIN, true), sizeof(float) * n * P);
+  unmix_model_backward(m, c1, dout);
+  grads_host(m, ga);
+  unmix_model_zero_grad(m);
+  struct unmix_ctx *c3 = unmix_ctx_create(m->be, "head");
+  const float *f = unmix_model_forward(bb32, c2, x32, n, UNMIX_FWD_TRAIN, true);
+  m->be->memcpy_d2h(sb, unmix_model_forward(head, c3, f, n, UNMIX_FWD_TRAIN, true), sizeof(float) * n * P);
+  float *df = unmix_ctx_alloc(c3, (int64_t)n * F);
+  unmix_model_backward_input(head, c3, dout, df);
+  unmix_model_backward(bb32, c2, df);
+  grads_host(m, gb);
+  ck_assert_msg(!memcmp(sa, sb, sizeof(float) * n * P), "backbone view + head view scores differ from the model's");
+  ck_assert_msg(unix_close_ok(gb, ga, G), "view gradients differ from the whole model's");
+  ck_assert_int_eq(m->bn_batches_tracked, tracked + 3); /* the model, the backbone view, the head view */
+  unmix_ctx_destroy(c1);
+  unmix_ctx_destroy(c2);
+  unmix_ctx_destroy(c3);
+  free(x16); free(x32); free(fa); free(fb); free(dout); free(ga); free(gb); free(sa); free(sb);
+  unmix_model_destroy(bb16);
+  unmix_model_destroy(bb32);
+  unmix_model_destroy(head);
+  unmix_model_destroy(m16);
+  unmix_model_destroy(m);
 }
 END_TEST
 
@@ -179,9 +263,6 @@ START_TEST(test_init_statistics) {
 }
 END_TEST
 
-static void grads_host(const struct unmix_model *m, float *dst) {
-  m->be->memcpy_d2h(dst, m->params.grad, sizeof(float) * (size_t)m->params.total);
-}
 
 START_TEST(test_two_contexts_accumulate) {
   /* Two forward passes in two contexts, then both backward passes: the gradient is the
@@ -312,6 +393,7 @@ static Suite *models_suite(void) {
   tcase_add_test(tc, test_two_contexts_accumulate);
   tcase_add_test(tc, test_bn_replay_equals_two_forwards);
   tcase_add_test(tc, test_nograd_forward_matches);
+  tcase_add_test(tc, test_backbone_and_head_views);
   suite_add_tcase(s, tc);
   return s;
 }

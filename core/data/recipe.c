@@ -11,11 +11,12 @@ static const float CIFAR100_STD[3] = {0.2675f, 0.2565f, 0.2761f};
 static const float SWAV_LINCLS_STD[3] = {0.2470f, 0.2435f, 0.2616f};
 static const float IMAGENET_MEAN[3] = {0.485f, 0.456f, 0.406f};
 static const float IMAGENET_STD[3] = {0.229f, 0.224f, 0.225f};
+static const float SWAV_IMAGENET_STD[3] = {0.228f, 0.224f, 0.225f}; /* multicropdataset.py's 0.228 */
 
 static const char *const g_names[] = {"moco-cifar",      "mocov1-imagenet",   "mocov2-imagenet",
                                       "swav-cifar",      "lincls-imagenet",   "lincls-swav-cifar",
                                       "lincls-moco-cifar", "wmse-cifar10",    "wmse-cifar100",
-                                      "test",              NULL};
+                                      "test",              "swav-imagenet",     "lincls-swav-imagenet", NULL};
 
 const char *const *unmix_recipe_names(void) { return g_names; }
 
@@ -78,12 +79,24 @@ unmix_status unmix_recipe_get(const char *name, struct unmix_recipe *r) {
     r->views[0] = r->views[1] = v;
     r->eval = resize_crop();
     mean = IMAGENET_MEAN, std = IMAGENET_STD;
-  } else if (!strcmp(name, "lincls-imagenet")) {
+  } else if (!strcmp(name, "swav-imagenet")) {
+    /* SwAV's multicropdataset.py: RRC, flip, get_color_distortion(s = 1), PIL Gaussian blur;
+     * the default crop list is 2 x 224 (scale .14-1); data.crops gives the multi-crop groups */
+    struct unmix_view_spec v = rrc(224, 0.14f, 1.0f);
+    add(&v, flip());
+    add(&v, jitter(0.8f, 0.8f, 0.8f, 0.2f, 0.8f));
+    add(&v, gray());
+    add(&v, blur());
+    r->n_views = 2;
+    r->views[0] = r->views[1] = v;
+    r->eval = resize_crop();
+    mean = IMAGENET_MEAN, std = SWAV_IMAGENET_STD;
+  } else if (!strcmp(name, "lincls-imagenet") || !strcmp(name, "lincls-swav-imagenet")) {
     r->views[0] = rrc(224, 0.08f, 1.0f);
     add(&r->views[0], flip());
     r->n_views = 1;
     r->eval = resize_crop();
-    mean = IMAGENET_MEAN, std = IMAGENET_STD;
+    mean = IMAGENET_MEAN, std = strcmp(name, "lincls-imagenet") ? SWAV_IMAGENET_STD : IMAGENET_STD;
   } else if (!strcmp(name, "lincls-swav-cifar") || !strcmp(name, "lincls-moco-cifar")) {
     r->views[0] = rrc(32, 0.08f, 1.0f);
     add(&r->views[0], flip());

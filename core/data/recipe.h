@@ -6,7 +6,11 @@
  *   mocov2-imagenet    2 x [RRC(224,.2-1) Jitter(.4,.4,.4,.1)@.8 Gray@.2 Blur(.1-2)@.5 HFlip] (FIDELITY §2.8)
  *   swav-cifar         groups of [RRC(size, scale) HFlip Jitter(.4,.4,.4,.1)@.8 Gray@.2];
  *                      default 2 x 32px, scale .14-1; CIFAR mean, std (.2023,.1994,.2010) (FIDELITY §3.2)
+ *   swav-imagenet      groups of [RRC(size, scale) HFlip Jitter(.8,.8,.8,.2)@.8 Gray@.2 Blur(.1-2)@.5];
+ *                      default 2 x 224px, scale .14-1; ImageNet mean, std (.228,.224,.225)
+ *                      (docs/FIDELITY.md "SwAV on ImageNet")
  *   lincls-imagenet    [RRC(224) HFlip] / eval Resize(256)+CenterCrop(224)               (FIDELITY §5.2)
+ *   lincls-swav-imagenet  as lincls-imagenet with std (.228,.224,.225)  (SwAV's eval_linear.py)
  *   lincls-swav-cifar  [RRC(32) HFlip] / eval ToTensor; std (.2470,.2435,.2616)          (FIDELITY §5.2)
  *   lincls-moco-cifar  [RRC(32) HFlip] / eval ToTensor; CIFAR mean/std
  *   wmse-cifar10       2 x [Jitter(.4,.4,.4,.1)@.8 Gray@.1 RRC(32,.2-1,BICUBIC) HFlip], colour BEFORE

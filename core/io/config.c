@@ -60,15 +60,18 @@ static const char *const g_optim[] = {"sgd", "larc", "adam", NULL};
 static const char *const g_sched[] = {"cosine-1based", "cosine", "step", "warmup-cosine", "constant", "warmup-step",
                                        NULL};
 static const char *const g_reverse[] = {"code", "paper", NULL};
-static const char *const g_lincls[] = {"imagenet", "swav-cifar", "moco-cifar", NULL};
+static const char *const g_sinkhorn[] = {"original", "simplified", NULL};
+static const char *const g_lincls[] = {"imagenet", "swav-cifar", "moco-cifar", "swav-imagenet", NULL};
 static const char *const g_backend[] = {"auto", "cpu", "cuda", NULL};
 static const char *const g_dataset[] = {"cifar10", "cifar100", "fashion-mnist", "imagefolder", NULL};
 static const char *const g_recipe[] = {"moco-cifar", "swav-cifar", "mocov1-imagenet", "mocov2-imagenet", "test",
-                                        "wmse-cifar10", "wmse-cifar100", NULL};
+                                        "wmse-cifar10", "wmse-cifar100", "swav-imagenet", NULL};
 
 _Static_assert(UNMIX_PREC_BF16 == 2 && UNMIX_METHOD_BYOL == 3 && UNMIX_ARCH_RESNET18_BOTTLENECK == 3 &&
                    UNMIX_STEM_SWAV_CIFAR == 2 && UNMIX_HEAD_SWAV == 3 && UNMIX_OPTIM_ADAM == 2 &&
-                   UNMIX_SCHED_WARMUP_STEP == 5 && UNMIX_SWAV_REVERSE_PAPER == 1 && UNMIX_LINCLS_MOCO_CIFAR == 2,
+                   UNMIX_SCHED_WARMUP_STEP == 5 && UNMIX_SWAV_REVERSE_PAPER == 1 &&
+                   UNMIX_SWAV_SINKHORN_SIMPLIFIED == 1 && UNMIX_LINCLS_MOCO_CIFAR == 2 &&
+                   UNMIX_LINCLS_SWAV_IMAGENET == 3,
                "enum name tables must follow the enum values");
 
 #define OFF(f) offsetof(struct unmix_config, f)
@@ -139,6 +142,7 @@ static const struct key_def g_keys[] = {
     KI("swav.epoch_queue_starts", swav.epoch_queue_starts, GE(0), "15"),
     KI("swav.freeze_prototypes_niters", swav.freeze_prototypes_niters, GE(0), "5005"),
     KE("swav.reverse", swav.reverse, g_reverse, "code"),
+    KE("swav.sinkhorn", swav.sinkhorn, g_sinkhorn, "original"),
 
     KF("simclr.tau", simclr.tau, GT(0), "0.5"),
 

@@ -20,7 +20,8 @@ enum unmix_method_kind { UNMIX_METHOD_MOCO = 0, UNMIX_METHOD_SWAV, UNMIX_METHOD_
 enum unmix_lincls_protocol {
   UNMIX_LINCLS_IMAGENET = 0,   /* FIDELITY §5.2 */
   UNMIX_LINCLS_SWAV_CIFAR,     /* FIDELITY §5.2 */
-  UNMIX_LINCLS_MOCO_CIFAR      /* MoCo CIFAR demo: lr 30, wd 0, 100 epochs */
+  UNMIX_LINCLS_MOCO_CIFAR,     /* MoCo CIFAR demo: lr 30, wd 0, 100 epochs */
+  UNMIX_LINCLS_SWAV_IMAGENET   /* SwAV's eval_linear.py on ImageNet (docs/FIDELITY.md §11.6) */
 };
 
 struct unmix_paper_row {       /* the row of reference/paper_results.csv this run reproduces */

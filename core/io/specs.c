@@ -30,7 +30,10 @@ unmix_status unmix_method_spec_from_config(const struct unmix_config *cfg, int i
   out->seed = cfg->seed;
   model_section(cfg, image_size, &out->model);
   out->sync_bn = cfg->model.sync_bn;
-  for (int g = 0; g < cfg->data.n_crop_groups; g++) out->n_crops += cfg->data.nmb_crops[g];
+  for (int g = 0; g < cfg->data.n_crop_groups; g++)
+    for (int k = 0; k < cfg->data.nmb_crops[g]; k++)
+      if (out->n_crops < UNMIX_MAX_METHOD_CROPS) out->crop_size[out->n_crops++] = cfg->data.size_crops[g];
+      else out->n_crops++;
   out->optim = cfg->optim;
   out->unmix = cfg->unmix;
   out->moco = cfg->moco;

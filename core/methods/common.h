@@ -27,6 +27,11 @@ struct unmix_method {
 struct unmix_forced_draws {
   bool have_mix;
   struct unmix_mix_draw mix;   /* MoCo; SwAV: the first crop pair */
+  /* SwAV with several crop pairs: n_centres > 0 replaces the draws by mix.global,
+   * mix.lam_drawn and, in region mode, pair p's box centre centre[p] (the box and lambda
+   * then follow the reference's chain from pair to pair) */
+  int n_centres;
+  int centre[8][2];
   const int32_t *perm[2];      /* MoCo key-shuffle permutations of calls A and B, or NULL */
 };
 
@@ -64,3 +69,7 @@ const float *unmix_swav_last_dscores(struct unmix_method *m, int *rows);
  * work: >= 2*k + b floats of device scratch. */
 unmix_status unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k, float epsilon,
                             int iters, const float *scores, float *q, float *work);
+/* The same with the 2021 SwAV code's simplified iteration (swav.sinkhorn: simplified); equal
+ * in exact arithmetic, different roundings. Same arguments. */
+unmix_status unmix_sinkhorn_simplified(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k,
+                                       float epsilon, int iters, const float *scores, float *q, float *work);

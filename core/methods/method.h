@@ -33,6 +33,12 @@ enum unmix_swav_reverse {
   UNMIX_SWAV_REVERSE_CODE = 0, /* reference code: `reverse` flips only the crop-0 code (FIDELITY §3.5) */
   UNMIX_SWAV_REVERSE_PAPER     /* authors' explanation: flipped mixed prediction in both terms */
 };
+enum unmix_swav_sinkhorn {
+  UNMIX_SWAV_SINKHORN_ORIGINAL = 0, /* the 2020 SwAV code (Un-Mix CIFAR): r/u and c/v scalings, shoot_infs,
+                                     * a final column normalisation (FIDELITY §3.5) */
+  UNMIX_SWAV_SINKHORN_SIMPLIFIED    /* the 2021 SwAV code (Un-Mix ImageNet): /rowsum /K /colsum /B, then *B
+                                     * (docs/FIDELITY.md "SwAV on ImageNet") */
+};
 struct unmix_swav_config {
   int nmb_prototypes;
   float temperature;
@@ -44,6 +50,7 @@ struct unmix_swav_config {
   int epoch_queue_starts;
   int freeze_prototypes_niters;
   enum unmix_swav_reverse reverse;
+  enum unmix_swav_sinkhorn sinkhorn;
 };
 
 /* SimCLR / BYOL (the W-MSE codebase's; docs/FIDELITY.md §10) */
@@ -56,6 +63,7 @@ struct unmix_byol_config {
                                 * loss(x1, mixed)); false: only through the online branch */
 };
 
+#define UNMIX_MAX_METHOD_CROPS 16
 struct unmix_method_ops;
 /* Everything a method is built from (core/io/specs.c makes it from a manifest). */
 struct unmix_method_spec {
@@ -65,6 +73,7 @@ struct unmix_method_spec {
                                     method's model needs applied */
   bool sync_bn;                  /* multi-process: SyncBatchNorm over the communicator */
   int n_crops;                   /* crops per sample of the multi-crop recipe (0 = none configured) */
+  int crop_size[UNMIX_MAX_METHOD_CROPS]; /* their sizes (the first n_crops, at most UNMIX_MAX_METHOD_CROPS) */
   struct unmix_optim_config optim;
   struct unmix_mix_config unmix;
   struct unmix_moco_config moco;
@@ -104,6 +113,7 @@ struct unmix_state_entry;
  * owns. NULL optional members mean "nothing to do" / "none". */
 struct unmix_method_ops {
   const char *name;                  /* the manifest's `method:` value */
+  bool multi_resolution;             /* its step takes views of different sizes (SwAV multi-crop) */
   /* Adjusts the model spec built from model.* to what the method's network needs (SwAV: its
    * prototypes). Used for training and for rebuilding the model from a checkpoint. Optional. */
   void (*model_needs)(const struct unmix_method_spec *spec, struct unmix_model_spec *model);

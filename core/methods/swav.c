@@ -33,6 +33,11 @@ struct unmix_swav {
   const float *last_dscores; /* first forward group's score gradients (tests) */
   int last_rows;
   unmix_status comm_status;  /* first failed Sinkhorn all-reduce of the step */
+  /* multi-resolution: a backbone view per crop size, the head on the concatenated features */
+  struct unmix_model *bb_view[MAX_CROPS];
+  int bb_size[MAX_CROPS], n_bb;
+  struct unmix_model *head_view;
+  struct unmix_ctx *chead;
 };
 
 static struct unmix_swav *swav_of(const struct unmix_method *m) { return m->impl; }
@@ -88,6 +93,59 @@ unmix_status unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *c
   return s;
 }
 
+/* The 2021 SwAV code's distributed_sinkhorn (Un-Mix ImageNet): Q = exp(s/eps)^T / sum; per
+ * iteration Q /= rowsum (all-reduced) and /= K, then Q /= colsum and /= B (B = world * rows);
+ * finally Q *= B. Equal to the old version in exact arithmetic (its last column scaling to
+ * 1/B followed by *B is the old final normalisation); the roundings differ, and there is no
+ * shoot_infs. Here /K and /B are folded into the per-row and per-column factors. */
+unmix_status unmix_sinkhorn_simplified(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k,
+                                       float epsilon, int iters, const float *scores, float *q, float *work) {
+  unmix_status s = UNMIX_OK;
+  const int world = unmix_comm_world(comm);
+  const double B = (double)world * (double)b, K = (double)k;
+  float *u_dev = work, *v_dev = work + k;
+  float *u = unmix_xmalloc(sizeof(float) * (size_t)k), *v = unmix_xmalloc(sizeof(float) * (size_t)b);
+  be->exp_scaled((int64_t)b * k, 1.0f / epsilon, 0.0f, scores, q);
+  float total;
+  be->sum((int64_t)b * k, q, u_dev);
+  be->memcpy_d2h(&total, u_dev, sizeof total);
+  if (world > 1 && s == UNMIX_OK) s = unmix_comm_allreduce_f32(comm, &total, 1, UNMIX_COMM_HOST);
+  be->scale((int64_t)b * k, (float)(1.0 / (double)total), q, q);
+  for (int it = 0; it < iters; it++) {
+    be->col_sum(b, k, q, u_dev); /* per prototype: the reference's sum over dim 1 of K x B */
+    be->memcpy_d2h(u, u_dev, sizeof(float) * (size_t)k);
+    if (world > 1 && s == UNMIX_OK) s = unmix_comm_allreduce_f32(comm, u, k, UNMIX_COMM_HOST);
+    for (int j = 0; j < k; j++) u[j] = (float)(1.0 / ((double)u[j] * K));
+    be->memcpy_h2d(u_dev, u, sizeof(float) * (size_t)k);
+    be->scale_cols(b, k, u_dev, q);
+    be->row_sum(b, k, q, v_dev); /* per sample */
+    be->memcpy_d2h(v, v_dev, sizeof(float) * (size_t)b);
+    /* the last iteration's /B and the final *B cancel */
+    const double bb = it == iters - 1 ? 1.0 : B;
+    for (int i = 0; i < b; i++) v[i] = (float)(1.0 / ((double)v[i] * bb));
+    be->memcpy_h2d(v_dev, v, sizeof(float) * (size_t)b);
+    be->scale_rows(b, k, v_dev, q);
+  }
+  free(u);
+  free(v);
+  return s;
+}
+
+/* The backbone view for crops of size s (created on first use). */
+static unmix_status backbone_at(struct unmix_method *m, int s, struct unmix_model **out) {
+  struct unmix_swav *sw = swav_of(m);
+  for (int i = 0; i < sw->n_bb; i++)
+    if (sw->bb_size[i] == s) {
+      *out = sw->bb_view[i];
+      return UNMIX_OK;
+    }
+  UNMIX_REQUIRE(sw->n_bb < MAX_CROPS, "more crop sizes than crops");
+  UNMIX_TRY(unmix_model_backbone_view(m->model, s, &sw->bb_view[sw->n_bb]));
+  sw->bb_size[sw->n_bb] = s;
+  *out = sw->bb_view[sw->n_bb++];
+  return UNMIX_OK;
+}
+
 static unmix_status swav_create(struct unmix_method *m) {
   const struct unmix_method_spec *sp = &m->spec;
   struct unmix_swav *sw = unmix_xcalloc(1, sizeof *sw);
@@ -102,9 +160,19 @@ static unmix_status swav_create(struct unmix_method *m) {
   sw->qlen = (sp->swav.queue_length - sp->swav.queue_length % sp->optim.batch_size) / m->world;
   sw->cwork = unmix_ctx_create(m->be, "swav.work");
   for (int i = 0; i < MAX_CROPS; i++) sw->cgroup[i] = unmix_ctx_create(m->be, "swav.group");
+  sw->chead = unmix_ctx_create(m->be, "swav.head");
   sw->scalars_dev = m->be->alloc(sizeof(float) * 4);
   if (!sw->scalars_dev) return unmix_error_set(UNMIX_ERR_NOMEM, "SwAV scalars");
   UNMIX_TRY(unmix_optimizer_init(&m->opt, &m->model->params, &sp->optim));
+  /* multi-resolution crop lists: every size's backbone view now, so a crop too small for the
+   * network is refused before training starts */
+  bool multi = false;
+  for (int c = 0; c < sp->n_crops && c < UNMIX_MAX_METHOD_CROPS; c++) multi |= sp->crop_size[c] != sp->crop_size[0];
+  if (multi) {
+    struct unmix_model *v;
+    for (int c = 0; c < sp->n_crops && c < UNMIX_MAX_METHOD_CROPS; c++) UNMIX_TRY(backbone_at(m, sp->crop_size[c], &v));
+    UNMIX_TRY(unmix_model_head_view(m->model, &sw->head_view));
+  }
   return UNMIX_OK;
 }
 
@@ -113,6 +181,9 @@ static void swav_destroy(struct unmix_method *m) {
   if (!sw) return;
   unmix_ctx_destroy(sw->cwork);
   for (int i = 0; i < MAX_CROPS; i++) unmix_ctx_destroy(sw->cgroup[i]);
+  unmix_ctx_destroy(sw->chead);
+  for (int i = 0; i < sw->n_bb; i++) unmix_model_destroy(sw->bb_view[i]);
+  unmix_model_destroy(sw->head_view);
   if (sw->queue) m->be->free(sw->queue);
   if (sw->scalars_dev) m->be->free(sw->scalars_dev);
   free(sw);
@@ -190,8 +261,11 @@ static double swav_loss(struct unmix_method *m, int bs, int T, const struct crop
     }
     if (flip_code) be->flip_batch(bs, P, crops[crop_id].scores, cur);
     else be->copy((int64_t)bs * P, crops[crop_id].scores, cur);
-    unmix_status ss = unmix_sinkhorn(be, m->comm, rows, P, sp->swav.epsilon, sp->swav.sinkhorn_iterations, out, q,
-                                     work);
+    unmix_status ss =
+        sp->swav.sinkhorn == UNMIX_SWAV_SINKHORN_SIMPLIFIED
+            ? unmix_sinkhorn_simplified(be, m->comm, rows, P, sp->swav.epsilon, sp->swav.sinkhorn_iterations, out, q,
+                                        work)
+            : unmix_sinkhorn(be, m->comm, rows, P, sp->swav.epsilon, sp->swav.sinkhorn_iterations, out, q, work);
     if (ss != UNMIX_OK && sw->comm_status == UNMIX_OK) sw->comm_status = ss;
     const float *qb = q + (int64_t)(rows - bs) * P; /* the batch's codes: last bs rows */
     double subloss = 0.0;
@@ -258,10 +332,15 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
   struct unmix_rng rng = unmix_rng_make(sp->seed, UNMIX_RNG_MIX, (uint32_t)(step >> 32), (uint32_t)step,
                                         (uint32_t)(sp->unmix.per_rank ? m->rank : 0));
   for (int c = 0; c < T; c++) mixed_of[c] = -1;
+  const bool centres = forced && forced->n_centres > 0;
   if (mix) {
     draw.r = unmix_rng_uniform_double(&rng);
     draw.lam_drawn = unmix_rng_beta(&rng, sp->unmix.beta, sp->unmix.beta);
     draw.global = draw.r < sp->unmix.prob;
+    if (centres) {
+      draw.global = forced->mix.global;
+      draw.lam_drawn = forced->mix.lam_drawn;
+    }
     lam = draw.lam_drawn;
   }
   for (int c = 0; c < T; c++) {
@@ -273,7 +352,18 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
       const int s = v->size[c - 1];
       float *mx = unmix_ctx_alloc(sw->cwork, (int64_t)bs * s * s * 3);
       struct unmix_mix_draw d = draw;
-      if (forced && forced->have_mix && c == 1) {
+      if (centres) {
+        const int p = (c - 1) / 2;
+        UNMIX_REQUIRE(p < forced->n_centres && p < 8, "forced draws: no box centre for crop pair %d", p);
+        if (draw.global) {
+          d.lam = draw.lam_drawn;
+        } else {
+          d.cx = forced->centre[p][0];
+          d.cy = forced->centre[p][1];
+          d.lam = unmix_rand_bbox(s, s, lam, d.cx, d.cy, &d.r0, &d.r1, &d.c0, &d.c1);
+          lam = d.lam;
+        }
+      } else if (forced && forced->have_mix && c == 1) {
         d = forced->mix;
         draw = d;
         lam = d.lam;
@@ -291,40 +381,70 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
     }
   }
 
-  /* 3. forward consecutive same-resolution inputs together */
+  /* 3. forward consecutive same-resolution inputs together (SwAV's resnet50.py). One resolution:
+   * the whole model on the batch. Several: the backbone per run of same-sized inputs, then the
+   * head once on the concatenated features (its BatchNorm1d sees every input). */
   const float *scores_at[2 * MAX_CROPS], *embed_at[2 * MAX_CROPS];
   float *dscores_at[2 * MAX_CROPS];
   int ngroups = 0;
   struct {
     int first, count, size;
     float *dscores;
+    struct unmix_model *view;
   } groups[MAX_CROPS];
   for (int i = 0; i < nin;) {
     int j = i;
     while (j < nin && in_size[j] == in_size[i]) j++;
-    const int cnt = j - i, s = in_size[i];
-    if (s != m->image_size)
-      return unmix_error_set(UNMIX_ERR_UNSUPPORTED,
-                             "SwAV crops of %dx%d: this build runs every crop at the model's input size %d "
-                             "(multi-resolution multi-crop is not implemented)", s, s, m->image_size);
-    float *batch = unmix_ctx_alloc(sw->cwork, (int64_t)cnt * bs * s * s * 3);
-    for (int t = 0; t < cnt; t++) be->copy((int64_t)bs * s * s * 3, in[i + t], batch + (int64_t)t * bs * s * s * 3);
-    struct unmix_ctx *ctx = sw->cgroup[ngroups];
-    const float *sc = unmix_model_forward(m->model, ctx, batch, cnt * bs, UNMIX_FWD_TRAIN, true);
-    const float *em = unmix_model_node_output(m->model, ctx, m->model->embed_node);
-    float *ds = unmix_ctx_alloc(sw->cwork, (int64_t)cnt * bs * P);
-    be->fill((int64_t)cnt * bs * P, 0.0f, ds);
-    for (int t = 0; t < cnt; t++) {
-      scores_at[i + t] = sc + (int64_t)t * bs * P;
-      embed_at[i + t] = em + (int64_t)t * bs * D;
-      dscores_at[i + t] = ds + (int64_t)t * bs * P;
-    }
     groups[ngroups].first = i;
-    groups[ngroups].count = cnt;
-    groups[ngroups].size = s;
-    groups[ngroups].dscores = ds;
+    groups[ngroups].count = j - i;
+    groups[ngroups].size = in_size[i];
+    groups[ngroups].view = NULL;
     ngroups++;
     i = j;
+  }
+  float *dscores_all = NULL, *feats = NULL;
+  int feat_dim = 0;
+  if (ngroups > 1 && !sw->head_view) UNMIX_TRY(unmix_model_head_view(m->model, &sw->head_view));
+  if (ngroups > 1) {
+    feat_dim = unmix_model_node_dim(m->model, m->model->feat_node);
+    feats = unmix_ctx_alloc(sw->cwork, (int64_t)nin * bs * feat_dim);
+  }
+  for (int g = 0; g < ngroups; g++) {
+    const int i = groups[g].first, cnt = groups[g].count, s = groups[g].size;
+    if (ngroups == 1 && s != m->image_size)
+      return unmix_error_set(UNMIX_ERR_CONFIG, "SwAV crops of %dx%d, but the model was built for %dx%d", s, s,
+                             m->image_size, m->image_size);
+    float *batch = unmix_ctx_alloc(sw->cwork, (int64_t)cnt * bs * s * s * 3);
+    for (int t = 0; t < cnt; t++) be->copy((int64_t)bs * s * s * 3, in[i + t], batch + (int64_t)t * bs * s * s * 3);
+    struct unmix_ctx *ctx = sw->cgroup[g];
+    if (ngroups == 1) {
+      const float *sc = unmix_model_forward(m->model, ctx, batch, cnt * bs, UNMIX_FWD_TRAIN, true);
+      const float *em = unmix_model_node_output(m->model, ctx, m->model->embed_node);
+      float *ds = unmix_ctx_alloc(sw->cwork, (int64_t)cnt * bs * P);
+      be->fill((int64_t)cnt * bs * P, 0.0f, ds);
+      for (int t = 0; t < cnt; t++) {
+        scores_at[i + t] = sc + (int64_t)t * bs * P;
+        embed_at[i + t] = em + (int64_t)t * bs * D;
+        dscores_at[i + t] = ds + (int64_t)t * bs * P;
+      }
+      groups[g].dscores = ds;
+    } else {
+      UNMIX_TRY(backbone_at(m, s, &groups[g].view));
+      const float *f = unmix_model_forward(groups[g].view, ctx, batch, cnt * bs, UNMIX_FWD_TRAIN, true);
+      be->copy((int64_t)cnt * bs * feat_dim, f, feats + (int64_t)i * bs * feat_dim);
+    }
+  }
+  if (ngroups > 1) {
+    const int N = nin * bs;
+    const float *sc = unmix_model_forward(sw->head_view, sw->chead, feats, N, UNMIX_FWD_TRAIN, true);
+    const float *em = unmix_model_node_output(sw->head_view, sw->chead, sw->head_view->embed_node);
+    dscores_all = unmix_ctx_alloc(sw->cwork, (int64_t)N * P);
+    be->fill((int64_t)N * P, 0.0f, dscores_all);
+    for (int k = 0; k < nin; k++) {
+      scores_at[k] = sc + (int64_t)k * bs * P;
+      embed_at[k] = em + (int64_t)k * bs * D;
+      dscores_at[k] = dscores_all + (int64_t)k * bs * P;
+    }
   }
 
   /* 4. losses */
@@ -345,10 +465,19 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
   if (sw->comm_status != UNMIX_OK) return sw->comm_status;
   UNMIX_TRY(unmix_method_check_loss(m, loss, "SwAV", step, lr));
 
-  sw->last_dscores = groups[0].dscores;
-  sw->last_rows = groups[0].count * bs;
-  /* 5. backward through each forward group */
-  for (int g = 0; g < ngroups; g++) unmix_model_backward(m->model, sw->cgroup[g], groups[g].dscores);
+  /* 5. backward: the whole model, or the head (with the features' gradient) then each group's backbone */
+  if (ngroups == 1) {
+    sw->last_dscores = groups[0].dscores;
+    sw->last_rows = groups[0].count * bs;
+    unmix_model_backward(m->model, sw->cgroup[0], groups[0].dscores);
+  } else {
+    sw->last_dscores = dscores_all;
+    sw->last_rows = nin * bs;
+    float *dfeats = unmix_ctx_alloc(sw->cwork, (int64_t)nin * bs * feat_dim);
+    unmix_model_backward_input(sw->head_view, sw->chead, dscores_all, dfeats);
+    for (int g = 0; g < ngroups; g++)
+      unmix_model_backward(groups[g].view, sw->cgroup[g], dfeats + (int64_t)groups[g].first * bs * feat_dim);
+  }
 
   /* 6. prototypes frozen for the first iterations (their grad is None: no update at all) */
   unmix_optimizer_set_skip(&m->opt, sw->proto_idx, step < sp->swav.freeze_prototypes_niters);
@@ -361,7 +490,7 @@ static unmix_status swav_step(struct unmix_method *m, const struct unmix_views *
 
 static size_t swav_device_bytes(const struct unmix_method *m) {
   const struct unmix_swav *sw = swav_of(m);
-  size_t b = unmix_ctx_bytes(sw->cwork);
+  size_t b = unmix_ctx_bytes(sw->cwork) + unmix_ctx_bytes(sw->chead);
   for (int i = 0; i < MAX_CROPS; i++) b += unmix_ctx_bytes(sw->cgroup[i]);
   if (sw->queue) b += sizeof(float) * (size_t)m->spec.swav.n_crops_for_assign * sw->qlen * sw->dim;
   return b;
@@ -419,11 +548,28 @@ static int swav_views_needed(const struct unmix_method *m) {
   return m->spec.n_crops;
 }
 
-/* every input (crops, and with Un-Mix one mixed image per crop pair) forward + backward */
+/* every input (crops, and with Un-Mix one mixed image per crop pair, at the pair's first
+ * crop's size) forward + backward; multi-resolution: each crop's backbone at its size */
 static double swav_step_flops_per_sample(const struct unmix_method *m) {
-  double views = swav_views_needed(m);
-  if (m->spec.unmix.enabled) views += views / 2;
-  return unmix_model_forward_flops(m->model) * 3.0 * views;
+  const struct unmix_swav *sw = swav_of(m);
+  const struct unmix_method_spec *sp = &m->spec;
+  const double full = unmix_model_forward_flops(m->model);
+  if (!sw->head_view) {
+    double views = swav_views_needed(m);
+    if (sp->unmix.enabled) views += views / 2;
+    return full * 3.0 * views;
+  }
+  const double head = unmix_model_forward_flops(sw->head_view);
+  double f = 0.0;
+  for (int c = 0; c < sp->n_crops && c < UNMIX_MAX_METHOD_CROPS; c++) {
+    double bb = 0.0;
+    for (int i = 0; i < sw->n_bb; i++)
+      if (sw->bb_size[i] == sp->crop_size[c]) bb = unmix_model_forward_flops(sw->bb_view[i]);
+    const double one = bb + head;
+    f += one;
+    if (sp->unmix.enabled && c % 2 == 0 && c + 1 < sp->n_crops) f += one;
+  }
+  return 3.0 * f;
 }
 
 /* the prototypes layer on top of the head */
@@ -433,6 +579,7 @@ static void swav_model_needs(const struct unmix_method_spec *spec, struct unmix_
 
 const struct unmix_method_ops unmix_swav_ops = {
     .name = "swav",
+    .multi_resolution = true,
     .model_needs = swav_model_needs,
     .create = swav_create,
     .destroy = swav_destroy,

@@ -135,6 +135,11 @@ static void ensure_state(struct unmix_ctx *ctx, const struct unmix_model *m) {
   }
 }
 
+/* A view (unmix_model_backbone_view / _head_view) shares its owner's SyncBatchNorm hook and
+ * BatchNorm batch counter. */
+static struct unmix_bn_sync *bnsync(struct unmix_model *m) { return m->owner ? &m->owner->bn_sync : &m->bn_sync; }
+static struct unmix_model *counter_model(struct unmix_model *m) { return m->owner ? m->owner : m; }
+
 static bool is_kept(const struct unmix_model *m, int i) {
   return i == m->feat_node || i == m->embed_node || i == m->out_node;
 }
@@ -175,14 +180,14 @@ static void sync_bn_forward(struct unmix_model *m, struct unmix_ctx *ctx, int i,
   const double cnt = (double)n * nd->h * nd->w;
   acc[0] = cnt;
   for (int c = 0; c < C; c++) acc[1 + c] = cnt * h[c];
-  if (m->bn_sync.status == UNMIX_OK) m->bn_sync.status = m->bn_sync.allreduce_f64(m->bn_sync.ctx, acc, 1 + (int64_t)C);
+  if (bnsync(m)->status == UNMIX_OK) bnsync(m)->status = bnsync(m)->allreduce_f64(bnsync(m)->ctx, acc, 1 + (int64_t)C);
   const double N = acc[0];
   for (int c = 0; c < C; c++) {
     double mu = acc[1 + c] / N, d = (double)h[c] - mu, is = h[C + c], var = 1.0 / (is * is) - (double)eps;
     h[c] = (float)mu;
     acc[1 + c] = cnt * ((var > 0 ? var : 0) + d * d);
   }
-  if (m->bn_sync.status == UNMIX_OK) m->bn_sync.status = m->bn_sync.allreduce_f64(m->bn_sync.ctx, acc + 1, C);
+  if (bnsync(m)->status == UNMIX_OK) bnsync(m)->status = bnsync(m)->allreduce_f64(bnsync(m)->ctx, acc + 1, C);
   for (int c = 0; c < C; c++) {
     double var = acc[1 + c] / N;
     if (var < 0) var = 0;
@@ -216,8 +221,8 @@ const float *unmix_model_forward(struct unmix_model *m, struct unmix_ctx *ctx, c
   ctx->need_grad = need_grad;
   ctx->model = m;
   ctx->valid = true;
-  ctx->synced = mode == UNMIX_FWD_TRAIN && m->bn_sync.allreduce_f64 != NULL;
-  if (be->weights_pin) {
+  ctx->synced = mode == UNMIX_FWD_TRAIN && bnsync(m)->allreduce_f64 != NULL;
+  if (be->weights_pin) { /* a view pins its owner's store: the same data pointer, counted pins */
     be->weights_pin(m->params.data, m->params.total);
     ctx->pinned = m->params.data;
   }
@@ -317,7 +322,7 @@ const float *unmix_model_forward(struct unmix_model *m, struct unmix_ctx *ctx, c
       }
     }
   }
-  if (any_bn_update) m->bn_batches_tracked++;
+  if (any_bn_update) counter_model(m)->bn_batches_tracked++;
   if (!need_grad) ctx_unpin(ctx);
   return ctx->st[m->out_node].out;
 }
@@ -336,15 +341,15 @@ int unmix_model_out_dim(const struct unmix_model *m) { return unmix_model_node_d
 
 /* Does node i (or anything upstream of it) hold trainable parameters? Then its input
  * gradient is needed. */
-static bool needs_grad_upstream(const struct unmix_model *m, int i, bool *memo, bool *done) {
+static bool needs_grad_upstream(const struct unmix_model *m, int i, bool *memo, bool *done, bool want_input) {
   if (done[i]) return memo[i];
   const struct unmix_node *nd = &m->nodes[i];
-  bool r = false;
+  bool r = nd->kind == UNMIX_NODE_INPUT && want_input;
   if (nd->kind != UNMIX_NODE_INPUT) {
     bool has_params = nd->kind == UNMIX_NODE_CONV || nd->kind == UNMIX_NODE_BN || nd->kind == UNMIX_NODE_LINEAR;
     r = has_params && !nd->frozen;
     for (int j = 0; j < 2 && !r; j++)
-      if (nd->in[j] >= 0) r = needs_grad_upstream(m, nd->in[j], memo, done);
+      if (nd->in[j] >= 0) r = needs_grad_upstream(m, nd->in[j], memo, done, want_input);
   }
   memo[i] = r;
   done[i] = true;
@@ -368,9 +373,10 @@ static void accumulate(struct unmix_ctx *ctx, int j, float *g, int64_t numel, bo
 }
 
 /* Backward with upstream gradients injected at several nodes: douts[i] is (n,
- * dim(nodes[i])) device, or NULL. */
+ * dim(nodes[i])) device, or NULL. dinput: NULL, or (n, input dims) device = the input's gradient. */
 static void backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int count, const int *nodes,
-                           const float *const *douts) {
+                           const float *const *douts, float *dinput) {
+  const bool want_input = dinput != NULL;
   const struct unmix_backend *be = m->be;
   UNMIX_REQUIRE(ctx->valid && ctx->model == m, "backward without a forward in this context");
   UNMIX_REQUIRE(ctx->need_grad, "backward after a forward with need_grad = false");
@@ -394,7 +400,7 @@ static void backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int cou
     const struct unmix_node *a = &m->nodes[ia];
     const float *xa = ctx->st[ia].out;
     const int64_t na = node_numel(a, n);
-    const bool want_dx = needs_grad_upstream(m, ia, memo, done);
+    const bool want_dx = needs_grad_upstream(m, ia, memo, done, want_input);
     bool consumed = false;
     switch (nd->kind) {
       case UNMIX_NODE_CONV: {
@@ -433,7 +439,7 @@ static void backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int cou
       case UNMIX_NODE_ADD_RELU: {
         be->relu_backward(numel, dy, st->out, dy);
         const int ib = nd->in[1];
-        bool want_db = needs_grad_upstream(m, ib, memo, done);
+        bool want_db = needs_grad_upstream(m, ib, memo, done, want_input);
         if (want_db) accumulate(ctx, ib, dy, numel, false);
         if (want_dx) {
           accumulate(ctx, ia, dy, numel, true); /* hands dy over */
@@ -487,6 +493,16 @@ static void backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int cou
     if (!consumed) pool_put(ctx, dy);
     ctx->grad[i] = NULL;
   }
+  if (dinput) {
+    const int64_t n0 = node_numel(&m->nodes[0], n);
+    if (ctx->grad[0]) {
+      be->copy(n0, ctx->grad[0], dinput);
+      pool_put(ctx, ctx->grad[0]);
+      ctx->grad[0] = NULL;
+    } else {
+      be->fill(n0, 0.0f, dinput);
+    }
+  }
   free(memo);
   free(done);
   ctx_unpin(ctx);
@@ -515,7 +531,7 @@ static void sync_bn_backward(struct unmix_model *m, struct unmix_ctx *ctx, int i
     be->memcpy_d2h(h + 2 * C, gamma, sizeof(float) * (size_t)C);
     be->memcpy_d2h(h + 3 * C, st->save_b, sizeof(float) * (size_t)C);
     for (int c = 0; c < 2 * C; c++) acc[c] = h[c]; /* [sum dgamma = sum dy*xhat | sum dy] */
-    if (m->bn_sync.status == UNMIX_OK) m->bn_sync.status = m->bn_sync.allreduce_f64(m->bn_sync.ctx, acc, 2 * (int64_t)C);
+    if (bnsync(m)->status == UNMIX_OK) bnsync(m)->status = bnsync(m)->allreduce_f64(bnsync(m)->ctx, acc, 2 * (int64_t)C);
     const double N = ctx->sync_count[i];
     for (int c = 0; c < C; c++) {
       double is = h[3 * C + c], k = (double)h[2 * C + c] * is;
@@ -542,7 +558,13 @@ static void sync_bn_backward(struct unmix_model *m, struct unmix_ctx *ctx, int i
 void unmix_model_backward(struct unmix_model *m, struct unmix_ctx *ctx, const float *dout) {
   const float *d[1] = {dout};
   int nodes[1] = {m->out_node};
-  backward_multi(m, ctx, 1, nodes, d);
+  backward_multi(m, ctx, 1, nodes, d, NULL);
+}
+
+void unmix_model_backward_input(struct unmix_model *m, struct unmix_ctx *ctx, const float *dout, float *dinput) {
+  const float *d[1] = {dout};
+  int nodes[1] = {m->out_node};
+  backward_multi(m, ctx, 1, nodes, d, dinput);
 }
 
 void unmix_model_replay_bn_updates(struct unmix_model *m, struct unmix_ctx *ctx) {
@@ -569,5 +591,5 @@ void unmix_model_replay_bn_updates(struct unmix_model *m, struct unmix_ctx *ctx)
     pool_put(ctx, sm);
     pool_put(ctx, si);
   }
-  m->bn_batches_tracked++;
+  counter_model(m)->bn_batches_tracked++;
 }

@@ -90,6 +90,7 @@ struct unmix_model {
   int n_backbone_buffers;            /* BN buffers [0, n) belong to the backbone */
   char arch_name[64];
   struct unmix_bn_sync bn_sync;      /* SyncBatchNorm hook; allreduce_f64 NULL = per-rank BN */
+  struct unmix_model *owner;         /* a view: the model whose stores, BN hook and counter it uses */
 };
 
 /* Activation storage for one forward/backward pass. Reset (invalidate) with
@@ -137,6 +138,20 @@ void unmix_model_backward(struct unmix_model *m, struct unmix_ctx *ctx, const fl
 /* Re-applies the BatchNorm running-stat updates of the last TRAIN forward in ctx, exactly
  * as a second identical forward would (FIDELITY §8.2: symmetric MoCo forwards the mix once). */
 void unmix_model_replay_bn_updates(struct unmix_model *m, struct unmix_ctx *ctx);
+
+/* Backward as above that also writes the gradient w.r.t. the forward's input into dinput
+ * ((n, input dims) device, =). */
+void unmix_model_backward_input(struct unmix_model *m, struct unmix_ctx *ctx, const float *dout, float *dinput);
+
+/* Views for multi-resolution multi-crop (SwAV's resnet50.py: the backbone runs once per run of
+ * same-sized crops, the head once on the concatenated features). A view shares m's parameter,
+ * gradient and buffer storage (and its SyncBN hook and BN counter); it owns only its node list.
+ * backbone_view: nodes input..feat_node with spatial shapes inferred for image_size x image_size
+ * (out_node = feat_node); UNMIX_ERR_CONFIG when a layer's output would be empty.
+ * head_view: an input of the feature size, then the head (embed_node, out_node as in m).
+ * Destroy views with unmix_model_destroy before their owner. */
+unmix_status unmix_model_backbone_view(struct unmix_model *m, int image_size, struct unmix_model **out);
+unmix_status unmix_model_head_view(struct unmix_model *m, struct unmix_model **out);
 
 void unmix_model_zero_grad(struct unmix_model *m);
 /* Marks params of nodes [first, last) frozen (no gradients). */

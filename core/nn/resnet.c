@@ -278,10 +278,89 @@ unmix_status unmix_model_create(const struct unmix_model_spec *spec, const struc
 
 void unmix_model_destroy(struct unmix_model *m) {
   if (!m) return;
-  unmix_param_store_free(&m->params);
-  unmix_param_store_free(&m->buffers);
+  if (!m->owner) { /* a view's stores belong to its owner */
+    unmix_param_store_free(&m->params);
+    unmix_param_store_free(&m->buffers);
+  }
   free(m->nodes);
   free(m);
+}
+
+static struct unmix_model *view_of(struct unmix_model *m, int first, int last) {
+  struct unmix_model *v = unmix_xcalloc(1, sizeof *v);
+  *v = *m;
+  v->owner = m->owner ? m->owner : m;
+  v->bn_batches_tracked = 0;
+  v->n_nodes = v->cap_nodes = last - first;
+  v->nodes = unmix_xmalloc(sizeof *v->nodes * (size_t)v->n_nodes);
+  memcpy(v->nodes, m->nodes + first, sizeof *v->nodes * (size_t)v->n_nodes);
+  return v;
+}
+
+unmix_status unmix_model_backbone_view(struct unmix_model *m, int image_size, struct unmix_model **out) {
+  *out = NULL;
+  struct unmix_model *v = view_of(m, 0, m->feat_node + 1);
+  v->feat_node = v->embed_node = v->out_node = m->feat_node;
+  v->nodes[0].h = v->nodes[0].w = image_size;
+  for (int i = 1; i < v->n_nodes; i++) {
+    struct unmix_node *nd = &v->nodes[i];
+    const struct unmix_node *a = &v->nodes[nd->in[0]];
+    switch (nd->kind) {
+      case UNMIX_NODE_CONV:
+        nd->h = (a->h + 2 * nd->pad - nd->r) / nd->stride + 1;
+        nd->w = (a->w + 2 * nd->pad - nd->s) / nd->stride + 1;
+        break;
+      case UNMIX_NODE_MAXPOOL:
+        nd->h = (a->h + 2 * nd->pad - nd->k) / nd->stride + 1;
+        nd->w = (a->w + 2 * nd->pad - nd->k) / nd->stride + 1;
+        break;
+      case UNMIX_NODE_PAD:
+        nd->h = a->h + 2 * nd->pad;
+        nd->w = a->w + 2 * nd->pad;
+        break;
+      case UNMIX_NODE_AVGPOOL: nd->h = nd->w = 1; break;
+      case UNMIX_NODE_LINEAR:
+        unmix_model_destroy(v);
+        return unmix_error_set(UNMIX_ERR_CONFIG, "%s: a linear layer inside the backbone cannot change resolution",
+                               nd->name);
+      default: nd->h = a->h, nd->w = a->w; break;
+    }
+    if (nd->h < 1 || nd->w < 1 || a->h < 1) {
+      unmix_model_destroy(v);
+      return unmix_error_set(UNMIX_ERR_CONFIG, "crops of %dx%d are too small for %s: layer %s would be empty",
+                             image_size, image_size, m->arch_name, nd->name);
+    }
+  }
+  *out = v;
+  return UNMIX_OK;
+}
+
+unmix_status unmix_model_head_view(struct unmix_model *m, struct unmix_model **out) {
+  *out = NULL;
+  const int f = m->feat_node;
+  if (m->out_node <= f) return unmix_error_set(UNMIX_ERR_CONFIG, "%s has no head to view", m->arch_name);
+  struct unmix_model *v = view_of(m, f, m->n_nodes);
+  struct unmix_node *in = &v->nodes[0];
+  const int c = in->h * in->w * in->c;
+  memset(in, 0, sizeof *in);
+  in->kind = UNMIX_NODE_INPUT;
+  in->in[0] = in->in[1] = -1;
+  in->weight = in->bias = in->rmean = in->rvar = -1;
+  in->splits = 1;
+  in->h = in->w = 1;
+  in->c = c;
+  snprintf(in->name, sizeof in->name, "features");
+  for (int i = 1; i < v->n_nodes; i++)
+    for (int j = 0; j < 2; j++)
+      if (v->nodes[i].in[j] >= 0) {
+        UNMIX_REQUIRE(v->nodes[i].in[j] >= f, "head node %s reads a backbone node", v->nodes[i].name);
+        v->nodes[i].in[j] -= f;
+      }
+  v->feat_node = 0;
+  v->embed_node = m->embed_node - f;
+  v->out_node = m->out_node - f;
+  *out = v;
+  return UNMIX_OK;
 }
 
 void unmix_model_zero_grad(struct unmix_model *m) { m->be->fill(m->params.total, 0.0f, m->params.grad); }
