@@ -52,7 +52,35 @@ t1=$(date +%s.%N)
 DUR=$(echo "$t1 - $t0" | bc)
 echo "soak: uninterrupted run: $DUR s"
 
-kills=0 tmp_kills=0 finished_early=0
+# compare_to_ref: the soak run against the uninterrupted one, byte for byte; sets rc=1 on a
+# difference. Called for every run that reaches its end (a run that finishes before the kills
+# are used up is compared, then started over), not only the last.
+rc=0
+strip_timing() { # metrics.csv without the columns that measure time
+  awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "images_per_s" || $i == "seconds") skip[i] = 1 }
+           { out = ""; for (i = 1; i <= NF; i++) if (!skip[i]) out = out $i ","; print out }' "$1"
+}
+data_of() { # the tensor bytes of a safetensors file: everything after 8 + header length
+  local n
+  n=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
+  tail -c +$((8 + n + 1)) "$1"
+}
+compare_to_ref() {
+  local what="$1"
+  cmp "$WORK/ref/steps.csv" "$WORK/soak/steps.csv" && echo "soak: $what: steps.csv identical ($(($(wc -l <"$WORK/ref/steps.csv") - 1)) steps)" || rc=1
+  if cmp <(strip_timing "$WORK/ref/metrics.csv") <(strip_timing "$WORK/soak/metrics.csv"); then
+    echo "soak: $what: metrics.csv identical (timing columns aside, $(($(wc -l <"$WORK/ref/metrics.csv") - 1)) epochs)"
+  else rc=1; fi
+  if cmp <(data_of "$WORK/ref/checkpoint.safetensors") <(data_of "$WORK/soak/checkpoint.safetensors"); then
+    echo "soak: $what: checkpoint tensor data identical ($(data_of "$WORK/ref/checkpoint.safetensors" | wc -c) bytes)"
+  else rc=1; fi
+  local left
+  left=$(find "$WORK/soak" -name '*.tmp.*' | wc -l)
+  [ "$left" -eq 0 ] || { echo "soak: $what: $left temp files left behind" >&2; rc=1; }
+  grep -q "status: finished" "$WORK/soak/status.yaml" || { echo "soak: $what: status.yaml is not finished" >&2; rc=1; }
+}
+
+kills=0 tmp_kills=0 finished_early=0 seg_start=0 segments=0
 while [ "$kills" -lt "$N" ]; do
   # a simple command in the background: $! is the unmix process itself, which the kill must hit
   "$BIN" train "$MAN" "${SETS[@]}" --quiet --out "$WORK/soak" --resume 2>>"$WORK/soak.err" &
@@ -73,33 +101,18 @@ while [ "$kills" -lt "$N" ]; do
   fi
   wait "$pid" 2>/dev/null || true
   if grep -q "status: finished" "$WORK/soak/status.yaml" 2>/dev/null; then
+    segments=$((segments + 1))
+    compare_to_ref "run $segments ($((kills - seg_start)) kills)"
+    seg_start=$kills
     echo "soak: the run finished after $kills kills; starting it over (--restart) to use the remaining kills"
     train --out "$WORK/soak" --restart --stop-after-steps 1 2>>"$WORK/soak.err" || true
     rm -rf "$WORK"/soak/previous-*
   fi
 done
 train --out "$WORK/soak" --resume 2>>"$WORK/soak.err"
-echo "soak: $kills SIGKILLs ($tmp_kills during a checkpoint write), then resumed to the end"
+segments=$((segments + 1))
+echo "soak: $kills SIGKILLs ($tmp_kills during a checkpoint write) over $segments runs, each resumed to the end"
+compare_to_ref "run $segments ($((kills - seg_start)) kills)"
 
-rc=0
-cmp "$WORK/ref/steps.csv" "$WORK/soak/steps.csv" && echo "soak: steps.csv identical ($(($(wc -l <"$WORK/ref/steps.csv") - 1)) steps)" || rc=1
-strip_timing() { # metrics.csv without the columns that measure time
-  awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "images_per_s" || $i == "seconds") skip[i] = 1 }
-           { out = ""; for (i = 1; i <= NF; i++) if (!skip[i]) out = out $i ","; print out }' "$1"
-}
-if cmp <(strip_timing "$WORK/ref/metrics.csv") <(strip_timing "$WORK/soak/metrics.csv"); then
-  echo "soak: metrics.csv identical (timing columns aside, $(($(wc -l <"$WORK/ref/metrics.csv") - 1)) epochs)"
-else rc=1; fi
-data_of() { # the tensor bytes of a safetensors file: everything after 8 + header length
-  local n
-  n=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
-  tail -c +$((8 + n + 1)) "$1"
-}
-if cmp <(data_of "$WORK/ref/checkpoint.safetensors") <(data_of "$WORK/soak/checkpoint.safetensors"); then
-  echo "soak: checkpoint tensor data identical ($(data_of "$WORK/ref/checkpoint.safetensors" | wc -c) bytes)"
-else rc=1; fi
-left=$(find "$WORK/soak" -name '*.tmp.*' | wc -l)
-[ "$left" -eq 0 ] || { echo "soak: $left temp files left behind" >&2; rc=1; }
-grep -q "status: finished" "$WORK/soak/status.yaml" || { echo "soak: status.yaml is not finished" >&2; rc=1; }
-[ $rc -eq 0 ] && echo "soak: PASS" || echo "soak: FAIL (see $WORK)"
+[ $rc -eq 0 ] && echo "soak: PASS ($segments runs compared, $kills kills)" || echo "soak: FAIL (see $WORK)"
 exit $rc
