@@ -138,7 +138,7 @@ START_TEST(test_out_of_range_names_option_and_range) {
   fails_with("--x 1", "--x must be a number in [0, 1), got '1'");
   fails_with("--x nan", "--x must be a number in [0, 1)");
   fails_with("--mode middle", "--mode must be first or last, got 'middle'");
-  fails_with("--protocol cifar", "--protocol must be imagenet, swav-cifar or moco-cifar, got 'cifar'");
+  fails_with("--protocol cifar", "--protocol must be imagenet, swav-cifar, moco-cifar or swav-imagenet, got 'cifar'");
   fails_with("--list 1,10", "--list must be a comma-separated list of at most 4 integers in 1..9, got '1,10'");
   fails_with("--list 1,2,3,4,5", "at most 4 integers");
   fails_with("--list 1,,2", "--list must be");
