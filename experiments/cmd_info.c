@@ -31,6 +31,7 @@ int unmix_cmd_info(int argc, char **argv) {
   for (const char *const *n = unmix_backend_names(); *n; n++) {
     const struct unmix_backend *be;
     if (unmix_backend_get(*n, &be) != UNMIX_OK) {
+      printf("%s\n", unmix_error_message());
       unmix_error_clear();
       continue;
     }

@@ -220,6 +220,45 @@ START_TEST(test_info_says_which_kernels) {
 }
 END_TEST
 
+/* UNMIX_CPU_CONV=onednn: oneDNN's fp32 convolutions agree with the reference path to fp32
+ * summation order (normalised error <= 1e-5) in all three passes, dw accumulated. */
+START_TEST(test_fp32_onednn_conv_matches_reference) {
+  if (!unmix_dnn_compiled()) {
+    printf("SKIPPED (built without oneDNN): test_fp32_onednn_conv_matches_reference\n");
+    return;
+  }
+  const struct unmix_backend *be = unmix_test_cpu();
+  struct unmix_conv_geom g;
+  unmix_conv_geom_init(&g, 3, 9, 7, 32, 48, 3, 3, 2, 1);
+  const size_t nx = (size_t)3 * 9 * 7 * 32, nw = (size_t)48 * 9 * 32, ny = (size_t)3 * g.p * g.q * 48;
+  float *x = ops_rand(nx, 21, -1, 1), *wt = ops_rand(nw, 22, -1, 1), *dy = ops_rand(ny, 23, -1, 1);
+  const size_t nout[3] = {ny, nx, nw};
+  for (int pass = 0; pass < 3; pass++) {
+    float *ref = ops_const(nout[pass], 0.5f), *got = ops_const(nout[pass], 0.5f);
+    if (pass == 0) be->conv2d_forward(&g, x, wt, ref);
+    else if (pass == 1) be->conv2d_backward_data(&g, dy, wt, ref);
+    else be->conv2d_backward_weight(&g, dy, x, ref);
+    ck_assert_msg(unmix_dnn_conv((enum unmix_dnn_pass)pass, UNMIX_DNN_F32, &g, pass == 0 ? x : dy,
+                                 pass == 2 ? x : wt, got),
+                  "no fp32 oneDNN kernel for pass %d", pass);
+    ck_assert(unmix_guard_ok(got, nout[pass]));
+    const double e = nerr(got, ref, nout[pass]);
+    ck_assert_msg(e <= 1e-5, "fp32 oneDNN conv pass %d: normalised error %.3g vs the reference", pass, e);
+    unmix_guarded_free(ref);
+    unmix_guarded_free(got);
+  }
+  unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(dy);
+  /* the setting: named in `unmix info`, and a wrong value is refused with the choices */
+  char *out = NULL;
+  ck_assert_int_eq(unmix_test_sh("UNMIX_CPU_CONV=onednn \"$UNMIX_BIN\" info 2>&1", &out), 0);
+  unmix_test_expect(out, "cpu fp32: conv oneDNN (UNMIX_CPU_CONV=onednn");
+  free(out);
+  ck_assert_int_eq(unmix_test_sh("UNMIX_CPU_CONV=fast \"$UNMIX_BIN\" info 2>&1", &out), 0);
+  unmix_test_expect(out, "backend 'cpu' is unavailable: UNMIX_CPU_CONV='fast': expected reference or onednn");
+  free(out);
+}
+END_TEST
+
 /* 20 steps of MoCo + Un-Mix (symmetric, region and global mixtures as drawn) at a tiny size
  * (ResNet-18 width 16, batch 16 of 16x16, K 64), fp32 and bf16 from the same initialisation,
  * batches and mixture draws. Stated bound: each step's bf16 loss within 8% of fp32's and
@@ -296,7 +335,7 @@ END_TEST
 
 static Suite *make_suite(void) {
   Suite *s = suite_create("backend_onednn");
-  TCase *tc = tcase_create("bf16");
+  TCase *tc = tcase_create("ops");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_supports_op_bf16_truthful);
   tcase_add_test(tc, test_info_says_which_kernels);
@@ -306,8 +345,12 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_bf16_conv_stem_follows_supports_op);
   tcase_add_test(tc, test_bf16_gemm);
   tcase_add_test(tc, test_bf16_linear);
-  tcase_add_test(tc, test_bf16_moco_unmix_loss_curve);
+  tcase_add_test(tc, test_fp32_onednn_conv_matches_reference);
   suite_add_tcase(s, tc);
+  TCase *curve = tcase_create("loss_curve"); /* the slow one: CK_RUN_CASE=ops skips it */
+  tcase_set_timeout(curve, 900);
+  tcase_add_test(curve, test_bf16_moco_unmix_loss_curve);
+  suite_add_tcase(s, curve);
   return s;
 }
 

@@ -9,8 +9,27 @@
 #include "core/util/blas.h"
 #include "core/util/log.h"
 
+static bool g_conv_onednn; /* UNMIX_CPU_CONV=onednn: fp32 convolutions through oneDNN */
+
+bool unmix_cpu_conv_onednn(void) { return g_conv_onednn; }
+
+/* UNMIX_CPU_CONV selects the fp32 convolution kernels: `reference` (the default: im2col +
+ * OpenBLAS SGEMM, bit-identical across thread counts, the oracle) or `onednn` (oneDNN's
+ * direct kernels: reproducible run to run at a fixed thread count, not across counts). */
 static unmix_status cpu_init(void) {
   unmix_blas_init();
+  const char *conv = getenv("UNMIX_CPU_CONV");
+  if (!conv || !*conv || !strcmp(conv, "reference")) {
+    g_conv_onednn = false;
+  } else if (!strcmp(conv, "onednn")) {
+    if (!unmix_dnn_compiled())
+      return unmix_error_set(UNMIX_ERR_UNSUPPORTED,
+                             "UNMIX_CPU_CONV=onednn, but this build has no oneDNN (install libdnnl-dev and rebuild, "
+                             "or unset UNMIX_CPU_CONV)");
+    g_conv_onednn = true;
+  } else {
+    return unmix_error_set(UNMIX_ERR_ARG, "UNMIX_CPU_CONV='%s': expected reference or onednn", conv);
+  }
   return UNMIX_OK;
 }
 static void cpu_shutdown(void) {}
@@ -47,9 +66,14 @@ static void cpu_set_precision(enum unmix_precision p) {
 /* `unmix info`'s lines: the fp32 kernels, then what precision bf16 runs on. */
 static const char *cpu_describe_kernels(void) {
   static char buf[1024];
-  int len = snprintf(buf, sizeof buf,
-                     "cpu fp32: conv im2col + OpenBLAS SGEMM (bit-identical across thread counts), dense OpenBLAS "
-                     "SGEMM\ncpu bf16: ");
+  int len = g_conv_onednn
+                ? snprintf(buf, sizeof buf,
+                           "cpu fp32: conv oneDNN (UNMIX_CPU_CONV=onednn; not bit-identical across thread counts: "
+                           "%s), dense OpenBLAS SGEMM\ncpu bf16: ",
+                           unmix_dnn_sample_impls(UNMIX_DNN_F32))
+                : snprintf(buf, sizeof buf,
+                           "cpu fp32: conv im2col + OpenBLAS SGEMM (UNMIX_CPU_CONV=reference, bit-identical across "
+                           "thread counts), dense OpenBLAS SGEMM\ncpu bf16: ");
   if (len < 0 || (size_t)len >= sizeof buf) return buf;
   if (unmix_dnn_bf16_units())
     snprintf(buf + len, sizeof buf - (size_t)len, "%s; %s", unmix_dnn_describe(),
