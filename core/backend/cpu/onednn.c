@@ -173,6 +173,70 @@ static void reorder(dnnl_primitive_t prim, const dnnl_memory_desc_t *smd, const 
 }
 
 /* ---- convolution plans ------------------------------------------------------------------- */
+struct gemm_plan;
+static struct gemm_plan *gemm_plan_for(bool ta, bool tb, int m, int n, int k, int ldc, float alpha, float beta);
+static bool gemm_run(const struct gemm_plan *p, const uint16_t *a16, const uint16_t *b16, float *c);
+
+/* col[i, (r,s,c)] = x16[n, p*st-pad+r, q*st-pad+s, c] over all n*p*q output rows (0 outside
+ * the image): the bf16 column matrix of the backward-weight GEMM. */
+static void im2col_bf16(const struct unmix_conv_geom *g, const uint16_t *x, uint16_t *col) {
+  const int64_t rsc = (int64_t)g->r * g->s * g->c, sc = (int64_t)g->s * g->c, pq = (int64_t)g->p * g->q;
+  const int64_t total = (int64_t)g->n * pq;
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < total; row++) {
+    const int n = (int)(row / pq), p = (int)(row % pq) / g->q, q = (int)(row % pq) % g->q;
+    const uint16_t *xn = x + (int64_t)n * g->h * g->w * g->c;
+    const int iw0 = q * g->stride - g->pad;
+    const int s_lo = iw0 < 0 ? -iw0 : 0, s_hi = g->w - iw0 < g->s ? g->w - iw0 : g->s;
+    uint16_t *dst = col + row * rsc;
+    for (int r = 0; r < g->r; r++, dst += sc) {
+      const int ih = p * g->stride - g->pad + r;
+      if (ih < 0 || ih >= g->h || s_hi <= s_lo) {
+        memset(dst, 0, sizeof(uint16_t) * sc);
+        continue;
+      }
+      if (s_lo > 0) memset(dst, 0, sizeof(uint16_t) * s_lo * g->c);
+      memcpy(dst + (int64_t)s_lo * g->c, xn + ((int64_t)ih * g->w + iw0 + s_lo) * g->c,
+             sizeof(uint16_t) * (s_hi - s_lo) * g->c);
+      if (s_hi < g->s) memset(dst + (int64_t)s_hi * g->c, 0, sizeof(uint16_t) * (g->s - s_hi) * g->c);
+    }
+  }
+}
+
+/* bf16 backward-weight as one GEMM on the AMX matmul: dW (k, rsc) += dy^T (k, npq) . col
+ * (npq, rsc). oneDNN 2.6's direct AMX backward-weight kernel on NHWC runs at a fraction of
+ * its forward speed on small maps (`unmix bench ops --precision bf16 --batch 32` on a loaded
+ * 2-core Sapphire Rapids: 8x8 and 4x4 at 7-9% of the bf16 GEMM figure, forward 20-97%; the
+ * GEMM form 5-20x faster than direct at 16x16 and below, slower at 32x32, in alternating
+ * runs), where the column matrix is small: this path is used for output maps of <= 256
+ * positions. UNMIX_DNN_BWDW=gemm|direct forces one form (for measuring). */
+static int g_bwdw_gemm = -1; /* UNMIX_DNN_BWDW=gemm|direct (measurement switch); -1: by size */
+static bool bwdw_by_gemm(const struct unmix_conv_geom *g) {
+  if (g_bwdw_gemm < 0) {
+    const char *e = getenv("UNMIX_DNN_BWDW");
+    g_bwdw_gemm = !e ? 2 : !strcmp(e, "gemm") ? 1 : !strcmp(e, "direct") ? 0 : 2;
+  }
+  if (g_bwdw_gemm != 2) return g_bwdw_gemm == 1;
+  return (int64_t)g->p * g->q <= 256; /* 16x16 and smaller output maps */
+}
+static bool bwdw_gemm(const struct unmix_conv_geom *g, const float *dy, const float *x, float *dwt) {
+  const int64_t rsc = (int64_t)g->r * g->s * g->c, npq = (int64_t)g->n * g->p * g->q;
+  const size_t nx = (size_t)g->n * g->h * g->w * g->c;
+  if (npq > INT32_MAX || rsc > INT32_MAX) return false;
+  struct gemm_plan *gp = gemm_plan_for(true, false, g->k, (int)rsc, (int)npq, (int)rsc, 1.0f, 1.0f);
+  uint16_t *dy16 = buf(BUF_A, sizeof(uint16_t) * (size_t)npq * g->k);
+  uint16_t *x16 = buf(BUF_B, sizeof(uint16_t) * nx);
+  to_bf16_n((size_t)npq * g->k, dy, dy16);
+  to_bf16_n(nx, x, x16);
+  const bool pointwise = g->r == 1 && g->s == 1 && g->stride == 1 && g->pad == 0;
+  const uint16_t *col = x16;
+  if (!pointwise) {
+    uint16_t *c16 = buf(BUF_C, sizeof(uint16_t) * (size_t)(npq * rsc));
+    im2col_bf16(g, x16, c16);
+    col = c16;
+  }
+  return gemm_run(gp, dy16, col, dwt);
+}
 struct conv_plan {
   struct unmix_conv_geom g;
   enum unmix_dnn_type t;
@@ -358,6 +422,7 @@ bool unmix_dnn_conv(enum unmix_dnn_pass pass, enum unmix_dnn_type t, const struc
     dnnl_memory_destroy(mo);
     return true;
   }
+  if (t == UNMIX_DNN_BF16 && bwdw_by_gemm(g) && bwdw_gemm(g, a, b, out)) return true;
   void *dy = buf(BUF_A, dnnl_memory_desc_get_size(&p->md_a[pass]));
   void *x = buf(BUF_B, dnnl_memory_desc_get_size(&p->md_b[pass]));
   reorder(p->dy_reorder, &p->user_dy, a, &p->md_a[pass], dy);
@@ -429,6 +494,17 @@ static struct gemm_plan *gemm_plan_for(bool ta, bool tb, int m, int n, int k, in
   return p;
 }
 
+static bool gemm_run(const struct gemm_plan *p, const uint16_t *a16, const uint16_t *b16, float *c) {
+  if (!p->prim) return false;
+  dnnl_memory_t ma = mem(&p->a, a16), mb = mem(&p->b, b16), mc = mem(&p->c, c);
+  const dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+  run(p->prim, 3, args);
+  dnnl_memory_destroy(ma);
+  dnnl_memory_destroy(mb);
+  dnnl_memory_destroy(mc);
+  return true;
+}
+
 bool unmix_dnn_gemm_bf16(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                          int ldb, float beta, float *c, int ldc) {
   if (!ready() || m <= 0 || n <= 0 || k <= 0) return false;
@@ -439,13 +515,7 @@ bool unmix_dnn_gemm_bf16(bool ta, bool tb, int m, int n, int k, float alpha, con
   uint16_t *b16 = buf(BUF_B, sizeof(uint16_t) * (size_t)(brows * bcols));
   to_bf16_mat(arows, acols, lda, a, a16);
   to_bf16_mat(brows, bcols, ldb, b, b16);
-  dnnl_memory_t ma = mem(&p->a, a16), mb = mem(&p->b, b16), mc = mem(&p->c, c);
-  const dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-  run(p->prim, 3, args);
-  dnnl_memory_destroy(ma);
-  dnnl_memory_destroy(mb);
-  dnnl_memory_destroy(mc);
-  return true;
+  return gemm_run(p, a16, b16, c);
 }
 
 const char *unmix_dnn_sample_impls(enum unmix_dnn_type t) {
@@ -459,6 +529,9 @@ const char *unmix_dnn_sample_impls(enum unmix_dnn_type t) {
     unmix_dnn_conv_ok((enum unmix_dnn_pass)pass, t, &g3, &i3[pass]);
     unmix_dnn_conv_ok((enum unmix_dnn_pass)pass, t, &g1, &i1[pass]);
   }
+  /* what actually runs backward-weight in bf16 on these (small) maps */
+  if (t == UNMIX_DNN_BF16 && bwdw_by_gemm(&g3)) i3[2] = "im2col + matmul";
+  if (t == UNMIX_DNN_BF16 && bwdw_by_gemm(&g1)) i1[2] = "im2col + matmul";
   int len = snprintf(line, sizeof line, "conv 3x3 fwd %s, bwd-data %s, bwd-weights %s; conv 1x1/2 fwd %s, bwd-data %s, "
                      "bwd-weights %s", i3[0], i3[1], i3[2], i1[0], i1[1], i1[2]);
   if (t == UNMIX_DNN_BF16 && len > 0 && (size_t)len < sizeof line) {
