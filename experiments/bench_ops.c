@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/backend/backend.h"
+#include "core/io/manifest.h"
 #include "core/util/blas.h"
 #include "core/util/rng.h"
 #include "core/util/timer.h"
@@ -69,17 +70,25 @@ int unmix_bench_ops(int argc, char **argv) {
   const char *backend = "cpu";
   int batch = 256;
   double secs = 1.0;
+  enum unmix_precision prec = UNMIX_PREC_FP32;
   static const struct option opts[] = {{"backend", required_argument, 0, 'b'},
+                                       {"precision", required_argument, 0, 'p'},
                                        {"batch", required_argument, 0, 'n'},
                                        {"seconds", required_argument, 0, 's'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   int o;
   optind = 1;
-  while ((o = getopt_long(argc, argv, "b:n:s:h", opts, NULL)) != -1) {
+  while ((o = getopt_long(argc, argv, "b:p:n:s:h", opts, NULL)) != -1) {
     char *end = NULL;
     switch (o) {
       case 'b': backend = optarg; break;
+      case 'p':
+        if (!strcmp(optarg, "fp32")) prec = UNMIX_PREC_FP32;
+        else if (!strcmp(optarg, "tf32")) prec = UNMIX_PREC_TF32;
+        else if (!strcmp(optarg, "bf16")) prec = UNMIX_PREC_BF16;
+        else { fprintf(stderr, "unmix bench ops: --precision must be fp32, tf32 or bf16, got '%s'\n", optarg); return 2; }
+        break;
       case 'n':
         batch = (int)strtol(optarg, &end, 10);
         if (!end || *end || batch < 1) { fprintf(stderr, "unmix bench ops: --batch must be a positive integer, got '%s'\n", optarg); return 2; }
@@ -89,11 +98,12 @@ int unmix_bench_ops(int argc, char **argv) {
         if (!end || *end || secs <= 0) { fprintf(stderr, "unmix bench ops: --seconds must be positive, got '%s'\n", optarg); return 2; }
         break;
       case 'h':
-        printf("usage: unmix bench ops [--backend cpu|cuda] [--batch N] [--seconds S]\n\n"
+        printf("usage: unmix bench ops [--backend cpu|cuda] [--precision fp32|tf32|bf16] [--batch N] [--seconds S]\n\n"
                "Measures SGEMM 2048^3 and the three conv2d passes at the ResNet-18 CIFAR 3x3 shapes\n"
                "(64x32x32, 128x16x16, 256x8x8, 512x4x4; batch N, default 256), each repeated for at\n"
                "least S seconds (default 1), and prints GFLOP/s of the best repetition and the share\n"
-               "of the SGEMM figure (measured the same way).\n\n"
+               "of the SGEMM figure (measured the same way). --precision sets the backend's math mode\n"
+               "for both (default fp32; `unmix info` says which kernels each mode runs).\n\n"
                "example: unmix bench ops --batch 64 --seconds 2\n");
         return 0;
       default: return 2;
@@ -102,6 +112,7 @@ int unmix_bench_ops(int argc, char **argv) {
   if (optind < argc) { fprintf(stderr, "unmix bench ops: unexpected argument '%s'\n", argv[optind]); return 2; }
   const struct unmix_backend *be;
   if (unmix_backend_get(backend, &be) != UNMIX_OK) return unmix_cmd_fail("bench ops");
+  be->set_precision(prec);
   if (be->device == UNMIX_DEVICE_CPU)
     printf("backend cpu: %s\n", unmix_blas_describe());
   else
@@ -112,7 +123,7 @@ int unmix_bench_ops(int argc, char **argv) {
   if (!ga.a || !ga.b || !ga.c) { fprintf(stderr, "unmix bench ops: out of memory\n"); return 1; }
   double tg = time_it(run_gemm, &ga, be, secs);
   double gemm_gflops = 2.0 * 2048.0 * 2048.0 * 2048.0 / tg / 1e9;
-  printf("%-28s %10.1f GFLOP/s\n", "sgemm 2048^3", gemm_gflops);
+  printf("%-28s %10.1f GFLOP/s (precision %s)\n", "gemm 2048^3", gemm_gflops, unmix_precision_name(prec));
   be->free(ga.a); be->free(ga.b); be->free(ga.c);
 
   static const int shapes[][2] = {{64, 32}, {128, 16}, {256, 8}, {512, 4}};

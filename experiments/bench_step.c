@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backend/profile.h"
 #include "core/data/recipe.h"
 #include "core/io/manifest.h"
 #include "core/methods/method.h"
@@ -62,19 +63,21 @@ static double gemm_peak(const struct unmix_backend *be, int n, double seconds) {
 int unmix_bench_step(int argc, char **argv) {
   const char **sets = calloc((size_t)argc + 2, sizeof *sets);
   char backend_set[64] = "";
-  int nsets = 0, steps = 10, warmup = 2, batch = 0, rc = 2;
+  int nsets = 0, steps = 10, warmup = 2, batch = 0, rc = 2, profile = 0;
   double gemm_seconds = 1.0;
   static const struct option opts[] = {{"set", required_argument, 0, 's'},   {"backend", required_argument, 0, 'b'},
                                        {"steps", required_argument, 0, 'n'}, {"warmup", required_argument, 0, 'w'},
-                                       {"batch", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
+                                       {"batch", required_argument, 0, 'B'}, {"profile", no_argument, 0, 'P'},
+                                       {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   optind = 1;
   int o;
-  while ((o = getopt_long(argc, argv, "s:b:n:w:B:h", opts, NULL)) != -1) {
+  while ((o = getopt_long(argc, argv, "s:b:n:w:B:Ph", opts, NULL)) != -1) {
     char *end = NULL;
     long v;
     switch (o) {
       case 's': sets[nsets++] = optarg; break;
+      case 'P': profile = 1; break;
       case 'b':
         snprintf(backend_set, sizeof backend_set, "backend=%s", optarg);
         sets[nsets++] = backend_set;
@@ -93,12 +96,15 @@ int unmix_bench_step(int argc, char **argv) {
         break;
       case 'h':
         printf("usage: unmix bench step MANIFEST [--set k=v]... [--backend auto|cpu|cuda] [--batch B] [--steps N] "
-               "[--warmup W]\n\n"
+               "[--warmup W] [--profile]\n\n"
                "Times N training steps (after W warm-up steps) of the manifest's method on synthetic\n"
                "batches of its image size (no data loading) and prints images/s, ms/step, achieved\n"
                "TFLOP/s (model FLOPs: conv+linear, backward = 2x forward) next to the SGEMM 4096^3 peak\n"
                "measured in the same run, device memory held by the method, and the projected wall time\n"
-               "of the manifest's full run. --batch overrides optim.batch_size.\n\n"
+               "of the manifest's full run. --batch overrides optim.batch_size. --profile times every\n"
+               "backend op of the N steps and prints the time per op family and phase (forward,\n"
+               "backward, other) per step; on a GPU each op then waits for the device, so the step\n"
+               "is slower than unprofiled.\n\n"
                "example: unmix bench step configs/cifar10/moco_sym_unmix.yaml --backend cuda --steps 20\n");
         rc = 0;
         goto out;
@@ -127,6 +133,7 @@ int unmix_bench_step(int argc, char **argv) {
   }
   be->set_precision(cfg.precision);
   be->set_deterministic(cfg.deterministic);
+  if (profile) be = unmix_profile_wrap(be); /* the method sees the timing table */
   const int S = image_size(&cfg), n = cfg.optim.batch_size;
   struct unmix_method *m = NULL;
   if (unmix_method_create(&cfg, be, S, NULL, &m) != UNMIX_OK) {
@@ -166,6 +173,7 @@ int unmix_bench_step(int argc, char **argv) {
          argv[optind], unmix_method_name(cfg.method), unmix_arch_name(cfg.model.arch), cfg.model.width, n, nviews,
          sizes, be->name, unmix_precision_name(cfg.precision));
   if (be->device == UNMIX_DEVICE_CPU) printf("cpu: %s\n", unmix_blas_describe());
+  if (be->describe_kernels) printf("%s\n", be->describe_kernels());
   struct unmix_step_stats st;
   for (int i = 0; i < warmup; i++) {
     if (unmix_method_step(m, &v, i, 0, 0.01f, &st) != UNMIX_OK) {
@@ -174,6 +182,7 @@ int unmix_bench_step(int argc, char **argv) {
     }
   }
   be->synchronize();
+  unmix_profile_reset();
   double best = 1e30, total = 0;
   for (int i = 0; i < steps; i++) {
     double t0 = unmix_now();
@@ -187,6 +196,7 @@ int unmix_bench_step(int argc, char **argv) {
     if (t < best) best = t;
   }
   const double mean = total / steps;
+  if (profile) unmix_profile_print(stdout, steps, mean);
   const double flops = unmix_method_step_flops_per_sample(m) * n;
   const double peak = gemm_peak(be, be->device == UNMIX_DEVICE_CPU ? 2048 : 4096, gemm_seconds);
   const int64_t N = train_size(&cfg);

@@ -26,7 +26,8 @@
 
 enum unmix_device { UNMIX_DEVICE_CPU = 0, UNMIX_DEVICE_CUDA = 1 };
 
-/* GPU precision modes (CPU always computes in fp32). */
+/* Precision modes of the conv and dense families: the GPU has all three; the CPU computes
+ * bf16 on bf16 units (AVX512-BF16/AMX through oneDNN) and fp32 otherwise (no tf32). */
 enum unmix_precision { UNMIX_PREC_FP32 = 0, UNMIX_PREC_TF32 = 1, UNMIX_PREC_BF16 = 2 };
 
 /* Every op of the table, generated from core/backend/ops.def (the one list of ops). */
@@ -92,13 +93,17 @@ struct unmix_backend {
    * plus its explicit exceptions (a precision it does not compute in, a shape its kernels
    * refuse); see unmix_backend_has_op. */
   bool (*supports_op)(enum unmix_op op, const struct unmix_op_query *q);
-  void (*set_precision)(enum unmix_precision p); /* GPU math mode; no-op on CPU */
+  void (*set_precision)(enum unmix_precision p); /* conv/dense math mode */
   /* Deterministic mode: convolutions use only cuDNN algorithms that cuDNN reports as
    * deterministic, chosen by cuDNN's heuristics (not by timing, which can pick a different
    * algorithm from one run to the next). Every other op is deterministic in both modes
    * (fixed-order reductions, no floating-point atomics); the CPU backend always is (fixed
    * thread count). Off by default; can be switched at any time. */
   void (*set_deterministic)(bool on);
+  /* Which kernels run here in the current precision mode, one or more lines for `unmix
+   * info` and logs ("cpu bf16: oneDNN 2.6.3, ISA ..."), or NULL when the backend has no
+   * such description. Optional (a NULL field says nothing). */
+  const char *(*describe_kernels)(void);
   void *(*alloc)(size_t bytes); /* device memory, 64-byte aligned; NULL on failure */
   void (*free)(void *p);
   void *(*alloc_host)(size_t bytes); /* page-locked host memory where the device has it */

@@ -1,26 +1,89 @@
 /* The CPU backend's op table (the reference oracle, generated from ops.def), its memory
- * functions and scratch buffers. */
+ * functions, scratch buffers and precision mode (fp32, or bf16 on the CPU's bf16 units
+ * through oneDNN for the conv and dense families). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/backend/cpu/internal.h"
+#include "core/backend/cpu/onednn.h"
 #include "core/util/blas.h"
+#include "core/util/log.h"
 
+static bool g_conv_onednn; /* UNMIX_CPU_CONV=onednn: fp32 convolutions through oneDNN */
+
+bool unmix_cpu_conv_onednn(void) { return g_conv_onednn; }
+
+/* UNMIX_CPU_CONV selects the fp32 convolution kernels: `reference` (the default: im2col +
+ * OpenBLAS SGEMM, bit-identical across thread counts, the oracle) or `onednn` (oneDNN's
+ * direct kernels: reproducible run to run at a fixed thread count, not across counts). */
 static unmix_status cpu_init(void) {
   unmix_blas_init();
+  const char *conv = getenv("UNMIX_CPU_CONV");
+  if (!conv || !*conv || !strcmp(conv, "reference")) {
+    g_conv_onednn = false;
+  } else if (!strcmp(conv, "onednn")) {
+    if (!unmix_dnn_compiled())
+      return unmix_error_set(UNMIX_ERR_UNSUPPORTED,
+                             "UNMIX_CPU_CONV=onednn, but this build has no oneDNN (install libdnnl-dev and rebuild, "
+                             "or unset UNMIX_CPU_CONV)");
+    g_conv_onednn = true;
+  } else {
+    return unmix_error_set(UNMIX_ERR_ARG, "UNMIX_CPU_CONV='%s': expected reference or onednn", conv);
+  }
   return UNMIX_OK;
 }
 static void cpu_shutdown(void) {}
 extern const struct unmix_backend unmix_backend_cpu;
 
-/* Every op of the table, in fp32 only: the CPU has no tf32/bf16 arithmetic, so it says no
- * rather than silently computing something more exact than was asked for. */
+static enum unmix_precision g_prec = UNMIX_PREC_FP32;
+
+bool unmix_cpu_bf16_active(void) { return g_prec == UNMIX_PREC_BF16 && unmix_dnn_bf16_units(); }
+
+/* Every op of the table in fp32. bf16 for the conv and dense families where the CPU has
+ * bf16 units and oneDNN a kernel for the geometry (the first conv of a network with 3 input
+ * channels may have none: it then runs fp32, and says so here). No tf32: the CPU has no
+ * such arithmetic, so it says no rather than computing something more exact than asked. */
 static bool cpu_supports_op(enum unmix_op op, const struct unmix_op_query *q) {
   if (!unmix_backend_has_op(&unmix_backend_cpu, op)) return false;
-  if (q && q->prec != UNMIX_PREC_FP32 && unmix_op_uses_precision(op)) return false;
+  if (!q || q->prec == UNMIX_PREC_FP32 || !unmix_op_uses_precision(op)) return true;
+  if (q->prec != UNMIX_PREC_BF16 || !unmix_dnn_bf16_units()) return false;
+  if (q->conv) {
+    const enum unmix_dnn_pass pass = op == UNMIX_OP_CONV2D_FORWARD       ? UNMIX_DNN_FWD
+                                     : op == UNMIX_OP_CONV2D_BACKWARD_DATA ? UNMIX_DNN_BWD_DATA
+                                                                           : UNMIX_DNN_BWD_WEIGHT;
+    return unmix_dnn_conv_ok(pass, UNMIX_DNN_BF16, q->conv, NULL);
+  }
   return true;
 }
-static void cpu_set_precision(enum unmix_precision p) { (void)p; }
+
+/* tf32 has no CPU arithmetic and runs fp32 (as the manifest's default, tf32, always did on
+ * the CPU); bf16 without bf16 units runs fp32 too, with a warning saying why. */
+static void cpu_set_precision(enum unmix_precision p) {
+  g_prec = p;
+  if (p == UNMIX_PREC_BF16 && !unmix_dnn_bf16_units())
+    unmix_log_warn("cpu: precision bf16 asked for, but %s: running fp32", unmix_dnn_describe());
+}
+/* `unmix info`'s lines: the fp32 kernels, then what precision bf16 runs on. */
+static const char *cpu_describe_kernels(void) {
+  static char buf[1024];
+  int len = g_conv_onednn
+                ? snprintf(buf, sizeof buf,
+                           "cpu fp32: conv oneDNN (UNMIX_CPU_CONV=onednn; not bit-identical across thread counts: "
+                           "%s), dense OpenBLAS SGEMM\ncpu bf16: ",
+                           unmix_dnn_sample_impls(UNMIX_DNN_F32))
+                : snprintf(buf, sizeof buf,
+                           "cpu fp32: conv im2col + OpenBLAS SGEMM (UNMIX_CPU_CONV=reference, bit-identical across "
+                           "thread counts), dense OpenBLAS SGEMM\ncpu bf16: ");
+  if (len < 0 || (size_t)len >= sizeof buf) return buf;
+  if (unmix_dnn_bf16_units())
+    snprintf(buf + len, sizeof buf - (size_t)len, "%s; %s", unmix_dnn_describe(),
+             unmix_dnn_sample_impls(UNMIX_DNN_BF16));
+  else if (!unmix_dnn_compiled())
+    snprintf(buf + len, sizeof buf - (size_t)len, "fp32 (%s)", unmix_dnn_describe());
+  else
+    snprintf(buf + len, sizeof buf - (size_t)len, "no bf16 units: fp32 (%s)", unmix_dnn_describe());
+  return buf;
+}
 static void cpu_set_deterministic(bool on) { (void)on; }
 
 static void *cpu_alloc(size_t bytes) {
@@ -58,6 +121,7 @@ const struct unmix_backend unmix_backend_cpu = {
     .supports_op = cpu_supports_op,
     .set_precision = cpu_set_precision,
     .set_deterministic = cpu_set_deterministic,
+    .describe_kernels = cpu_describe_kernels,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .alloc_host = cpu_alloc,

@@ -4,12 +4,17 @@
  * single-threaded SGEMM (OpenBLAS runs single-threaded inside a parallel region). Every
  * output element therefore comes from the same sequence of operations whatever the
  * thread count: results are bit-for-bit independent of it.
+ * With precision bf16 on a CPU with bf16 units the three passes go to oneDNN instead
+ * (onednn.h: bf16 operands, fp32 accumulation), except for geometries it has no kernel for;
+ * UNMIX_CPU_CONV=onednn sends the fp32 passes there too (not bit-identical across thread
+ * counts; this file's path stays the default and the oracle).
  * Accumulation: dwt +=, dx =. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
 #include "core/backend/cpu/internal.h"
+#include "core/backend/cpu/onednn.h"
 
 /* Tile size: SGEMM re-packs the filter matrix for every tile, so a tile has at least
  * TILE_MIN_ROWS rows (at the ResNet-18 shapes 256..1024 rows measured alike, fewer was
@@ -85,6 +90,8 @@ static void col2im_images(const struct unmix_conv_geom *g, const float *col, int
 }
 
 void unmix_cpu_conv2d_forward(const struct unmix_conv_geom *g, const float *x, const float *wt, float *y) {
+  if (unmix_cpu_bf16_active() && unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_BF16, g, x, wt, y)) return;
+  if (unmix_cpu_conv_onednn() && unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_F32, g, x, wt, y)) return;
   const int64_t rsc = (int64_t)g->r * g->s * g->c, total = (int64_t)g->n * g->p * g->q;
   const int64_t tr = tile_rows(g), ntiles = (total + tr - 1) / tr;
   const int pw = is_pointwise(g);
@@ -104,6 +111,8 @@ void unmix_cpu_conv2d_forward(const struct unmix_conv_geom *g, const float *x, c
 }
 
 void unmix_cpu_conv2d_backward_data(const struct unmix_conv_geom *g, const float *dy, const float *wt, float *dx) {
+  if (unmix_cpu_bf16_active() && unmix_dnn_conv(UNMIX_DNN_BWD_DATA, UNMIX_DNN_BF16, g, dy, wt, dx)) return;
+  if (unmix_cpu_conv_onednn() && unmix_dnn_conv(UNMIX_DNN_BWD_DATA, UNMIX_DNN_F32, g, dy, wt, dx)) return;
   const int64_t rsc = (int64_t)g->r * g->s * g->c;
   if (is_pointwise(g)) { /* dx = dy . W by row tiles, no columns */
     const int64_t total = (int64_t)g->n * g->h * g->w, tr = tile_rows(g), ntiles = (total + tr - 1) / tr;
@@ -134,6 +143,8 @@ void unmix_cpu_conv2d_backward_data(const struct unmix_conv_geom *g, const float
 }
 
 void unmix_cpu_conv2d_backward_weight(const struct unmix_conv_geom *g, const float *dy, const float *x, float *dwt) {
+  if (unmix_cpu_bf16_active() && unmix_dnn_conv(UNMIX_DNN_BWD_WEIGHT, UNMIX_DNN_BF16, g, dy, x, dwt)) return;
+  if (unmix_cpu_conv_onednn() && unmix_dnn_conv(UNMIX_DNN_BWD_WEIGHT, UNMIX_DNN_F32, g, dy, x, dwt)) return;
   const int64_t rsc = (int64_t)g->r * g->s * g->c, nw = rsc * g->k, total = (int64_t)g->n * g->p * g->q;
   const int64_t tr = tile_rows(g), ntiles = (total + tr - 1) / tr;
   const int lanes = ntiles < LANES ? (int)ntiles : LANES;

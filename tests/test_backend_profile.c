@@ -1,0 +1,71 @@
+/* The op profiler (core/backend/profile.c): the wrapped table forwards every argument to the
+ * real op (same results, bit for bit), counts each call once under its op, leaves the plain
+ * table untouched, and `unmix bench step --profile` prints the per-family table. */
+#include "core/backend/profile.h"
+#include "tests/test_backend_common.h"
+
+START_TEST(test_profile_forwards_and_counts) {
+  const struct unmix_backend *cpu = unmix_test_cpu();
+  const struct unmix_backend *be = unmix_profile_wrap(cpu);
+  ck_assert_ptr_ne(be, cpu);
+  ck_assert_str_eq(be->name, "cpu");
+  struct unmix_conv_geom g;
+  unmix_conv_geom_init(&g, 2, 7, 5, 3, 4, 3, 3, 1, 1);
+  const size_t nx = 2 * 7 * 5 * 3, nw = 4 * 27, ny = 2 * 7 * 5 * 4;
+  float *x = ops_rand(nx, 1, -1, 1), *w = ops_rand(nw, 2, -1, 1), *y0 = ops_const(ny, 0), *y1 = ops_const(ny, 0);
+  cpu->conv2d_forward(&g, x, w, y0);
+  for (int i = 0; i < 3; i++) be->conv2d_forward(&g, x, w, y1);
+  ck_assert_msg(memcmp(y0, y1, ny * sizeof(float)) == 0, "the wrapped conv gives another result");
+  /* an op with many scalar arguments of one type: a swapped argument would show */
+  float *c0 = ops_rand(35, 3, -1, 1), *c1 = ops_const(35, 0);
+  memcpy(c1, c0, 35 * sizeof(float));
+  cpu->gemm(true, false, 5, 7, 3, 0.5f, x, 5, w, 7, 0.25f, c0, 7);
+  be->gemm(true, false, 5, 7, 3, 0.5f, x, 5, w, 7, 0.25f, c1, 7);
+  ck_assert_msg(memcmp(c0, c1, 35 * sizeof(float)) == 0, "the wrapped gemm gives another result");
+  ck_assert_int_eq(unmix_profile_calls(UNMIX_OP_CONV2D_FORWARD), 3);
+  ck_assert_int_eq(unmix_profile_calls(UNMIX_OP_GEMM), 1);
+  ck_assert_int_eq(unmix_profile_calls(UNMIX_OP_RELU_FORWARD), 0);
+  ck_assert(unmix_profile_seconds(UNMIX_OP_CONV2D_FORWARD) > 0.0);
+  /* the plain table is not timed */
+  cpu->conv2d_forward(&g, x, w, y0);
+  ck_assert_int_eq(unmix_profile_calls(UNMIX_OP_CONV2D_FORWARD), 3);
+  ck_assert_str_eq(unmix_op_phase(UNMIX_OP_CONV2D_BACKWARD_DATA), "backward");
+  ck_assert_str_eq(unmix_op_phase(UNMIX_OP_BATCHNORM_FORWARD_TRAIN), "forward");
+  ck_assert_str_eq(unmix_op_phase(UNMIX_OP_SGD_STEP), "other");
+  unmix_profile_reset();
+  ck_assert_int_eq(unmix_profile_calls(UNMIX_OP_CONV2D_FORWARD), 0);
+  unmix_guarded_free(x); unmix_guarded_free(w); unmix_guarded_free(y0); unmix_guarded_free(y1);
+  unmix_guarded_free(c0); unmix_guarded_free(c1);
+}
+END_TEST
+
+/* One tiny step through the command: the table lists the conv and norm families in both
+ * phases and the time outside the ops. */
+START_TEST(test_bench_step_profile_table) {
+  char man[1024];
+  unmix_test_src_path("configs/cifar10/moco_sym_unmix.yaml", man, sizeof man);
+  char args[1400];
+  snprintf(args, sizeof args,
+           "bench step %s --batch 4 --steps 1 --warmup 0 --profile --set model.width=4 --set model.bn_splits=2 "
+           "--set moco.K=16 --set precision=fp32",
+           man);
+  char *out = unmix_test_run_expect("/", 0, "profile: time per op family and phase", args);
+  unmix_test_expect(out, "conv         forward");
+  unmix_test_expect(out, "conv         backward");
+  unmix_test_expect(out, "norm         backward");
+  unmix_test_expect(out, "outside ops");
+  free(out);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("backend_profile");
+  TCase *tc = tcase_create("profile");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, test_profile_forwards_and_counts);
+  tcase_add_test(tc, test_bench_step_profile_table);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+UNMIX_TEST_MAIN(make_suite)
