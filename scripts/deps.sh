@@ -7,6 +7,7 @@ PKGS=(cmake make gcc pkg-config curl
       check libsubunit-dev
       libopenmpi-dev openmpi-bin
       gnuplot-nox
+      libdnnl-dev                                  # oneDNN: the CPU's bf16 kernels (AMX / AVX512-BF16)
       clang-14 libclang-rt-14-dev libomp-14-dev   # the libFuzzer harnesses (make fuzz, make test)
       dataset-fashion-mnist)
 missing=()
