@@ -18,6 +18,7 @@
 #include "core/util/timer.h"
 #include "experiments/bench.h"
 #include "experiments/commands.h"
+#include "experiments/projection.h"
 #include "experiments/suggest.h"
 
 /* Training-set sizes of the paper's datasets, for the projection (data.subset wins). */
@@ -100,8 +101,10 @@ int unmix_bench_step(int argc, char **argv) {
                "Times N training steps (after W warm-up steps) of the manifest's method on synthetic\n"
                "batches of its image size (no data loading) and prints images/s, ms/step, achieved\n"
                "TFLOP/s (model FLOPs: conv+linear, backward = 2x forward) next to the SGEMM 4096^3 peak\n"
-               "measured in the same run, device memory held by the method, and the projected wall time\n"
-               "of the manifest's full run. --batch overrides optim.batch_size. --profile times every\n"
+               "measured in the same run, device memory held by the method, the projected wall time\n"
+               "of the manifest's full run on this backend, and the full run on 1, 8 and 64 GPUs at the\n"
+               "manifest's global batch from the model of docs/scaling.md (assumed GPU throughput and\n"
+               "interconnect; compute scaled by the step's model FLOPs). --batch overrides optim.batch_size. --profile times every\n"
                "backend op of the N steps and prints the time per op family and phase (forward,\n"
                "backward, other) per step; on a GPU each op then waits for the device, so the step\n"
                "is slower than unprofiled.\n\n"
@@ -124,6 +127,15 @@ int unmix_bench_step(int argc, char **argv) {
   if (unmix_manifest_load(argv[optind], sets, nsets, &cfg) != UNMIX_OK) {
     rc = unmix_cmd_fail("bench step");
     goto out;
+  }
+  /* the manifest's own (global) batch, for the GPU projection: --batch only sizes this run */
+  int global_batch = cfg.optim.batch_size;
+  if (batch > 0) {
+    struct unmix_config c0;
+    if (unmix_manifest_load(argv[optind], sets, nsets - 1, &c0) == UNMIX_OK) {
+      global_batch = c0.optim.batch_size;
+      unmix_config_free(&c0);
+    }
   }
   const struct unmix_backend *be;
   if (unmix_backend_get(cfg.backend, &be) != UNMIX_OK) {
@@ -214,6 +226,27 @@ int unmix_bench_step(int argc, char **argv) {
   if (proj > 0) {
     printf("%-34s %12.0f x %d epochs\n", "steps/epoch (dataset / batch)", steps_per_epoch, cfg.train.epochs);
     printf("%-34s %12.2f h (%.1f days)\n", "projected full run (training only)", proj / 3600.0, proj / 86400.0);
+  }
+  /* the full run on 1, 8 and 64 GPUs at the manifest's global batch (docs/scaling.md's model) */
+  const int64_t gsteps = N > 0 && global_batch > 0 ? (int64_t)floor((double)N / global_batch) * cfg.train.epochs : 0;
+  if (gsteps > 0) {
+    const int64_t grad = unmix_model_param_count(unmix_method_encoder(m));
+    printf("\nprojected on GPUs (ASSUMED inputs, docs/scaling.md: one H100 at %.1f TFLOP/s effective, all-reduce of\n"
+           "the encoder's %lld gradients at %.0f GB/s busbw within 8 GPUs, %.0f GB/s beyond; not measured):\n",
+           UNMIX_ASSUMED_GPU_FLOPS / 1e12, (long long)grad, UNMIX_ASSUMED_BUSBW_NODE / 1e9,
+           UNMIX_ASSUMED_BUSBW_NET / 1e9);
+    printf("%6s %14s %12s %14s %10s %14s %16s\n", "GPUs", "batch per GPU", "compute ms", "all-reduce ms", "step ms",
+           "steps", "full run");
+    const int gpus[3] = {1, 8, 64};
+    for (int i = 0; i < 3; i++) {
+      struct unmix_gpu_projection p;
+      unmix_projection_gpu(unmix_method_step_flops_per_sample(m), grad, global_batch, gsteps, gpus[i], &p);
+      if (!p.per_gpu_batch) continue;
+      char dur[64];
+      unmix_format_duration(p.run_s, dur, sizeof dur);
+      printf("%6d %14d %12.1f %14.2f %10.1f %14lld %16s\n", p.gpus, p.per_gpu_batch, p.compute_s * 1e3,
+             p.allreduce_s * 1e3, p.step_s * 1e3, (long long)gsteps, dur);
+    }
   }
   rc = 0;
 done:

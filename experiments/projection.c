@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 double unmix_cpu_warn_threshold(void) {
   const char *e = getenv("UNMIX_CPU_WARN_SECONDS");
@@ -31,4 +32,19 @@ bool unmix_projection_cpu_warning(bool on_cpu, double mean_step_s, int64_t steps
            "pass --set backend=cpu to silence this warning",
            d, (long long)steps_left, mean_step_s);
   return true;
+}
+
+void unmix_projection_gpu(double flops_per_sample, int64_t grad_floats, int global_batch, int64_t steps, int gpus,
+                          struct unmix_gpu_projection *out) {
+  memset(out, 0, sizeof *out);
+  out->gpus = gpus;
+  if (gpus < 1 || global_batch < gpus) return;
+  out->per_gpu_batch = global_batch / gpus;
+  out->compute_s = flops_per_sample * out->per_gpu_batch / UNMIX_ASSUMED_GPU_FLOPS;
+  if (gpus > 1) {
+    const double busbw = gpus <= 8 ? UNMIX_ASSUMED_BUSBW_NODE : UNMIX_ASSUMED_BUSBW_NET;
+    out->allreduce_s = 2.0 * (gpus - 1) / gpus * 4.0 * (double)grad_floats / busbw + 2.0 * (gpus - 1) * UNMIX_ASSUMED_ALPHA;
+  }
+  out->step_s = out->compute_s + out->allreduce_s;
+  out->run_s = out->step_s * (double)steps;
 }

@@ -1,6 +1,7 @@
 /* The user-facing front door as a new user meets it: `make` only builds, backend auto (the GPU
  * when usable, else the CPU, and the log says why), the CPU projection warning, the message for
  * `--backend cuda` without a GPU, did-you-mean for commands/keys/options, `unmix help CMD`. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,28 @@ START_TEST(cpu_projection_warning) {
   ck_assert_str_eq(buf, "3.0 days");
   unmix_format_duration(90, buf, sizeof buf);
   ck_assert_str_eq(buf, "2 min");
+}
+END_TEST
+
+/* The multi-GPU projection of bench step (docs/scaling.md's model) computed by hand:
+ * 1 GFLOP per sample, 1M gradient floats, global batch 512, 1000 steps. */
+START_TEST(gpu_projection_model) {
+  struct unmix_gpu_projection p;
+  const double rate = 3.0 * 8.18e9 / 0.67e-3;
+  unmix_projection_gpu(1e9, 1000000, 512, 1000, 1, &p);
+  ck_assert_int_eq(p.per_gpu_batch, 512);
+  ck_assert(fabs(p.compute_s - 512e9 / rate) < 1e-12 && p.allreduce_s == 0.0);
+  unmix_projection_gpu(1e9, 1000000, 512, 1000, 8, &p);
+  ck_assert_int_eq(p.per_gpu_batch, 64);
+  /* 2 * 7/8 * 4 MB / 350 GB/s + 14 * 5 us = 20 us + 70 us */
+  ck_assert_msg(fabs(p.allreduce_s - 9e-5) < 1e-12, "all-reduce %.9g s", p.allreduce_s);
+  ck_assert(fabs(p.run_s - 1000 * (64e9 / rate + 9e-5)) < 1e-9);
+  unmix_projection_gpu(1e9, 1000000, 512, 1000, 64, &p); /* across nodes: 40 GB/s */
+  ck_assert_int_eq(p.per_gpu_batch, 8);
+  ck_assert_msg(fabs(p.allreduce_s - (2.0 * 63 / 64 * 4e6 / 40e9 + 126 * 5e-6)) < 1e-12, "%.9g", p.allreduce_s);
+  unmix_projection_gpu(1e9, 1000000, 32, 1000, 64, &p); /* a batch of 32 does not split over 64 GPUs */
+  ck_assert_int_eq(p.per_gpu_batch, 0);
+  ck_assert(p.run_s == 0.0);
 }
 END_TEST
 
@@ -398,6 +421,7 @@ static Suite *suite(void) {
   tcase_add_test(t, backend_auto_is_the_default);
   tcase_add_test(t, backend_auto_logs_which_and_why);
   tcase_add_test(t, cpu_projection_warning);
+  tcase_add_test(t, gpu_projection_model);
   tcase_add_test(t, backend_cuda_without_gpu);
   tcase_add_test(t, did_you_mean_commands_keys_options);
   tcase_add_test(t, help_texts);
