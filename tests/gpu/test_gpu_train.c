@@ -57,19 +57,25 @@ static void curve(const struct unmix_backend *be, const struct unmix_config *cfg
   unmix_method_destroy(m);
 }
 
-static void compare(const char *name, const char *manifest, const char *const *sets_in, int nsets, int nviews) {
-  const struct unmix_backend *gpu = unmix_test_cuda_or_skip(name);
-  if (!gpu) return;
+/* Loads a manifest from the source tree at the test's batch and image size (the batch_size
+ * override in sets_in is replaced by N; see pick_shape). */
+static void load_manifest(const char *manifest, const char *const *sets_in, int nsets, struct unmix_config *cfg) {
   pick_shape();
   char batch[64];
   snprintf(batch, sizeof batch, "optim.batch_size=%d", N);
   const char *sets[16];
   for (int i = 0; i < nsets; i++) sets[i] = strncmp(sets_in[i], "optim.batch_size=", 17) == 0 ? batch : sets_in[i];
-  gpu->set_deterministic(true);
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", UNMIX_SOURCE_DIR, manifest);
+  ck_assert_msg(unmix_manifest_load(path, sets, nsets, cfg) == UNMIX_OK, "%s", unmix_error_message());
+}
+
+static void compare(const char *name, const char *manifest, const char *const *sets_in, int nsets, int nviews) {
+  const struct unmix_backend *gpu = unmix_test_cuda_or_skip(name);
+  if (!gpu) return;
+  gpu->set_deterministic(true);
   struct unmix_config cfg;
-  ck_assert_msg(unmix_manifest_load(path, sets, nsets, &cfg) == UNMIX_OK, "%s", unmix_error_message());
+  load_manifest(manifest, sets_in, nsets, &cfg);
   gpu->set_precision(UNMIX_PREC_FP32);
   double lc[STEPS], lg[STEPS], lp[STEPS];
   curve(unmix_test_cpu(), &cfg, nviews, 0.0f, lc);
@@ -108,15 +114,8 @@ static void pin_case(const char *name, const char *manifest, const char *const *
 #ifdef UNMIX_WITH_CUDA
   const struct unmix_backend *gpu = unmix_test_cuda_or_skip(name);
   if (!gpu) return;
-  pick_shape();
-  char batch[64];
-  snprintf(batch, sizeof batch, "optim.batch_size=%d", N);
-  const char *sets[16];
-  for (int i = 0; i < nsets; i++) sets[i] = strncmp(sets_in[i], "optim.batch_size=", 17) == 0 ? batch : sets_in[i];
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", UNMIX_SOURCE_DIR, manifest);
   struct unmix_config cfg;
-  ck_assert_msg(unmix_manifest_load(path, sets, nsets, &cfg) == UNMIX_OK, "%s", unmix_error_message());
+  load_manifest(manifest, sets_in, nsets, &cfg);
   gpu->set_deterministic(true);
   gpu->set_precision(UNMIX_PREC_BF16);
   double with[STEPS], without[STEPS];
