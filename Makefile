@@ -10,6 +10,8 @@
 #   make demo     MoCo vs MoCo + Un-Mix on Fashion-MNIST (GPU if usable, else CPU: <= 10 min on 2 cores);
 #                 SEEDS=n trains n seeds of each (mean +- std in the table)
 #   make demo-clean  forget the demo's runs and outputs (results/demo/)
+#   make study-fmnist  the same comparison trained longer, 3 seeds each (<= 1 h on 2 cores), table
+#                 in results/study-fmnist/
 # Paper targets (reproduce-cifar10, sweep-prob, figures, tables, ...) live in Makefile.paper
 # (`make paper-help`); knobs: SCALE=full|smoke DATA_ROOT=data BACKEND=auto|cpu|cuda NPROC=1 UNMIX=...
 
@@ -26,13 +28,13 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 UNMIX ?= $(BUILD)/unmix
 
-.PHONY: all deps build build-unmix test test-fast test-asan test-fuzz fuzz build-fuzz test-emu test-emu-asan demo demo-clean clean help
+.PHONY: all deps build build-unmix test test-fast test-asan test-fuzz fuzz build-fuzz test-emu test-emu-asan demo demo-clean study-fmnist clean help
 # The default goal is pinned: Makefile.paper (included below) must never add to it.
 .DEFAULT_GOAL := all
 all: build
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,16p' Makefile
 
 deps:
 	@scripts/deps.sh
@@ -98,6 +100,15 @@ demo: build-unmix
 
 demo-clean:
 	rm -rf $(DEMO_OUT)
+
+# The longer Fashion-MNIST study (configs/fmnist/study/): the demo's comparison at a budget where
+# a regulariser can matter, STUDY_SEEDS seeds of each run (<= 1 h on 2 cores), no t-SNE.
+STUDY_OUT ?= results/study-fmnist
+STUDY_SEEDS ?= 3
+study-fmnist: build-unmix
+	@UNMIX='$(UNMIX)' DEMO_OUT='$(STUDY_OUT)' TSNE_CMD= SEEDS='$(STUDY_SEEDS)' BACKEND='$(BACKEND)' \
+	  DEMO_SET='$(DEMO_SET)' DEMO_CONFIGS=configs/fmnist/study \
+	  DEMO_TITLE='Study: MoCo vs MoCo + Un-Mix on Fashion-MNIST, longer training' scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_EMU) $(BUILD_EMU_ASAN)

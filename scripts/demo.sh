@@ -6,8 +6,10 @@
 # seeds, the Un-Mix - MoCo gap) and writes the figures, all under DEMO_OUT (default
 # results/demo). Finished runs are re-used; an interrupted one resumes.
 # Environment: UNMIX (binary), DEMO_OUT, SEEDS (default 1), BACKEND (auto|cpu|cuda, default auto),
-# TSNE_CMD (template, {run} = a run directory), DEMO_SET (extra `--set KEY=VALUE` words for the
-# runs and the baselines, e.g. to shrink everything for a smoke test).
+# TSNE_CMD (template, {run} = a run directory; empty: no t-SNE), DEMO_SET (extra `--set KEY=VALUE`
+# words for the runs and the baselines, e.g. to shrink everything for a smoke test), DEMO_CONFIGS
+# (the directory holding moco_sym.yaml and moco_sym_unmix.yaml, default configs/fmnist; `make
+# study-fmnist` points it at configs/fmnist/study), DEMO_TITLE (the table's heading).
 set -euo pipefail
 
 UNMIX=${UNMIX:-build/unmix}
@@ -15,7 +17,11 @@ DEMO_OUT=${DEMO_OUT:-results/demo}
 SEEDS=${SEEDS:-1}
 BACKEND=${BACKEND:-auto}
 read -r -a demo_set <<<"${DEMO_SET:-}"
-TSNE_CMD=${TSNE_CMD:-$UNMIX tsne \{run\}/checkpoint.safetensors --out \{run\}}
+TSNE_CMD=${TSNE_CMD-$UNMIX tsne \{run\}/checkpoint.safetensors --out \{run\}}
+DEMO_CONFIGS=${DEMO_CONFIGS:-configs/fmnist}
+DEMO_TITLE=${DEMO_TITLE:-Demo: MoCo vs MoCo + Un-Mix on Fashion-MNIST}
+[ -f "$DEMO_CONFIGS/moco_sym.yaml" ] && [ -f "$DEMO_CONFIGS/moco_sym_unmix.yaml" ] ||
+  { echo "demo: error: DEMO_CONFIGS=$DEMO_CONFIGS: needs moco_sym.yaml and moco_sym_unmix.yaml" >&2; exit 1; }
 RUNS=$DEMO_OUT/runs
 here=$(cd "$(dirname "$0")" && pwd)
 t0=$(date +%s)
@@ -35,28 +41,32 @@ train() { # ROW SEED
   local dir extra=()
   dir=$(run_dir "$1" "$2")
   [ "$2" = 0 ] || extra=(--set "seed=$2" --set "name=fmnist_$1_s$2")
-  BACKEND=$BACKEND NPROC=1 UNMIX=$UNMIX "$here/run_row.sh" train "configs/fmnist/$1.yaml" "$dir" "${extra[@]}" "${demo_set[@]}"
+  BACKEND=$BACKEND NPROC=1 UNMIX=$UNMIX "$here/run_row.sh" train "$DEMO_CONFIGS/$1.yaml" "$dir" "${extra[@]}" "${demo_set[@]}"
 }
 
 for ((s = 0; s < SEEDS; s++)); do
-  step "1/5 train MoCo (symmetric) on Fashion-MNIST, seed $s of $SEEDS: configs/fmnist/moco_sym.yaml"
+  step "1/5 train MoCo (symmetric) on Fashion-MNIST, seed $s of $SEEDS: $DEMO_CONFIGS/moco_sym.yaml"
   train moco_sym "$s"
-  step "2/5 train MoCo + Un-Mix, seed $s of $SEEDS: configs/fmnist/moco_sym_unmix.yaml"
+  step "2/5 train MoCo + Un-Mix, seed $s of $SEEDS: $DEMO_CONFIGS/moco_sym_unmix.yaml"
   train moco_sym_unmix "$s"
 done
 
 step "3/5 reference levels under the same kNN: raw pixels, the untrained network"
 base_csv=$DEMO_OUT/baseline.csv
-if [ -f "$base_csv" ] && [ "$base_csv" -nt configs/fmnist/moco_sym.yaml ] && [ "$base_csv" -nt "$UNMIX" ]; then
+if [ -f "$base_csv" ] && [ "$base_csv" -nt "$DEMO_CONFIGS/moco_sym.yaml" ] && [ "$base_csv" -nt "$UNMIX" ]; then
   echo "== $base_csv: up to date, re-used"
 else
-  "$UNMIX" baseline configs/fmnist/moco_sym.yaml --set "backend=$BACKEND" "${demo_set[@]}" --csv "$base_csv"
+  "$UNMIX" baseline "$DEMO_CONFIGS/moco_sym.yaml" --set "backend=$BACKEND" "${demo_set[@]}" --csv "$base_csv"
 fi
 
 step "4/5 t-SNE of the test features (seed 0)"
-for r in fmnist_moco_sym fmnist_moco_sym_unmix; do
-  UNMIX=$UNMIX "$here/run_row.sh" eval tsne "$RUNS/$r" tsne.csv --optional -- "$TSNE_CMD"
-done
+if [ -n "$TSNE_CMD" ]; then
+  for r in fmnist_moco_sym fmnist_moco_sym_unmix; do
+    UNMIX=$UNMIX "$here/run_row.sh" eval tsne "$RUNS/$r" tsne.csv --optional -- "$TSNE_CMD"
+  done
+else
+  echo "== skipped (TSNE_CMD is empty)"
+fi
 
 step "5/5 results table and figures"
 "$UNMIX" collect "$RUNS" --out "$DEMO_OUT" --tables demo --quiet
@@ -95,7 +105,7 @@ sum_md=$DEMO_OUT/demo_summary.md
 } >"$sum_csv"
 gap=$(awk -v a="${mean[moco_sym_unmix]}" -v b="${mean[moco_sym]}" 'BEGIN { printf "%+.2f", a - b }')
 {
-  echo "# Demo: MoCo vs MoCo + Un-Mix on Fashion-MNIST"
+  echo "# $DEMO_TITLE"
   echo
   echo "kNN on the test set (k $(base_of raw-pixels k), t $(base_of raw-pixels t), bank $(base_of raw-pixels bank) train images," \
     "$(base_of raw-pixels queries) test images), the same evaluation for every row; runs: last epoch, mean +- std over $SEEDS seed(s)."

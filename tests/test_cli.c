@@ -295,7 +295,8 @@ START_TEST(recipe_grey_images_and_moco_crops) {
     colour += r.views[0].ops[i].op == UNMIX_AUG_JITTER || r.views[0].ops[i].op == UNMIX_AUG_GRAY;
   ck_assert_int_eq(colour, 2);
   ck_assert(r.views[0].scale_min == 0.08f);
-  /* grey images: no jitter, no grayscale, the flip stays; one crop group sets the MoCo crops */
+  /* grey images: no random grayscale, the jitter keeps its brightness and contrast (p 0.8)
+   * without saturation and hue, the flip stays; one crop group sets the MoCo crops */
   cfg.grey_images = true;
   cfg.n_crop_groups = 1;
   cfg.nmb_crops[0] = 2, cfg.size_crops[0] = 32, cfg.min_scale[0] = 0.35f, cfg.max_scale[0] = 1.0f;
@@ -303,8 +304,12 @@ START_TEST(recipe_grey_images_and_moco_crops) {
   ck_assert_int_eq(r.n_views, 2);
   for (int v = 0; v < 2; v++) {
     ck_assert(r.views[v].scale_min == 0.35f && r.views[v].scale_max == 1.0f);
-    ck_assert_int_eq(r.views[v].n_ops, 1);
+    ck_assert_int_eq(r.views[v].n_ops, 2);
     ck_assert_int_eq(r.views[v].ops[0].op, UNMIX_AUG_HFLIP);
+    const struct unmix_aug_op_spec *j = &r.views[v].ops[1];
+    ck_assert_int_eq(j->op, UNMIX_AUG_JITTER);
+    ck_assert(j->brightness == 0.4f && j->contrast == 0.4f && j->p == 0.8f);
+    ck_assert(j->saturation == 0.0f && j->hue == 0.0f);
   }
   /* the keys reach the recipe from a manifest */
   free(run_expect(0, "data.grey_images", "validate --keys"));

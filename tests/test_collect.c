@@ -702,6 +702,60 @@ static void render(const char *name, const char *out_rel, const char *vars) {
   free(outp);
 }
 
+/* scripts/demo.sh end to end at a tiny size (`make demo` and `make study-fmnist` run it): two
+ * seeds of each row of configs/fmnist/study, the reference levels, the summary table with mean
+ * +- std; and a DEMO_CONFIGS without the two manifests is refused by name. Needs the Debian
+ * Fashion-MNIST package and gnuplot (make deps installs both). */
+START_TEST(test_demo_script) {
+  const char *bin = unmix_bin("test_demo_script");
+  if (!bin || !have_gnuplot("test_demo_script")) return;
+  char cmd[8192], *out = NULL;
+  snprintf(cmd, sizeof cmd, "'%s' data check fashion-mnist '' --split test >/dev/null 2>&1", bin);
+  if (unmix_test_sh(cmd, NULL) != 0) {
+    printf("SKIPPED (Fashion-MNIST not installed; make deps installs dataset-fashion-mnist): test_demo_script\n");
+    return;
+  }
+  char *outdir = pathf("study");
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && UNMIX='%s' DEMO_OUT='%s' DEMO_CONFIGS=configs/fmnist/study SEEDS=2 BACKEND=cpu TSNE_CMD= "
+           "DEMO_TITLE='Study (test)' DEMO_SET='--set train.epochs=1 --set train.steps_per_epoch=2 --set data.subset=512 "
+           "--set model.width=4 --set knn.bank_subset=200 --set knn.test_subset=100' scripts/demo.sh 2>&1",
+           src("."), bin, outdir);
+  int rc = unmix_test_sh(cmd, &out);
+  ck_assert_msg(rc == 0, "demo.sh failed (%d):\n%s", rc, out);
+  expect_contains(out, "configs/fmnist/study/moco_sym_unmix.yaml");
+  expect_contains(out, "# Study (test)");
+  expect_contains(out, "| raw pixels (no training) |");
+  expect_contains(out, "| untrained network (initialisation) |");
+  expect_contains(out, "== skipped (TSNE_CMD is empty)");
+  free(out);
+  /* the summary: both rows averaged over the 2 seeds, each seed its own run directory */
+  char *sum = pathf("study/demo_summary.csv");
+  out = unmix_test_read(sum, NULL);
+  ck_assert_ptr_nonnull(out);
+  expect_contains(out, "row,knn_top1_mean,knn_top1_std,knn_top5_mean,knn_top5_std,seeds,epochs");
+  ck_assert(strstr(out, "\nmoco_sym,") && strstr(out, "\nmoco_sym_unmix,"));
+  ck_assert(strstr(out, ",2,1\n"));
+  free(out);
+  for (int i = 0; i < 2; i++) {
+    char *m = pathf(i ? "study/runs/fmnist_moco_sym_unmix_s1/metrics.csv" : "study/runs/fmnist_moco_sym_s1/metrics.csv");
+    struct stat st;
+    ck_assert_msg(stat(m, &st) == 0, "no %s", m);
+    free(m);
+  }
+  char *png = pathf("study/demo_curves.png");
+  struct stat st;
+  ck_assert(stat(png, &st) == 0 && st.st_size > 1000);
+  free(png);
+  free(sum);
+  free(outdir);
+  snprintf(cmd, sizeof cmd, "cd '%s' && UNMIX='%s' DEMO_CONFIGS=configs scripts/demo.sh 2>&1", src("."), bin);
+  ck_assert_int_eq(unmix_test_sh(cmd, &out), 1);
+  expect_contains(out, "DEMO_CONFIGS=configs: needs moco_sym.yaml and moco_sym_unmix.yaml");
+  free(out);
+}
+END_TEST
+
 START_TEST(test_plots_render) {
   if (!have_gnuplot("test_plots_render")) return;
   /* inputs: runs (metrics, lincls, tsne), a hist CSV, and tables written by collect */
@@ -834,6 +888,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_collect_command);
   tcase_add_test(tc, test_run_row_script);
   tcase_add_test(tc, test_plots_render);
+  tcase_add_test(tc, test_demo_script);
   suite_add_tcase(s, tc);
   return s;
 }

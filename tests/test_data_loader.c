@@ -273,9 +273,10 @@ START_TEST(test_multicrop_groups) {
 }
 END_TEST
 
-/* data.grey_images drops the colour ops; in the W-MSE recipes they run before the crop, so the
- * count of ops before the geometry must drop with them (it stayed 2 of 1 op: the loader
- * aborted on a Fashion-MNIST SimCLR/BYOL manifest). */
+/* data.grey_images drops random grayscale and the jitter's saturation and hue; in the W-MSE
+ * recipes the colour ops run before the crop, so the count of ops before the geometry must drop
+ * with the grayscale (it once stayed 2 of 1 op: the loader aborted on a Fashion-MNIST
+ * SimCLR/BYOL manifest). */
 START_TEST(test_grey_images_wmse_recipe) {
   struct unmix_data_config cfg = {0};
   snprintf(cfg.recipe, sizeof cfg.recipe, "wmse-cifar10");
@@ -284,9 +285,12 @@ START_TEST(test_grey_images_wmse_recipe) {
   ck_assert_int_eq(unmix_recipe_from_config(&cfg, &r), UNMIX_OK);
   ck_assert_int_eq(r.n_views, 2);
   for (int v = 0; v < 2; v++) {
-    ck_assert_int_eq(r.views[v].n_ops, 1);
-    ck_assert_int_eq(r.views[v].ops[0].op, UNMIX_AUG_HFLIP);
-    ck_assert_int_eq(r.views[v].pre_geom_ops, 0);
+    ck_assert_int_eq(r.views[v].n_ops, 2);
+    ck_assert_int_eq(r.views[v].ops[0].op, UNMIX_AUG_JITTER);
+    ck_assert(r.views[v].ops[0].saturation == 0.0f && r.views[v].ops[0].hue == 0.0f);
+    ck_assert(r.views[v].ops[0].brightness == 0.4f && r.views[v].ops[0].contrast == 0.4f);
+    ck_assert_int_eq(r.views[v].ops[1].op, UNMIX_AUG_HFLIP);
+    ck_assert_int_eq(r.views[v].pre_geom_ops, 1);
   }
   struct unmix_loader *ld = make(g_ds, &r, UNMIX_LOADER_TRAIN, 8, 2, 1, 0, 1);
   ck_assert_int_eq(unmix_loader_start_epoch(ld, 0), UNMIX_OK);

@@ -18,7 +18,7 @@ struct unmix_data_config {
   int pad_to;                  /* Fashion-MNIST: zero-pad 28x28 to this size (0 = keep) */
   int channels;                /* Fashion-MNIST: 1 or 3 (grey replicated) */
   bool skip_corrupt;           /* ImageFolder: skip and count unreadable images instead of failing */
-  bool grey_images;            /* grey images: the recipe's colour jitter and random grayscale are left out */
+  bool grey_images;            /* grey images: random grayscale and the jitter's saturation and hue are left out */
   /* SwAV multi-crop groups: nmb_crops[i] crops of size_crops[i], scale in [min_scale, max_scale]. */
   int n_crop_groups;
   int nmb_crops[UNMIX_MAX_CROP_GROUPS];

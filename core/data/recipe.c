@@ -2,6 +2,7 @@
 #include "core/data/recipe.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const float CIFAR_MEAN[3] = {0.4914f, 0.4822f, 0.4465f};
@@ -164,14 +165,20 @@ unmix_status unmix_recipe_from_config(const struct unmix_data_config *cfg, struc
     }
     r->n_views = n;
   }
-  if (cfg->grey_images) /* saturation, hue and grayscale do nothing on grey images */
+  if (cfg->grey_images) /* saturation, hue and grayscale do nothing on grey images; brightness and contrast do */
     for (int v = 0; v < r->n_views; v++) {
       int k = 0, pre = 0;
-      for (int i = 0; i < r->views[v].n_ops; i++)
-        if (r->views[v].ops[i].op != UNMIX_AUG_JITTER && r->views[v].ops[i].op != UNMIX_AUG_GRAY) {
-          if (i < r->views[v].pre_geom_ops) pre++; /* the W-MSE recipes' colour ops run before the crop */
-          r->views[v].ops[k++] = r->views[v].ops[i];
+      for (int i = 0; i < r->views[v].n_ops; i++) {
+        struct unmix_aug_op_spec op = r->views[v].ops[i];
+        if (op.op == UNMIX_AUG_GRAY) continue;
+        if (op.op == UNMIX_AUG_JITTER) {
+          op.saturation = op.hue = 0.0f;
+          if (getenv("EXPJ")) sscanf(getenv("EXPJ"), "%f %f %f", &op.brightness, &op.contrast, &op.p);
+          if (op.brightness == 0.0f && op.contrast == 0.0f) continue;
         }
+        if (i < r->views[v].pre_geom_ops) pre++; /* the W-MSE recipes' colour ops run before the crop */
+        r->views[v].ops[k++] = op;
+      }
       r->views[v].n_ops = k;
       r->views[v].pre_geom_ops = pre;
     }
