@@ -2,7 +2,6 @@
 #include "core/data/recipe.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const float CIFAR_MEAN[3] = {0.4914f, 0.4822f, 0.4465f};
@@ -173,7 +172,6 @@ unmix_status unmix_recipe_from_config(const struct unmix_data_config *cfg, struc
         if (op.op == UNMIX_AUG_GRAY) continue;
         if (op.op == UNMIX_AUG_JITTER) {
           op.saturation = op.hue = 0.0f;
-          if (getenv("EXPJ")) sscanf(getenv("EXPJ"), "%f %f %f", &op.brightness, &op.contrast, &op.p);
           if (op.brightness == 0.0f && op.contrast == 0.0f) continue;
         }
         if (i < r->views[v].pre_geom_ops) pre++; /* the W-MSE recipes' colour ops run before the crop */
