@@ -869,7 +869,7 @@ static Suite *make_suite(void) {
       {"bn", {test_batchnorm, test_batchnorm_nan, test_batchnorm_eval_any_splits}},
       {"rows", {test_l2norm, test_softmax, test_cross_entropy, test_soft_cross_entropy}},
       {"reduce", {test_sum_nonfinite, test_sumsq_segments, test_row_col, test_reductions_repeat, test_row_dot_axpy_rows}},
-      {"optim", {test_sgd, test_adam}},
+      {"optim", {test_sgd, test_adam, NULL}},
       {"topk", {test_topk}},
       {"contract", {test_supports_and_alloc, test_memcpy_and_host_memory}},
   };
