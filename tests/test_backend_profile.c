@@ -60,14 +60,15 @@ END_TEST
 
 /* tools/bench-cpu.sh takes its python from --python, $PYTHON or python3 (never a path outside
  * the repository), and without torch it times ours alone, says why, and ends with n/a ratios.
- * One tiny step per precision: the figures themselves are not checked. */
+ * One step per precision of a tiny model (width 4): the figures themselves are not checked. */
 START_TEST(test_bench_cpu_script_without_torch) {
   char script[1024], cmd[3072];
   unmix_test_src_path("tools/bench-cpu.sh", script, sizeof script);
   const char *bin = getenv("UNMIX_BIN");
   ck_assert_msg(bin != NULL, "UNMIX_BIN is not set (run through ctest)");
   snprintf(cmd, sizeof cmd,
-           "PYTHON=/nonexistent/python3 %s --unmix %s --batch 8 --steps 1 --warmup 0 --rounds 1 --threads 1 2>&1",
+           "PYTHON=/nonexistent/python3 %s --unmix %s --batch 8 --steps 1 --warmup 0 --rounds 1 --threads 1 "
+           "--set model.width=4 --set moco.K=16 2>&1",
            script, bin);
   char *out = NULL;
   const int st = unmix_test_sh(cmd, &out);
