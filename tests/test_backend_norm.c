@@ -305,6 +305,50 @@ START_TEST(test_l2norm) {
 }
 END_TEST
 
+/* Statistics over many reduction blocks (the CPU op sums fixed blocks of rows in double and
+ * adds the blocks' partials in order): a large common offset (mean ~1000, spread ~0.01, so
+ * E[x^2] - mean^2 would lose about 11 of double's 16 digits, and a partial lost or counted
+ * twice moves the mean by ~1000/n) and a per-sample drift, with SplitBN S = 8 and blocks that
+ * end inside a sample. save_mean must match the double two-pass reference to fp32 precision;
+ * the variance is taken around that fp32 mean (off by up to ulp(1000)/2 = 3e-5, which adds up
+ * to 9e-10 to a variance of ~2.6e-4): save_invstd within 3e-6 relative, the running variance
+ * within 6e-6. */
+START_TEST(test_bn_many_blocks_offset) {
+  const struct unmix_backend *be = unmix_test_cpu();
+  const struct unmix_bn_geom g = {16, 300, 7, 8}; /* 4800 rows, blocks of 4681 rows */
+  const size_t nx = (size_t)g.n * g.hw * g.c, ns = (size_t)g.splits * g.c;
+  float *x = ops_rand(nx, 61, 0.0f, 0.01f);
+  for (int i = 0; i < g.n; i++)
+    for (size_t k = 0; k < (size_t)g.hw * g.c; k++) x[(size_t)i * g.hw * g.c + k] += 1000.0f + 0.004f * (float)i;
+  float *gamma = ops_rand(g.c, 62, 0.5f, 1.5f), *beta = ops_rand(g.c, 63, -1.0f, 1.0f);
+  float *y = ops_const(nx, NAN), *smean = ops_const(ns, NAN), *sinv = ops_const(ns, NAN);
+  float *rm = ops_const(g.c, 0.0f), *rv = ops_const(g.c, 1.0f);
+  be->batchnorm_forward_train(&g, x, gamma, beta, y, smean, sinv, rm, rv, 1.0f, 0.0f); /* momentum 1: rv = var */
+  ck_guard(y, nx);
+  ck_guard(sinv, ns);
+  double *xd = ops_dup_d(x, nx), *gd = ops_dup_d(gamma, g.c), *bd = ops_dup_d(beta, g.c);
+  double *yd = malloc(nx * sizeof(double)), *mean = malloc(ns * sizeof(double)), *var = malloc(ns * sizeof(double));
+  ref_bn(&g, xd, gd, bd, 0.0, yd, mean, var);
+  const double m = (double)(g.n / g.splits) * g.hw;
+  for (size_t i = 0; i < ns; i++) {
+    const double want = 1.0 / sqrt(var[i]);
+    ck_assert_msg(fabs(sinv[i] - want) <= 3e-6 * want, "save_invstd[%zu] = %.9g, reference %.9g", i, sinv[i], want);
+    ck_assert_msg(fabs(smean[i] - mean[i]) <= 1e-7 * fabs(mean[i]), "save_mean[%zu] = %.9g, reference %.9g", i,
+                  smean[i], mean[i]);
+  }
+  for (int c = 0; c < g.c; c++) {
+    double want = 0.0;
+    for (int s = 0; s < g.splits; s++) want += var[s * g.c + c] * m / (m - 1.0) / g.splits;
+    ck_assert_msg(fabs(rv[c] - want) <= 6e-6 * want, "running_var[%d] = %.9g, reference %.9g", c, rv[c], want);
+  }
+  /* y itself is not compared: x - mean in fp32 at x ~ 1000 keeps only ~2 digits of a 0.003
+   * spread, whatever the statistics */
+  free(xd); free(gd); free(bd); free(yd); free(mean); free(var);
+  float *bufs[] = {x, gamma, beta, y, smean, sinv, rm, rv};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) unmix_guarded_free(bufs[i]);
+}
+END_TEST
+
 static Suite *norm_suite(void) {
   Suite *s = suite_create("backend_norm");
   TCase *tc = tcase_create("norm");
@@ -316,6 +360,7 @@ static Suite *norm_suite(void) {
   tcase_add_test(tc, test_bn_wide);
   tcase_add_test(tc, test_bn_eval);
   tcase_add_test(tc, test_bn_thread_count_independent);
+  tcase_add_test(tc, test_bn_many_blocks_offset);
   tcase_add_test(tc, test_l2norm);
   suite_add_tcase(s, tc);
   return s;

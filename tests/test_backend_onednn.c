@@ -333,6 +333,82 @@ START_TEST(test_bf16_moco_unmix_loss_curve) {
 }
 END_TEST
 
+/* Weight pinning at the op level (fp32 oneDNN, so any oneDNN build runs it): a filter inside a
+ * pinned store is reordered once and the copy reused (bit-identical results), a new pin of
+ * the store after its weights changed gives the new weights' result even while the old pin
+ * is still held (a copy kept across pins would give the old one), and an unpinned filter is
+ * reordered at every call. */
+START_TEST(test_weight_pinning_generations) {
+  if (!unmix_dnn_compiled()) {
+    printf("SKIPPED (built without oneDNN): test_weight_pinning_generations\n");
+    return;
+  }
+  struct unmix_conv_geom g;
+  unmix_conv_geom_init(&g, 2, 8, 8, 16, 32, 3, 3, 1, 1);
+  const size_t nx = (size_t)2 * 8 * 8 * 16, nw = (size_t)32 * 9 * 16, ny = (size_t)2 * 8 * 8 * 32;
+  float *x = ops_rand(nx, 31, -1, 1), *store = ops_rand(3 * nw, 32, -1, 1);
+  float *wt = store + nw; /* the second of three filters in one store */
+  float *y0 = ops_const(ny, 0), *y1 = ops_const(ny, 0), *y2 = ops_const(ny, 0);
+  const char *impl = NULL;
+  if (!unmix_dnn_conv_ok(UNMIX_DNN_FWD, UNMIX_DNN_F32, &g, &impl)) {
+    printf("SKIPPED (no fp32 oneDNN kernel: %s): test_weight_pinning_generations\n", impl);
+    return;
+  }
+  long h0, r0, h1, r1;
+  ck_assert(unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_F32, &g, x, wt, y0)); /* unpinned */
+  unmix_dnn_weight_pin_stats(&h0, &r0);
+  unmix_dnn_weights_pin(store, (int64_t)(3 * nw));
+  ck_assert(unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_F32, &g, x, wt, y1));
+  ck_assert(unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_F32, &g, x, wt, y2));
+  unmix_dnn_weight_pin_stats(&h1, &r1);
+  ck_assert_msg(r1 - r0 == 1 && h1 - h0 == 1, "pinned: %ld reorders and %ld hits, expected 1 and 1", r1 - r0, h1 - h0);
+  ck_assert_msg(memcmp(y0, y1, ny * sizeof(float)) == 0 && memcmp(y0, y2, ny * sizeof(float)) == 0,
+                "a pinned filter's result differs from the unpinned one");
+  /* the optimiser changes the weights and the next forward pins the store again while the
+   * first context still holds its pin (it is reset only at its next forward): the new
+   * weights count */
+  for (size_t i = 0; i < nw; i++) wt[i] = -wt[i];
+  unmix_dnn_weights_pin(store, (int64_t)(3 * nw));
+  ck_assert(unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_F32, &g, x, wt, y1));
+  for (size_t i = 0; i < ny; i++)
+    ck_assert_msg(y1[i] == -y0[i], "after a re-pin, output %zu is %g, expected %g (a stale copy?)", i, y1[i], -y0[i]);
+  /* unpinned (both holders let go): a reorder per call, no hits */
+  unmix_dnn_weights_unpin(store);
+  unmix_dnn_weights_unpin(store);
+  unmix_dnn_weight_pin_stats(&h0, &r0);
+  ck_assert(unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_F32, &g, x, wt, y2));
+  unmix_dnn_weight_pin_stats(&h1, &r1);
+  ck_assert_msg(h1 == h0 && r1 == r0, "an unpinned filter read a pinned copy");
+  ck_assert_msg(memcmp(y1, y2, ny * sizeof(float)) == 0, "unpinned result differs from the re-pinned one");
+  unmix_guarded_free(x); unmix_guarded_free(store);
+  unmix_guarded_free(y0); unmix_guarded_free(y1); unmix_guarded_free(y2);
+}
+END_TEST
+
+/* Weight pinning in training (bf16, where the graph's pins are what saves the reorders):
+ * 3 MoCo + Un-Mix steps with and without pinning give the same losses bit for bit, and the
+ * pinned run read pinned copies. Stale copies (kept across the optimiser steps) would change
+ * the losses from step 1 on. */
+START_TEST(test_bf16_weight_pinning_steps) {
+  if (skip_without_bf16("test_bf16_weight_pinning_steps")) return;
+  enum { STEPS = 3 };
+  double with[STEPS], without[STEPS];
+  long h0, r0, h1, r1;
+  unmix_dnn_weight_pin_stats(&h0, &r0);
+  loss_curve(UNMIX_PREC_BF16, with, STEPS);
+  unmix_dnn_weight_pin_stats(&h1, &r1);
+  unmix_dnn_weight_pinning(false);
+  loss_curve(UNMIX_PREC_BF16, without, STEPS);
+  unmix_dnn_weight_pinning(true);
+  printf("bf16 weight pinning: %ld conv passes read a pinned copy, %ld reorders for pins\n", h1 - h0, r1 - r0);
+  ck_assert_msg(h1 - h0 > 0, "no conv pass read a pinned bf16 copy");
+  ck_assert_msg(r1 - r0 > 0, "pinned copies were read but never made");
+  for (int i = 0; i < STEPS; i++)
+    ck_assert_msg(with[i] == without[i], "step %d: loss %.9g with weight pinning, %.9g without", i, with[i],
+                  without[i]);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("backend_onednn");
   TCase *tc = tcase_create("ops");
@@ -346,10 +422,12 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_bf16_gemm);
   tcase_add_test(tc, test_bf16_linear);
   tcase_add_test(tc, test_fp32_onednn_conv_matches_reference);
+  tcase_add_test(tc, test_weight_pinning_generations);
   suite_add_tcase(s, tc);
   TCase *curve = tcase_create("loss_curve"); /* the slow one: CK_RUN_CASE=ops skips it */
   tcase_set_timeout(curve, 900);
   tcase_add_test(curve, test_bf16_moco_unmix_loss_curve);
+  tcase_add_test(curve, test_bf16_weight_pinning_steps);
   suite_add_tcase(s, curve);
   return s;
 }

@@ -58,12 +58,35 @@ START_TEST(test_bench_step_profile_table) {
 }
 END_TEST
 
+/* tools/bench-cpu.sh takes its python from --python, $PYTHON or python3 (never a path outside
+ * the repository), and without torch it times ours alone, says why, and ends with n/a ratios.
+ * One step per precision of a tiny model (width 4): the figures themselves are not checked. */
+START_TEST(test_bench_cpu_script_without_torch) {
+  char script[1024], cmd[3072];
+  unmix_test_src_path("tools/bench-cpu.sh", script, sizeof script);
+  const char *bin = getenv("UNMIX_BIN");
+  ck_assert_msg(bin != NULL, "UNMIX_BIN is not set (run through ctest)");
+  snprintf(cmd, sizeof cmd,
+           "PYTHON=/nonexistent/python3 %s --unmix %s --batch 8 --steps 1 --warmup 0 --rounds 1 --threads 1 "
+           "--set model.width=4 --set moco.K=16 2>&1",
+           script, bin);
+  char *out = NULL;
+  const int st = unmix_test_sh(cmd, &out);
+  ck_assert_msg(st == 0, "bench-cpu.sh: exit %d:\n%s", st, unmix_test_tail(out));
+  unmix_test_expect(out, "pytorch: missing (no python at /nonexistent/python3)");
+  unmix_test_expect(out, "--python PATH or PYTHON=PATH");
+  unmix_test_expect(out, "ratio fp32 n/a\nratio bf16 n/a");
+  free(out);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("backend_profile");
   TCase *tc = tcase_create("profile");
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, test_profile_forwards_and_counts);
   tcase_add_test(tc, test_bench_step_profile_table);
+  tcase_add_test(tc, test_bench_cpu_script_without_torch);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -4,7 +4,8 @@
  * Gaussian blur, Resize+CenterCrop, whole pipelines) must equal PIL's bytes EXACTLY - we
  * mirror Pillow's integer/float arithmetic, so no tolerance is needed - and ToTensor +
  * Normalize must equal torchvision's float32 values exactly (same float32 ops). The W-MSE
- * recipe (bicubic, colour before the crop) has its own fixture, augment_wmse.bin. */
+ * recipe (bicubic, colour before the crop) has its own fixture, augment_wmse.bin, and so has
+ * the composed swav-imagenet multi-crop recipe, augment_swav_imagenet.bin. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -741,6 +742,146 @@ START_TEST(test_wmse_recipe_draws) {
 }
 END_TEST
 
+/* ---- the composed swav-imagenet recipe (tests/golden/augment_swav_imagenet.bin) ---------- */
+static struct unmix_fixture *g_sfx;
+
+static const struct unmix_fixture_entry *sentry(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const struct unmix_fixture_entry *sentry(const char *fmt, ...) {
+  if (!g_sfx) {
+    char path[1024];
+    g_sfx = unmix_fixture_load(unmix_test_src_path("tests/golden/augment_swav_imagenet.bin", path, sizeof path));
+    const struct unmix_fixture_entry *v = unmix_fixture_find(g_sfx, "meta/versions");
+    ck_assert_msg(v && v->numel == 4, "augment_swav_imagenet.bin lacks meta/versions");
+    unmix_pil_set_resize_order(((const int32_t *)v->data)[0] >= 13 ? UNMIX_PIL_ORDER_PILLOW13
+                                                                   : UNMIX_PIL_ORDER_LEGACY);
+  }
+  char name[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(name, sizeof name, fmt, ap);
+  va_end(ap);
+  return unmix_fixture_find(g_sfx, name);
+}
+
+/* The params of view `spec` under the fixture's draws (torchvision's decisions for one crop):
+ * our recipe's op list, in its order, consumes them, so a wrong op order, size, scale range,
+ * probability or jitter strength in the recipe fails here, not only a wrong pixel op. */
+static void swav_forced_params(const struct unmix_view_spec *spec, const int32_t *iv, const float *fv,
+                               const float *consts, struct unmix_view_params *p) {
+  memset(p, 0, sizeof *p);
+  ck_assert_int_eq(spec->geom, UNMIX_GEOM_RRC);
+  ck_assert_int_eq(spec->pre_geom_ops, 0);
+  ck_assert_int_eq(spec->filter, UNMIX_PIL_BILINEAR);
+  ck_assert(spec->ratio_min == 3.0f / 4.0f && spec->ratio_max == 4.0f / 3.0f);
+  p->src_x = iv[1], p->src_y = iv[2], p->src_w = iv[3], p->src_h = iv[4];
+  p->rs_w = p->rs_h = p->out_w = p->out_h = spec->size;
+  int seen = 0;
+  for (int k = 0; k < spec->n_ops; k++) {
+    const struct unmix_aug_op_spec *op = &spec->ops[k];
+    switch (op->op) {
+      case UNMIX_AUG_HFLIP:
+        ck_assert_float_eq(op->p, consts[0]);
+        p->flip = iv[5];
+        break;
+      case UNMIX_AUG_JITTER: {
+        ck_assert_float_eq(op->p, consts[1]);
+        const float strength[4] = {op->brightness, op->contrast, op->saturation, op->hue};
+        for (int q = 0; q < 4; q++) ck_assert_float_eq(strength[q], consts[4 + q]);
+        if (!iv[6]) break;
+        for (int q = 0; q < 4; q++) {
+          const int f = iv[7 + q];
+          const float lo = f == 3 ? -strength[3] : fmaxf(0.0f, 1.0f - strength[f]), hi = f == 3 ? strength[3] : 1.0f + strength[f];
+          ck_assert_msg(fv[f] >= lo && fv[f] <= hi, "jitter factor %d = %g outside [%g, %g]", f, fv[f], lo, hi);
+          p->steps[p->n_steps].kind = UNMIX_STEP_BRIGHTNESS + f;
+          p->steps[p->n_steps++].value = fv[f];
+        }
+        break;
+      }
+      case UNMIX_AUG_GRAY:
+        ck_assert_float_eq(op->p, consts[2]);
+        if (iv[11]) p->steps[p->n_steps++].kind = UNMIX_STEP_GRAY;
+        break;
+      case UNMIX_AUG_BLUR:
+        ck_assert_float_eq(op->p, consts[3]);
+        ck_assert(op->sigma_min == consts[8] && op->sigma_max == consts[9]);
+        if (!iv[12]) break;
+        ck_assert(fv[4] >= op->sigma_min && fv[4] <= op->sigma_max);
+        p->steps[p->n_steps].kind = UNMIX_STEP_BLUR;
+        p->steps[p->n_steps++].value = fv[4];
+        break;
+    }
+    seen |= 1 << op->op;
+  }
+  ck_assert_msg(seen == (1 << UNMIX_AUG_HFLIP | 1 << UNMIX_AUG_JITTER | 1 << UNMIX_AUG_GRAY | 1 << UNMIX_AUG_BLUR),
+                "the swav-imagenet view lacks an op of multicropdataset.py (ops mask %#x)", seen);
+}
+
+/* Every crop of the multi-crop list (2 x 24 px, scale .14-1, + 4 x 12 px, scale .05-.14) of
+ * three images, drawn by torchvision and applied by torchvision/Pillow in multicropdataset.py's
+ * order: our recipe (data.crops from the fixture's groups) applied with the same draws gives
+ * the same bytes and the same normalised floats, exactly. */
+START_TEST(test_swav_imagenet_recipe_matches_torchvision) {
+  const struct unmix_fixture_entry *ge = sentry("groups/ints");
+  ck_assert_msg(ge != NULL, "tests/golden/augment_swav_imagenet.bin missing");
+  const int32_t *gi = ge->data;
+  const float *gs = sentry("groups/scale")->data, *consts = sentry("consts")->data;
+  struct unmix_data_config dc;
+  memset(&dc, 0, sizeof dc);
+  snprintf(dc.recipe, sizeof dc.recipe, "swav-imagenet");
+  dc.n_crop_groups = (int)ge->shape[0];
+  for (int g = 0; g < dc.n_crop_groups; g++) {
+    dc.nmb_crops[g] = gi[2 * g];
+    dc.size_crops[g] = gi[2 * g + 1];
+    dc.min_scale[g] = gs[2 * g];
+    dc.max_scale[g] = gs[2 * g + 1];
+  }
+  struct unmix_recipe rec;
+  ck_assert_msg(unmix_recipe_from_config(&dc, &rec) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert_int_eq(rec.n_views, 6);
+  ck_assert_close("recipe mean", rec.mean, sentry("norm/mean")->data, 3, 0.0, 0.0);
+  ck_assert_close("recipe std", rec.std, sentry("norm/std")->data, 3, 0.0, 0.0);
+  struct unmix_norm norm;
+  unmix_norm_init(&norm, rec.mean, rec.std);
+  int q = 0, flips = 0, jitters = 0, grays = 0, blurs = 0;
+  for (; sentry("crop/%d/ints", q); q++) {
+    const int32_t *iv = sentry("crop/%d/ints", q)->data; /* img sx sy sw sh flip jitter order[4] gray blur */
+    const float *fv = sentry("crop/%d/floats", q)->data;  /* b c s h radius */
+    const int v = q % rec.n_views, g = v < gi[0] ? 0 : 1;
+    const struct unmix_view_spec *spec = &rec.views[v];
+    ck_assert_int_eq(spec->size, gi[2 * g + 1]);
+    ck_assert(spec->scale_min == gs[2 * g] && spec->scale_max == gs[2 * g + 1]);
+    int ih, iw, ic, oh, ow, oc;
+    const uint8_t *in = image(sentry("img/%d", iv[0]), &ih, &iw, &ic);
+    const uint8_t *want = image(sentry("crop/%d/out", q), &oh, &ow, &oc);
+    const float *want_f = sentry("crop/%d/float", q)->data;
+    int sh, sw;
+    unmix_view_out_size(spec, ih, iw, &sh, &sw);
+    ck_assert(sh == oh && sw == ow && oc == 3);
+    struct unmix_view_params p;
+    swav_forced_params(spec, iv, fv, consts, &p);
+    struct unmix_pil_scratch s = {0};
+    uint8_t *got = malloc((size_t)oh * ow * oc);
+    float *out = malloc(sizeof(float) * oh * ow * oc);
+    unmix_view_apply_u8(&p, in, ih, iw, ic, got, &s);
+    char what[96];
+    snprintf(what, sizeof what, "swav-imagenet crop %d (view %d of image %d, uint8)", q, v, iv[0]);
+    expect_bytes(what, got, want, (size_t)oh * ow * oc, ow, oc);
+    unmix_view_apply(&p, in, ih, iw, ic, &norm, out, got, &s);
+    snprintf(what, sizeof what, "swav-imagenet crop %d (view %d of image %d, float)", q, v, iv[0]);
+    ck_assert(unmix_close(what, out, want_f, (size_t)oh * ow * oc, 0.0, 0.0));
+    flips += iv[5], jitters += iv[6], grays += iv[11], blurs += iv[12];
+    free(got);
+    free(out);
+    unmix_pil_scratch_free(&s);
+  }
+  ck_assert_int_eq(q, 18);
+  /* the draws cover both branches of every random op */
+  ck_assert(flips > 0 && flips < q && jitters > 0 && jitters < q && grays > 0 && grays < q && blurs > 0 && blurs < q);
+  unmix_fixture_free(g_sfx);
+  g_sfx = NULL;
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("data_augment");
   TCase *tc = tcase_create("pil_exact");
@@ -770,6 +911,10 @@ static Suite *suite(void) {
   tcase_add_test(tw, test_wmse_pipelines_match_torchvision);
   tcase_add_test(tw, test_wmse_recipe_draws);
   suite_add_tcase(s, tw);
+  TCase *tsw = tcase_create("swav_imagenet");
+  tcase_set_timeout(tsw, 120);
+  tcase_add_test(tsw, test_swav_imagenet_recipe_matches_torchvision);
+  suite_add_tcase(s, tsw);
   return s;
 }
 

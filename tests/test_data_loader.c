@@ -301,6 +301,35 @@ START_TEST(test_grey_images_wmse_recipe) {
 }
 END_TEST
 
+/* A crop group on a W-MSE recipe (configs/fmnist/byol.yaml's 35-100 % crops) changes only the
+ * crops' size and scale: the colour ops keep their place before the crop. */
+START_TEST(test_crop_group_wmse_recipe) {
+  struct unmix_data_config cfg = {0};
+  snprintf(cfg.recipe, sizeof cfg.recipe, "wmse-cifar10");
+  struct unmix_recipe base, r;
+  ck_assert_int_eq(unmix_recipe_from_config(&cfg, &base), UNMIX_OK);
+  cfg.n_crop_groups = 1;
+  cfg.nmb_crops[0] = 2, cfg.size_crops[0] = 32, cfg.min_scale[0] = 0.35f, cfg.max_scale[0] = 1.0f;
+  ck_assert_msg(unmix_recipe_from_config(&cfg, &r) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert_int_eq(r.n_views, 2);
+  for (int v = 0; v < 2; v++) {
+    ck_assert(r.views[v].scale_min == 0.35f && r.views[v].scale_max == 1.0f);
+    ck_assert_int_eq(r.views[v].size, 32);
+    ck_assert_int_eq(r.views[v].n_ops, base.views[0].n_ops);
+    ck_assert_int_eq(r.views[v].pre_geom_ops, base.views[0].pre_geom_ops);
+    ck_assert_int_gt(r.views[v].pre_geom_ops, 0);
+    for (int i = 0; i < r.views[v].n_ops; i++) ck_assert_int_eq(r.views[v].ops[i].op, base.views[0].ops[i].op);
+  }
+  struct unmix_loader *ld = make(g_ds, &r, UNMIX_LOADER_TRAIN, 8, 2, 1, 0, 1);
+  ck_assert_int_eq(unmix_loader_start_epoch(ld, 0), UNMIX_OK);
+  const struct unmix_batch *b;
+  ck_assert_int_eq(unmix_loader_next(ld, &b), UNMIX_OK);
+  ck_assert_int_eq(b->n_views, 2);
+  ck_assert_int_eq(b->views[1].h, 32);
+  unmix_loader_free(ld);
+}
+END_TEST
+
 /* swav-imagenet: SwAV's multicropdataset.py per crop (RRC, flip, jitter(.8,.8,.8,.2)@.8,
  * gray@.2, PIL blur(.1-2)@.5, in that order), std 0.228, the groups of data.crops in order. */
 START_TEST(test_swav_imagenet_recipe) {
@@ -480,6 +509,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_eval_mode_in_order_with_last_batch);
   tcase_add_test(tc, test_multicrop_groups);
   tcase_add_test(tc, test_grey_images_wmse_recipe);
+  tcase_add_test(tc, test_crop_group_wmse_recipe);
   tcase_add_test(tc, test_swav_imagenet_recipe);
   tcase_add_test(tc, test_shutdown_mid_epoch_and_restart);
   tcase_add_test(tc, test_worker_error_reaches_consumer);

@@ -388,6 +388,7 @@ START_TEST(test_range_errors) {
   bad("optim:\n  batch_size: 0\n", "key 'optim.batch_size': 0 is out of range: must be in [1, 16777216]");
   bad("train:\n  epochs: 0\n", "key 'train.epochs': 0 is out of range");
   bad("model:\n  width: 0\n", "key 'model.width': 0 is out of range");
+  bad("model:\n  sync_bn_group: -8\n", "key 'model.sync_bn_group': -8 is out of range: must be in [0, 1048576]");
   bad("optim:\n  lr: -1\n", "key 'optim.lr': -1 is out of range: must be >= 0");
   bad("optim:\n  momentum: 1.0\n", "key 'optim.momentum': 1.0 is out of range: must be in [0, 1)");
   bad("linear:\n  momentum: 1\n", "key 'linear.momentum': 1 is out of range: must be in [0, 1)");
@@ -519,7 +520,7 @@ START_TEST(test_resolved_round_trip) {
                       "    - {nmb: 6, size: 96, min_scale: 0.05, max_scale: 0.14}\n"
                       "  mean: [0.1, -0.25, 3.3333333]\n  std: [1e-3, 0.2, 1]\n"
                       "model: {arch: resnet50, stem: imagenet, width: 32, bn_splits: 1, head: swav, dim: 64,"
-                      " hidden: 1024, sync_bn: true}\n"
+                      " hidden: 1024, sync_bn: true, sync_bn_group: 8}\n"
                       "moco: {K: 65536, m: 0.999, T: 0.07, symmetric: false, shuffle_bn: false, mix_once: true}\n"
                       "swav: {nmb_prototypes: 3000, temperature: 0.2, epsilon: 0.03, sinkhorn_iterations: 5,"
                       " crops_for_assign: [1, 0, 7], queue_length: 3840, epoch_queue_starts: 30,"

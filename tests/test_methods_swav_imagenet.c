@@ -5,6 +5,7 @@
  * refilled by the three loss calls); losses, d loss / d scores, every parameter gradient and
  * the queue after the step, to fp32 rounding. Also the simplified Sinkhorn alone, prototype
  * freezing. */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +205,33 @@ END_TEST
 START_TEST(test_swin_nomix) { run_step("method_swin_nomix.bin"); }
 END_TEST
 
+/* SyncBN as each script runs it: --sync_bn apex (process groups of 8 consecutive GPUs,
+ * --syncbn_process_group_size's default) on the 64/128-GPU scripts, --sync_bn pytorch (all 4
+ * GPUs) on the bs256 ones. */
+START_TEST(test_manifest_sync_bn_groups) {
+  char dir[1024];
+  unmix_test_src_path("configs/swav_imagenet", dir, sizeof dir);
+  DIR *d = opendir(dir);
+  ck_assert_msg(d != NULL, "%s", dir);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    const size_t len = strlen(e->d_name);
+    if (len < 6 || strcmp(e->d_name + len - 5, ".yaml")) continue;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    struct unmix_config cfg;
+    ck_assert_msg(unmix_manifest_load(path, NULL, 0, &cfg) == UNMIX_OK, "%s: %s", path, unmix_error_message());
+    const int want = strstr(e->d_name, "_bs256") ? 0 : 8;
+    ck_assert_msg(cfg.model.sync_bn && cfg.model.sync_bn_group == want, "%s: sync_bn %d, sync_bn_group %d (want %d)",
+                  e->d_name, cfg.model.sync_bn, cfg.model.sync_bn_group, want);
+    unmix_config_free(&cfg);
+    n++;
+  }
+  closedir(d);
+  ck_assert_int_eq(n, 18);
+}
+END_TEST
+
 START_TEST(test_sinkhorn_simplified) {
   struct unmix_fixture *fx = load("sinkhorn_simplified.bin");
   size_t n;
@@ -289,6 +317,7 @@ static Suite *swav_imagenet_suite(void) {
   tcase_add_test(tc, test_swin_global);
   tcase_add_test(tc, test_swin_nomix);
   tcase_add_test(tc, test_prototypes_frozen);
+  tcase_add_test(tc, test_manifest_sync_bn_groups);
   suite_add_tcase(s, tc);
   return s;
 }

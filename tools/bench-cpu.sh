@@ -7,13 +7,18 @@
 # (R = our images/s over PyTorch's, means over the rounds; "n/a" when torch is missing).
 #
 # usage: tools/bench-cpu.sh [--unmix PATH] [--python PATH] [--batch 64] [--steps 10]
-#                           [--warmup 2] [--rounds 2] [--threads N]
+#                           [--warmup 2] [--rounds 2] [--threads N] [--set KEY=VALUE ...]
+# --set goes to our step only (a smaller model for a smoke test: the ratios then compare
+# different models and mean nothing).
+# PyTorch runs under --python PATH, else $PYTHON, else python3 from PATH (a virtual
+# environment with torch and torchvision); without torch it times ours only and says so.
 # Run it on an otherwise idle machine: the figures are timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unmix=build/unmix
-python=${UNMIX_TORCH_PYTHON:-/work/venv-torch/bin/python}
+python=${PYTHON:-python3}
 batch=64 steps=10 warmup=2 rounds=2 threads=$(nproc)
+sets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --unmix) unmix=$2; shift 2 ;;
@@ -23,7 +28,8 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --set) sets+=(--set "$2"); shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-cpu.sh: unknown argument '$1' (--help)" >&2; exit 2 ;;
   esac
 done
@@ -37,10 +43,11 @@ export OMP_NUM_THREADS=$threads
 have_torch=1
 torch_why=""
 if ! [ -x "$python" ] && ! command -v "$python" >/dev/null 2>&1; then
-  have_torch=0 torch_why="no python at $python (--python PATH)"
+  have_torch=0 torch_why="no python at $python"
 elif ! "$python" -c 'import torch, torchvision' >/dev/null 2>&1; then
   have_torch=0 torch_why="torch/torchvision cannot be imported by $python"
 fi
+[ $have_torch = 1 ] || echo "bench-cpu.sh: PyTorch missing ($torch_why): timing ours only; give a python with torch and torchvision by --python PATH or PYTHON=PATH" >&2
 
 echo "== machine"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, $threads threads"
@@ -62,7 +69,7 @@ echo "== runs (batch $batch, $steps steps after $warmup warm-up, $rounds rounds,
 row round impl prec "ms/step" "images/s"
 for ((r = 1; r <= rounds; r++)); do
   for prec in fp32 bf16; do
-    out=$("$unmix" bench step "$manifest" --batch "$batch" --steps "$steps" --warmup "$warmup" --set "precision=$prec" 2>&1) || {
+    out=$("$unmix" bench step "$manifest" --batch "$batch" --steps "$steps" --warmup "$warmup" --set "precision=$prec" "${sets[@]}" 2>&1) || {
       echo "$out" >&2; echo "bench-cpu.sh: unmix bench step failed" >&2; exit 1; }
     ms=$(awk '/^ms\/step \(mean\)/ {print $NF}' <<<"$out")
     ips=$(ips "$ms")

@@ -114,10 +114,11 @@ struct unmix_backend {
   void (*memcpy_d2h)(void *dst, const void *src, size_t bytes); /* dst is filled on return */
   void (*memcpy_d2d)(void *dst, const void *src, size_t bytes);
   void (*synchronize)(void);
-  /* Weight pinning, for backends that compute convolutions in a narrower type than the fp32
-   * weights (CUDA in bf16): weights_pin(base, n) promises that the n floats at base (a
-   * parameter store) stay unchanged until base is pinned again, unpinned, or freed; the
-   * backend may convert them once and reuse the copy for every conv whose filter lies inside.
+  /* Weight pinning, for backends whose convolutions read the fp32 weights in another type or
+   * layout (CUDA in bf16; the CPU's oneDNN kernels, in bf16 and blocked layouts):
+   * weights_pin(base, n) promises that the n floats at base (a parameter store) stay
+   * unchanged until base is pinned again, unpinned, or freed; the backend may convert them
+   * once and reuse the copy for every conv whose filter lies inside.
    * The graph pins a model's parameters at the start of each forward pass (the weights are
    * read-only from there to the end of its backward pass) and unpins them when the pass's
    * context is reset. A backend that needs none leaves both NULL. */

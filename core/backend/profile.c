@@ -66,6 +66,7 @@ static int64_t g_calls[UNMIX_OP_COUNT];
 #define ARGS_axpy_rows (n, d, s, s_stride, x, y)
 #define ARGS_transpose (n, d, x, y)
 #define ARGS_sgd_step (n, p, g, buf, lr, momentum, wd, nseg, off, gscale_seg, wd_seg)
+#define ARGS_adam_step (n, p, g, m, v, wd, w1, b2, w2, eps, step_size, bc2_sqrt)
 #define ARGS_ema (n, m, query, key)
 #define ARGS_topk (n, d, k, x, vals, idx)
 

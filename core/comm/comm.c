@@ -473,3 +473,40 @@ unmix_status unmix_comm_allgather(struct unmix_comm *c, const void *send, void *
     default: return no_route(c, "all-gather");
   }
 }
+
+/* ---- process groups ------------------------------------------------------------------------ */
+unmix_status unmix_comm_split_groups(struct unmix_comm *c, int group, struct unmix_comm **out) {
+  *out = NULL;
+  const int world = unmix_comm_world(c);
+  if (group < 1 || world % group != 0)
+    return unmix_error_set(UNMIX_ERR_CONFIG, "process groups of %d ranks do not divide the %d ranks", group, world);
+  if (!c) return UNMIX_OK; /* single: the one group is this rank, NULL */
+  UNMIX_TRY(check_usable(c, "split"));
+  struct unmix_comm *g = unmix_xcalloc(1, sizeof *g);
+  g->kind = c->kind;
+  g->rank = c->rank % group;
+  g->world = group;
+  /* ranks on this host within the group: consecutive ranks fill a host first (srun, mpirun) */
+  g->local_rank = c->local_rank % group;
+  g->local_world = c->local_world < group ? c->local_world : group;
+  g->timeout_s = c->timeout_s;
+  g->bucket_bytes = c->bucket_bytes;
+  g->be = c->be;
+  unmix_status s = UNMIX_OK;
+  if (c->host) {
+    s = fail(c, c->host->split(c, c->host_impl, group, g, &g->host_impl));
+    if (s == UNMIX_OK) g->host = c->host;
+  }
+  if (s == UNMIX_OK && c->dev) {
+    s = fail(c, c->dev->split(c, c->dev_impl, group, g, &g->dev_impl));
+    if (s == UNMIX_OK) g->dev = c->dev;
+  }
+  if (s != UNMIX_OK) {
+    g->broken = true; /* the parent is broken too: nothing collective on the way out */
+    unmix_comm_destroy(g);
+    return s;
+  }
+  snprintf(g->name, sizeof g->name, "%.20s/%d", c->name, group);
+  *out = g;
+  return UNMIX_OK;
+}

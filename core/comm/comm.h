@@ -60,6 +60,13 @@ unmix_status unmix_comm_attach_backend(struct unmix_comm *c, const struct unmix_
  * UNMIX_GPU_BIND=0 or the launcher left one device per rank. Returns what it did (for logs). */
 const char *unmix_comm_bind_local_gpu(const struct unmix_comm *c);
 void unmix_comm_destroy(struct unmix_comm *c);
+/* The sub-communicator of the `group` consecutive ranks that hold this one: ranks
+ * [r - r % group, r - r % group + group) of c, this rank being rank r % group of world
+ * `group` (how apex's create_syncbn_process_group forms SyncBN process groups). Collective
+ * over c: every rank calls it with the same group, which must divide the world. Each of c's
+ * transports is split (MPI_Comm_split; a second NCCL communicator per group). Destroy it
+ * before c. */
+unmix_status unmix_comm_split_groups(struct unmix_comm *c, int group, struct unmix_comm **out);
 
 int unmix_comm_rank(const struct unmix_comm *c);        /* 0 for NULL */
 int unmix_comm_world(const struct unmix_comm *c);       /* 1 for NULL */

@@ -20,6 +20,9 @@ struct unmix_comm_transport {
   unmix_status (*allgather)(struct unmix_comm *c, void *impl, const void *send, void *recv, int64_t count,
                             enum unmix_comm_dtype t);
   unmix_status (*barrier)(struct unmix_comm *c, void *impl);
+  /* Collective over c: the transport of `child`, the sub-communicator of the `group`
+   * consecutive ranks holding this one (child's rank/world are set: rank % group, group). */
+  unmix_status (*split)(struct unmix_comm *c, void *impl, int group, struct unmix_comm *child, void **child_impl);
   /* broken: a collective failed; skip anything that could wait for a peer. */
   void (*destroy)(struct unmix_comm *c, void *impl, bool broken);
 };

@@ -124,6 +124,28 @@ static unmix_status mpi_barrier(struct unmix_comm *c, void *impl) {
   return wait_all(c, &req, 1, "barrier", 0);
 }
 
+/* MPI_Comm_split is blocking (no deadline): it runs once, at set-up, right after the
+ * communicator's other set-up collectives. */
+static unmix_status mpi_split(struct unmix_comm *c, void *impl, int group, struct unmix_comm *child,
+                              void **child_impl) {
+  struct mpi_impl *m = impl;
+  struct mpi_impl *g = unmix_xcalloc(1, sizeof *g);
+  int rc = MPI_Comm_split(m->comm, c->rank / group, c->rank % group, &g->comm);
+  if (rc != MPI_SUCCESS) {
+    free(g);
+    return mpi_fail(c, rc, "Comm_split");
+  }
+  MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN);
+  g->blocking = m->blocking;
+  int r = -1, w = 0;
+  MPI_Comm_rank(g->comm, &r);
+  MPI_Comm_size(g->comm, &w);
+  UNMIX_REQUIRE(r == child->rank && w == child->world, "MPI_Comm_split gave rank %d of %d, expected %d of %d", r, w,
+                child->rank, child->world);
+  *child_impl = g;
+  return UNMIX_OK;
+}
+
 static void mpi_destroy(struct unmix_comm *c, void *impl, bool broken) {
   struct mpi_impl *m = impl;
   (void)c;
@@ -138,6 +160,7 @@ static const struct unmix_comm_transport g_mpi = {
     /* .broadcast = */ mpi_broadcast,
     /* .allgather = */ mpi_allgather,
     /* .barrier   = */ mpi_barrier,
+    /* .split     = */ mpi_split,
     /* .destroy   = */ mpi_destroy,
 };
 

@@ -185,12 +185,71 @@ static void nccl_destroy(struct unmix_comm *c, void *impl, bool broken) {
   free(n);
 }
 
+/* The NCCL communicator of c's c->world ranks from `id` (this rank is c->rank), non-blocking,
+ * on `stream`, with its event and barrier scratch. */
+static unmix_status comm_init(struct unmix_comm *c, cudaStream_t stream, const ncclUniqueId *id,
+                              struct nccl_impl **out) {
+  struct nccl_impl *n = unmix_xcalloc(1, sizeof *n);
+  n->stream = stream;
+  cudaError_t e = cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming);
+  if (e == cudaSuccess) e = cudaMalloc((void **)&n->scratch, sizeof(int32_t));
+  if (e == cudaSuccess) e = cudaMemset(n->scratch, 0, sizeof(int32_t)); /* the barrier sums it: 0 + 0 stays 0 */
+  if (e != cudaSuccess) {
+    unmix_status s = unmix_error_set(UNMIX_ERR_DEVICE, "NCCL communicator set-up: %s", cudaGetErrorString(e));
+    nccl_destroy(c, n, true);
+    return s;
+  }
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  const double t0 = unmix_comm_clock();
+  ncclResult_t r = ncclCommInitRankConfig(&n->comm, c->world, *id, c->rank, &config);
+  if (r != ncclSuccess && r != ncclInProgress) {
+    unmix_status s = nccl_fail(c, NULL, r, "CommInitRank");
+    n->comm = NULL;
+    nccl_destroy(c, n, true);
+    return s;
+  }
+  if (r == ncclInProgress && ncclCommGetAsyncError(n->comm, &r) != ncclSuccess) r = ncclInternalError;
+  unmix_status s = settle(c, n, r, "CommInitRank", t0);
+  if (s != UNMIX_OK) {
+    nccl_destroy(c, n, true);
+    return s;
+  }
+  *out = n;
+  return UNMIX_OK;
+}
+
+/* A process group is a second NCCL communicator (ncclCommSplit would need NCCL >= 2.18, and
+ * the emulated NCCL of the EMU build has only ncclCommInitRankConfig): the group's first rank
+ * makes a unique id, every rank's id is all-gathered over c, and each rank joins its group's
+ * communicator as rank c->rank % group, on the same stream. */
+static unmix_status nccl_split(struct unmix_comm *c, void *impl, int group, struct unmix_comm *child,
+                               void **child_impl) {
+  struct nccl_impl *n = impl;
+  UNMIX_TRY(usable(c, n));
+  ncclUniqueId mine;
+  memset(&mine, 0, sizeof mine);
+  if (child->rank == 0) {
+    ncclResult_t r = ncclGetUniqueId(&mine);
+    if (r != ncclSuccess) return nccl_fail(c, n, r, "GetUniqueId (process group)");
+  }
+  ncclUniqueId *all = unmix_xcalloc((size_t)c->world, sizeof *all);
+  unmix_status s = unmix_comm_allgather(c, &mine, all, (int64_t)sizeof mine, UNMIX_COMM_BYTE, UNMIX_COMM_HOST);
+  struct nccl_impl *g = NULL;
+  if (s == UNMIX_OK) s = comm_init(child, n->stream, &all[c->rank - c->rank % group], &g);
+  free(all);
+  UNMIX_TRY(s);
+  *child_impl = g;
+  return UNMIX_OK;
+}
+
 static const struct unmix_comm_transport g_nccl = {
     /* .name      = */ "nccl",
     /* .allreduce = */ nccl_allreduce,
     /* .broadcast = */ nccl_broadcast,
     /* .allgather = */ nccl_allgather,
     /* .barrier   = */ nccl_barrier,
+    /* .split     = */ nccl_split,
     /* .destroy   = */ nccl_destroy,
 };
 
@@ -275,33 +334,13 @@ unmix_status unmix_comm_nccl_open(struct unmix_comm *c) {
   } else {
     UNMIX_TRY(c->host->broadcast(c, c->host_impl, &id, (int64_t)sizeof id, UNMIX_COMM_BYTE, 0));
   }
-  struct nccl_impl *n = unmix_xcalloc(1, sizeof *n);
-  n->stream = stream;
-  if (by_file && c->rank == 0) snprintf(n->id_file, sizeof n->id_file, "%s", c->nccl_id_file);
-  cudaError_t e = cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming);
-  if (e == cudaSuccess) e = cudaMalloc((void **)&n->scratch, sizeof(int32_t));
-  if (e == cudaSuccess) e = cudaMemset(n->scratch, 0, sizeof(int32_t)); /* the barrier sums it: 0 + 0 stays 0 */
-  if (e != cudaSuccess) {
-    unmix_status s = unmix_error_set(UNMIX_ERR_DEVICE, "NCCL communicator set-up: %s", cudaGetErrorString(e));
-    nccl_destroy(c, n, true);
-    return s;
-  }
-  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-  config.blocking = 0;
-  const double t0 = unmix_comm_clock();
-  ncclResult_t r = ncclCommInitRankConfig(&n->comm, c->world, id, c->rank, &config);
-  if (r != ncclSuccess && r != ncclInProgress) {
-    unmix_status s = nccl_fail(c, NULL, r, "CommInitRank");
-    n->comm = NULL;
-    nccl_destroy(c, n, true);
-    return s;
-  }
-  if (r == ncclInProgress && ncclCommGetAsyncError(n->comm, &r) != ncclSuccess) r = ncclInternalError;
-  unmix_status s = settle(c, n, r, "CommInitRank", t0);
+  struct nccl_impl *n = NULL;
+  unmix_status s = comm_init(c, stream, &id, &n);
   if (s != UNMIX_OK) {
-    nccl_destroy(c, n, true);
+    if (by_file && c->rank == 0) unlink(c->nccl_id_file);
     return s;
   }
+  if (by_file && c->rank == 0) snprintf(n->id_file, sizeof n->id_file, "%s", c->nccl_id_file);
   c->dev = &g_nccl;
   c->dev_impl = n;
   return UNMIX_OK;

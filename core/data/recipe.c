@@ -138,9 +138,11 @@ unmix_status unmix_recipe_from_config(const struct unmix_data_config *cfg, struc
   const char *name = cfg->recipe[0] ? cfg->recipe : "moco-cifar";
   if (unmix_recipe_get(name, r) != UNMIX_OK) return unmix_error_wrap(UNMIX_ERR_CONFIG, "data.recipe");
   if (cfg->n_crop_groups > 0) {
-    /* SwAV's multi-crop groups; for the MoCo recipes one group of 2 sets the crop size and scale */
-    if (strncmp(name, "swav-", 5) != 0 && strncmp(name, "moco", 4) != 0)
-      return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.crops: crop groups apply to swav-* and moco* recipes, not '%s'", name);
+    /* SwAV's multi-crop groups; for the MoCo and W-MSE recipes one group of 2 sets the crop size
+     * and scale (the W-MSE views keep their colour ops before the crop: the template's order) */
+    if (strncmp(name, "swav-", 5) != 0 && strncmp(name, "moco", 4) != 0 && strncmp(name, "wmse-", 5) != 0)
+      return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.crops: crop groups apply to swav-*, moco* and wmse-* recipes, not '%s'",
+                        name);
     if (cfg->n_crop_groups > UNMIX_MAX_CROP_GROUPS)
       return UNMIX_FAIL(UNMIX_ERR_CONFIG, "data.nmb_crops: at most %d crop groups", UNMIX_MAX_CROP_GROUPS);
     struct unmix_view_spec tmpl = r->views[0];

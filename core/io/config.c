@@ -125,6 +125,7 @@ static const struct key_def g_keys[] = {
     KI("model.dim", model.dim, IN(1, 1 << 20), "128"),
     KI("model.hidden", model.hidden, IN(1, 1 << 20), "2048"),
     KB("model.sync_bn", model.sync_bn, "false"),
+    KI("model.sync_bn_group", model.sync_bn_group, IN(0, 1 << 20), "0"),
 
     KI("moco.K", moco.K, GE(1), "4096"),
     KF("moco.m", moco.m, IN(0, 1), "0.99"),

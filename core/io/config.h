@@ -44,6 +44,7 @@ struct unmix_model_config {
   int dim;                     /* output embedding dim (128) */
   int hidden;                  /* MLP / SwAV hidden width (2048 / 512) */
   bool sync_bn;                /* multi-process: synchronise BN statistics across ranks */
+  int sync_bn_group;           /* with sync_bn: 0 = over all ranks, N = within groups of N consecutive ranks */
 };
 
 

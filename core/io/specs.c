@@ -30,6 +30,7 @@ unmix_status unmix_method_spec_from_config(const struct unmix_config *cfg, int i
   out->seed = cfg->seed;
   model_section(cfg, image_size, &out->model);
   out->sync_bn = cfg->model.sync_bn;
+  out->sync_bn_group = cfg->model.sync_bn_group;
   for (int g = 0; g < cfg->data.n_crop_groups; g++)
     for (int k = 0; k < cfg->data.nmb_crops[g]; k++)
       if (out->n_crops < UNMIX_MAX_METHOD_CROPS) out->crop_size[out->n_crops++] = cfg->data.size_crops[g];

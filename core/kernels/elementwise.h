@@ -27,6 +27,22 @@ UNMIX_HD void unmix_k_sgd(float *p, float g, float *buf, float lr, float momentu
   *p = *p - lr * b;
 }
 
+/* PyTorch's _single_tensor_adam on one element (see the ADAM_STEP op): each product and sum
+ * rounded on its own, as the ATen kernels round it (the builds disable FMA contraction). */
+UNMIX_HD void unmix_k_adam(float *p, float g, float *m, float *v, float wd, float w1, float b2, float w2, float eps,
+                           float step_size, float bc2_sqrt) {
+  float pi = *p, gi = g;
+  if (wd != 0.0f) gi = gi + wd * pi;
+  /* lerp(m, g, w1) with |w1| < 0.5: m + w1 * (g - m) */
+  float mi = *m + w1 * (gi - *m);
+  float vi = *v * b2;
+  vi = vi + w2 * gi * gi;
+  float denom = sqrtf(vi) / bc2_sqrt + eps;
+  *m = mi;
+  *v = vi;
+  *p = pi + (-step_size) * (mi / denom);
+}
+
 /* Exponential moving average (a momentum encoder's update): key = m*key + (1-m)*query.
  * PyTorch computes param_k.data * m + param_q.data * (1 - m), in that order. */
 UNMIX_HD float unmix_k_ema(float key, float query, float m) { return key * m + query * (1.0f - m); }

@@ -16,7 +16,7 @@ static unmix_status bn_allreduce(void *comm, double *buf, int64_t n) {
 void unmix_method_install_bn_sync(struct unmix_method *m, struct unmix_model *model) {
   if (!model || !m->spec.sync_bn || m->world <= 1) return;
   model->bn_sync.allreduce_f64 = bn_allreduce;
-  model->bn_sync.ctx = m->comm;
+  model->bn_sync.ctx = m->bn_comm ? m->bn_comm : m->comm; /* model.sync_bn_group */
   model->bn_sync.status = UNMIX_OK;
 }
 

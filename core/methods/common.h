@@ -16,6 +16,7 @@ struct unmix_method {
   const struct unmix_backend *be;
   struct unmix_method_spec spec; /* copy */
   struct unmix_comm *comm;
+  struct unmix_comm *bn_comm;   /* SyncBN's process group (model.sync_bn_group), owned; NULL: comm */
   int rank, world;
   int image_size;               /* spec.model.image_size: the training views' size */
   struct unmix_model *model;    /* the encoder that is evaluated/exported (MoCo: encoder_q) */
@@ -53,7 +54,8 @@ unmix_status unmix_method_check_loss(struct unmix_method *m, double loss, const 
  * mixing (mix_mode -1, lam 1). The method's metric columns are left to the caller. */
 void unmix_step_stats_fill(struct unmix_step_stats *st, double loss, const char *main_name, const char *third_name,
                            double main, double mix, double third, const struct unmix_mix_draw *draw, double lam);
-/* SyncBatchNorm (model.sync_bn, world > 1): routes the model's BN statistics through m->comm. */
+/* SyncBatchNorm (model.sync_bn, world > 1): routes the model's BN statistics through m->comm, or
+ * through m->bn_comm, the process group of model.sync_bn_group consecutive ranks. */
 void unmix_method_install_bn_sync(struct unmix_method *m, struct unmix_model *model);
 
 /* ---- test hooks of the individual methods (defined in their files) ------------------------- */

@@ -27,6 +27,14 @@ unmix_status unmix_method_new(const struct unmix_method_spec *sp, const struct u
   else if (sp->sync_bn && m->world > 1 && sp->model.bn_splits > 1)
     s = unmix_error_set(UNMIX_ERR_CONFIG, "model.sync_bn normalises over the global batch; it cannot be combined "
                                           "with model.bn_splits = %d (set one of them off)", sp->model.bn_splits);
+  else if (sp->sync_bn && m->world > 1 && sp->sync_bn_group > 0 && m->world % sp->sync_bn_group != 0)
+    s = unmix_error_set(UNMIX_ERR_CONFIG, "model.sync_bn_group = %d does not divide the %d ranks (SyncBN process "
+                        "groups are consecutive ranks, as apex's --syncbn_process_group_size; set "
+                        "model.sync_bn_group to a divisor of the world, or 0 for all ranks)", sp->sync_bn_group,
+                        m->world);
+  /* apex's process groups of N ranks; N = world is the all-rank sync of the communicator */
+  else if (sp->sync_bn && m->world > 1 && sp->sync_bn_group > 0 && sp->sync_bn_group < m->world)
+    s = unmix_comm_split_groups(comm, sp->sync_bn_group, &m->bn_comm);
   if (s == UNMIX_OK) s = ops->create(m);
   if (s == UNMIX_OK) unmix_method_install_bn_sync(m, m->model);
   if (s != UNMIX_OK) {
@@ -42,6 +50,7 @@ void unmix_method_destroy(struct unmix_method *m) {
   m->ops->destroy(m);
   if (m->opt.store) unmix_optimizer_free(&m->opt);
   unmix_model_destroy(m->model);
+  unmix_comm_destroy(m->bn_comm);
   free(m);
 }
 

@@ -72,6 +72,7 @@ struct unmix_method_spec {
   struct unmix_model_spec model; /* the network, image_size = the training views' size, with the
                                     method's model needs applied */
   bool sync_bn;                  /* multi-process: SyncBatchNorm over the communicator */
+  int sync_bn_group;             /* 0: over all ranks; N: over groups of N consecutive ranks (apex) */
   int n_crops;                   /* crops per sample of the multi-crop recipe (0 = none configured) */
   int crop_size[UNMIX_MAX_METHOD_CROPS]; /* their sizes (the first n_crops, at most UNMIX_MAX_METHOD_CROPS) */
   struct unmix_optim_config optim;

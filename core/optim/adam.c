@@ -1,7 +1,7 @@
 /* Adam (PyTorch semantics, coupled L2), the W-MSE codebase's warmup + step-drop schedule and
- * the BYOL target-momentum schedule (see adam.h). The element-wise update runs on the host
- * over the backend's buffers: directly on the CPU backend, staged through host memory on a
- * device backend (a backend op can replace the staging without changing the arithmetic). */
+ * the BYOL target-momentum schedule (see adam.h). The element-wise update is the backend's
+ * adam_step op (core/kernels/elementwise.h's body on either backend), so a device backend
+ * updates its buffers in place; this file computes the per-step scalars in double. */
 #include "core/optim/adam.h"
 
 #include <math.h>
@@ -34,8 +34,7 @@ unmix_status unmix_adam_init_ext(struct unmix_adam *a, const struct unmix_backen
   a->own_m = m_ext == NULL;
   a->m = m_ext ? m_ext : be->alloc(bytes);
   a->v = be->alloc(bytes);
-  if (be->device != UNMIX_DEVICE_CPU) a->host = malloc(4 * bytes);
-  if (!a->m || !a->v || (be->device != UNMIX_DEVICE_CPU && !a->host)) {
+  if (!a->m || !a->v) {
     unmix_adam_free(a);
     return unmix_error_set(UNMIX_ERR_NOMEM, "adam: moments for %lld parameters", (long long)n);
   }
@@ -49,30 +48,7 @@ void unmix_adam_free(struct unmix_adam *a) {
     if (a->m && a->own_m) a->be->free(a->m);
     if (a->v) a->be->free(a->v);
   }
-  free(a->host);
   memset(a, 0, sizeof *a);
-}
-
-/* The float32 update of PyTorch's _single_tensor_adam, element by element (no FMA: each
- * product and sum is rounded as the ATen kernels round it). */
-static void adam_update(int64_t n, float *p, const float *g, float *m, float *v, const struct unmix_adam_params *ap,
-                        float step_size, float bc2_sqrt) {
-  /* ATen casts each Python scalar to float32 once */
-  const float wd = (float)ap->weight_decay, b2 = (float)ap->beta2, eps = (float)ap->eps;
-  const float w1 = (float)(1.0 - ap->beta1), w2 = (float)(1.0 - ap->beta2);
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    float gi = g[i];
-    if (wd != 0.0f) gi = gi + wd * p[i];
-    /* lerp(m, g, w1) with |w1| < 0.5: m + w1 * (g - m) */
-    float mi = m[i] + w1 * (gi - m[i]);
-    float vi = v[i] * b2;
-    vi = vi + w2 * gi * gi;
-    float denom = sqrtf(vi) / bc2_sqrt + eps;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] + (-step_size) * (mi / denom);
-  }
 }
 
 void unmix_adam_step(struct unmix_adam *a, float *param, const float *grad, double lr) {
@@ -82,21 +58,10 @@ void unmix_adam_step(struct unmix_adam *a, float *param, const float *grad, doub
   const double bc2 = 1.0 - pow(a->p.beta2, t);
   const float step_size = (float)(lr / bc1); /* Python: lr / bias_correction1 in double */
   const float bc2_sqrt = (float)sqrt(bc2);
-  const struct unmix_backend *be = a->be;
-  if (be->device == UNMIX_DEVICE_CPU) {
-    adam_update(a->n, param, grad, a->m, a->v, &a->p, step_size, bc2_sqrt);
-    return;
-  }
-  const size_t bytes = sizeof(float) * (size_t)a->n;
-  float *hp = a->host, *hg = hp + a->n, *hm = hg + a->n, *hv = hm + a->n;
-  be->memcpy_d2h(hp, param, bytes);
-  be->memcpy_d2h(hg, grad, bytes);
-  be->memcpy_d2h(hm, a->m, bytes);
-  be->memcpy_d2h(hv, a->v, bytes);
-  adam_update(a->n, hp, hg, hm, hv, &a->p, step_size, bc2_sqrt);
-  be->memcpy_h2d(param, hp, bytes);
-  be->memcpy_h2d(a->m, hm, bytes);
-  be->memcpy_h2d(a->v, hv, bytes);
+  /* ATen casts each Python scalar to float32 once; 1 - beta is formed in double first */
+  const struct unmix_adam_params *ap = &a->p;
+  a->be->adam_step(a->n, param, grad, a->m, a->v, (float)ap->weight_decay, (float)(1.0 - ap->beta1), (float)ap->beta2,
+                   (float)(1.0 - ap->beta2), (float)ap->eps, step_size, bc2_sqrt);
 }
 
 struct unmix_wmse_schedule unmix_wmse_schedule_default(void) {

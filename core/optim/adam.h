@@ -26,7 +26,6 @@ struct unmix_adam {
   const struct unmix_backend *be;
   int64_t n;
   float *m, *v;        /* backend memory, n floats each, zero-initialised (PyTorch's lazy init) */
-  float *host;         /* non-CPU backends only: staging for p, g, m, v (4n floats) */
   bool own_m;          /* m was allocated here (else it is the caller's buffer) */
   int64_t steps;       /* t after the last step */
 };

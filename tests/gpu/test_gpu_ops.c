@@ -3,6 +3,7 @@
  * normalisation and losses, reductions, optimiser updates, top-k and the non-finite count.
  * Device outputs carry guards and start poisoned; NaN/Inf must agree where the op passes
  * them through. Without a CUDA device every case prints "SKIPPED (...): <case>". */
+#include "core/optim/adam.h"
 #include "tests/gpu/gpu_check.h"
 
 /* ---- element-wise ------------------------------------------------------------------------ */
@@ -647,6 +648,67 @@ START_TEST(test_sgd) {
 }
 END_TEST
 
+/* Adam with coupled L2 (the W-MSE codebase's optimiser): the op against the CPU oracle over 3
+ * steps with and without weight decay (wd 0 skips the L2 term), zero gradients included; then
+ * unmix_adam_step on both backends (the per-step scalars it derives in double, the moments it
+ * keeps in backend memory, the first in the caller's buffer). */
+START_TEST(test_adam) {
+  struct gpu_pair b;
+  if (!gpu_begin("adam_step (op with and without L2, 3 steps; unmix_adam_step)", &b)) return;
+  const int64_t n = 100003;
+  char what[64];
+  for (int k = 0; k < 2; k++) {
+    const float wd = k ? 1e-2f : 0.0f;
+    float *p = hrand(n, 300, -1, 1), *m = hzeros(n), *v = hzeros(n), *got = hzeros(n);
+    float *gp = dput(b.gpu, p, n), *gm = dput(b.gpu, m, n), *gv = dput(b.gpu, v, n), *gg = dput(b.gpu, NULL, n);
+    for (int step = 1; step <= 3; step++) {
+      float *g = hrand(n, 310 + step, -1, 1);
+      for (int64_t i = 0; i < n; i += 97) g[i] = 0.0f;
+      b.gpu->memcpy_h2d(gg, g, n * sizeof(float));
+      const float ss = (float)(3e-3 / (1.0 - pow(0.9, step))), bc2 = (float)sqrt(1.0 - pow(0.999, step));
+      b.cpu->adam_step(n, p, g, m, v, wd, (float)(1.0 - 0.9), 0.999f, (float)(1.0 - 0.999), 1e-8f, ss, bc2);
+      b.gpu->adam_step(n, gp, gg, gm, gv, wd, (float)(1.0 - 0.9), 0.999f, (float)(1.0 - 0.999), 1e-8f, ss, bc2);
+      free(g);
+    }
+    const float *want[3] = {p, m, v};
+    float *dev[3] = {gp, gm, gv};
+    const char *names[3] = {"params", "first moment", "second moment"};
+    for (int j = 0; j < 3; j++) {
+      snprintf(what, sizeof what, "adam_step wd %g %s", (double)wd, names[j]);
+      dget(b.gpu, what, dev[j], n, got);
+      ck_gpu_close(what, got, want[j], n, TOL_FP32);
+    }
+    dfree(b.gpu, gp), dfree(b.gpu, gm), dfree(b.gpu, gv), dfree(b.gpu, gg);
+    free(p), free(m), free(v), free(got);
+  }
+
+  struct unmix_adam_params ap = unmix_adam_params_default();
+  ap.weight_decay = 1e-6;
+  struct unmix_adam ac, ag;
+  float *p = hrand(n, 320, -1, 1), *got = hzeros(n), *mext = hzeros(n);
+  float *gp = dput(b.gpu, p, n), *gg = dput(b.gpu, NULL, n), *gm = dput(b.gpu, mext, n);
+  ck_assert_int_eq(unmix_adam_init(&ac, b.cpu, n, &ap), UNMIX_OK);
+  ck_assert_int_eq(unmix_adam_init_ext(&ag, b.gpu, n, &ap, gm), UNMIX_OK);
+  for (int step = 0; step < 4; step++) {
+    float *g = hrand(n, 330 + step, -1, 1);
+    b.gpu->memcpy_h2d(gg, g, n * sizeof(float));
+    unmix_adam_step(&ac, p, g, 1e-3 * (step + 1));
+    unmix_adam_step(&ag, gp, gg, 1e-3 * (step + 1));
+    free(g);
+  }
+  dget(b.gpu, "unmix_adam_step params", gp, n, got);
+  ck_gpu_close("unmix_adam_step params", got, p, n, TOL_FP32);
+  dget(b.gpu, "unmix_adam_step first moment", gm, n, got);
+  ck_gpu_close("unmix_adam_step first moment", got, ac.m, n, TOL_FP32);
+  b.gpu->memcpy_d2h(got, ag.v, n * sizeof(float));
+  ck_gpu_close("unmix_adam_step second moment", got, ac.v, n, TOL_FP32);
+  unmix_adam_free(&ac);
+  unmix_adam_free(&ag);
+  dfree(b.gpu, gp), dfree(b.gpu, gg), dfree(b.gpu, gm);
+  free(p), free(got), free(mext);
+}
+END_TEST
+
 /* ---- top-k --------------------------------------------------------------------------------------- */
 static void check_topk(struct gpu_pair *b, int n, int d, int k, int levels, uint32_t seed) {
   const size_t nd = (size_t)n * d, nk = (size_t)n * k;
@@ -807,7 +869,7 @@ static Suite *make_suite(void) {
       {"bn", {test_batchnorm, test_batchnorm_nan, test_batchnorm_eval_any_splits}},
       {"rows", {test_l2norm, test_softmax, test_cross_entropy, test_soft_cross_entropy}},
       {"reduce", {test_sum_nonfinite, test_sumsq_segments, test_row_col, test_reductions_repeat, test_row_dot_axpy_rows}},
-      {"optim", {test_sgd}},
+      {"optim", {test_sgd, test_adam, NULL}},
       {"topk", {test_topk}},
       {"contract", {test_supports_and_alloc, test_memcpy_and_host_memory}},
   };

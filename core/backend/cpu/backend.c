@@ -92,7 +92,12 @@ static void *cpu_alloc(size_t bytes) {
   if (posix_memalign(&p, 64, sz ? sz : 64) != 0) return NULL;
   return p;
 }
-static void cpu_free(void *p) { free(p); }
+/* A freed store may be a pinned parameter store: its reordered filter copies must not
+ * outlive it (the next store at this address would read them). */
+static void cpu_free(void *p) {
+  unmix_dnn_weights_forget(p);
+  free(p);
+}
 static void cpu_memcpy(void *dst, const void *src, size_t bytes) {
   if (bytes) memcpy(dst, src, bytes);
 }
@@ -130,6 +135,8 @@ const struct unmix_backend unmix_backend_cpu = {
     .memcpy_d2h = cpu_memcpy,
     .memcpy_d2d = cpu_memcpy,
     .synchronize = cpu_synchronize,
+    .weights_pin = unmix_dnn_weights_pin,
+    .weights_unpin = unmix_dnn_weights_unpin,
 #define UNMIX_OP(NAME, name, family, params) .name = unmix_cpu_##name,
 #include "core/backend/ops.def"
 #undef UNMIX_OP

@@ -1,11 +1,12 @@
 /* CPU normalisation: batch norm over NHWC (plain and SplitBatchNorm, docs/FIDELITY.md
- * §2.4) and row-wise L2 normalisation. Batch-norm statistics are
- * accumulated in double over fixed blocks of rows (independent of the thread count),
- * mean first then the centred second moment (two passes), so the oracle is as exact as
- * fp32 outputs allow and bit-for-bit reproducible.
+ * §2.4) and row-wise L2 normalisation. Batch-norm statistics are accumulated in double over
+ * fixed blocks of rows (independent of the thread count), mean first then the centred second
+ * moment (two passes), so the oracle is as exact as fp32 outputs allow and bit-for-bit
+ * reproducible. The backward pass's two sums share one pass over dy and x.
  * Accumulation: dgamma +=, dbeta +=, dx =. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/backend/cpu/internal.h"
 #include "core/kernels/elementwise.h"
@@ -16,42 +17,76 @@ static int64_t block_rows(int c) {
   return r < 1 ? 1 : r;
 }
 
-/* acc[s*C + ch] = sum over the rows of split s of f(row, ch), f chosen by `mode`:
- * 0: x;  1: (x - mean)^2;  2: dy;  3: dy * (x - mean). In double, over fixed blocks of
- * rows whose partial sums are added in block order, so the result does not depend on the
- * number of threads. */
-static void split_reduce(const struct unmix_bn_geom *g, int mode, const float *x, const float *dy,
-                         const float *mean, double *acc) {
+/* The reductions' per-block partial sums: one buffer grown on demand and kept (ops run on
+ * one caller thread at a time), so no call pays for fresh pages. */
+static double *g_part;
+static size_t g_part_cap;
+static double *part_buf(size_t n) {
+  if (n > g_part_cap) {
+    free(g_part);
+    g_part = malloc(sizeof(double) * n);
+    UNMIX_REQUIRE(g_part != NULL, "out of memory in batchnorm");
+    g_part_cap = n;
+  }
+  return g_part;
+}
+
+enum bn_reduce {
+  BN_SUM_X,     /* acc = sum x */
+  BN_SUM_SQ,    /* acc = sum (x - mean)^2 */
+  BN_SUM_DY_DYX /* acc = sum dy, acc2 = sum dy * (x - mean): one pass over dy and x */
+};
+
+/* acc[s*C + ch] (and acc2 for BN_SUM_DY_DYX) = sum over the rows of split s of the mode's
+ * term. In double, over fixed blocks of rows whose partial sums are added in block order,
+ * so the result does not depend on the number of threads; each sum is the same sequence of
+ * additions whichever mode computes it (the backward's two sums once took a pass each). */
+static void split_reduce(const struct unmix_bn_geom *g, enum bn_reduce mode, const float *x, const float *dy,
+                         const float *mean, double *acc, double *acc2) {
   const int S = g->splits, C = g->c;
   const int64_t rows = (int64_t)g->n * g->hw, br = block_rows(C), nblk = (rows + br - 1) / br;
-  const size_t sc = (size_t)S * C;
-  double *part = calloc((size_t)nblk * sc, sizeof(double));
-  UNMIX_REQUIRE(part != NULL, "out of memory in batchnorm");
+  const size_t sc = (size_t)S * C, nacc = mode == BN_SUM_DY_DYX ? 2 : 1, per_blk = nacc * sc;
+  double *part = part_buf((size_t)nblk * per_blk);
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < nblk; b++) {
     const int64_t r1 = (b + 1) * br < rows ? (b + 1) * br : rows;
-    double *pb = part + (size_t)b * sc;
+    double *pb = part + (size_t)b * per_blk;
+    memset(pb, 0, sizeof(double) * per_blk);
     for (int64_t r = b * br; r < r1; r++) {
       const int s = (int)((r / g->hw) % S);
-      const float *xr = x ? x + r * C : NULL;
-      const float *dr = dy ? dy + r * C : NULL;
-      const float *m = mean ? mean + (size_t)s * C : NULL;
-      double *p = pb + (size_t)s * C;
-      switch (mode) {
-        case 0: for (int c = 0; c < C; c++) p[c] += xr[c]; break;
-        case 1: for (int c = 0; c < C; c++) { double d = (double)xr[c] - m[c]; p[c] += d * d; } break;
-        case 2: for (int c = 0; c < C; c++) p[c] += dr[c]; break;
-        default: for (int c = 0; c < C; c++) p[c] += (double)dr[c] * ((double)xr[c] - m[c]); break;
+      double *restrict p = pb + (size_t)s * C;
+      if (mode == BN_SUM_X) {
+        const float *restrict xr = x + r * C;
+        for (int c = 0; c < C; c++) p[c] += xr[c];
+      } else if (mode == BN_SUM_SQ) {
+        const float *restrict xr = x + r * C, *restrict m = mean + (size_t)s * C;
+        for (int c = 0; c < C; c++) {
+          const double d = (double)xr[c] - m[c];
+          p[c] += d * d;
+        }
+      } else {
+        const float *restrict xr = x + r * C, *restrict dr = dy + r * C, *restrict m = mean + (size_t)s * C;
+        double *restrict p2 = p + sc;
+        for (int c = 0; c < C; c++) {
+          p[c] += dr[c];
+          p2[c] += (double)dr[c] * ((double)xr[c] - m[c]);
+        }
       }
     }
   }
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < sc; i++) {
-    double t = 0.0;
-    for (int64_t b = 0; b < nblk; b++) t += part[(size_t)b * sc + i];
-    acc[i] = t;
+  /* block order, each sum from 0.0; the blocks in the outer loop read the partials in order */
+  for (size_t i = 0; i < sc; i++) acc[i] = 0.0;
+  for (int64_t b = 0; b < nblk; b++) {
+    const double *restrict pb = part + (size_t)b * per_blk;
+    for (size_t i = 0; i < sc; i++) acc[i] += pb[i];
   }
-  free(part);
+  if (nacc == 2) {
+    for (size_t i = 0; i < sc; i++) acc2[i] = 0.0;
+    for (int64_t b = 0; b < nblk; b++) {
+      const double *restrict pb = part + (size_t)b * per_blk + sc;
+      for (size_t i = 0; i < sc; i++) acc2[i] += pb[i];
+    }
+  }
 }
 
 void unmix_cpu_batchnorm_forward_train(const struct unmix_bn_geom *g, const float *x, const float *gamma,
@@ -60,13 +95,11 @@ void unmix_cpu_batchnorm_forward_train(const struct unmix_bn_geom *g, const floa
   const int S = g->splits, C = g->c;
   UNMIX_REQUIRE(S >= 1 && g->n % S == 0, "batch %d not a multiple of %d BN splits", g->n, S);
   const double m = (double)(g->n / S) * g->hw;
-  double *acc = malloc(sizeof(double) * (size_t)S * C);
-  UNMIX_REQUIRE(acc != NULL, "out of memory in batchnorm");
-  split_reduce(g, 0, x, NULL, NULL, acc);
+  double *acc = malloc(sizeof(double) * (size_t)S * C), *var = malloc(sizeof(double) * (size_t)S * C);
+  UNMIX_REQUIRE(acc && var, "out of memory in batchnorm");
+  split_reduce(g, BN_SUM_X, x, NULL, NULL, acc, NULL);
   for (int i = 0; i < S * C; i++) save_mean[i] = (float)(acc[i] / m);
-  split_reduce(g, 1, x, NULL, save_mean, acc);
-  double *var = malloc(sizeof(double) * (size_t)S * C);
-  UNMIX_REQUIRE(var != NULL, "out of memory in batchnorm");
+  split_reduce(g, BN_SUM_SQ, x, NULL, save_mean, acc, NULL);
   for (int i = 0; i < S * C; i++) {
     var[i] = acc[i] / m;
     save_invstd[i] = (float)(1.0 / sqrt(var[i] + (double)eps));
@@ -92,7 +125,10 @@ void unmix_cpu_batchnorm_forward_train(const struct unmix_bn_geom *g, const floa
   for (int64_t r = 0; r < rows; r++) {
     int s = (int)((r / g->hw) % S);
     const float *mu = save_mean + (size_t)s * C, *is = save_invstd + (size_t)s * C;
-    for (int c = 0; c < C; c++) y[r * C + c] = unmix_k_bn_apply(x[r * C + c], mu[c], is[c], gamma[c], beta[c]);
+    const float *xr = x + r * C;
+    float *yr = y + r * C; /* may be xr itself: each element is read before it is written */
+#pragma omp simd
+    for (int c = 0; c < C; c++) yr[c] = unmix_k_bn_apply(xr[c], mu[c], is[c], gamma[c], beta[c]);
   }
 }
 
@@ -117,8 +153,7 @@ void unmix_cpu_batchnorm_backward(const struct unmix_bn_geom *g, const float *dy
   double *sdy = malloc(sizeof(double) * (size_t)S * C), *sdyx = malloc(sizeof(double) * (size_t)S * C);
   float *fsdy = malloc(sizeof(float) * (size_t)S * C), *fsdyx = malloc(sizeof(float) * (size_t)S * C);
   UNMIX_REQUIRE(sdy && sdyx && fsdy && fsdyx, "out of memory in batchnorm backward");
-  split_reduce(g, 2, NULL, dy, NULL, sdy);
-  split_reduce(g, 3, x, dy, save_mean, sdyx);
+  split_reduce(g, BN_SUM_DY_DYX, x, dy, save_mean, sdy, sdyx);
   for (int i = 0; i < S * C; i++) {
     sdyx[i] *= save_invstd[i]; /* sum dy * xhat */
     fsdy[i] = (float)sdy[i];
@@ -139,9 +174,12 @@ void unmix_cpu_batchnorm_backward(const struct unmix_bn_geom *g, const float *dy
     for (int64_t r = 0; r < rows; r++) {
       int s = (int)((r / g->hw) % S);
       const size_t o = (size_t)s * C;
+      const float *dyr = dy + r * C, *xr = x + r * C, *mu = save_mean + o, *is = save_invstd + o;
+      const float *sd = fsdy + o, *sdx = fsdyx + o;
+      float *dxr = dx + r * C; /* may be dyr itself: each element is read before it is written */
+#pragma omp simd
       for (int c = 0; c < C; c++)
-        dx[r * C + c] = unmix_k_bn_grad(dy[r * C + c], x[r * C + c], save_mean[o + c], save_invstd[o + c], gamma[c],
-                                        m, fsdy[o + c], fsdyx[o + c]);
+        dxr[c] = unmix_k_bn_grad(dyr[c], xr[c], mu[c], is[c], gamma[c], m, sd[c], sdx[c]);
     }
   }
   free(sdy);

@@ -1,7 +1,8 @@
 /* oneDNN convolutions and GEMMs for the CPU backend (see onednn.h). Activations stay NHWC
- * in our buffers; oneDNN picks the weight layout its fastest kernel wants (reordered from
- * our OHWI at each call, as the fp32 master weights change every step). One primitive per
- * geometry and pass, built on first use and kept. Without oneDNN every entry says no. */
+ * in our buffers; oneDNN picks the weight layout its fastest kernel wants, reordered from our
+ * OHWI once per pin of the parameter store (the fp32 master weights change every step) or,
+ * for a filter in no pinned store, at each call. One primitive per geometry and pass, built
+ * on first use and kept. Without oneDNN every entry says no. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +47,11 @@ bool unmix_dnn_gemm_bf16(bool ta, bool tb, int m, int n, int k, float alpha, con
   return false;
 }
 const char *unmix_dnn_sample_impls(enum unmix_dnn_type t) { return ""; }
+void unmix_dnn_weights_pin(const float *base, int64_t n) {}
+void unmix_dnn_weights_unpin(const float *base) {}
+void unmix_dnn_weights_forget(const float *base) {}
+void unmix_dnn_weight_pinning(bool on) {}
+void unmix_dnn_weight_pin_stats(long *hits, long *reorders) { *hits = *reorders = 0; }
 
 #else
 
@@ -172,6 +178,85 @@ static void reorder(dnnl_primitive_t prim, const dnnl_memory_desc_t *smd, const 
   dnnl_memory_destroy(md);
 }
 
+/* ---- weight pinning ------------------------------------------------------------------------ */
+/* A pinned store is read-only while pinned (the graph's contract: from a forward pass to the
+ * end of its backward pass), so a filter's reordered copy made under a pin stays exact until
+ * the store is pinned again (the optimiser may have changed it in between), unpinned or freed.
+ * Each pin gets a fresh generation number; a copy records the generation it was made under
+ * and is valid only while its filter lies in a pinned store of that same generation. Pins
+ * are counted (two contexts may hold one model). A missing pin costs a reorder per call; a
+ * stale one would be wrong, hence the generations. */
+#define MAX_PINS 16
+struct dnn_pin {
+  const float *base;
+  int64_t n;
+  int refs;
+  uint64_t gen;
+};
+static struct dnn_pin g_pins[MAX_PINS];
+static int g_pin_next; /* round-robin victim when the table is full */
+static uint64_t g_pin_gen;
+static bool g_pin_enabled = true;
+static long g_pin_hits, g_pin_reorders;
+
+static struct dnn_pin *pin_find(const float *base) {
+  for (int i = 0; i < MAX_PINS; i++)
+    if (g_pins[i].base == base) return &g_pins[i];
+  return NULL;
+}
+
+void unmix_dnn_weights_pin(const float *base, int64_t n) {
+  if (!g_pin_enabled || !base || n <= 0) return;
+  struct dnn_pin *p = pin_find(base);
+  if (p && p->n != n) p->refs = 0; /* a different store at the same address: start over */
+  if (!p) {
+    for (int i = 0; i < MAX_PINS && !p; i++)
+      if (!g_pins[i].base) p = &g_pins[i];
+    if (!p) p = &g_pins[g_pin_next++ % MAX_PINS]; /* evicted: its copies go stale */
+    p->refs = 0;
+  }
+  p->base = base;
+  p->n = n;
+  p->refs++;
+  p->gen = ++g_pin_gen;
+}
+
+void unmix_dnn_weights_unpin(const float *base) {
+  struct dnn_pin *p = base ? pin_find(base) : NULL;
+  if (p && --p->refs <= 0) memset(p, 0, sizeof *p);
+}
+
+void unmix_dnn_weights_forget(const float *base) {
+  struct dnn_pin *p = base ? pin_find(base) : NULL;
+  if (p) memset(p, 0, sizeof *p);
+}
+
+void unmix_dnn_weight_pinning(bool on) {
+  g_pin_enabled = on;
+  if (!on) memset(g_pins, 0, sizeof g_pins);
+}
+
+void unmix_dnn_weight_pin_stats(long *hits, long *reorders) {
+  *hits = g_pin_hits;
+  *reorders = g_pin_reorders;
+}
+
+/* The generation of the pin whose store holds the nw floats at wt, or 0 (not pinned). */
+static uint64_t pin_gen_of(const float *wt, int64_t nw) {
+  for (int i = 0; i < MAX_PINS; i++) {
+    const struct dnn_pin *p = &g_pins[i];
+    if (p->base && wt >= p->base && wt + nw <= p->base + p->n) return p->gen;
+  }
+  return 0;
+}
+
+/* One filter's reordered copy for one pass of one plan. */
+struct w_copy {
+  const float *w;
+  uint64_t gen;
+  void *buf;
+};
+
 /* ---- convolution plans ------------------------------------------------------------------- */
 struct gemm_plan;
 static struct gemm_plan *gemm_plan_for(bool ta, bool tb, int m, int n, int k, int ldc, float alpha, float beta);
@@ -254,6 +339,8 @@ struct conv_plan {
   dnnl_memory_desc_t user_x, user_dy;
   dnnl_primitive_t x_reorder, dy_reorder;
   void *w_buf[3];                     /* the reordered weights (FWD, BWD_DATA), or diff weights */
+  struct w_copy *copies[2];           /* pinned filters' reordered copies (FWD, BWD_DATA) */
+  int ncopies[2];
 };
 
 #define MAX_PLANS 128
@@ -387,6 +474,43 @@ bool unmix_dnn_conv_ok(enum unmix_dnn_pass pass, enum unmix_dnn_type t, const st
   return ok;
 }
 
+/* The filter wt in the pass's weight layout: a pinned filter's copy (made on first use under
+ * its pin), else a reorder into the plan's buffer. */
+static const void *weights_for(struct conv_plan *p, enum unmix_dnn_pass pass, const float *wt) {
+  const int64_t nw = (int64_t)p->g.k * p->g.r * p->g.s * p->g.c;
+  const uint64_t gen = pin_gen_of(wt, nw);
+  if (!gen) {
+    reorder(p->w_reorder[pass], &p->user_w, wt, &p->md_b[pass], p->w_buf[pass]);
+    return p->w_buf[pass];
+  }
+  /* this filter's copy, else a stale one to reuse (its pin is gone or renewed), else a new one */
+  struct w_copy *c = NULL, *stale = NULL;
+  for (int i = 0; i < p->ncopies[pass] && !c; i++) {
+    struct w_copy *e = &p->copies[pass][i];
+    if (e->w == wt) c = e;
+    else if (!stale && pin_gen_of(e->w, nw) != e->gen) stale = e;
+  }
+  if (c && c->gen == gen) {
+    g_pin_hits++;
+    return c->buf;
+  }
+  if (!c) c = stale;
+  if (!c) {
+    struct w_copy *grown = realloc(p->copies[pass], sizeof *grown * (size_t)(p->ncopies[pass] + 1));
+    UNMIX_REQUIRE(grown != NULL, "out of host memory");
+    p->copies[pass] = grown;
+    c = &grown[p->ncopies[pass]++];
+    c->buf = NULL;
+    UNMIX_REQUIRE(posix_memalign(&c->buf, 64, dnnl_memory_desc_get_size(&p->md_b[pass])) == 0,
+                  "out of host memory for a pinned filter copy");
+  }
+  c->w = wt;
+  c->gen = gen;
+  reorder(p->w_reorder[pass], &p->user_w, wt, &p->md_b[pass], c->buf);
+  g_pin_reorders++;
+  return c->buf;
+}
+
 /* The activation operand in the plan's type: fp32 is used in place, bf16 is converted into
  * buffer slot. */
 static const void *operand(const struct conv_plan *p, const float *x, size_t n, int slot) {
@@ -404,10 +528,7 @@ bool unmix_dnn_conv(enum unmix_dnn_pass pass, enum unmix_dnn_type t, const struc
   const size_t nx = (size_t)g->n * g->h * g->w * g->c, ny = (size_t)g->n * g->p * g->q * g->k;
   if (pass == UNMIX_DNN_FWD || pass == UNMIX_DNN_BWD_DATA) {
     const void *w = b;
-    if (p->w_reorder[pass]) {
-      reorder(p->w_reorder[pass], &p->user_w, b, &p->md_b[pass], p->w_buf[pass]);
-      w = p->w_buf[pass];
-    }
+    if (p->w_reorder[pass]) w = weights_for(p, pass, b);
     const void *act = operand(p, a, pass == UNMIX_DNN_FWD ? nx : ny, BUF_A);
     dnnl_memory_t ma = mem(&p->md_a[pass], act), mw = mem(&p->md_b[pass], w), mo = mem(&p->md_out[pass], out);
     if (pass == UNMIX_DNN_FWD) {

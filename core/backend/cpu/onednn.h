@@ -4,6 +4,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/backend/backend.h"
 
@@ -41,6 +42,18 @@ bool unmix_dnn_conv_ok(enum unmix_dnn_pass pass, enum unmix_dnn_type t, const st
  * bf16 and fp32 accumulation. Returns false when oneDNN cannot run it. */
 bool unmix_dnn_gemm_bf16(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                          int ldb, float beta, float *c, int ldc);
+
+/* Weight pinning (backend.h, weights_pin): while a parameter store is pinned, each filter
+ * inside it is reordered (and in bf16 rounded) into a conv pass's weight layout once and the
+ * copy reused by every later forward / backward-data call on that filter, instead of one
+ * reorder per call. A new pin of the store, an unpin or a free drops its copies. Pinning off
+ * (unmix_dnn_weight_pinning(false)) reorders at every call, as before pinning existed; the
+ * stats count conv passes that read a pinned copy and reorders made for one since start. */
+void unmix_dnn_weights_pin(const float *base, int64_t n);
+void unmix_dnn_weights_unpin(const float *base);
+void unmix_dnn_weights_forget(const float *base); /* the store is being freed */
+void unmix_dnn_weight_pinning(bool on);
+void unmix_dnn_weight_pin_stats(long *hits, long *reorders);
 
 /* Round-to-nearest-even fp32 -> bf16 -> fp32 of n values (x and y may alias): what a bf16
  * kernel sees of its inputs; the tests' way to build an oracle with the same rounding. */

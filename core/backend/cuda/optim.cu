@@ -1,5 +1,5 @@
 // CUDA optimiser updates over flat buffers: SGD with momentum (plain, and per-segment for
-// LARC) and the exponential moving average, with the per-element bodies of elementwise.h.
+// LARC), Adam and the exponential moving average, with the per-element bodies of elementwise.h.
 #include "core/backend/cuda/internal.cuh"
 
 #include "core/kernels/elementwise.h"
@@ -46,4 +46,14 @@ void unmix_cuda_sgd_step(int64_t n, float *p, const float *g, float *buf, float 
   unmix_cuda_upload(dev + ob + fb, wd_seg, fb);
   UNMIX_LAUNCH_N(sgd_seg_kernel, n, p, g, buf, lr, momentum, nseg, (const int64_t *)dev, (const float *)(dev + ob),
            (const float *)(dev + ob + fb));
+}
+
+static __global__ void adam_kernel(int64_t n, float *p, const float *g, float *m, float *v, float wd, float w1,
+                                   float b2, float w2, float eps, float step_size, float bc2_sqrt) {
+  UNMIX_GRID_STRIDE(i, n) unmix_k_adam(&p[i], g[i], &m[i], &v[i], wd, w1, b2, w2, eps, step_size, bc2_sqrt);
+}
+
+void unmix_cuda_adam_step(int64_t n, float *p, const float *g, float *m, float *v, float wd, float w1, float b2,
+                          float w2, float eps, float step_size, float bc2_sqrt) {
+  UNMIX_LAUNCH_N(adam_kernel, n, p, g, m, v, wd, w1, b2, w2, eps, step_size, bc2_sqrt);
 }

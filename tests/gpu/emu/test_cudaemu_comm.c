@@ -1,6 +1,6 @@
 /* The nccl communicator (comm_nccl.c: unique id through a file or over MPI, non-blocking init,
- * group calls, event waits, abort) executed for real: 2 ranks, each with its own emulated CUDA
- * device and the CUDA backend, exchanging device buffers through the emulated NCCL. Case "nccl"
+ * group calls, event waits, abort, process groups) executed for real: 2 ranks, each with its
+ * own emulated CUDA device and the CUDA backend, exchanging device buffers through the emulated NCCL. Case "nccl"
  * forks its 2 ranks (file bootstrap); case "mpi" is run by ctest as `mpirun -np 2` (MPI bootstrap,
  * mpi+nccl). Built only in the UNMIX_CUDA=EMU build, where comm_nccl.c is compiled in. */
 #include <check.h>
@@ -87,6 +87,25 @@ static int rank_main(int rank, const char *id_file, int peer_dies) {
   be->memcpy_d2h(all, da, sizeof all);
   EXPECT(all[0] == 0.25 && all[1] == 0.75 && all[2] == 1.25 && all[3] == 1.75);
   be->free(d), be->free(e), be->free(db), be->free(dr), be->free(da);
+
+  /* process groups (SyncBN's model.sync_bn_group): each group is a second NCCL communicator
+   * (its id all-gathered over c); groups of 1 keep every rank's data, a group of 2 sums */
+  for (int group = 1; group <= 2; group++) {
+    struct unmix_comm *gc = NULL;
+    EXPECT(unmix_comm_split_groups(c, group, &gc) == UNMIX_OK);
+    EXPECT(unmix_comm_world(gc) == group && unmix_comm_rank(gc) == rank % group);
+    double v[2] = {1.0 + rank, 10.0 * rank}, *dv = be->alloc(sizeof v);
+    be->memcpy_h2d(dv, v, sizeof v);
+    EXPECT(unmix_comm_allreduce_f64(gc, dv, 2, UNMIX_COMM_DEVICE) == UNMIX_OK);
+    be->memcpy_d2h(v, dv, sizeof v);
+    EXPECT(group == 1 ? (v[0] == 1.0 + rank && v[1] == 10.0 * rank) : (v[0] == 3.0 && v[1] == 10.0));
+    double hv[1] = {1.0}; /* host buffers: SyncBN's statistics */
+    EXPECT(unmix_comm_allreduce_f64(gc, hv, 1, UNMIX_COMM_HOST) == UNMIX_OK);
+    EXPECT(hv[0] == (double)group);
+    be->free(dv);
+    unmix_comm_destroy(gc);
+  }
+  EXPECT(unmix_comm_barrier(c) == UNMIX_OK); /* the parent still works */
   unmix_comm_destroy(c);
   return 0;
 }
