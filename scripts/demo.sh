@@ -129,6 +129,8 @@ figs=("$DEMO_OUT/demo_curves.png" "$DEMO_OUT/demo_curves.svg")
 if [ -f "$RUNS/fmnist_moco_sym/tsne.csv" ] || [ -f "$RUNS/fmnist_moco_sym_unmix/tsne.csv" ]; then
   gnuplot -e "moco='$RUNS/fmnist_moco_sym/tsne.csv'; unmix='$RUNS/fmnist_moco_sym_unmix/tsne.csv'; out='$DEMO_OUT/demo_tsne'; dataset='Fashion-MNIST'" plots/fig4_tsne.gp
   figs+=("$DEMO_OUT/demo_tsne.png" "$DEMO_OUT/demo_tsne.svg")
+elif [ -z "$TSNE_CMD" ]; then
+  echo "(no t-SNE figure: TSNE_CMD is empty)"
 else
   echo "(no t-SNE figure: this unmix has no 'tsne' command yet)"
 fi
@@ -136,4 +138,4 @@ echo "==== [$(elapsed)] done. Results:"
 echo "   table:   $sum_md  $sum_csv (and the per-run table $DEMO_OUT/demo.md)"
 for f in "${figs[@]}"; do echo "   figure:  $f"; done
 echo "   runs:    $RUNS (metrics.csv, train.log, checkpoint)"
-echo "   (make demo again re-uses these runs; make demo SEEDS=3 adds seeds; make demo-clean forgets them)"
+echo "   (running it again re-uses these runs; SEEDS=n adds seeds; deleting $DEMO_OUT forgets them)"
