@@ -25,11 +25,7 @@ static struct unmix_comm *g_comm;
 static int R, W;
 
 static void open_comm(void) {
-  struct unmix_comm_options o;
-  unmix_comm_options_init(&o);
-  o.timeout_s = 60;
-  ck_assert_msg(unmix_comm_create(&o, &g_comm) == UNMIX_OK, "%s", unmix_error_message());
-  ck_assert_msg(unmix_comm_attach_backend(g_comm, unmix_test_cpu()) == UNMIX_OK, "%s", unmix_error_message());
+  g_comm = unmix_test_comm_open();
   R = unmix_comm_rank(g_comm);
   W = unmix_comm_world(g_comm);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/comm/comm.h"
 #include "core/util/blas.h"
 #include "core/util/fs.h"
 #include "core/util/rng.h"
@@ -20,6 +21,16 @@ int unmix_test_run(Suite *s) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed == 0 ? 0 : 1;
+}
+
+struct unmix_comm *unmix_test_comm_open(void) {
+  struct unmix_comm_options o;
+  unmix_comm_options_init(&o);
+  o.timeout_s = 60;
+  struct unmix_comm *c = NULL;
+  ck_assert_msg(unmix_comm_create(&o, &c) == UNMIX_OK, "%s", unmix_error_message());
+  ck_assert_msg(unmix_comm_attach_backend(c, unmix_test_cpu()) == UNMIX_OK, "%s", unmix_error_message());
+  return c;
 }
 
 const struct unmix_backend *unmix_test_cpu(void) {

@@ -27,6 +27,9 @@ int unmix_test_run(Suite *s);
 
 /* The CPU backend (always present). */
 const struct unmix_backend *unmix_test_cpu(void);
+/* The process's communicator (MPI when launched by mpirun, else single) with a 60 s collective
+ * timeout and the CPU backend attached; asserts on failure. Free it with unmix_comm_destroy. */
+struct unmix_comm *unmix_test_comm_open(void);
 /* The CUDA backend, or NULL after printing "SKIPPED (<why>): <case>" to stdout. */
 const struct unmix_backend *unmix_test_cuda_or_skip(const char *case_name);
 
