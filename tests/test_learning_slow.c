@@ -12,7 +12,7 @@ START_TEST(test_moco_unmix_learns_on_fashion_mnist) {
   const char *common[] = {"data.subset=8192", "model.width=8", "optim.batch_size=64", "moco.K=256",
                           "knn.bank_subset=2048", "knn.test_subset=500", "data.workers=2"};
   struct unmix_learn_runs r;
-  unmix_learn_runs("learn", "moco_sym_unmix.yaml", common, (int)(sizeof common / sizeof common[0]), 10, 30, 10, &r);
+  unmix_learn_runs("learn", "moco_sym_unmix.yaml", common, (int)(sizeof common / sizeof common[0]), 10, 30, 10, 0, &r);
   const struct unmix_csv_table *t = r.trained;
   double first_loss = unmix_learn_col(t, 0, "loss_main"), last_loss = unmix_learn_col(t, 9, "loss_main");
   double first_acc = unmix_learn_col(t, 0, "inst_top1"), best_acc = 0;

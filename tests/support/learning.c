@@ -1,4 +1,4 @@
-/* Shared scaffolding of the learning tests (see learning.h): both runs through unmix_train, as
+/* Shared scaffolding of the learning tests (see learning.h): the runs through unmix_train, as
  * `unmix train configs/fmnist/M --set ...` would run them, quiet, into one temporary directory. */
 #include "tests/support/learning.h"
 
@@ -38,13 +38,14 @@ static struct unmix_csv_table *metrics(const char *dir) {
 }
 
 void unmix_learn_runs(const char *tag, const char *manifest, const char *const *common, int n_common, int epochs,
-                      int steps_per_epoch, int knn_every, struct unmix_learn_runs *r) {
+                      int steps_per_epoch, int knn_every, int control_steps, struct unmix_learn_runs *r) {
   ck_assert_int_le(n_common + 4, LEARN_MAX_SETS);
   memset(r, 0, sizeof *r);
   r->tmp = unmix_test_tmpdir(tag);
-  char trained[600], initial[600], ep[48], spe[48], ke[48];
+  char trained[600], initial[600], control[600], ep[48], spe[48], ke[48], cs[48];
   snprintf(trained, sizeof trained, "%s/trained", r->tmp);
   snprintf(initial, sizeof initial, "%s/initial", r->tmp);
+  snprintf(control, sizeof control, "%s/control", r->tmp);
   snprintf(ep, sizeof ep, "train.epochs=%d", epochs);
   snprintf(spe, sizeof spe, "train.steps_per_epoch=%d", steps_per_epoch);
   snprintf(ke, sizeof ke, "knn.every=%d", knn_every);
@@ -65,11 +66,19 @@ void unmix_learn_runs(const char *tag, const char *manifest, const char *const *
   r->initial = metrics(initial);
   ck_assert_int_eq((int)r->trained->nrows, epochs);
   ck_assert_int_eq((int)r->initial->nrows, 1);
+  if (control_steps > 0) {
+    snprintf(cs, sizeof cs, "train.steps_per_epoch=%d", control_steps);
+    sets[n_common + 1] = cs; /* the initial run's settings, `control_steps` steps instead of 1 */
+    train(manifest, control, sets, ns);
+    r->control = metrics(control);
+    ck_assert_int_eq((int)r->control->nrows, 1);
+  }
 }
 
 void unmix_learn_free(struct unmix_learn_runs *r) {
   unmix_csv_table_free(r->trained);
   unmix_csv_table_free(r->initial);
+  unmix_csv_table_free(r->control);
   if (r->tmp) unmix_test_rmdir(r->tmp);
   free(r->tmp);
   memset(r, 0, sizeof *r);
