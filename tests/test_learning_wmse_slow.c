@@ -1,9 +1,9 @@
 /* Proof that SimCLR and BYOL train (not just that their steps match the reference): 120 to 240
  * steps on a real Fashion-MNIST subset (Debian's dataset-fashion-mnist, configs/fmnist/simclr.yaml
  * and byol.yaml) with a narrow ResNet-18 must lower the loss and raise the kNN top-1 well above that
- * of the untrained network under the same evaluation. For BYOL that is the untrained weights after
- * an epoch at lr 0 (BatchNorm statistics estimated as in the trained run): against the freshly
- * initialised network (one step at lr 0) its gain depends on the seed (docs/FIDELITY.md §10.9). */
+ * of the untrained weights after an epoch at lr 0 (BatchNorm statistics estimated as in the trained
+ * run). Against the freshly initialised network (one step at lr 0) both gains depend on the seed
+ * (docs/FIDELITY.md §10.9): SimCLR's case also checks it, for its seed; BYOL's cannot. */
 #include <stdio.h>
 
 #include "tests/support/learning.h"
@@ -43,9 +43,11 @@ static void learns(const char *manifest, int epochs, double loss_drop, double kn
 }
 
 /* 120 steps: with these settings the kNN top-1 was 68.4 % after 60 steps and 70.8 % after 120
- * (71.0 % after 180), the untrained network's 57.4 %; with lr 0 the loss stays at 4.84 and the
- * case fails */
-START_TEST(test_simclr_learns_on_fashion_mnist) { learns("simclr.yaml", 4, 0.05, 8.0, 0); }
+ * (71.0 % after 180), the untrained network's 57.4 % (38.8 % after an epoch at lr 0); with lr 0
+ * the loss stays at 4.84 and the case fails. Seeds 1 / 2: 67.0 / 69.2 % after 120 steps against
+ * 63.2 / 73.2 % fresh and 45.4 / 48.6 % after an epoch at lr 0, so the 8 points over the fresh
+ * network hold for seed 0 only and the 10 points over the lr-0 epoch for all three. */
+START_TEST(test_simclr_learns_on_fashion_mnist) { learns("simclr.yaml", 4, 0.05, 8.0, 10.0); }
 END_TEST
 
 /* 240 steps of configs/fmnist/byol.yaml (tau 0.5, 28x28, crops 35-100 %). Seeds 0 / 1 / 2: kNN
