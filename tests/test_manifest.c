@@ -533,7 +533,7 @@ START_TEST(test_resolved_round_trip) {
                       "schedule: {kind: warmup-cosine, milestones: [1, 2, 3, 4, 5, 6, 7, 8], gamma: 0.5,"
                       " warmup_epochs: 10, start_warmup: 0.3, final_lr: 4.8e-3, warmup_iters: 7, drops: [9, 3]}\n"
                       "train: {epochs: 800, steps_per_epoch: 17, checkpoint_every: 25, log_every: 50}\n"
-                      "knn: {every: 0, k: 20, t: 0.07, bank_subset: 5000, test_subset: 100}\n"
+                      "knn: {every: 0, k: 20, t: 0.07, bank_subset: 5000, test_subset: 100, features: backbone}\n"
                       "linear: {protocol: imagenet, epochs: 90, lr: 0.1, momentum: 0, weight_decay: 1e-4,"
                       " batch_size: 1024, milestones: [30, 60, 80], cosine: true}\n"
                       "paper: {table: imagenet-linear, dataset: imagenet, method: 'mocov2: \"x\"', variant: '#1',"
