@@ -27,6 +27,7 @@ static int64_t g_calls[UNMIX_OP_COUNT];
 #define ARGS_relu_backward (n, dy, y, dx)
 #define ARGS_add (n, a, b, y)
 #define ARGS_add_relu_forward (n, a, b, y)
+#define ARGS_add_relu_backward (n, dy, y, da, db)
 #define ARGS_copy (n, x, y)
 #define ARGS_fill (n, value, y)
 #define ARGS_scale (n, a, x, y)

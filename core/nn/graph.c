@@ -440,10 +440,16 @@ static void backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int cou
         }
         break;
       case UNMIX_NODE_ADD_RELU: {
-        be->relu_backward(numel, dy, st->out, dy);
         const int ib = nd->in[1];
         bool want_db = needs_grad_upstream(m, ib, memo, done, want_input);
-        if (want_db) accumulate(ctx, ib, dy, numel, false);
+        if (want_db && want_dx && !ctx->grad[ib]) { /* a ResNet's join: the masked dy and its copy in one pass */
+          float *db = pool_get(ctx, numel);
+          be->add_relu_backward(numel, dy, st->out, dy, db);
+          ctx->grad[ib] = db;
+        } else {
+          be->relu_backward(numel, dy, st->out, dy);
+          if (want_db) accumulate(ctx, ib, dy, numel, false);
+        }
         if (want_dx) {
           accumulate(ctx, ia, dy, numel, true); /* hands dy over */
           consumed = true;

@@ -37,7 +37,7 @@ END_TEST
 
 START_TEST(test_add_blas1) {
   struct gpu_pair b;
-  if (!gpu_begin("add / add_relu / fill / scale / axpy / axpby / exp_scaled / ema", &b)) return;
+  if (!gpu_begin("add / add_relu (forward, backward) / fill / scale / axpy / axpby / exp_scaled / ema", &b)) return;
   const size_t n = 100003;
   float *a = hrand(n, 3, -2, 2), *c = hrand(n, 4, -2, 2), *want = hzeros(n), *got = hzeros(n);
   a[10] = INFINITY, c[10] = -INFINITY, a[11] = NAN; /* inf + -inf = NaN; NaN propagates */
@@ -51,6 +51,18 @@ START_TEST(test_add_blas1) {
   b.gpu->add_relu_forward(n, ga, gc, gy);
   dget(b.gpu, "add_relu", gy, n, got);
   ck_gpu_close("add_relu_forward", got, want, n, TOL_FP32);
+  { /* the join's fused backward on add_relu's output: both outputs, da in place of dy */
+    float *dy = hrand(n, 5, -1, 1), *want_b = hzeros(n);
+    float *gdy = dput(b.gpu, dy, n), *gdb = dput(b.gpu, NULL, n);
+    b.cpu->add_relu_backward(n, dy, want, dy, want_b); /* want holds add_relu's output */
+    b.gpu->add_relu_backward(n, gdy, gy, gdy, gdb);
+    dget(b.gpu, "add_relu_backward da", gdy, n, got);
+    ck_gpu_close("add_relu_backward da (in place)", got, dy, n, 0.0);
+    dget(b.gpu, "add_relu_backward db", gdb, n, got);
+    ck_gpu_close("add_relu_backward db", got, want_b, n, 0.0);
+    dfree(b.gpu, gdy), dfree(b.gpu, gdb);
+    free(dy), free(want_b);
+  }
   b.cpu->fill(n, -0.375f, want);
   b.gpu->fill(n, -0.375f, gy);
   dget(b.gpu, "fill", gy, n, got);
