@@ -231,9 +231,10 @@ unmix_status unmix_eval_backend(const struct unmix_eval_ckpt *e, const char *nam
 
 int unmix_eval_image_size(const struct unmix_eval_ckpt *e, const struct unmix_recipe *rc,
                           const struct unmix_dataset *ds) {
+  if (rc && rc->eval.geom != UNMIX_GEOM_NONE && rc->eval.size > 0) return rc->eval.size;
+  if (ds && ds->h > 0) return ds->h;
   if (rc && rc->n_views > 0 && rc->views[0].size > 0) return rc->views[0].size;
   if (rc && rc->eval.size > 0) return rc->eval.size;
-  if (ds && ds->h > 0) return ds->h;
   const struct unmix_data_config *d = &e->cfg.data;
   if (!strcmp(d->dataset, "fashion-mnist")) return d->pad_to > 0 ? d->pad_to : 28;
   if (!strcmp(d->dataset, "imagefolder")) return 224;

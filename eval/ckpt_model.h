@@ -60,9 +60,11 @@ void unmix_eval_ckpt_close(struct unmix_eval_ckpt *e);
  * here, else cpu. Applies the manifest's GPU precision. */
 unmix_status unmix_eval_backend(const struct unmix_eval_ckpt *e, const char *name, const struct unmix_backend **out);
 
-/* The input size the run built its encoder for: the recipe's first training view, else its
- * evaluation size, else the dataset's image size (ds may be NULL: CIFAR 32, Fashion-MNIST
- * pad_to or 28, ImageNet 224). */
+/* The input size to build the encoder for: what the recipe's evaluation transform gives (its
+ * resize/crop size, else the dataset's images), else its first training view, else the
+ * dataset's default (ds may be NULL: CIFAR 32, Fashion-MNIST pad_to or 28, ImageNet 224). The
+ * network takes any size; the training crops (data.crops) may be smaller than the images
+ * evaluated. */
 int unmix_eval_image_size(const struct unmix_eval_ckpt *e, const struct unmix_recipe *rc,
                           const struct unmix_dataset *ds);
 

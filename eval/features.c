@@ -8,6 +8,54 @@
 #include "core/util/timer.h"
 #include "eval/knn.h"
 
+/* A model's graph has its input size fixed when it is built: the trainer builds it for the
+ * training crops, which need not be the size of the whole images its kNN monitor feeds it (a
+ * run trained on 20-px crops of 28-px images). Images of another size go through a backbone view
+ * built for their size, and through the head view when `node` lies in the head: the same
+ * parameters, the same arithmetic as a model built for that size. */
+struct sized_model {
+  struct unmix_model *bb, *head;
+  struct unmix_ctx *chead;
+  int size;
+};
+
+static void sized_free(struct sized_model *z) {
+  unmix_ctx_destroy(z->chead);
+  unmix_model_destroy(z->head);
+  unmix_model_destroy(z->bb);
+}
+
+/* Forwards n images of h x w and sets *f to the output of `node` (of m's node numbering). */
+static unmix_status forward_node(struct unmix_model *m, int node, struct unmix_ctx *ctx, struct sized_model *z,
+                                 const float *x, int n, int h, int w, const float **f) {
+  if (h == m->nodes[0].h && w == m->nodes[0].w) {
+    unmix_model_forward(m, ctx, x, n, UNMIX_FWD_EVAL, false);
+    *f = unmix_model_node_output(m, ctx, node);
+    return UNMIX_OK;
+  }
+  if (h != w)
+    return unmix_error_set(UNMIX_ERR_CONFIG, "images of %dx%d: %s takes square images", h, w, m->arch_name);
+  if (!z->bb || z->size != h) {
+    unmix_model_destroy(z->bb);
+    z->bb = NULL;
+    UNMIX_TRY(unmix_model_backbone_view(m, h, &z->bb));
+    z->size = h;
+  }
+  unmix_model_forward(z->bb, ctx, x, n, UNMIX_FWD_EVAL, false);
+  if (node <= m->feat_node) { /* a backbone view keeps m's numbering up to feat_node */
+    *f = unmix_model_node_output(z->bb, ctx, node);
+    return UNMIX_OK;
+  }
+  if (!z->head) {
+    UNMIX_TRY(unmix_model_head_view(m, &z->head));
+    z->chead = unmix_ctx_create(m->be, "features.head");
+  }
+  unmix_model_forward(z->head, z->chead, unmix_model_node_output(z->bb, ctx, z->bb->feat_node), n, UNMIX_FWD_EVAL,
+                      false);
+  *f = unmix_model_node_output(z->head, z->chead, node - m->feat_node); /* the head view's numbering */
+  return UNMIX_OK;
+}
+
 unmix_status unmix_extract_features(const struct unmix_backend *be, struct unmix_model *m, int node,
                                     const struct unmix_dataset *ds, const struct unmix_recipe *rc, int batch,
                                     int workers, bool normalize, float **feat, int32_t **labels, int *dim) {
@@ -27,6 +75,7 @@ unmix_status unmix_extract_features(const struct unmix_backend *be, struct unmix
   struct unmix_ctx *ctx = unmix_ctx_create(be, "features");
   float *xdev = NULL, *norms = NULL;
   size_t xcap = 0;
+  struct sized_model sized = {0};
   if (!out || !lab) st = unmix_error_set(UNMIX_ERR_NOMEM, "features of %lld samples x %d", (long long)ds->n, d);
   int64_t row = 0;
   while (st == UNMIX_OK) {
@@ -49,8 +98,9 @@ unmix_status unmix_extract_features(const struct unmix_backend *be, struct unmix
       be->memcpy_h2d(xdev, v->data, bytes);
       x = xdev;
     }
-    unmix_model_forward(m, ctx, x, b->size, UNMIX_FWD_EVAL, false);
-    const float *f = unmix_model_node_output(m, ctx, node);
+    const float *f = NULL;
+    st = forward_node(m, node, ctx, &sized, x, b->size, v->h, v->w, &f);
+    if (st != UNMIX_OK) break;
     float *dst = out + row * d;
     if (normalize) {
       if (!norms) norms = be->alloc(sizeof(float) * (size_t)batch);
@@ -64,6 +114,7 @@ unmix_status unmix_extract_features(const struct unmix_backend *be, struct unmix
   if (st == UNMIX_OK && row != ds->n)
     st = unmix_error_set(UNMIX_ERR_FORMAT, "feature extraction saw %lld of %lld samples", (long long)row,
                          (long long)ds->n);
+  sized_free(&sized);
   unmix_ctx_destroy(ctx);
   unmix_loader_free(ld);
   if (xdev) be->free(xdev);

@@ -703,9 +703,11 @@ static void render(const char *name, const char *out_rel, const char *vars) {
 }
 
 /* scripts/demo.sh end to end at a tiny size (`make demo` and `make study-fmnist` run it): two
- * seeds of each row of configs/fmnist/study, the reference levels, the summary table with mean
- * +- std; and a DEMO_CONFIGS without the two manifests is refused by name. Needs the Debian
- * Fashion-MNIST package and gnuplot (make deps installs both). */
+ * seeds of each row of configs/fmnist/study trained side by side (DEMO_PARALLEL=1), the reference
+ * levels, the summary table with mean +- std; the same seed trained one row after the other
+ * (DEMO_PARALLEL=0) gives the same losses and kNN figures; a DEMO_CONFIGS without the two
+ * manifests and a bad DEMO_PARALLEL are refused by name. Needs the Debian Fashion-MNIST package
+ * and gnuplot (make deps installs both). */
 START_TEST(test_demo_script) {
   const char *bin = unmix_bin("test_demo_script");
   if (!bin || !have_gnuplot("test_demo_script")) return;
@@ -715,15 +717,17 @@ START_TEST(test_demo_script) {
     printf("SKIPPED (Fashion-MNIST not installed; make deps installs dataset-fashion-mnist): test_demo_script\n");
     return;
   }
-  char *outdir = pathf("study");
-  snprintf(cmd, sizeof cmd,
-           "cd '%s' && UNMIX='%s' DEMO_OUT='%s' DEMO_CONFIGS=configs/fmnist/study SEEDS=2 BACKEND=cpu TSNE_CMD= "
-           "DEMO_TITLE='Study (test)' DEMO_SET='--set train.epochs=1 --set train.steps_per_epoch=2 --set data.subset=512 "
-           "--set model.width=4 --set knn.bank_subset=200 --set knn.test_subset=100' scripts/demo.sh 2>&1",
-           src("."), bin, outdir);
+  char *outdir = pathf("study"), *seqdir = pathf("study-seq");
+  const char *tiny = "DEMO_CONFIGS=configs/fmnist/study BACKEND=cpu TSNE_CMD= DEMO_TITLE='Study (test)' "
+                     "DEMO_SET='--set train.epochs=1 --set train.steps_per_epoch=2 --set data.subset=512 "
+                     "--set model.width=4 --set knn.bank_subset=200 --set knn.test_subset=100'";
+  snprintf(cmd, sizeof cmd, "cd '%s' && UNMIX='%s' DEMO_OUT='%s' SEEDS=2 DEMO_PARALLEL=1 %s scripts/demo.sh 2>&1",
+           src("."), bin, outdir, tiny);
   int rc = unmix_test_sh(cmd, &out);
   ck_assert_msg(rc == 0, "demo.sh failed (%d):\n%s", rc, out);
-  expect_contains(out, "configs/fmnist/study/moco_sym_unmix.yaml");
+  expect_contains(out, "configs/fmnist/study/moco_sym.yaml, moco_sym_unmix.yaml");
+  expect_contains(out, "side by side");
+  expect_contains(out, "[moco_sym_unmix] ");
   expect_contains(out, "# Study (test)");
   expect_contains(out, "| raw pixels (no training) |");
   expect_contains(out, "| untrained network (initialisation) |");
@@ -748,10 +752,34 @@ START_TEST(test_demo_script) {
   ck_assert(stat(png, &st) == 0 && st.st_size > 1000);
   free(png);
   free(sum);
+  /* one after the other: every column but the timings (images_per_s, seconds: the last two) equal */
+  snprintf(cmd, sizeof cmd, "cd '%s' && UNMIX='%s' DEMO_OUT='%s' SEEDS=1 DEMO_PARALLEL=0 %s scripts/demo.sh 2>&1",
+           src("."), bin, seqdir, tiny);
+  rc = unmix_test_sh(cmd, &out);
+  ck_assert_msg(rc == 0, "demo.sh (DEMO_PARALLEL=0) failed (%d):\n%s", rc, out);
+  expect_contains(out, "2/5 train MoCo + Un-Mix, seed 0 of 1");
+  ck_assert_msg(!strstr(out, "side by side"), "DEMO_PARALLEL=0 trained side by side:\n%s", out);
+  free(out);
+  for (int i = 0; i < 2; i++) {
+    const char *row = i ? "fmnist_moco_sym_unmix" : "fmnist_moco_sym";
+    snprintf(cmd, sizeof cmd,
+             "sed 's/,[^,]*,[^,]*$//' '%s/runs/%s/metrics.csv' > '%s/a.csv' && "
+             "sed 's/,[^,]*,[^,]*$//' '%s/runs/%s/metrics.csv' > '%s/b.csv' && diff '%s/a.csv' '%s/b.csv' 2>&1",
+             outdir, row, seqdir, seqdir, row, seqdir, seqdir, seqdir);
+    char *d = NULL;
+    rc = unmix_test_sh(cmd, &d);
+    ck_assert_msg(rc == 0, "%s: side by side and one after the other differ:\n%s", row, d);
+    free(d);
+  }
+  free(seqdir);
   free(outdir);
   snprintf(cmd, sizeof cmd, "cd '%s' && UNMIX='%s' DEMO_CONFIGS=configs scripts/demo.sh 2>&1", src("."), bin);
   ck_assert_int_eq(unmix_test_sh(cmd, &out), 1);
   expect_contains(out, "DEMO_CONFIGS=configs: needs moco_sym.yaml and moco_sym_unmix.yaml");
+  free(out);
+  snprintf(cmd, sizeof cmd, "cd '%s' && UNMIX='%s' DEMO_PARALLEL=2 scripts/demo.sh 2>&1", src("."), bin);
+  ck_assert_int_eq(unmix_test_sh(cmd, &out), 1);
+  expect_contains(out, "DEMO_PARALLEL must be auto, 0 or 1 (got '2')");
   free(out);
 }
 END_TEST

@@ -705,6 +705,77 @@ START_TEST(test_wmse_protocols_cmd) {
 }
 END_TEST
 
+/* Training crops smaller than the evaluated images (data.crops size 24 on 32-px CIFAR): the
+ * encoder built for 24x24 gives, on 32x32 images, bit for bit the features (head embedding and
+ * backbone) of the same weights built for 32x32; and `unmix knn` on such a run (its encoder built
+ * for the evaluation's 32x32) equals the trainer's monitor. Before, the monitor fed 32-px images
+ * to a 24-px graph (chance-level kNN) and `unmix knn` refused the run. */
+START_TEST(test_eval_other_image_size) {
+  struct unmix_ckpt *ck = NULL;
+  ck_assert(unmix_ckpt_load(g_moco, &ck) == UNMIX_OK);
+  struct unmix_config cfg;
+  ck_assert(unmix_manifest_load_string(unmix_ckpt_meta(ck, "unmix.manifest"), "m", NULL, 0, &cfg) == UNMIX_OK);
+  snprintf(cfg.data.root, sizeof cfg.data.root, "%s", g_data);
+  struct unmix_model *m[2] = {NULL, NULL};
+  const int sizes[2] = {32, 24};
+  for (int i = 0; i < 2; i++) {
+    struct unmix_model_spec spec;
+    unmix_model_spec_from_config(&cfg, sizes[i], &spec);
+    ck_assert(unmix_model_create(&spec, unmix_test_cpu(), 0, &m[i]) == UNMIX_OK);
+    ck_assert(unmix_model_from_ckpt(m[i], ck, "", false) == UNMIX_OK);
+  }
+  struct unmix_dataset_options dso;
+  struct unmix_dataset *test = NULL;
+  unmix_dataset_options_from_config(&cfg.data, UNMIX_SPLIT_TEST, &dso);
+  ck_assert(unmix_dataset_open(&dso, &test) == UNMIX_OK);
+  struct unmix_recipe rc;
+  ck_assert(unmix_recipe_from_config(&cfg.data, &rc) == UNMIX_OK);
+  for (int pass = 0; pass < 2; pass++) { /* the head embedding (normalised), the backbone features */
+    float *f[2];
+    int32_t *lab[2];
+    int d[2];
+    for (int i = 0; i < 2; i++) {
+      const int node = pass ? m[i]->feat_node : m[i]->embed_node;
+      ck_assert(unmix_extract_features(m[i]->be, m[i], node, test, &rc, 7, 1, pass == 0, &f[i], &lab[i], &d[i]) ==
+                UNMIX_OK);
+    }
+    ck_assert_int_eq(d[0], d[1]);
+    ck_assert_int_eq(d[0], pass ? 32 : 16);
+    ck_assert_msg(memcmp(f[0], f[1], sizeof(float) * (size_t)test->n * d[0]) == 0,
+                  "%s features of 32-px images differ between encoders built for 32 and 24", pass ? "backbone" : "head");
+    ck_assert(memcmp(lab[0], lab[1], sizeof(int32_t) * (size_t)test->n) == 0);
+    for (int i = 0; i < 2; i++) {
+      m[i]->be->free(f[i]);
+      free(lab[i]);
+    }
+  }
+  unmix_dataset_free(test);
+  for (int i = 0; i < 2; i++) unmix_model_destroy(m[i]);
+  unmix_ckpt_free(ck);
+  unmix_config_free(&cfg);
+
+  /* a run trained on 24-px crops: its monitor and `unmix knn` agree */
+  char man[1200], text[4096], *o = NULL;
+  snprintf(man, sizeof man, "%s/crop24.yaml", g_dir);
+  snprintf(text, sizeof text, "name: crop24\nbackend: cpu\nseed: 6\nunmix: {enabled: false}\n%s", MOCO_BODY);
+  unmix_test_write_text(man, text);
+  int st = unmix(&o, "train crop24.yaml --out crop24 --quiet --set data.root=%s "
+                     "--set 'data.crops=[{nmb: 2, size: 24, min_scale: 0.2, max_scale: 1.0}]'", g_data);
+  ck_assert_msg(st == 0, "training crop24 failed:\n%s", unmix_test_tail(o));
+  free(o);
+  char a[2048], mp[1400];
+  snprintf(a, sizeof a, "knn %s/crop24/checkpoint.safetensors --csv knn24.csv", g_dir);
+  run_expect(0, "top-1", a);
+  struct unmix_csv_table *k = read_csv("knn24.csv", KNN_COLS, 11), *mt = NULL;
+  snprintf(mp, sizeof mp, "%s/crop24/metrics.csv", g_dir);
+  ck_assert(unmix_csv_read(mp, &mt) == UNMIX_OK);
+  ck_assert_str_eq(cell(k, 0, "top1"), cell(mt, mt->nrows - 1, "knn_top1"));
+  ck_assert_str_eq(cell(k, 0, "top5"), cell(mt, mt->nrows - 1, "knn_top5"));
+  unmix_csv_table_free(mt);
+  unmix_csv_table_free(k);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("eval_cmds");
   TCase *tc = tcase_create("cmds");
@@ -712,6 +783,7 @@ static Suite *suite(void) {
   tcase_add_unchecked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_help_and_usage_errors);
   tcase_add_test(tc, test_knn_equals_monitor);
+  tcase_add_test(tc, test_eval_other_image_size);
   tcase_add_test(tc, test_lincls_cmd);
   tcase_add_test(tc, test_wmse_protocols_cmd);
   tcase_add_test(tc, test_tsne_cmd);

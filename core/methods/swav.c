@@ -51,18 +51,26 @@ static void shoot_infs(float *x, int n) {
     if (isinf(x[i])) x[i] = mx;
 }
 
+/* Both Sinkhorn versions start alike: q = exp(scores/eps) (stored b x k: the reference's Q
+ * transposed) and the sum of q over all ranks' samples, which is returned; a failed all-reduce
+ * is recorded in *s. `tmp` is one device float of scratch. */
+static float exp_total(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k, float epsilon,
+                       const float *scores, float *q, float *tmp, unmix_status *s) {
+  float total;
+  be->exp_scaled((int64_t)b * k, 1.0f / epsilon, 0.0f, scores, q);
+  be->sum((int64_t)b * k, q, tmp);
+  be->memcpy_d2h(&total, tmp, sizeof total);
+  if (unmix_comm_world(comm) > 1 && *s == UNMIX_OK) *s = unmix_comm_allreduce_f32(comm, &total, 1, UNMIX_COMM_HOST);
+  return total;
+}
+
 unmix_status unmix_sinkhorn(const struct unmix_backend *be, struct unmix_comm *comm, int b, int k, float epsilon,
                             int iters, const float *scores, float *q, float *work) {
   unmix_status s = UNMIX_OK;
   const int world = unmix_comm_world(comm);
   float *u_dev = work, *v_dev = work + k;
   float *u = unmix_xmalloc(sizeof(float) * (size_t)k), *v = unmix_xmalloc(sizeof(float) * (size_t)b);
-  /* Q = exp(scores/eps) (stored b x k: the reference's Q transposed) */
-  be->exp_scaled((int64_t)b * k, 1.0f / epsilon, 0.0f, scores, q);
-  float total;
-  be->sum((int64_t)b * k, q, u_dev);
-  be->memcpy_d2h(&total, u_dev, sizeof total);
-  if (world > 1 && s == UNMIX_OK) s = unmix_comm_allreduce_f32(comm, &total, 1, UNMIX_COMM_HOST);
+  float total = exp_total(be, comm, b, k, epsilon, scores, q, u_dev, &s);
   shoot_infs(&total, 1);
   be->scale((int64_t)b * k, 1.0f / total, q, q);
   const float r = 1.0f / (float)k, c = 1.0f / ((float)world * (float)b);
@@ -105,11 +113,7 @@ unmix_status unmix_sinkhorn_simplified(const struct unmix_backend *be, struct un
   const double B = (double)world * (double)b, K = (double)k;
   float *u_dev = work, *v_dev = work + k;
   float *u = unmix_xmalloc(sizeof(float) * (size_t)k), *v = unmix_xmalloc(sizeof(float) * (size_t)b);
-  be->exp_scaled((int64_t)b * k, 1.0f / epsilon, 0.0f, scores, q);
-  float total;
-  be->sum((int64_t)b * k, q, u_dev);
-  be->memcpy_d2h(&total, u_dev, sizeof total);
-  if (world > 1 && s == UNMIX_OK) s = unmix_comm_allreduce_f32(comm, &total, 1, UNMIX_COMM_HOST);
+  const float total = exp_total(be, comm, b, k, epsilon, scores, q, u_dev, &s);
   be->scale((int64_t)b * k, (float)(1.0 / (double)total), q, q);
   for (int it = 0; it < iters; it++) {
     be->col_sum(b, k, q, u_dev); /* per prototype: the reference's sum over dim 1 of K x B */
