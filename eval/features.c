@@ -137,8 +137,9 @@ unmix_status unmix_knn_monitor(const struct unmix_backend *be, struct unmix_mode
   float *fb = NULL, *fq = NULL;
   int32_t *lb = NULL, *lq = NULL;
   int d;
-  unmix_status st = unmix_extract_features(be, m, m->embed_node, bank, rc, batch, workers, true, &fb, &lb, &d);
-  if (st == UNMIX_OK) st = unmix_extract_features(be, m, m->embed_node, test, rc, batch, workers, true, &fq, &lq, &d);
+  const int node = kc->features == UNMIX_KNN_BACKBONE ? m->feat_node : m->embed_node;
+  unmix_status st = unmix_extract_features(be, m, node, bank, rc, batch, workers, true, &fb, &lb, &d);
+  if (st == UNMIX_OK) st = unmix_extract_features(be, m, node, test, rc, batch, workers, true, &fq, &lq, &d);
   if (st == UNMIX_OK) {
     struct unmix_knn_params p = unmix_knn_params_default();
     p.k = kc->k < bank->n ? kc->k : (int)bank->n;

@@ -22,7 +22,8 @@ struct unmix_knn_eval {
   int64_t bank, queries;
   double seconds;
 };
-/* The monitor on the model's embedding (MoCo: the fc output; SwAV: the projection). */
+/* The monitor on the model's embedding (MoCo: the fc output; SwAV: the projection), or on the
+ * backbone's avgpool features when kc->features says so. */
 unmix_status unmix_knn_monitor(const struct unmix_backend *be, struct unmix_model *m, const struct unmix_dataset *bank,
                                const struct unmix_dataset *test, const struct unmix_recipe *rc,
                                const struct unmix_knn_config *kc, int batch, int workers, struct unmix_knn_eval *out);

@@ -33,9 +33,10 @@ static const struct unmix_opt g_opts[] = {
      .def_doc = "knn.bank_subset, else data.subset", .help = "first N train samples as the bank (0 = all)"},
     {.name = "test-subset", .type = UNMIX_OPT_INT, .arg = "N", .key = "knn.test_subset", .off = KO(test_subset),
      .def_doc = "knn.test_subset, else data.test_subset", .help = "first N test samples as queries (0 = all)"},
-    {.name = "features", .type = UNMIX_OPT_CHOICE, .choices = g_features, .off = KO(features), .def = "head",
-     .help = "the monitor's embedding (MoCo: fc output; SwAV: projection) or the\n"
-             "backbone's avgpool features"},
+    {.name = "features", .type = UNMIX_OPT_CHOICE, .choices = g_features, .key = "knn.features", .off = KO(features),
+     .def_doc = "the manifest's knn.features (head unless set)",
+     .help = "head: the method's embedding (MoCo: fc output; SwAV: projection), as the\n"
+             "MoCo CIFAR monitor; backbone: the backbone's avgpool features"},
     {.name = "protocol", .type = UNMIX_OPT_CHOICE, .choices = g_protocols, .off = KO(protocol), .def = "moco",
      .help = "moco: the weighted cosine monitor above; wmse: the W-MSE codebase's kNN\n"
              "of the SimCLR/BYOL runs (docs/FIDELITY.md) - Euclidean distance on the\n"
@@ -109,7 +110,6 @@ int unmix_cmd_knn(int argc, char **argv) {
   const double t = o.t;
   const char *csv = o.csv;
   const bool wmse = !strcmp(o.protocol, "wmse");
-  const bool backbone = !strcmp(o.features, "backbone") || wmse;
   const char *path = pos[0];
   free(pos);
   struct unmix_eval_ckpt *e = NULL;
@@ -122,7 +122,11 @@ int unmix_cmd_knn(int argc, char **argv) {
   if (unmix_eval_ckpt_open(path, &cli.open, &e) != UNMIX_OK) goto fail;
   const struct unmix_config *cfg = &e->cfg;
   struct unmix_knn_config kc = cfg->knn;
-  if (wmse) kc.k = 5;
+  if (o.features) kc.features = strcmp(o.features, "backbone") ? UNMIX_KNN_HEAD : UNMIX_KNN_BACKBONE;
+  if (wmse) {
+    kc.k = 5;
+    kc.features = UNMIX_KNN_BACKBONE;
+  }
   if (k > 0) kc.k = (int)k;
   if (t > 0) kc.t = (float)t;
   /* the trainer's monitor: knn.*_subset when set, else the data section's subsets */
@@ -136,8 +140,7 @@ int unmix_cmd_knn(int argc, char **argv) {
   if (unmix_eval_check_input(e, &rc.eval, bank, size) != UNMIX_OK) goto fail;
   if (unmix_eval_check_input(e, &rc.eval, test, size) != UNMIX_OK) goto fail;
   if (unmix_eval_build_model(e, be, 0, size, &m) != UNMIX_OK) goto fail;
-  if (backbone) m->embed_node = m->feat_node; /* the monitor reads embed_node */
-  const char *feat_name = m->embed_node == m->feat_node ? "backbone" : "head";
+  const char *feat_name = kc.features == UNMIX_KNN_BACKBONE || m->embed_node == m->feat_node ? "backbone" : "head";
   if (kc.k > bank->n) {
     fprintf(stderr, "unmix knn: note: k = %d is more than the %lld bank samples; using k = %lld\n", kc.k,
             (long long)bank->n, (long long)bank->n);

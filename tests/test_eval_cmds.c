@@ -708,7 +708,8 @@ END_TEST
 /* Training crops smaller than the evaluated images (data.crops size 24 on 32-px CIFAR): the
  * encoder built for 24x24 gives, on 32x32 images, bit for bit the features (head embedding and
  * backbone) of the same weights built for 32x32; and `unmix knn` on such a run (its encoder built
- * for the evaluation's 32x32) equals the trainer's monitor. Before, the monitor fed 32-px images
+ * for the evaluation's 32x32) equals the trainer's monitor, on the features knn.features names
+ * (backbone here; head gives another figure). Before, the monitor fed 32-px images
  * to a 24-px graph (chance-level kNN) and `unmix knn` refused the run. */
 START_TEST(test_eval_other_image_size) {
   struct unmix_ckpt *ck = NULL;
@@ -759,7 +760,7 @@ START_TEST(test_eval_other_image_size) {
   snprintf(man, sizeof man, "%s/crop24.yaml", g_dir);
   snprintf(text, sizeof text, "name: crop24\nbackend: cpu\nseed: 6\nunmix: {enabled: false}\n%s", MOCO_BODY);
   unmix_test_write_text(man, text);
-  int st = unmix(&o, "train crop24.yaml --out crop24 --quiet --set data.root=%s "
+  int st = unmix(&o, "train crop24.yaml --out crop24 --quiet --set data.root=%s --set knn.features=backbone "
                      "--set 'data.crops=[{nmb: 2, size: 24, min_scale: 0.2, max_scale: 1.0}]'", g_data);
   ck_assert_msg(st == 0, "training crop24 failed:\n%s", unmix_test_tail(o));
   free(o);
@@ -771,6 +772,15 @@ START_TEST(test_eval_other_image_size) {
   ck_assert(unmix_csv_read(mp, &mt) == UNMIX_OK);
   ck_assert_str_eq(cell(k, 0, "top1"), cell(mt, mt->nrows - 1, "knn_top1"));
   ck_assert_str_eq(cell(k, 0, "top5"), cell(mt, mt->nrows - 1, "knn_top5"));
+  ck_assert_str_eq(cell(k, 0, "features"), "backbone"); /* knn.features from the run's manifest */
+  unmix_csv_table_free(k);
+  /* the head embedding instead: another result (this run's figures differ), labelled head */
+  snprintf(a, sizeof a, "knn %s/crop24/checkpoint.safetensors --features head --csv knn24h.csv", g_dir);
+  run_expect(0, "head features", a);
+  k = read_csv("knn24h.csv", KNN_COLS, 11);
+  ck_assert_str_eq(cell(k, 0, "features"), "head");
+  printf("crop24: kNN top-1 backbone %s, head %s\n", cell(mt, mt->nrows - 1, "knn_top1"), cell(k, 0, "top1"));
+  ck_assert_str_ne(cell(k, 0, "top1"), cell(mt, mt->nrows - 1, "knn_top1"));
   unmix_csv_table_free(mt);
   unmix_csv_table_free(k);
 }

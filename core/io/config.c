@@ -60,6 +60,7 @@ static const char *const g_optim[] = {"sgd", "larc", "adam", NULL};
 static const char *const g_sched[] = {"cosine-1based", "cosine", "step", "warmup-cosine", "constant", "warmup-step",
                                        NULL};
 static const char *const g_reverse[] = {"code", "paper", NULL};
+static const char *const g_knn_features[] = {"head", "backbone", NULL}; /* enum unmix_knn_features */
 static const char *const g_sinkhorn[] = {"original", "simplified", NULL};
 static const char *const g_lincls[] = {"imagenet", "swav-cifar", "moco-cifar", "swav-imagenet", NULL};
 static const char *const g_backend[] = {"auto", "cpu", "cuda", NULL};
@@ -183,6 +184,7 @@ static const struct key_def g_keys[] = {
     KF("knn.t", knn.t, GT(0), "0.1"),
     KI("knn.bank_subset", knn.bank_subset, GE(0), "0"),
     KI("knn.test_subset", knn.test_subset, GE(0), "0"),
+    KE("knn.features", knn.features, g_knn_features, "head"),
 
     KE("linear.protocol", linear.protocol, g_lincls, "moco-cifar"),
     KI("linear.epochs", linear.epochs, IN(1, 1 << 24), "100"),

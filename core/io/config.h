@@ -59,12 +59,16 @@ struct unmix_train_config {
   int log_every;               /* steps between log lines when not on a terminal */
 };
 
+/* knn.features: the method's embedding (MoCo: the fc output, as the MoCo CIFAR monitor; SwAV:
+ * the projection) or the backbone's avgpool features (what a downstream task takes). */
+enum unmix_knn_features { UNMIX_KNN_HEAD = 0, UNMIX_KNN_BACKBONE = 1 };
 struct unmix_knn_config {
   int every;                   /* epochs between kNN evaluations (0 = never; the last epoch always runs if > 0) */
   int k;
   float t;
   int bank_subset;             /* first N train samples as the memory bank (0 = all) */
   int test_subset;             /* first N test samples as queries (0 = all) */
+  int features;                /* enum unmix_knn_features: what the monitor classifies */
 };
 
 struct unmix_linear_config {
