@@ -184,7 +184,10 @@ int unmix_bench_step(int argc, char **argv) {
   printf("manifest %s: %s, %s width %d, batch %d, %d views of sizes %s px, backend %s, precision %s\n",
          argv[optind], unmix_method_name(cfg.method), unmix_arch_name(cfg.model.arch), cfg.model.width, n, nviews,
          sizes, be->name, unmix_precision_name(cfg.precision));
-  if (be->device == UNMIX_DEVICE_CPU) printf("cpu: %s\n", unmix_blas_describe());
+  if (be->device == UNMIX_DEVICE_CPU) {
+    printf("cpu: %s\n", unmix_blas_describe());
+    printf("openmp: OMP_WAIT_POLICY %s\n", unmix_omp_wait_policy_describe());
+  }
   if (be->describe_kernels) printf("%s\n", be->describe_kernels());
   struct unmix_step_stats st;
   for (int i = 0; i < warmup; i++) {

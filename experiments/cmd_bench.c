@@ -12,6 +12,7 @@ static const struct {
 } g_kinds[] = {
     {"step", "a manifest's training step on synthetic batches: images/s, TFLOP/s, memory, projection", unmix_bench_step},
     {"ops", "GFLOP/s of conv2d passes at ResNet-18 CIFAR shapes vs SGEMM 2048^3", unmix_bench_ops},
+    {"norm", "batch norm forward/backward (+ ReLU) at ResNet-18 CIFAR shapes: ms, GB/s", unmix_bench_norm},
     {"tsne", "seconds per phase of t-SNE on 10,000 synthetic 128-d points", unmix_bench_tsne},
     {"data", "augmented views/s of a recipe through the threaded loader", unmix_bench_data},
     {"comm", "all-reduce GB/s over MPI/NCCL ranks (run under mpirun)", unmix_bench_comm},

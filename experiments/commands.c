@@ -2,6 +2,9 @@
 #include "experiments/commands.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "core/util/error.h"
 #include "unmix_build_info.h"
@@ -31,4 +34,25 @@ const char *unmix_version_string(void) {
 int unmix_cmd_fail(const char *cmd) {
   fprintf(stderr, "unmix %s: %s: %s\n", cmd, unmix_status_name(unmix_error_code()), unmix_error_message());
   return 1;
+}
+
+bool unmix_omp_passive_wanted(int argc, char **argv) {
+  if (argc < 2 || getenv("OMP_WAIT_POLICY")) return false;
+  return !strcmp(argv[1], "train") || (argc > 2 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "step"));
+}
+
+void unmix_omp_passive_default(int argc, char **argv) {
+  if (!unmix_omp_passive_wanted(argc, argv)) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  setenv("UNMIX_OMP_WAIT_DEFAULTED", "1", 1);
+  execv("/proc/self/exe", argv);
+  /* exec failed: run on with the runtime's own policy (it read the environment at load) */
+  unsetenv("OMP_WAIT_POLICY");
+  unsetenv("UNMIX_OMP_WAIT_DEFAULTED");
+}
+
+const char *unmix_omp_wait_policy_describe(void) {
+  const char *p = getenv("OMP_WAIT_POLICY");
+  if (!p) return "unset (the OpenMP runtime's default)";
+  return getenv("UNMIX_OMP_WAIT_DEFAULTED") ? "PASSIVE (unmix's default when unset)" : p;
 }

@@ -1,6 +1,7 @@
 /* The table of `unmix` subcommands. Each run() gets argv starting at the command name and
  * returns the process exit status (0 ok, 1 failure, 2 usage error). */
 #pragma once
+#include <stdbool.h>
 
 struct unmix_command {
   const char *name;
@@ -10,6 +11,19 @@ struct unmix_command {
 extern const struct unmix_command unmix_commands[];
 
 const char *unmix_version_string(void);
+
+/* OMP_WAIT_POLICY for the long CPU commands (`train`, `bench step`): when the user has not set
+ * it, PASSIVE, so that OpenMP threads waiting between parallel regions sleep instead of
+ * spinning on cores that other processes (the data loader, another run) need. The OpenMP
+ * runtime reads its environment when it is loaded, before main, so
+ * unmix_omp_passive_default() sets the variable and re-executes the program (argv from main);
+ * it returns without effect when the command is another one or the variable is set, and
+ * carries on unchanged if the exec fails. unmix_omp_passive_wanted() is its decision. */
+bool unmix_omp_passive_wanted(int argc, char **argv);
+void unmix_omp_passive_default(int argc, char **argv);
+/* The policy in effect, for logs: the user's value, "PASSIVE (unmix's default when unset)", or
+ * "unset (...)". */
+const char *unmix_omp_wait_policy_describe(void);
 
 /* Prints "unmix <cmd>: <message>" for the current error and returns 1. */
 int unmix_cmd_fail(const char *cmd);

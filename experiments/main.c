@@ -21,6 +21,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  unmix_omp_passive_default(argc, argv);
   unmix_blas_fix_coretype(argc, argv);
   if (argc < 2) {
     usage(stderr);

@@ -91,8 +91,23 @@ START_TEST(test_add_and_add_relu) {
   ops_fd(relu_loss, &ctx, ctx.b, n, 1e-5, gb);
   ck_ops_close("add_relu backward (da) vs finite differences", dx, ga, n, 1e-6, 0.0);
   ck_ops_close("add_relu backward (db) vs finite differences", dx, gb, n, 1e-6, 0.0);
+  /* the fused backward (one pass, two outputs) against the same finite differences, and equal
+   * to relu_backward bit for bit; da may alias dy */
+  float *da = ops_const(n, 1234.0f), *db = ops_const(n, 4321.0f), *dyi = ops_const(n, 0.0f), *db2 = ops_const(n, 0.0f);
+  be->add_relu_backward((int64_t)n, dyf, yr, da, db);
+  ck_guard(da, n);
+  ck_guard(db, n);
+  ck_ops_close("add_relu_backward da vs finite differences", da, ga, n, 1e-6, 0.0);
+  ck_ops_close("add_relu_backward db vs finite differences", db, gb, n, 1e-6, 0.0);
+  ck_assert_msg(memcmp(da, dx, n * sizeof(float)) == 0 && memcmp(db, dx, n * sizeof(float)) == 0,
+                "add_relu_backward differs from relu_backward");
+  memcpy(dyi, dyf, n * sizeof(float));
+  be->add_relu_backward((int64_t)n, dyi, yr, dyi, db2);
+  ck_guard(dyi, n);
+  ck_assert_msg(memcmp(dyi, dx, n * sizeof(float)) == 0 && memcmp(db2, dx, n * sizeof(float)) == 0,
+                "add_relu_backward in place (da == dy) differs");
   free(ctx.a); free(ctx.b); free(ctx.r); free(ga); free(gb);
-  float *bufs[] = {a, b, dyf, y, yr, dx, ai, bi};
+  float *bufs[] = {a, b, dyf, y, yr, dx, ai, bi, da, db, dyi, db2};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) unmix_guarded_free(bufs[i]);
 }
 END_TEST

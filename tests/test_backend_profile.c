@@ -1,7 +1,10 @@
 /* The op profiler (core/backend/profile.c): the wrapped table forwards every argument to the
  * real op (same results, bit for bit), counts each call once under its op, leaves the plain
- * table untouched, and `unmix bench step --profile` prints the per-family table. */
+ * table untouched, and `unmix bench step --profile` prints the per-family table. Also the
+ * benchmark scripts' guards: OMP_WAIT_POLICY's default for `train` and `bench step`, and
+ * tools/bench-cpu.sh refusing a batch its SplitBatchNorm cannot split. */
 #include "core/backend/profile.h"
+#include "experiments/commands.h"
 #include "tests/test_backend_common.h"
 
 START_TEST(test_profile_forwards_and_counts) {
@@ -80,6 +83,67 @@ START_TEST(test_bench_cpu_script_without_torch) {
 }
 END_TEST
 
+/* OMP_WAIT_POLICY: PASSIVE for `train` and `bench step` when unset (the program re-executes so
+ * that the OpenMP runtime reads it), the user's value otherwise, other commands untouched. */
+START_TEST(test_omp_wait_policy_default) {
+  char *saved = getenv("OMP_WAIT_POLICY") ? strdup(getenv("OMP_WAIT_POLICY")) : NULL;
+  unsetenv("OMP_WAIT_POLICY");
+  char *train[] = {"unmix", "train", "m.yaml", NULL}, *step[] = {"unmix", "bench", "step", "m.yaml", NULL},
+       *ops[] = {"unmix", "bench", "ops", NULL}, *info[] = {"unmix", "info", NULL};
+  ck_assert(unmix_omp_passive_wanted(3, train));
+  ck_assert(unmix_omp_passive_wanted(4, step));
+  ck_assert(!unmix_omp_passive_wanted(3, ops));
+  ck_assert(!unmix_omp_passive_wanted(2, info));
+  setenv("OMP_WAIT_POLICY", "ACTIVE", 1);
+  ck_assert(!unmix_omp_passive_wanted(3, train));
+  if (saved) setenv("OMP_WAIT_POLICY", saved, 1);
+  else unsetenv("OMP_WAIT_POLICY");
+  free(saved);
+
+  const char *bin = getenv("UNMIX_BIN");
+  ck_assert_msg(bin != NULL, "UNMIX_BIN is not set (run through ctest)");
+  char man[1024], cmd[3072];
+  unmix_test_src_path("configs/cifar10/moco_sym_unmix.yaml", man, sizeof man);
+  const char *envs[2] = {"env -u OMP_WAIT_POLICY -u UNMIX_OMP_WAIT_DEFAULTED", "env OMP_WAIT_POLICY=ACTIVE"};
+  const char *want[2] = {"openmp: OMP_WAIT_POLICY PASSIVE (unmix's default when unset)\n",
+                         "openmp: OMP_WAIT_POLICY ACTIVE\n"};
+  for (int i = 0; i < 2; i++) {
+    snprintf(cmd, sizeof cmd,
+             "%s %s bench step %s --batch 4 --steps 1 --warmup 0 --set model.width=4 --set model.bn_splits=2 "
+             "--set moco.K=16 --set precision=fp32 2>&1",
+             envs[i], bin, man);
+    char *out = NULL;
+    const int st = unmix_test_sh(cmd, &out);
+    ck_assert_msg(st == 0, "bench step: exit %d:\n%s", st, unmix_test_tail(out));
+    unmix_test_expect(out, want[i]);
+    free(out);
+  }
+}
+END_TEST
+
+/* tools/bench-cpu.sh refuses, before timing anything, a batch that the manifest's SplitBatchNorm
+ * (8 splits, or model.bn_splits from --set) cannot divide. */
+START_TEST(test_bench_cpu_script_batch_check) {
+  char script[1024], cmd[3072];
+  unmix_test_src_path("tools/bench-cpu.sh", script, sizeof script);
+  const char *bin = getenv("UNMIX_BIN");
+  ck_assert_msg(bin != NULL, "UNMIX_BIN is not set (run through ctest)");
+  snprintf(cmd, sizeof cmd, "PYTHON=/nonexistent/python3 %s --unmix %s --batch 12 --steps 1 2>&1", script, bin);
+  char *out = NULL;
+  int st = unmix_test_sh(cmd, &out);
+  ck_assert_msg(st == 2, "bench-cpu.sh --batch 12: exit %d, expected 2:\n%s", st, unmix_test_tail(out));
+  unmix_test_expect(out, "bench-cpu.sh: --batch 12 is not a multiple of the 8 BN splits");
+  ck_assert_msg(!strstr(out, "== runs"), "bench-cpu.sh timed something before refusing:\n%s", unmix_test_tail(out));
+  free(out);
+  /* the splits come from --set model.bn_splits when given */
+  snprintf(cmd, sizeof cmd, "%s --unmix %s --batch 10 --set model.bn_splits=4 2>&1", script, bin);
+  st = unmix_test_sh(cmd, &out);
+  ck_assert_msg(st == 2, "bench-cpu.sh --batch 10 with 4 splits: exit %d, expected 2:\n%s", st, unmix_test_tail(out));
+  unmix_test_expect(out, "bench-cpu.sh: --batch 10 is not a multiple of the 4 BN splits");
+  free(out);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("backend_profile");
   TCase *tc = tcase_create("profile");
@@ -87,6 +151,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_profile_forwards_and_counts);
   tcase_add_test(tc, test_bench_step_profile_table);
   tcase_add_test(tc, test_bench_cpu_script_without_torch);
+  tcase_add_test(tc, test_omp_wait_policy_default);
+  tcase_add_test(tc, test_bench_cpu_script_batch_check);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -258,7 +258,7 @@ START_TEST(help_texts) {
   static const char *const cmds[] = {"train",       "info",       "bench",      "validate",   "data",
                                      "collect",     "baseline",   "plot",       "knn",        "lincls",
                                      "tsne",        "hist",       "flatness",   "export",     "data fetch", "data check", "data synth", "data import",
-                                     "bench ops",   "bench step", "bench data", "bench comm", "bench tsne"};
+                                     "bench ops",   "bench step", "bench data", "bench comm", "bench tsne", "bench norm"};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     char a[128], b[128];
     snprintf(a, sizeof a, "help %s", cmds[i]);

@@ -37,6 +37,17 @@ for v in "$batch" "$steps" "$rounds" "$threads"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "bench-cpu.sh: expected a positive integer, got '$v'" >&2; exit 2; }
 done
 [[ "$warmup" =~ ^[0-9]+$ ]] || { echo "bench-cpu.sh: --warmup expects an integer >= 0, got '$warmup'" >&2; exit 2; }
+# The manifest's SplitBatchNorm divides the batch into bn_splits groups (8, or --set model.bn_splits=K):
+# refuse a batch it cannot split here, before any run, rather than after minutes of PyTorch timing.
+splits=8
+for kv in "${sets[@]}"; do
+  case "$kv" in model.bn_splits=*) splits=${kv#model.bn_splits=} ;; esac
+done
+[[ "$splits" =~ ^[1-9][0-9]*$ ]] || { echo "bench-cpu.sh: model.bn_splits must be a positive integer, got '$splits'" >&2; exit 2; }
+[ $((batch % splits)) = 0 ] || {
+  echo "bench-cpu.sh: --batch $batch is not a multiple of the $splits BN splits (model.bn_splits) of the manifest" >&2
+  exit 2
+}
 [ -x "$unmix" ] || { echo "bench-cpu.sh: no unmix binary at $unmix (build first, or --unmix PATH)" >&2; exit 2; }
 export OMP_NUM_THREADS=$threads
 

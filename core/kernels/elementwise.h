@@ -11,6 +11,16 @@ UNMIX_HD float unmix_k_relu_grad(float dy, float y) { return y > 0.0f ? dy : 0.0
 UNMIX_HD float unmix_k_bn_apply(float x, float mean, float invstd, float gamma, float beta) {
   return gamma * ((x - mean) * invstd) + beta;
 }
+/* The fused BN + ReLU of one element. */
+UNMIX_HD float unmix_k_bn_relu_apply(float x, float mean, float invstd, float gamma, float beta) {
+  return unmix_k_relu(unmix_k_bn_apply(x, mean, invstd, gamma, beta));
+}
+/* dy as the fused BN + ReLU's backward sees it: zero where the forward's output was not
+ * positive. That output is recomputed from x by the forward's own expression (no FMA
+ * contraction in either build), so the mask is the forward's bit for bit. */
+UNMIX_HD float unmix_k_bn_relu_mask(float dy, float x, float mean, float invstd, float gamma, float beta) {
+  return unmix_k_bn_apply(x, mean, invstd, gamma, beta) > 0.0f ? dy : 0.0f;
+}
 /* Batch-norm input gradient of one element: m = count per statistic, sdy = sum dy,
  * sdyx = sum dy*xhat over that statistic's elements. */
 UNMIX_HD float unmix_k_bn_grad(float dy, float x, float mean, float invstd, float gamma, float m, float sdy,

@@ -86,14 +86,14 @@ unmix_status wmse_mlp_forward(const struct unmix_backend *be, const struct wmse_
   be->linear_forward(n, h->in, h->hidden, x, unmix_param_ptr(params, h->w1), unmix_param_ptr(params, h->b1), act->y1);
   be->batchnorm_forward_train(&g1, act->y1, unmix_param_ptr(params, h->g1), unmix_param_ptr(params, h->bb1), act->a1,
                               act->m1, act->s1, unmix_param_ptr(bufs, h->rm1), unmix_param_ptr(bufs, h->rv1),
-                              BN_MOMENTUM, BN_EPS);
+                              BN_MOMENTUM, BN_EPS, false);
   be->relu_forward((int64_t)n * h->hidden, act->a1, act->a1);
   float *y2 = h->bn_last ? act->y2 : act->z;
   be->linear_forward(n, h->hidden, h->out, act->a1, unmix_param_ptr(params, h->w2), unmix_param_ptr(params, h->b2), y2);
   if (h->bn_last)
     be->batchnorm_forward_train(&g2, act->y2, unmix_param_ptr(params, h->g2), unmix_param_ptr(params, h->bb2), act->z,
                                 act->m2, act->s2, unmix_param_ptr(bufs, h->rm2), unmix_param_ptr(bufs, h->rv2),
-                                BN_MOMENTUM, BN_EPS);
+                                BN_MOMENTUM, BN_EPS, false);
   *z = act->z;
   return UNMIX_OK;
 }
@@ -103,7 +103,7 @@ void wmse_mlp_backward(const struct unmix_backend *be, const struct wmse_mlp *h,
   const struct unmix_bn_geom g1 = {n, 1, h->hidden, 1}, g2 = {n, 1, h->out, 1};
   const float *dy2 = dz;
   if (h->bn_last) {
-    be->batchnorm_backward(&g2, dz, act->y2, unmix_param_ptr(params, h->g2), act->m2, act->s2, act->dy2,
+    be->batchnorm_backward(&g2, dz, act->y2, unmix_param_ptr(params, h->g2), NULL, act->m2, act->s2, false, act->dy2,
                            unmix_param_grad(params, h->g2), unmix_param_grad(params, h->bb2));
     dy2 = act->dy2;
   }
@@ -111,7 +111,7 @@ void wmse_mlp_backward(const struct unmix_backend *be, const struct wmse_mlp *h,
                       unmix_param_grad(params, h->w2), unmix_param_grad(params, h->b2));
   be->relu_backward((int64_t)n * h->hidden, act->da1, act->a1, act->da1);
   /* the BN's dx may alias its dy: da1 is overwritten in place */
-  be->batchnorm_backward(&g1, act->da1, act->y1, unmix_param_ptr(params, h->g1), act->m1, act->s1, act->da1,
+  be->batchnorm_backward(&g1, act->da1, act->y1, unmix_param_ptr(params, h->g1), NULL, act->m1, act->s1, false, act->da1,
                          unmix_param_grad(params, h->g1), unmix_param_grad(params, h->bb1));
   be->linear_backward(n, h->in, h->hidden, act->da1, x, unmix_param_ptr(params, h->w1), dx,
                       unmix_param_grad(params, h->w1), unmix_param_grad(params, h->b1));

@@ -172,7 +172,7 @@ static void sync_bn_forward(struct unmix_model *m, struct unmix_ctx *ctx, int i,
   st->save_a = unmix_ctx_alloc(ctx, 2 * (int64_t)C);
   st->save_b = unmix_ctx_alloc(ctx, C);
   float *gvar = unmix_ctx_alloc(ctx, C);
-  be->batchnorm_forward_train(&g, xa, gamma, beta, st->out, st->save_a, st->save_b, NULL, NULL, 0.1f, eps);
+  be->batchnorm_forward_train(&g, xa, gamma, beta, st->out, st->save_a, st->save_b, NULL, NULL, 0.1f, eps, false);
   float *h = unmix_xmalloc(sizeof(float) * 3 * (size_t)C);
   double *acc = unmix_xmalloc(sizeof(double) * (1 + (size_t)C));
   be->memcpy_d2h(h, st->save_a, sizeof(float) * (size_t)C);
@@ -198,7 +198,7 @@ static void sync_bn_forward(struct unmix_model *m, struct unmix_ctx *ctx, int i,
   be->memcpy_h2d(gvar, h + 2 * C, sizeof(float) * (size_t)C);
   for (int c = 0; c < C; c++) h[c] = (float)(1.0 / sqrt((double)h[2 * C + c] + (double)eps));
   be->memcpy_h2d(st->save_b, h, sizeof(float) * (size_t)C);
-  be->batchnorm_forward_eval(&g, xa, gamma, beta, st->save_a, gvar, eps, st->out);
+  be->batchnorm_forward_eval(&g, xa, gamma, beta, st->save_a, gvar, eps, false, st->out);
   be->axpby(C, 0.1f, st->save_a, 0.9f, rm);
   be->axpby(C, 0.1f, st->save_a + C, 0.9f, rv);
   ctx->sync_count[i] = N;
@@ -270,17 +270,18 @@ const float *unmix_model_forward(struct unmix_model *m, struct unmix_ctx *ctx, c
                         "%s: BatchNorm in train mode needs more than one value per channel", nd->name);
           if (ctx->synced) {
             sync_bn_forward(m, ctx, i, xa, n);
-          } else {
+            if (nd->relu) be->relu_forward(numel, st->out, st->out);
+          } else { /* BN and its ReLU in one pass */
             int64_t sc = (int64_t)nd->splits * nd->c;
             st->save_a = unmix_ctx_alloc(ctx, sc);
             st->save_b = unmix_ctx_alloc(ctx, sc);
-            be->batchnorm_forward_train(&g, xa, gamma, beta, st->out, st->save_a, st->save_b, rm, rv, 0.1f, 1e-5f);
+            be->batchnorm_forward_train(&g, xa, gamma, beta, st->out, st->save_a, st->save_b, rm, rv, 0.1f, 1e-5f,
+                                        nd->relu);
           }
           any_bn_update = true;
         } else {
-          be->batchnorm_forward_eval(&g, xa, gamma, beta, rm, rv, 1e-5f, st->out);
+          be->batchnorm_forward_eval(&g, xa, gamma, beta, rm, rv, 1e-5f, nd->relu, st->out);
         }
-        if (nd->relu) be->relu_forward(numel, st->out, st->out);
         break;
       }
       case UNMIX_NODE_RELU: be->relu_forward(numel, xa, st->out); break;
@@ -418,14 +419,16 @@ static void backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int cou
         UNMIX_REQUIRE(ctx->mode == UNMIX_FWD_TRAIN, "%s: backward through BatchNorm in eval mode is not supported",
                       nd->name);
         struct unmix_bn_geom g = {n, nd->h * nd->w, nd->c, nd->splits};
-        if (nd->relu) be->relu_backward(numel, dy, st->out, dy); /* dy is ours: mask in place */
         float *dx = want_dx ? pool_get(ctx, na) : NULL;
-        if (ctx->synced)
+        if (ctx->synced) {
+          if (nd->relu) be->relu_backward(numel, dy, st->out, dy); /* dy is ours: mask in place */
           sync_bn_backward(m, ctx, i, dy, xa, dx);
-        else
-          be->batchnorm_backward(&g, dy, xa, unmix_param_ptr(&m->params, nd->weight), st->save_a, st->save_b, dx,
+        } else { /* the ReLU's mask is applied inside the BN backward's passes */
+          be->batchnorm_backward(&g, dy, xa, unmix_param_ptr(&m->params, nd->weight),
+                                 unmix_param_ptr(&m->params, nd->bias), st->save_a, st->save_b, nd->relu, dx,
                                  nd->frozen ? NULL : unmix_param_grad(&m->params, nd->weight),
                                  nd->frozen ? NULL : unmix_param_grad(&m->params, nd->bias));
+        }
         if (dx) accumulate(ctx, ia, dx, na, true);
         break;
       }
@@ -437,10 +440,16 @@ static void backward_multi(struct unmix_model *m, struct unmix_ctx *ctx, int cou
         }
         break;
       case UNMIX_NODE_ADD_RELU: {
-        be->relu_backward(numel, dy, st->out, dy);
         const int ib = nd->in[1];
         bool want_db = needs_grad_upstream(m, ib, memo, done, want_input);
-        if (want_db) accumulate(ctx, ib, dy, numel, false);
+        if (want_db && want_dx && !ctx->grad[ib]) { /* a ResNet's join: the masked dy and its copy in one pass */
+          float *db = pool_get(ctx, numel);
+          be->add_relu_backward(numel, dy, st->out, dy, db);
+          ctx->grad[ib] = db;
+        } else {
+          be->relu_backward(numel, dy, st->out, dy);
+          if (want_db) accumulate(ctx, ib, dy, numel, false);
+        }
         if (want_dx) {
           accumulate(ctx, ia, dy, numel, true); /* hands dy over */
           consumed = true;
@@ -519,7 +528,7 @@ static void sync_bn_backward(struct unmix_model *m, struct unmix_ctx *ctx, int i
   const float *gamma = unmix_param_ptr(&m->params, nd->weight);
   float *loc = pool_get(ctx, 5 * (int64_t)C); /* dgamma | dbeta | k | a | b, then ones | zeros */
   be->fill(2 * (int64_t)C, 0.0f, loc);
-  be->batchnorm_backward(&g, dy, xa, gamma, st->save_a, st->save_b, NULL, loc, loc + C);
+  be->batchnorm_backward(&g, dy, xa, gamma, NULL, st->save_a, st->save_b, false, NULL, loc, loc + C);
   if (!nd->frozen) {
     be->add(C, unmix_param_grad(&m->params, nd->weight), loc, unmix_param_grad(&m->params, nd->weight));
     be->add(C, unmix_param_grad(&m->params, nd->bias), loc + C, unmix_param_grad(&m->params, nd->bias));
@@ -544,7 +553,7 @@ static void sync_bn_backward(struct unmix_model *m, struct unmix_ctx *ctx, int i
     float *k = loc, *a = loc + C, *b = loc + 2 * C, *ones = loc + 3 * C;
     be->memcpy_h2d(loc, h, sizeof(float) * 5 * (size_t)C);
     float *t = pool_get(ctx, rows * C);
-    be->batchnorm_forward_eval(&g, xa, a, b, st->save_a, ones, 0.0f, t); /* a*(x - mean) + b */
+    be->batchnorm_forward_eval(&g, xa, a, b, st->save_a, ones, 0.0f, false, t); /* a*(x - mean) + b */
     be->copy(rows * C, dy, dx);
     be->scale_cols((int)rows, C, k, dx);
     be->add(rows * C, dx, t, dx);
@@ -586,7 +595,7 @@ void unmix_model_replay_bn_updates(struct unmix_model *m, struct unmix_ctx *ctx)
     m->be->batchnorm_forward_train(&g, ctx->st[nd->in[0]].out, unmix_param_ptr(&m->params, nd->weight),
                                    unmix_param_ptr(&m->params, nd->bias), y, sm, si,
                                    unmix_param_ptr(&m->buffers, nd->rmean), unmix_param_ptr(&m->buffers, nd->rvar),
-                                   0.1f, 1e-5f);
+                                   0.1f, 1e-5f, false);
     pool_put(ctx, y);
     pool_put(ctx, sm);
     pool_put(ctx, si);

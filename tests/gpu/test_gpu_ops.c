@@ -37,7 +37,7 @@ END_TEST
 
 START_TEST(test_add_blas1) {
   struct gpu_pair b;
-  if (!gpu_begin("add / add_relu / fill / scale / axpy / axpby / exp_scaled / ema", &b)) return;
+  if (!gpu_begin("add / add_relu (forward, backward) / fill / scale / axpy / axpby / exp_scaled / ema", &b)) return;
   const size_t n = 100003;
   float *a = hrand(n, 3, -2, 2), *c = hrand(n, 4, -2, 2), *want = hzeros(n), *got = hzeros(n);
   a[10] = INFINITY, c[10] = -INFINITY, a[11] = NAN; /* inf + -inf = NaN; NaN propagates */
@@ -51,6 +51,18 @@ START_TEST(test_add_blas1) {
   b.gpu->add_relu_forward(n, ga, gc, gy);
   dget(b.gpu, "add_relu", gy, n, got);
   ck_gpu_close("add_relu_forward", got, want, n, TOL_FP32);
+  { /* the join's fused backward on add_relu's output: both outputs, da in place of dy */
+    float *dy = hrand(n, 5, -1, 1), *want_b = hzeros(n);
+    float *gdy = dput(b.gpu, dy, n), *gdb = dput(b.gpu, NULL, n);
+    b.cpu->add_relu_backward(n, dy, want, dy, want_b); /* want holds add_relu's output */
+    b.gpu->add_relu_backward(n, gdy, gy, gdy, gdb);
+    dget(b.gpu, "add_relu_backward da", gdy, n, got);
+    ck_gpu_close("add_relu_backward da (in place)", got, dy, n, 0.0);
+    dget(b.gpu, "add_relu_backward db", gdb, n, got);
+    ck_gpu_close("add_relu_backward db", got, want_b, n, 0.0);
+    dfree(b.gpu, gdy), dfree(b.gpu, gdb);
+    free(dy), free(want_b);
+  }
   b.cpu->fill(n, -0.375f, want);
   b.gpu->fill(n, -0.375f, gy);
   dget(b.gpu, "fill", gy, n, got);
@@ -234,24 +246,25 @@ START_TEST(test_avgpool_pad) {
 END_TEST
 
 /* ---- batch norm ------------------------------------------------------------------------------- */
-static void check_bn(struct gpu_pair *b, int n, int hw, int c, int splits, bool in_place, uint32_t seed) {
+/* relu: the fused BN + ReLU (forward clamps, backward masks dy by the recomputed output). */
+static void check_bn(struct gpu_pair *b, int n, int hw, int c, int splits, bool in_place, bool relu, uint32_t seed) {
   const struct unmix_bn_geom g = {n, hw, c, splits};
   const size_t nx = (size_t)n * hw * c, sc = (size_t)splits * c;
   char what[128], tag[64];
-  snprintf(tag, sizeof tag, "n%d hw%d c%d S%d%s", n, hw, c, splits, in_place ? " in place" : "");
+  snprintf(tag, sizeof tag, "n%d hw%d c%d S%d%s%s", n, hw, c, splits, in_place ? " in place" : "", relu ? " relu" : "");
   float *x = hrand(nx, seed, -0.5f, 1.5f), *gamma = hrand(c, seed + 1, 0.5f, 1.5f),
         *beta = hrand(c, seed + 2, -0.5f, 0.5f), *rm = hrand(c, seed + 3, -0.1f, 0.1f),
         *rv = hrand(c, seed + 4, 0.5f, 1.5f), *dy = hrand(nx, seed + 5, -1, 1),
         *dg = hrand(c, seed + 6, -1, 1), *db = hrand(c, seed + 7, -1, 1);
   float *y = hzeros(nx), *sm = hzeros(sc), *si = hzeros(sc), *rm_c = hcopy(rm, c), *rv_c = hcopy(rv, c),
         *dx = hzeros(nx), *dg_c = hcopy(dg, c), *db_c = hcopy(db, c), *got = hzeros(nx);
-  b->cpu->batchnorm_forward_train(&g, x, gamma, beta, y, sm, si, rm_c, rv_c, 0.1f, 1e-5f);
-  b->cpu->batchnorm_backward(&g, dy, x, gamma, sm, si, dx, dg_c, db_c);
+  b->cpu->batchnorm_forward_train(&g, x, gamma, beta, y, sm, si, rm_c, rv_c, 0.1f, 1e-5f, relu);
+  b->cpu->batchnorm_backward(&g, dy, x, gamma, beta, sm, si, relu, dx, dg_c, db_c);
 
   float *gx = dput(b->gpu, x, nx), *ggam = dput(b->gpu, gamma, c), *gbet = dput(b->gpu, beta, c),
         *gy = in_place ? gx : dput(b->gpu, NULL, nx), *gsm = dput(b->gpu, NULL, sc), *gsi = dput(b->gpu, NULL, sc),
         *grm = dput(b->gpu, rm, c), *grv = dput(b->gpu, rv, c);
-  b->gpu->batchnorm_forward_train(&g, gx, ggam, gbet, gy, gsm, gsi, grm, grv, 0.1f, 1e-5f);
+  b->gpu->batchnorm_forward_train(&g, gx, ggam, gbet, gy, gsm, gsi, grm, grv, 0.1f, 1e-5f, relu);
   snprintf(what, sizeof what, "bn train y %s", tag);
   dget(b->gpu, what, gy, nx, got);
   ck_gpu_close(what, got, y, nx, TOL_FP32);
@@ -273,7 +286,7 @@ static void check_bn(struct gpu_pair *b, int n, int hw, int c, int splits, bool 
         *gdg = dput(b->gpu, dg, c), *gdb = dput(b->gpu, db, c);
   b->gpu->memcpy_h2d(gsm, sm, sc * sizeof(float));
   b->gpu->memcpy_h2d(gsi, si, sc * sizeof(float));
-  b->gpu->batchnorm_backward(&g, gdy, gx2, ggam, gsm, gsi, gdx, gdg, gdb);
+  b->gpu->batchnorm_backward(&g, gdy, gx2, ggam, gbet, gsm, gsi, relu, gdx, gdg, gdb);
   snprintf(what, sizeof what, "bn backward dx %s", tag);
   dget(b->gpu, what, gdx, nx, got);
   ck_gpu_close(what, got, dx, nx, TOL_FP32);
@@ -285,12 +298,12 @@ static void check_bn(struct gpu_pair *b, int n, int hw, int c, int splits, bool 
   ck_gpu_close(what, got, db_c, c, TOL_FP32);
 
   /* Eval mode from the (updated) running statistics. */
-  b->cpu->batchnorm_forward_eval(&g, x, gamma, beta, rm_c, rv_c, 1e-5f, y);
+  b->cpu->batchnorm_forward_eval(&g, x, gamma, beta, rm_c, rv_c, 1e-5f, relu, y);
   b->gpu->memcpy_h2d(grm, rm_c, c * sizeof(float));
   b->gpu->memcpy_h2d(grv, rv_c, c * sizeof(float));
   b->gpu->memcpy_h2d(gx2, x, nx * sizeof(float));
   float *gye = in_place ? gx2 : dput(b->gpu, NULL, nx);
-  b->gpu->batchnorm_forward_eval(&g, gx2, ggam, gbet, grm, grv, 1e-5f, gye);
+  b->gpu->batchnorm_forward_eval(&g, gx2, ggam, gbet, grm, grv, 1e-5f, relu, gye);
   snprintf(what, sizeof what, "bn eval y %s", tag);
   dget(b->gpu, what, gye, nx, got);
   ck_gpu_close(what, got, y, nx, TOL_FP32);
@@ -306,11 +319,24 @@ static void check_bn(struct gpu_pair *b, int n, int hw, int c, int splits, bool 
 START_TEST(test_batchnorm) {
   struct gpu_pair b;
   if (!gpu_begin("batchnorm train / eval / backward (plain, split, BN1d, in place)", &b)) return;
-  check_bn(&b, 5, 11, 37, 1, false, 100);
-  check_bn(&b, 15, 7, 13, 3, false, 110);
-  check_bn(&b, 13, 1, 5, 1, false, 120);   /* BatchNorm1d */
-  check_bn(&b, 6, 1000, 70, 2, false, 130); /* several row chunks per split */
-  check_bn(&b, 14, 9, 11, 7, true, 140);    /* y aliases x, dx aliases dy */
+  check_bn(&b, 5, 11, 37, 1, false, false, 100);
+  check_bn(&b, 15, 7, 13, 3, false, false, 110);
+  check_bn(&b, 13, 1, 5, 1, false, false, 120);   /* BatchNorm1d */
+  check_bn(&b, 6, 1000, 70, 2, false, false, 130); /* several row chunks per split */
+  check_bn(&b, 14, 9, 11, 7, true, false, 140);    /* y aliases x, dx aliases dy */
+}
+END_TEST
+
+/* The fused BN + ReLU: the forward's clamp and the backward's mask, which each backend
+ * recomputes from x; the CPU's is checked against finite differences in test_backend_norm. */
+START_TEST(test_batchnorm_relu) {
+  struct gpu_pair b;
+  if (!gpu_begin("batchnorm + relu train / eval / backward (plain, split, BN1d, in place)", &b)) return;
+  check_bn(&b, 5, 11, 37, 1, false, true, 170);
+  check_bn(&b, 15, 7, 13, 3, false, true, 180);
+  check_bn(&b, 13, 1, 5, 1, false, true, 190);
+  check_bn(&b, 6, 1000, 70, 2, false, true, 200);
+  check_bn(&b, 14, 9, 11, 7, true, true, 210);
 }
 END_TEST
 
@@ -322,10 +348,10 @@ START_TEST(test_batchnorm_nan) {
   float *x = hrand(nx, 150, -1, 1), *gamma = hrand(3, 151, 0.5f, 1.5f), *beta = hrand(3, 152, -1, 1);
   x[4] = NAN; /* channel 1 becomes NaN everywhere, the others stay finite */
   float *y = hzeros(nx), *sm = hzeros(3), *si = hzeros(3), *got = hzeros(nx);
-  b.cpu->batchnorm_forward_train(&g, x, gamma, beta, y, sm, si, NULL, NULL, 0.1f, 1e-5f);
+  b.cpu->batchnorm_forward_train(&g, x, gamma, beta, y, sm, si, NULL, NULL, 0.1f, 1e-5f, false);
   float *gx = dput(b.gpu, x, nx), *gg = dput(b.gpu, gamma, 3), *gb = dput(b.gpu, beta, 3), *gy = dput(b.gpu, NULL, nx),
         *gsm = dput(b.gpu, NULL, 3), *gsi = dput(b.gpu, NULL, 3);
-  b.gpu->batchnorm_forward_train(&g, gx, gg, gb, gy, gsm, gsi, NULL, NULL, 0.1f, 1e-5f);
+  b.gpu->batchnorm_forward_train(&g, gx, gg, gb, gy, gsm, gsi, NULL, NULL, 0.1f, 1e-5f, false);
   dget(b.gpu, "bn nan y", gy, nx, got);
   ck_gpu_close("bn train y (NaN input)", got, y, nx, TOL_FP32);
   dfree(b.gpu, gx), dfree(b.gpu, gg), dfree(b.gpu, gb), dfree(b.gpu, gy), dfree(b.gpu, gsm), dfree(b.gpu, gsi);
@@ -343,12 +369,12 @@ START_TEST(test_batchnorm_eval_any_splits) {
   float *x = hrand(nx, 160, -1, 1), *gamma = hrand(c, 161, 0.5f, 1.5f), *beta = hrand(c, 162, -1, 1),
         *rm = hrand(c, 163, -0.1f, 0.1f), *rv = hrand(c, 164, 0.5f, 1.5f), *want = hzeros(nx), *got = hzeros(nx);
   const struct unmix_bn_geom g1 = {n, hw, c, 1};
-  b.cpu->batchnorm_forward_eval(&g1, x, gamma, beta, rm, rv, 1e-5f, want);
+  b.cpu->batchnorm_forward_eval(&g1, x, gamma, beta, rm, rv, 1e-5f, false, want);
   float *gx = dput(b.gpu, x, nx), *gg = dput(b.gpu, gamma, c), *gb = dput(b.gpu, beta, c), *grm = dput(b.gpu, rm, c),
         *grv = dput(b.gpu, rv, c), *gy = dput(b.gpu, NULL, nx);
   for (int splits = 0; splits <= 3; splits += 3) {
     const struct unmix_bn_geom g = {n, hw, c, splits};
-    b.gpu->batchnorm_forward_eval(&g, gx, gg, gb, grm, grv, 1e-5f, gy);
+    b.gpu->batchnorm_forward_eval(&g, gx, gg, gb, grm, grv, 1e-5f, false, gy);
     dget(b.gpu, "bn eval any splits", gy, nx, got);
     ck_gpu_close(splits ? "bn eval y (splits 3)" : "bn eval y (splits 0)", got, want, nx, TOL_FP32);
   }
@@ -849,7 +875,7 @@ START_TEST(test_reductions_repeat) {
   for (int rep = 0; rep < 2; rep++) {
     b.gpu->sum(nd, gx, go);
     b.gpu->col_sum(N, D, gx, go + 1);
-    b.gpu->batchnorm_forward_train(&g, gx, gg, gb, gy, go + 1 + D, go + 1 + 2 * D, NULL, NULL, 0.1f, 1e-5f);
+    b.gpu->batchnorm_forward_train(&g, gx, gg, gb, gy, go + 1 + D, go + 1 + 2 * D, NULL, NULL, 0.1f, 1e-5f, false);
     dget(b.gpu, "repeat", go, OUT, rep ? r2 : r1);
   }
   ck_gpu_same("sum / col_sum / bn stats repeat", r2, r1, OUT);
@@ -866,7 +892,7 @@ static Suite *make_suite(void) {
   } cases[] = {
       {"elementwise", {test_relu, test_add_blas1, test_copy, test_batch_axis}},
       {"pool", {test_maxpool, test_avgpool_pad}},
-      {"bn", {test_batchnorm, test_batchnorm_nan, test_batchnorm_eval_any_splits}},
+      {"bn", {test_batchnorm, test_batchnorm_relu, test_batchnorm_nan, test_batchnorm_eval_any_splits}},
       {"rows", {test_l2norm, test_softmax, test_cross_entropy, test_soft_cross_entropy}},
       {"reduce", {test_sum_nonfinite, test_sumsq_segments, test_row_col, test_reductions_repeat, test_row_dot_axpy_rows}},
       {"optim", {test_sgd, test_adam, NULL}},

@@ -26,6 +26,15 @@ void unmix_cpu_add_relu_forward(int64_t n, const float *a, const float *b, float
   for (int64_t i = 0; i < n; i++) y[i] = unmix_k_relu(a[i] + b[i]);
 }
 
+void unmix_cpu_add_relu_backward(int64_t n, const float *dy, const float *y, float *da, float *db) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    const float d = unmix_k_relu_grad(dy[i], y[i]); /* read before da (maybe dy) is written */
+    da[i] = d;
+    db[i] = d;
+  }
+}
+
 void unmix_cpu_copy(int64_t n, const float *x, float *y) {
   if (x != y && n > 0) memmove(y, x, sizeof(float) * (size_t)n);
 }

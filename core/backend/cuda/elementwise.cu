@@ -18,6 +18,13 @@ static __global__ void add_kernel(int64_t n, const float *a, const float *b, flo
 static __global__ void add_relu_kernel(int64_t n, const float *a, const float *b, float *y) {
   UNMIX_GRID_STRIDE(i, n) y[i] = unmix_k_relu(a[i] + b[i]);
 }
+static __global__ void add_relu_grad_kernel(int64_t n, const float *dy, const float *y, float *da, float *db) {
+  UNMIX_GRID_STRIDE(i, n) {
+    const float d = unmix_k_relu_grad(dy[i], y[i]); // read before da (maybe dy) is written
+    da[i] = d;
+    db[i] = d;
+  }
+}
 static __global__ void fill_kernel(int64_t n, float v, float *y) {
   UNMIX_GRID_STRIDE(i, n) y[i] = v;
 }
@@ -43,6 +50,9 @@ void unmix_cuda_relu_backward(int64_t n, const float *dy, const float *y, float 
 void unmix_cuda_add(int64_t n, const float *a, const float *b, float *y) { UNMIX_LAUNCH_N(add_kernel, n, a, b, y); }
 void unmix_cuda_add_relu_forward(int64_t n, const float *a, const float *b, float *y) {
   UNMIX_LAUNCH_N(add_relu_kernel, n, a, b, y);
+}
+void unmix_cuda_add_relu_backward(int64_t n, const float *dy, const float *y, float *da, float *db) {
+  UNMIX_LAUNCH_N(add_relu_grad_kernel, n, dy, y, da, db);
 }
 void unmix_cuda_fill(int64_t n, float value, float *y) { UNMIX_LAUNCH_N(fill_kernel, n, value, y); }
 void unmix_cuda_scale(int64_t n, float a, const float *x, float *y) { UNMIX_LAUNCH_N(scale_kernel, n, a, x, y); }

@@ -2,6 +2,8 @@
 // Statistics as the CPU oracle computes them: double accumulation, mean first, then the
 // centred second moment. Reductions are two-level with a fixed grid (not the GPU's size)
 // and fixed combination order, so results repeat bit for bit on any GPU; no atomics.
+// The ReLU after a ResNet's BN is fused in: the forward clamps in its apply kernel, the
+// backward masks dy where the recomputed forward output is not positive (both sums and dx).
 // Accumulation: dgamma +=, dbeta +=, dx =.
 #include "core/backend/cuda/internal.cuh"
 #include "core/kernels/elementwise.h"
@@ -34,11 +36,13 @@ static bn_plan make_plan(const struct unmix_bn_geom *g) {
   return p;
 }
 
-/* MODE 0: sum x.  MODE 1: sum (x - mean)^2.  MODE 2: sum dy and sum dy * (x - mean).
+/* MODE 0: sum x.  MODE 1: sum (x - mean)^2.  MODE 2: sum dy and sum dy * (x - mean), dy
+ * masked by the fused ReLU when invstd is non-NULL (then gamma and beta are the forward's).
  * Writes part0/part1[(s * nchunks + chunk) * C + c]. */
 template <int MODE>
 static __global__ void bn_partial_kernel(bn_plan p, const float *x, const float *dy, const float *mean,
-                                         double *part0, double *part1) {
+                                         const float *invstd, const float *gamma, const float *beta, double *part0,
+                                         double *part1) {
   __shared__ double sh0[BN_TY][BN_TX + 1], sh1[BN_TY][BN_TX + 1];
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int c = blockIdx.x * BN_TX + tx, j = blockIdx.y, s = blockIdx.z;
@@ -47,6 +51,8 @@ static __global__ void bn_partial_kernel(bn_plan p, const float *x, const float 
   double a0 = 0.0, a1 = 0.0;
   if (c < p.C) {
     const float m = MODE != 0 ? mean[s * p.C + c] : 0.0f;
+    const bool relu = MODE == 2 && invstd != nullptr;
+    const float is = relu ? invstd[s * p.C + c] : 0.0f, ga = relu ? gamma[c] : 0.0f, bt = relu ? beta[c] : 0.0f;
     for (int64_t u = u0 + ty; u < u1; u += BN_TY) {
       int64_t t = u / p.hw, pos = u - t * p.hw;
       int64_t off = (((int64_t)s + t * p.S) * p.hw + pos) * p.C + c;
@@ -56,7 +62,7 @@ static __global__ void bn_partial_kernel(bn_plan p, const float *x, const float 
         double d = (double)x[off] - m;
         a0 += d * d;
       } else {
-        double g = dy[off];
+        double g = relu ? unmix_k_bn_relu_mask(dy[off], x[off], m, is, ga, bt) : dy[off];
         a0 += g;
         a1 += g * ((double)x[off] - m);
       }
@@ -111,13 +117,14 @@ static __global__ void bn_var_kernel(bn_plan p, const double *part0, double m, f
 
 static __global__ void bn_apply_kernel(int64_t total, bn_plan p, const float *x, const float *mean,
                                        const float *invstd, const float *gamma, const float *beta, float *y,
-                                       bool per_split) {
+                                       bool per_split, bool relu) {
   UNMIX_GRID_STRIDE(t, total) {
     int64_t r = t / p.C;
     int c = (int)(t - r * p.C);
     int s = per_split ? (int)((r / p.hw) % p.S) : 0;
     int sc = s * p.C + c;
-    y[t] = unmix_k_bn_apply(x[t], mean[sc], invstd[sc], gamma[c], beta[c]);
+    y[t] = relu ? unmix_k_bn_relu_apply(x[t], mean[sc], invstd[sc], gamma[c], beta[c])
+                : unmix_k_bn_apply(x[t], mean[sc], invstd[sc], gamma[c], beta[c]);
   }
 }
 
@@ -150,56 +157,62 @@ static __global__ void bn_grad_sums_kernel(bn_plan p, const double *part0, const
 }
 
 static __global__ void bn_grad_kernel(int64_t total, bn_plan p, const float *dy, const float *x, const float *mean,
-                                      const float *invstd, const float *gamma, float m, const float *fsdy,
-                                      const float *fsdyx, float *dx) {
+                                      const float *invstd, const float *gamma, const float *beta, bool relu, float m,
+                                      const float *fsdy, const float *fsdyx, float *dx) {
   UNMIX_GRID_STRIDE(t, total) {
     int64_t r = t / p.C;
     int c = (int)(t - r * p.C);
     int sc = (int)((r / p.hw) % p.S) * p.C + c;
-    dx[t] = unmix_k_bn_grad(dy[t], x[t], mean[sc], invstd[sc], gamma[c], m, fsdy[sc], fsdyx[sc]);
+    const float g = relu ? unmix_k_bn_relu_mask(dy[t], x[t], mean[sc], invstd[sc], gamma[c], beta[c]) : dy[t];
+    dx[t] = unmix_k_bn_grad(g, x[t], mean[sc], invstd[sc], gamma[c], m, fsdy[sc], fsdyx[sc]);
   }
 }
 
+/* invstd/gamma/beta: non-NULL only for the backward of a fused BN + ReLU (mode 2). */
 static void launch_partial(int mode, const bn_plan &p, const float *x, const float *dy, const float *mean,
-                           double *part0, double *part1) {
+                           const float *invstd, const float *gamma, const float *beta, double *part0, double *part1) {
   dim3 grid((unsigned)p.ctiles, (unsigned)p.nchunks, (unsigned)p.S), block(BN_TX, BN_TY);
   if (mode == 0) {
-    UNMIX_LAUNCH(bn_partial_kernel<0>, grid, block, 0, unmix_cuda.stream, p, x, dy, mean, part0, part1);
+    UNMIX_LAUNCH(bn_partial_kernel<0>, grid, block, 0, unmix_cuda.stream, p, x, dy, mean, invstd, gamma, beta, part0,
+                 part1);
   } else if (mode == 1) {
-    UNMIX_LAUNCH(bn_partial_kernel<1>, grid, block, 0, unmix_cuda.stream, p, x, dy, mean, part0, part1);
+    UNMIX_LAUNCH(bn_partial_kernel<1>, grid, block, 0, unmix_cuda.stream, p, x, dy, mean, invstd, gamma, beta, part0,
+                 part1);
   } else {
-    UNMIX_LAUNCH(bn_partial_kernel<2>, grid, block, 0, unmix_cuda.stream, p, x, dy, mean, part0, part1);
+    UNMIX_LAUNCH(bn_partial_kernel<2>, grid, block, 0, unmix_cuda.stream, p, x, dy, mean, invstd, gamma, beta, part0,
+                 part1);
   }
   UNMIX_CUDA_LAUNCHED();
 }
 
 void unmix_cuda_batchnorm_forward_train(const struct unmix_bn_geom *g, const float *x, const float *gamma,
                                         const float *beta, float *y, float *save_mean, float *save_invstd,
-                                        float *running_mean, float *running_var, float momentum, float eps) {
+                                        float *running_mean, float *running_var, float momentum, float eps,
+                                        bool relu) {
   UNMIX_REQUIRE(g->splits >= 1 && g->n % g->splits == 0, "batch %d not a multiple of %d BN splits", g->n,
                 g->splits);
   const bn_plan p = make_plan(g);
   const double m = (double)(g->n / g->splits) * g->hw;
   double *part = (double *)unmix_cuda_scratch(UNMIX_SLOT_PARTIAL, sizeof(double) * (size_t)p.S * p.nchunks * p.C);
   const int sc = p.S * p.C;
-  launch_partial(0, p, x, nullptr, nullptr, part, nullptr);
+  launch_partial(0, p, x, nullptr, nullptr, nullptr, nullptr, nullptr, part, nullptr);
   UNMIX_LAUNCH(bn_mean_kernel, (sc + 127) / 128, 128, 0, unmix_cuda.stream, p, part, m, save_mean);
   UNMIX_CUDA_LAUNCHED();
-  launch_partial(1, p, x, nullptr, save_mean, part, nullptr);
+  launch_partial(1, p, x, nullptr, save_mean, nullptr, nullptr, nullptr, part, nullptr);
   UNMIX_LAUNCH(bn_var_kernel, (p.C + 127) / 128, 128, 0, unmix_cuda.stream,
       p, part, m, eps, save_mean, save_invstd, running_mean, running_var, momentum);
   UNMIX_CUDA_LAUNCHED();
   const int64_t total = (int64_t)g->n * g->hw * g->c;
   if (total > 0) {
     UNMIX_LAUNCH(bn_apply_kernel, unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream,
-        total, p, x, save_mean, save_invstd, gamma, beta, y, true);
+        total, p, x, save_mean, save_invstd, gamma, beta, y, true, relu);
     UNMIX_CUDA_LAUNCHED();
   }
 }
 
 void unmix_cuda_batchnorm_forward_eval(const struct unmix_bn_geom *g, const float *x, const float *gamma,
                                        const float *beta, const float *running_mean, const float *running_var,
-                                       float eps, float *y) {
+                                       float eps, bool relu, float *y) {
   // Splits are ignored in eval mode (any value, 0 included: make_plan divides by it).
   struct unmix_bn_geom one = *g;
   one.splits = 1;
@@ -210,14 +223,14 @@ void unmix_cuda_batchnorm_forward_eval(const struct unmix_bn_geom *g, const floa
   const int64_t total = (int64_t)g->n * g->hw * g->c;
   if (total > 0) {
     UNMIX_LAUNCH(bn_apply_kernel, unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream,
-        total, p, x, running_mean, invstd, gamma, beta, y, false);
+        total, p, x, running_mean, invstd, gamma, beta, y, false, relu);
     UNMIX_CUDA_LAUNCHED();
   }
 }
 
 void unmix_cuda_batchnorm_backward(const struct unmix_bn_geom *g, const float *dy, const float *x,
-                                   const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
-                                   float *dgamma, float *dbeta) {
+                                   const float *gamma, const float *beta, const float *save_mean,
+                                   const float *save_invstd, bool relu, float *dx, float *dgamma, float *dbeta) {
   UNMIX_REQUIRE(g->splits >= 1 && g->n % g->splits == 0, "batch %d not a multiple of %d BN splits", g->n,
                 g->splits);
   const bn_plan p = make_plan(g);
@@ -225,7 +238,7 @@ void unmix_cuda_batchnorm_backward(const struct unmix_bn_geom *g, const float *d
   double *part = (double *)unmix_cuda_scratch(UNMIX_SLOT_PARTIAL, sizeof(double) * 2 * np);
   float *sums = (float *)unmix_cuda_scratch(UNMIX_SLOT_STATS, sizeof(float) * 2 * (size_t)p.S * p.C);
   float *fsdy = sums, *fsdyx = sums + (size_t)p.S * p.C;
-  launch_partial(2, p, x, dy, save_mean, part, part + np);
+  launch_partial(2, p, x, dy, save_mean, relu ? save_invstd : nullptr, gamma, beta, part, part + np);
   UNMIX_LAUNCH(bn_grad_sums_kernel, (p.C + 127) / 128, 128, 0, unmix_cuda.stream,
       p, part, part + np, save_invstd, fsdy, fsdyx, dgamma, dbeta);
   UNMIX_CUDA_LAUNCHED();
@@ -233,7 +246,7 @@ void unmix_cuda_batchnorm_backward(const struct unmix_bn_geom *g, const float *d
   if (dx && total > 0) {
     const float m = (float)((double)(g->n / g->splits) * g->hw);
     UNMIX_LAUNCH(bn_grad_kernel, unmix_cuda_blocks(total), UNMIX_CUDA_THREADS, 0, unmix_cuda.stream,
-        total, p, dy, x, save_mean, save_invstd, gamma, m, fsdy, fsdyx, dx);
+        total, p, dy, x, save_mean, save_invstd, gamma, beta, relu, m, fsdy, fsdyx, dx);
     UNMIX_CUDA_LAUNCHED();
   }
 }
