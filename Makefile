@@ -10,8 +10,8 @@
 #   make demo     MoCo vs MoCo + Un-Mix on Fashion-MNIST (GPU if usable, else CPU: <= 10 min on 2 cores);
 #                 SEEDS=n trains n seeds of each (mean +- std in the table)
 #   make demo-clean  forget the demo's runs and outputs (results/demo/)
-#   make study-fmnist  the same comparison trained longer, 3 seeds each (<= 1 h on 2 cores), table
-#                 in results/study-fmnist/
+#   make study-fmnist  the comparison on an 8,000-image subset with 28-px crops, 3 seeds each
+#                 (<= 1 h on 2 cores), table in results/study-fmnist/
 # Paper targets (reproduce-cifar10, sweep-prob, figures, tables, ...) live in Makefile.paper
 # (`make paper-help`); knobs: SCALE=full|smoke DATA_ROOT=data BACKEND=auto|cpu|cuda NPROC=1 UNMIX=...
 
@@ -101,8 +101,8 @@ demo: build-unmix
 demo-clean:
 	rm -rf $(DEMO_OUT)
 
-# The longer Fashion-MNIST study (configs/fmnist/study/): the demo's comparison at a budget where
-# a regulariser can matter, STUDY_SEEDS seeds of each run (<= 1 h on 2 cores), no t-SNE.
+# The Fashion-MNIST study (configs/fmnist/study/): the comparison on a fixed 8,000-image subset seen
+# 6 times (28-px crops), STUDY_SEEDS seeds of each run (<= 1 h on 2 cores), no t-SNE.
 STUDY_OUT ?= results/study-fmnist
 STUDY_SEEDS ?= 3
 study-fmnist: build-unmix
