@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/util/error.h"
+#include "core/util/fs.h"
 #include "unmix_build_info.h"
 
 const struct unmix_command unmix_commands[] = {
@@ -45,7 +46,7 @@ void unmix_omp_passive_default(int argc, char **argv) {
   if (!unmix_omp_passive_wanted(argc, argv)) return;
   setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   setenv("UNMIX_OMP_WAIT_DEFAULTED", "1", 1);
-  execv("/proc/self/exe", argv);
+  unmix_fs_reexec_self(argv);
   /* exec failed: run on with the runtime's own policy (it read the environment at load) */
   unsetenv("OMP_WAIT_POLICY");
   unsetenv("UNMIX_OMP_WAIT_DEFAULTED");

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/util/fs.h"
 #include "core/util/log.h"
 
 char *openblas_get_corename(void);
@@ -57,7 +58,7 @@ void unmix_blas_fix_coretype(int argc, char **argv) {
   const char *best = unmix_blas_best_core();
   setenv("OPENBLAS_CORETYPE", best, 1);
   setenv("UNMIX_BLAS_FIXED_FROM", unmix_blas_corename(), 1);
-  execv("/proc/self/exe", argv);
+  unmix_fs_reexec_self(argv);
   /* exec failed: carry on with the slow core, and say how to fix it. */
   unsetenv("OPENBLAS_CORETYPE");
 }

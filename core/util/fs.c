@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 unmix_status unmix_fs_mkdirs(const char *path, mode_t mode) {
   char tmp[PATH_MAX];
@@ -81,4 +82,12 @@ const char *unmix_fs_dirname(const char *path, char *buf, size_t len) {
   else if (s == path) snprintf(buf, len, "/");
   else snprintf(buf, len, "%.*s", (int)(s - path), path);
   return buf;
+}
+
+void unmix_fs_reexec_self(char **argv) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0 || n >= (ssize_t)sizeof self - 1) return;
+  self[n] = 0;
+  execv(self, argv);
 }

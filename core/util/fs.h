@@ -25,3 +25,7 @@ unmix_status unmix_fs_read(const char *path, size_t max_bytes, uint8_t **buf, si
 /* The directory of a file path into buf ("." when it has none, "/" for a file at the
  * root); returns buf. */
 const char *unmix_fs_dirname(const char *path, char *buf, size_t len);
+/* Runs this program again with argv (after an environment change the libraries must see at
+ * load). Execs the binary /proc/self/exe resolves to, not the link itself, so the process keeps
+ * its name (/proc/PID/comm, ps, pkill: "unmix", not "exe"). Returns only when exec failed. */
+void unmix_fs_reexec_self(char **argv);
