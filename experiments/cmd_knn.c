@@ -22,7 +22,6 @@ struct knn_opts {
   const char *features, *csv, *protocol;
 };
 #define KO(f) offsetof(struct knn_opts, f)
-static const char *const g_features[] = {"head", "backbone", NULL};
 static const char *const g_protocols[] = {"moco", "wmse", NULL};
 static const struct unmix_opt g_opts[] = {
     {.name = "k", .type = UNMIX_OPT_INT, .arg = "N", .key = "knn.k", .off = KO(k), .def_doc = "the manifest's knn.k",
@@ -33,7 +32,7 @@ static const struct unmix_opt g_opts[] = {
      .def_doc = "knn.bank_subset, else data.subset", .help = "first N train samples as the bank (0 = all)"},
     {.name = "test-subset", .type = UNMIX_OPT_INT, .arg = "N", .key = "knn.test_subset", .off = KO(test_subset),
      .def_doc = "knn.test_subset, else data.test_subset", .help = "first N test samples as queries (0 = all)"},
-    {.name = "features", .type = UNMIX_OPT_CHOICE, .choices = g_features, .key = "knn.features", .off = KO(features),
+    {.name = "features", .type = UNMIX_OPT_CHOICE, .key = "knn.features", .off = KO(features),
      .def_doc = "the manifest's knn.features (head unless set)",
      .help = "head: the method's embedding (MoCo: fc output; SwAV: projection), as the\n"
              "MoCo CIFAR monitor; backbone: the backbone's avgpool features"},

@@ -51,6 +51,25 @@ static double bn_loss(void *p) {
   return ops_dot_d(c->r, c->y, c->ny);
 }
 
+/* dx, dgamma and dbeta (accumulated onto dg0, db0) against central finite differences of
+ * `loss` in h over ctx's x, gamma and beta. */
+static void check_bn_grads_fd(const char *what, ops_scalar_fn loss, struct bn_ctx *ctx, double h, const float *dx,
+                              const float *dg, const float *db, const float *dg0, const float *db0, size_t nx, int C) {
+  char buf[256];
+  double *gx = malloc(nx * sizeof(double)), *gg = malloc(C * sizeof(double)), *gb = malloc(C * sizeof(double));
+  ops_fd(loss, ctx, ctx->x, nx, h, gx);
+  ops_fd(loss, ctx, ctx->gamma, C, h, gg);
+  ops_fd(loss, ctx, ctx->beta, C, h, gb);
+  double *wg = ops_plus(dg0, gg, C), *wb = ops_plus(db0, gb, C);
+  snprintf(buf, sizeof buf, "%s: dx vs finite differences", what);
+  ck_ops_close(buf, dx, gx, nx, 1e-4, 0.1);
+  snprintf(buf, sizeof buf, "%s: dgamma (+=) vs finite differences", what);
+  ck_ops_close(buf, dg, wg, C, 1e-4, 0.1);
+  snprintf(buf, sizeof buf, "%s: dbeta (+=) vs finite differences", what);
+  ck_ops_close(buf, db, wb, C, 1e-4, 0.1);
+  free(gx); free(gg); free(gb); free(wg); free(wb);
+}
+
 static void check_bn_train(int n, int hw, int C, int S) {
   const struct unmix_backend *be = unmix_test_cpu();
   const struct unmix_bn_geom g = {n, hw, C, S};
@@ -135,17 +154,7 @@ static void check_bn_train(int n, int hw, int C, int S) {
   ck_guard(dx, nx);
   ck_guard(dg, C);
   ck_guard(db, C);
-  double *gx = malloc(nx * sizeof(double)), *gg = malloc(C * sizeof(double)), *gb = malloc(C * sizeof(double));
-  ops_fd(bn_loss, &ctx, ctx.x, nx, 1e-4, gx);
-  ops_fd(bn_loss, &ctx, ctx.gamma, C, 1e-4, gg);
-  ops_fd(bn_loss, &ctx, ctx.beta, C, 1e-4, gb);
-  double *wg = ops_plus(dg0, gg, C), *wb = ops_plus(db0, gb, C);
-  snprintf(buf, sizeof buf, "%s: dx vs finite differences", what);
-  ck_ops_close(buf, dx, gx, nx, 1e-4, 0.1);
-  snprintf(buf, sizeof buf, "%s: dgamma (+=) vs finite differences", what);
-  ck_ops_close(buf, dg, wg, C, 1e-4, 0.1);
-  snprintf(buf, sizeof buf, "%s: dbeta (+=) vs finite differences", what);
-  ck_ops_close(buf, db, wb, C, 1e-4, 0.1);
+  check_bn_grads_fd(what, bn_loss, &ctx, 1e-4, dx, dg, db, dg0, db0, nx, C);
 
   /* in-place backward (dx == dy) gives the same dx */
   float *dyi = ops_const(nx, 0.0f);
@@ -158,7 +167,6 @@ static void check_bn_train(int n, int hw, int C, int S) {
 
   free(rm0); free(rv0); free(ctx.x); free(ctx.gamma); free(ctx.beta); free(ctx.y); free(dy);
   free(mean); free(var); free(inv); free(wrm); free(wrv); free(dg0); free(db0);
-  free(gx); free(gg); free(gb); free(wg); free(wb);
   float *bufs[] = {x, gamma, beta, rm, rv, y, smean, sinv, dyf, y2, sm2, si2, xi, dx, dg, db, dyi};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) unmix_guarded_free(bufs[i]);
 }
@@ -196,7 +204,7 @@ static void check_bn_relu(int n, int hw, int C, int S) {
   const struct unmix_bn_geom g = {n, hw, C, S};
   const float eps = 1e-5f, mom = 0.1f;
   const size_t nx = (size_t)n * hw * C, ns = (size_t)S * C;
-  char what[96], buf[200];
+  char what[96];
   snprintf(what, sizeof what, "bn+relu n%d hw%d c%d S%d", n, hw, C, S);
   float *x = ops_rand(nx, 71, -1.0f, 1.0f);
   for (size_t i = 0; i < nx; i++) x[i] = 2.0f * x[i] + 0.3f * (float)(i / ((size_t)hw * C)) + 0.5f * (float)(i % C);
@@ -242,17 +250,7 @@ static void check_bn_relu(int n, int hw, int C, int S) {
 
   struct bn_ctx ctx = {&g, ops_dup_d(x, nx), ops_dup_d(gamma, C), ops_dup_d(beta, C), ops_dup_d(dy, nx),
                        malloc(nx * sizeof(double)), eps, nx};
-  double *gx = malloc(nx * sizeof(double)), *gg = malloc(C * sizeof(double)), *gb = malloc(C * sizeof(double));
-  ops_fd(bn_relu_loss, &ctx, ctx.x, nx, 1e-7, gx);
-  ops_fd(bn_relu_loss, &ctx, ctx.gamma, C, 1e-7, gg);
-  ops_fd(bn_relu_loss, &ctx, ctx.beta, C, 1e-7, gb);
-  double *wg = ops_plus(dg0, gg, C), *wb = ops_plus(db0, gb, C);
-  snprintf(buf, sizeof buf, "%s: dx vs finite differences", what);
-  ck_ops_close(buf, dx, gx, nx, 1e-4, 0.1);
-  snprintf(buf, sizeof buf, "%s: dgamma (+=) vs finite differences", what);
-  ck_ops_close(buf, dg, wg, C, 1e-4, 0.1);
-  snprintf(buf, sizeof buf, "%s: dbeta (+=) vs finite differences", what);
-  ck_ops_close(buf, db, wb, C, 1e-4, 0.1);
+  check_bn_grads_fd(what, bn_relu_loss, &ctx, 1e-7, dx, dg, db, dg0, db0, nx, C);
 
   /* in place (dx == dy) */
   float *dyi = ops_const(nx, 0.0f);
@@ -276,7 +274,6 @@ static void check_bn_relu(int n, int hw, int C, int S) {
   ck_assert_msg(memcmp(xi, yer, nx * sizeof(float)) == 0, "%s: in-place eval differs", what);
 
   free(ctx.x); free(ctx.gamma); free(ctx.beta); free(ctx.r); free(ctx.y);
-  free(gx); free(gg); free(gb); free(wg); free(wb);
   float *bufs[] = {x, gamma, beta, y, sm, si, yr, smr, sir, dy, dym, dx, dxu, dg, db, dgu, dbu, dg0, db0, dyi,
                    rm, rv, ye, yer, xi};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) unmix_guarded_free(bufs[i]);
