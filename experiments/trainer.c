@@ -739,6 +739,12 @@ static unmix_status setup(struct run *r) {
   }
   unmix_log_info("unmix %s (%s) | backend %s | %s", UNMIX_VERSION, UNMIX_GIT_COMMIT, r->be->name,
                  unmix_blas_describe());
+  /* which convolution kernels the CPU runs (UNMIX_CPU_CONV): whether the run is reproducible
+   * at other thread counts depends on it */
+  if (r->be->device == UNMIX_DEVICE_CPU && r->be->describe_kernels) {
+    const char *k = r->be->describe_kernels(), *nl = strchr(k, '\n');
+    unmix_log_info("%.*s", nl ? (int)(nl - k) : (int)strlen(k), k);
+  }
   /* after train.log is open, so the file says why "auto" chose this backend */
   if (!strcmp(cfg->backend, "auto")) unmix_log_info("%s", unmix_backend_auto_reason());
   if (r->world > 1)

@@ -11,9 +11,10 @@
 # (the directory holding moco_sym.yaml and moco_sym_unmix.yaml, default configs/fmnist; `make
 # study-fmnist` points it at configs/fmnist/study), DEMO_TITLE (the table's heading),
 # DEMO_PARALLEL (auto|0|1, default auto: on the CPU with 2 or more cores the two runs of a seed
-# train at the same time, each with half the cores; their results are bit-identical to one after
-# the other, as the CPU backend's do not depend on the thread count, and on this project's 2-core
-# VM one thread gave 1.25x less than two, so two one-thread runs side by side finish sooner).
+# train at the same time, each with half the cores; their results agree with one after the other
+# to fp32 rounding, bit for bit under UNMIX_CPU_CONV=reference, whose convolutions do not depend
+# on the thread count; on this project's 2-core VM one thread gave 1.25x less than two, so two
+# one-thread runs side by side finish sooner).
 set -euo pipefail
 
 UNMIX=${UNMIX:-build/unmix}

@@ -1,10 +1,16 @@
 /* conv2d forward / backward-data / backward-weight of the CPU backend against a naive
  * double-precision convolution written from the contract in backend.h, with gradients
  * checked by central finite differences on that reference, for every geometry the models
- * use (and odd ones), plus the chunked path and thread-count independence. */
+ * use (and odd ones), plus the chunked path and thread-count independence. Every geometry
+ * is checked on both fp32 kernel sets (UNMIX_CPU_CONV=reference and, in a build with
+ * oneDNN, =onednn; the default auto runs each pass on one of the two). */
 #include <omp.h>
 
+#include "core/backend/cpu/internal.h"
 #include "tests/test_backend_common.h"
+
+static const enum unmix_cpu_conv k_modes[] = {UNMIX_CPU_CONV_REFERENCE, UNMIX_CPU_CONV_ONEDNN};
+static const char *const k_mode_names[] = {"reference", "onednn"};
 
 /* y[n,p,q,k] = sum_{r,s,c} x[n, p*st-pad+r, q*st-pad+s, c] * w[k,r,s,c] (0 outside). */
 static void ref_conv(const struct unmix_conv_geom *g, const double *x, const double *w, double *y) {
@@ -42,13 +48,14 @@ static double conv_loss(void *p) {
 /* One geometry: forward against the reference; dx (pre-filled with garbage) and dw
  * (pre-filled with nonzero values, so += is visible) against finite differences of
  * L = sum r*y on the reference; guards around every output. */
-static void check_conv(int n, int h, int w, int c, int k, int r, int s, int stride, int pad) {
+static void check_conv_kernels(int mode, int n, int h, int w, int c, int k, int r, int s, int stride, int pad) {
   const struct unmix_backend *be = unmix_test_cpu();
+  unmix_cpu_conv_set_mode(k_modes[mode]);
   struct unmix_conv_geom g;
   unmix_conv_geom_init(&g, n, h, w, c, k, r, s, stride, pad);
   char what[160];
-  snprintf(what, sizeof what, "conv %dx%d s%d p%d (n%d h%d w%d c%d k%d -> p%d q%d)", r, s, stride, pad, n, h, w, c,
-           k, g.p, g.q);
+  snprintf(what, sizeof what, "%s conv %dx%d s%d p%d (n%d h%d w%d c%d k%d -> p%d q%d)", k_mode_names[mode], r, s,
+           stride, pad, n, h, w, c, k, g.p, g.q);
   const size_t nx = (size_t)n * h * w * c, nw = (size_t)k * r * s * c, ny = (size_t)n * g.p * g.q * k;
 
   float *x = ops_rand(nx, 1, -1.0f, 1.0f), *wt = ops_rand(nw, 2, -1.0f, 1.0f), *dy = ops_rand(ny, 3, -1.0f, 1.0f);
@@ -86,6 +93,10 @@ static void check_conv(int n, int h, int w, int c, int k, int r, int s, int stri
   unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(dy); unmix_guarded_free(y);
   unmix_guarded_free(dx); unmix_guarded_free(dw);
 }
+static void check_conv(int n, int h, int w, int c, int k, int r, int s, int stride, int pad) {
+  for (int m = 0; m < 2; m++) check_conv_kernels(m, n, h, w, c, k, r, s, stride, pad);
+  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
+}
 
 START_TEST(test_conv_pointwise_s1) { check_conv(5, 7, 11, 13, 6, 1, 1, 1, 0); }
 END_TEST
@@ -114,8 +125,10 @@ END_TEST
  * backward-data by image tiles, backward-weight lanes. Compared with the reference and its
  * exact adjoint (conv is linear, so the adjoint is the gradient; finite differences at
  * this size would be slow). */
-static void check_conv_large(int n, int h, int w, int c, int k, int r, int s, int stride, int pad) {
+static void check_conv_large_kernels(int mode, int n, int h, int w, int c, int k, int r, int s, int stride,
+                                     int pad) {
   const struct unmix_backend *be = unmix_test_cpu();
+  unmix_cpu_conv_set_mode(k_modes[mode]);
   struct unmix_conv_geom g;
   unmix_conv_geom_init(&g, n, h, w, c, k, r, s, stride, pad);
   const size_t nx = (size_t)g.n * g.h * g.w * g.c, nw = (size_t)g.k * g.r * g.s * g.c,
@@ -155,7 +168,8 @@ static void check_conv_large(int n, int h, int w, int c, int k, int r, int s, in
           }
         }
   char what[160], buf[400];
-  snprintf(what, sizeof what, "large conv %dx%d s%d p%d (n%d h%d w%d c%d k%d)", r, s, stride, pad, n, h, w, c, k);
+  snprintf(what, sizeof what, "%s large conv %dx%d s%d p%d (n%d h%d w%d c%d k%d)", k_mode_names[mode], r, s, stride,
+           pad, n, h, w, c, k);
   snprintf(buf, sizeof buf, "%s forward", what);
   ck_ops_close(buf, y, yr, ny, 1e-5, 0.1);
   snprintf(buf, sizeof buf, "%s backward_data", what);
@@ -165,6 +179,10 @@ static void check_conv_large(int n, int h, int w, int c, int k, int r, int s, in
   free(xd); free(wd); free(dyd); free(yr); free(dxr); free(dwr);
   unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(dy);
   unmix_guarded_free(y); unmix_guarded_free(dx); unmix_guarded_free(dw);
+}
+static void check_conv_large(int n, int h, int w, int c, int k, int r, int s, int stride, int pad) {
+  for (int m = 0; m < 2; m++) check_conv_large_kernels(m, n, h, w, c, k, r, s, stride, pad);
+  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
 }
 
 START_TEST(test_conv_large_tiled) {
@@ -176,10 +194,11 @@ START_TEST(test_conv_large_tiled) {
 }
 END_TEST
 
-/* Results must not depend on the number of OpenMP threads (runs are reproducible
- * bit-for-bit on CPU whatever the machine). */
+/* On the reference kernels (UNMIX_CPU_CONV=reference) results do not depend on the number of
+ * OpenMP threads: such runs are reproducible bit-for-bit on CPU whatever the machine. */
 START_TEST(test_conv_thread_count_independent) {
   const struct unmix_backend *be = unmix_test_cpu();
+  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_REFERENCE);
   static const int geo[][9] = {{6, 13, 11, 24, 16, 3, 3, 1, 1}, {5, 13, 11, 24, 16, 3, 3, 2, 1},
                                {5, 13, 11, 24, 16, 1, 1, 1, 0}, {3, 17, 15, 3, 8, 7, 7, 2, 3}};
   const int saved = omp_get_max_threads();
@@ -212,6 +231,7 @@ START_TEST(test_conv_thread_count_independent) {
       for (int o = 0; o < 3; o++) unmix_guarded_free(out[th][o]);
     unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(dy);
   }
+  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
 }
 END_TEST
 

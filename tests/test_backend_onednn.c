@@ -6,6 +6,7 @@
  * Built without oneDNN, or on a CPU without bf16 units, the bf16 cases say SKIPPED. */
 #include <math.h>
 
+#include "core/backend/cpu/internal.h"
 #include "core/backend/cpu/onednn.h"
 #include "core/io/manifest.h"
 #include "core/methods/common.h"
@@ -207,7 +208,10 @@ END_TEST
 /* Without bf16 units (oneDNN capped below them by ONEDNN_MAX_CPU_ISA, or no oneDNN) `unmix
  * info` says so and the CPU runs fp32; with them it names oneDNN and its kernels. */
 START_TEST(test_info_says_which_kernels) {
-  char *out = unmix_test_run_expect("/", 0, "cpu fp32: conv im2col", "info");
+  /* the default, UNMIX_CPU_CONV=auto, is the reference path in a build without oneDNN */
+  char *out = unmix_test_run_expect(
+      "/", 0, unmix_dnn_compiled() ? "cpu fp32: conv oneDNN where it measured faster" : "cpu fp32: conv im2col",
+      "info");
   if (!unmix_dnn_compiled()) unmix_test_expect(out, "cpu bf16: fp32 (oneDNN not compiled in");
   else if (unmix_dnn_bf16_units()) unmix_test_expect(out, "cpu bf16: oneDNN ");
   else unmix_test_expect(out, "cpu bf16: no bf16 units: fp32");
@@ -233,6 +237,7 @@ START_TEST(test_fp32_onednn_conv_matches_reference) {
   const size_t nx = (size_t)3 * 9 * 7 * 32, nw = (size_t)48 * 9 * 32, ny = (size_t)3 * g.p * g.q * 48;
   float *x = ops_rand(nx, 21, -1, 1), *wt = ops_rand(nw, 22, -1, 1), *dy = ops_rand(ny, 23, -1, 1);
   const size_t nout[3] = {ny, nx, nw};
+  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_REFERENCE);
   for (int pass = 0; pass < 3; pass++) {
     float *ref = ops_const(nout[pass], 0.5f), *got = ops_const(nout[pass], 0.5f);
     if (pass == 0) be->conv2d_forward(&g, x, wt, ref);
@@ -247,6 +252,7 @@ START_TEST(test_fp32_onednn_conv_matches_reference) {
     unmix_guarded_free(ref);
     unmix_guarded_free(got);
   }
+  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
   unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(dy);
   /* the setting: named in `unmix info`, and a wrong value is refused with the choices */
   char *out = NULL;
@@ -254,8 +260,124 @@ START_TEST(test_fp32_onednn_conv_matches_reference) {
   unmix_test_expect(out, "cpu fp32: conv oneDNN (UNMIX_CPU_CONV=onednn");
   free(out);
   ck_assert_int_eq(unmix_test_sh("UNMIX_CPU_CONV=fast \"$UNMIX_BIN\" info 2>&1", &out), 0);
-  unmix_test_expect(out, "backend 'cpu' is unavailable: UNMIX_CPU_CONV='fast': expected reference or onednn");
+  unmix_test_expect(out, "backend 'cpu' is unavailable: UNMIX_CPU_CONV='fast': expected auto, reference or onednn");
   free(out);
+  ck_assert_int_eq(unmix_test_sh("UNMIX_CPU_CONV=reference \"$UNMIX_BIN\" info 2>&1", &out), 0);
+  unmix_test_expect(out, "cpu fp32: conv im2col + OpenBLAS SGEMM (UNMIX_CPU_CONV=reference, bit-identical");
+  free(out);
+}
+END_TEST
+
+/* UNMIX_CPU_CONV=auto (the default) runs each fp32 pass on the kernel its rule names (conv.c):
+ * bit for bit what oneDNN's Winograd kernel, =onednn (direct) or =reference gives; two calls
+ * at one thread count agree bit for bit (a run is reproducible and resumable there). The
+ * geometries are ResNet-18 CIFAR ones at batch 2, one per branch of the rule. */
+START_TEST(test_fp32_auto_routes_passes) {
+  if (!unmix_dnn_compiled()) {
+    printf("SKIPPED (built without oneDNN): test_fp32_auto_routes_passes\n");
+    return;
+  }
+  enum { R = UNMIX_CPU_KERNEL_REFERENCE, D = UNMIX_CPU_KERNEL_DIRECT, W = UNMIX_CPU_KERNEL_WINOGRAD };
+  static const char *const names[] = {"reference", "direct", "winograd"};
+  const struct unmix_backend *be = unmix_test_cpu();
+  static const struct {
+    int h, c, k, r, stride;
+    int kernel[3]; /* forward, backward-data, backward-weight */
+  } cases[] = {
+      {32, 64, 64, 3, 1, {W, W, D}},    /* stride 1, 64 channels: Winograd */
+      {7, 64, 64, 3, 1, {W, W, D}},     /* 4x4 tiles 77% filled */
+      {4, 512, 512, 3, 1, {W, W, D}},   /* ... down to 4x4 outputs */
+      {2, 256, 256, 3, 1, {R, R, D}},   /* smaller outputs with 256+ channels */
+      {5, 64, 64, 3, 1, {D, D, D}},     /* 4x4 tiles 39% filled */
+      {20, 32, 32, 3, 1, {W, W, D}},    /* 32 channels on a 20x20 map */
+      {10, 32, 32, 3, 1, {D, D, D}},    /* ... on a 10x10 map */
+      {20, 16, 16, 3, 1, {D, D, D}},    /* narrow */
+      {20, 16, 32, 3, 2, {D, D, D}},    /* narrow downsampling conv */
+      {32, 64, 128, 3, 2, {D, R, R}},   /* downsampling, 64 channels */
+      {8, 256, 512, 3, 2, {R, R, R}},   /* downsampling, 256 channels */
+      {20, 16, 32, 1, 2, {D, D, R}},    /* 1x1 downsampling */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct unmix_conv_geom g;
+    unmix_conv_geom_init(&g, 2, cases[i].h, cases[i].h, cases[i].c, cases[i].k, cases[i].r, cases[i].r,
+                         cases[i].stride, cases[i].r / 2);
+    const size_t nx = (size_t)g.n * g.h * g.w * g.c, nw = (size_t)g.k * g.r * g.s * g.c,
+                 ny = (size_t)g.n * g.p * g.q * g.k, nout[3] = {ny, nx, nw};
+    float *x = ops_rand(nx, 31, -1, 1), *wt = ops_rand(nw, 32, -1, 1), *dy = ops_rand(ny, 33, -1, 1);
+    for (int pass = 0; pass < 3; pass++) {
+      const int want = cases[i].kernel[pass];
+      unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
+      const int got = (int)unmix_cpu_conv_kernel(pass, &g);
+      ck_assert_msg(got == want, "case %zu pass %d: rule says %s, expected %s", i, pass, names[got], names[want]);
+      float *out[3]; /* auto, auto again, the kernel the rule names */
+      for (int v = 0; v < 3; v++) {
+        out[v] = ops_const(nout[pass], 0.25f);
+        const float *a = pass == 0 ? x : dy, *b = pass == 2 ? x : wt;
+        if (v == 2 && want == W) {
+          ck_assert_msg(unmix_dnn_conv((enum unmix_dnn_pass)pass, UNMIX_DNN_WINO, &g, a, b, out[v]),
+                        "case %zu pass %d: no Winograd kernel", i, pass);
+        } else {
+          if (v == 2) unmix_cpu_conv_set_mode(want == D ? UNMIX_CPU_CONV_ONEDNN : UNMIX_CPU_CONV_REFERENCE);
+          if (pass == 0) be->conv2d_forward(&g, a, b, out[v]);
+          else if (pass == 1) be->conv2d_backward_data(&g, a, b, out[v]);
+          else be->conv2d_backward_weight(&g, a, b, out[v]);
+        }
+        ck_assert(unmix_guard_ok(out[v], nout[pass]));
+      }
+      ck_assert_msg(!memcmp(out[0], out[1], nout[pass] * sizeof(float)), "case %zu pass %d: two auto calls differ",
+                    i, pass);
+      ck_assert_msg(!memcmp(out[0], out[2], nout[pass] * sizeof(float)), "case %zu pass %d: auto differs from %s",
+                    i, pass, names[want]);
+      for (int v = 0; v < 3; v++) unmix_guarded_free(out[v]);
+    }
+    unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(dy);
+  }
+  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
+}
+END_TEST
+
+/* oneDNN's fp32 Winograd F(4x4, 3x3) forward and backward-data (auto's kernel for 3x3 stride-1
+ * convs with 64+ channels) against the reference path: normalised error <= 1e-5 (measured
+ * up to 1.2e-6 over a sweep of 4..20-pixel maps, 16..96 channels, batch 1..3, and up to
+ * 2.7e-6 at the ResNet-18 CIFAR shapes with 256 channels), at odd map
+ * sizes (partial 4x4 tiles), batch 1, and the ResNet-18 CIFAR layer-4 map (4x4). A geometry
+ * oneDNN declines Winograd for returns false, touching nothing. */
+START_TEST(test_fp32_winograd_matches_reference) {
+  if (!unmix_dnn_compiled()) {
+    printf("SKIPPED (built without oneDNN): test_fp32_winograd_matches_reference\n");
+    return;
+  }
+  const struct unmix_backend *be = unmix_test_cpu();
+  static const int geo[][5] = {{2, 9, 7, 64, 64}, {1, 13, 13, 64, 128}, {3, 4, 4, 128, 64}, {2, 16, 16, 64, 64}};
+  for (size_t i = 0; i < sizeof geo / sizeof geo[0]; i++) {
+    struct unmix_conv_geom g;
+    unmix_conv_geom_init(&g, geo[i][0], geo[i][1], geo[i][2], geo[i][3], geo[i][4], 3, 3, 1, 1);
+    const size_t nx = (size_t)g.n * g.h * g.w * g.c, nw = (size_t)g.k * 9 * g.c, ny = (size_t)g.n * g.p * g.q * g.k;
+    float *x = ops_rand(nx, 41, -1, 1), *wt = ops_rand(nw, 42, -1, 1), *dy = ops_rand(ny, 43, -1, 1);
+    unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_REFERENCE);
+    for (int pass = 0; pass < 2; pass++) {
+      const size_t n = pass == 0 ? ny : nx;
+      float *ref = ops_const(n, 0.5f), *got = ops_const(n, 0.5f);
+      if (pass == 0) be->conv2d_forward(&g, x, wt, ref);
+      else be->conv2d_backward_data(&g, dy, wt, ref);
+      ck_assert_msg(unmix_dnn_conv((enum unmix_dnn_pass)pass, UNMIX_DNN_WINO, &g, pass == 0 ? x : dy, wt, got),
+                    "geometry %zu pass %d: no Winograd kernel", i, pass);
+      ck_assert(unmix_guard_ok(got, n));
+      const double e = nerr(got, ref, n);
+      ck_assert_msg(e <= 1e-5, "geometry %zu pass %d: Winograd normalised error %.3g vs the reference", i, pass, e);
+      unmix_guarded_free(ref);
+      unmix_guarded_free(got);
+    }
+    /* not a Winograd geometry (stride 2): declined */
+    struct unmix_conv_geom s2;
+    unmix_conv_geom_init(&s2, 2, 8, 8, 64, 64, 3, 3, 2, 1);
+    float *y2 = ops_const((size_t)2 * s2.p * s2.q * 64, 0.5f);
+    ck_assert(!unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_WINO, &s2, x, wt, y2));
+    ck_assert(unmix_guard_ok(y2, (size_t)2 * s2.p * s2.q * 64));
+    unmix_guarded_free(y2);
+    unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(dy);
+  }
+  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
 }
 END_TEST
 
@@ -422,6 +544,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_bf16_gemm);
   tcase_add_test(tc, test_bf16_linear);
   tcase_add_test(tc, test_fp32_onednn_conv_matches_reference);
+  tcase_add_test(tc, test_fp32_auto_routes_passes);
+  tcase_add_test(tc, test_fp32_winograd_matches_reference);
   tcase_add_test(tc, test_weight_pinning_generations);
   suite_add_tcase(s, tc);
   TCase *curve = tcase_create("loss_curve"); /* the slow one: CK_RUN_CASE=ops skips it */

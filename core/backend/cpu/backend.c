@@ -9,26 +9,33 @@
 #include "core/util/blas.h"
 #include "core/util/log.h"
 
-static bool g_conv_onednn; /* UNMIX_CPU_CONV=onednn: fp32 convolutions through oneDNN */
+static enum unmix_cpu_conv g_conv = UNMIX_CPU_CONV_REFERENCE;
 
-bool unmix_cpu_conv_onednn(void) { return g_conv_onednn; }
+enum unmix_cpu_conv unmix_cpu_conv_mode(void) { return g_conv; }
+void unmix_cpu_conv_set_mode(enum unmix_cpu_conv m) {
+  g_conv = m != UNMIX_CPU_CONV_REFERENCE && !unmix_dnn_compiled() ? UNMIX_CPU_CONV_REFERENCE : m;
+}
 
-/* UNMIX_CPU_CONV selects the fp32 convolution kernels: `reference` (the default: im2col +
- * OpenBLAS SGEMM, bit-identical across thread counts, the oracle) or `onednn` (oneDNN's
- * direct kernels: reproducible run to run at a fixed thread count, not across counts). */
+/* UNMIX_CPU_CONV selects the fp32 convolution kernels: `auto` (the default: oneDNN's Winograd
+ * or direct kernels for the geometries and passes where they measured faster, conv.c;
+ * reproducible run to run at a fixed thread count, not across counts), `reference` (im2col + OpenBLAS SGEMM
+ * everywhere: bit-identical across thread counts, the oracle) or `onednn` (oneDNN for every
+ * geometry it has a fast kernel for). A build without oneDNN runs `reference` under `auto`. */
 static unmix_status cpu_init(void) {
   unmix_blas_init();
   const char *conv = getenv("UNMIX_CPU_CONV");
-  if (!conv || !*conv || !strcmp(conv, "reference")) {
-    g_conv_onednn = false;
+  if (!conv || !*conv || !strcmp(conv, "auto")) {
+    unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
+  } else if (!strcmp(conv, "reference")) {
+    unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_REFERENCE);
   } else if (!strcmp(conv, "onednn")) {
     if (!unmix_dnn_compiled())
       return unmix_error_set(UNMIX_ERR_UNSUPPORTED,
                              "UNMIX_CPU_CONV=onednn, but this build has no oneDNN (install libdnnl-dev and rebuild, "
                              "or unset UNMIX_CPU_CONV)");
-    g_conv_onednn = true;
+    unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_ONEDNN);
   } else {
-    return unmix_error_set(UNMIX_ERR_ARG, "UNMIX_CPU_CONV='%s': expected reference or onednn", conv);
+    return unmix_error_set(UNMIX_ERR_ARG, "UNMIX_CPU_CONV='%s': expected auto, reference or onednn", conv);
   }
   return UNMIX_OK;
 }
@@ -66,14 +73,22 @@ static void cpu_set_precision(enum unmix_precision p) {
 /* `unmix info`'s lines: the fp32 kernels, then what precision bf16 runs on. */
 static const char *cpu_describe_kernels(void) {
   static char buf[1024];
-  int len = g_conv_onednn
-                ? snprintf(buf, sizeof buf,
-                           "cpu fp32: conv oneDNN (UNMIX_CPU_CONV=onednn; not bit-identical across thread counts: "
-                           "%s), dense OpenBLAS SGEMM\ncpu bf16: ",
-                           unmix_dnn_sample_impls(UNMIX_DNN_F32))
-                : snprintf(buf, sizeof buf,
-                           "cpu fp32: conv im2col + OpenBLAS SGEMM (UNMIX_CPU_CONV=reference, bit-identical across "
-                           "thread counts), dense OpenBLAS SGEMM\ncpu bf16: ");
+  int len;
+  if (g_conv == UNMIX_CPU_CONV_REFERENCE)
+    len = snprintf(buf, sizeof buf,
+                   "cpu fp32: conv im2col + OpenBLAS SGEMM (UNMIX_CPU_CONV=reference%s, bit-identical across "
+                   "thread counts), dense OpenBLAS SGEMM\ncpu bf16: ",
+                   unmix_dnn_compiled() ? "" : "; auto without oneDNN");
+  else
+    len = snprintf(buf, sizeof buf,
+                   "cpu fp32: conv %s (UNMIX_CPU_CONV=%s; not bit-identical across thread counts: %s), dense "
+                   "OpenBLAS SGEMM\ncpu bf16: ",
+                   g_conv == UNMIX_CPU_CONV_AUTO
+                       ? "oneDNN where it measured faster (Winograd F(4x4,3x3) for the forward and "
+                         "backward-data of wide 3x3 stride-1 convs, else direct), else im2col + OpenBLAS SGEMM"
+                       : "oneDNN",
+                   g_conv == UNMIX_CPU_CONV_AUTO ? "auto, the default" : "onednn",
+                   unmix_dnn_sample_impls(UNMIX_DNN_F32));
   if (len < 0 || (size_t)len >= sizeof buf) return buf;
   if (unmix_dnn_bf16_units())
     snprintf(buf + len, sizeof buf - (size_t)len, "%s; %s", unmix_dnn_describe(),

@@ -5,9 +5,11 @@
  * output element therefore comes from the same sequence of operations whatever the
  * thread count: results are bit-for-bit independent of it.
  * With precision bf16 on a CPU with bf16 units the three passes go to oneDNN instead
- * (onednn.h: bf16 operands, fp32 accumulation), except for geometries it has no kernel for;
- * UNMIX_CPU_CONV=onednn sends the fp32 passes there too (not bit-identical across thread
- * counts; this file's path stays the default and the oracle).
+ * (onednn.h: bf16 operands, fp32 accumulation), except for geometries it has no kernel for.
+ * In fp32, UNMIX_CPU_CONV=auto (the default) sends the passes where oneDNN's Winograd or
+ * direct kernels measured faster to oneDNN (unmix_cpu_conv_kernel below; not bit-identical
+ * across thread counts), and UNMIX_CPU_CONV=onednn every pass to its direct kernels; this
+ * file's path is UNMIX_CPU_CONV=reference, the oracle.
  * Accumulation: dwt +=, dx =. */
 #include <cblas.h>
 #include <omp.h>
@@ -89,9 +91,58 @@ static void col2im_images(const struct unmix_conv_geom *g, const float *col, int
   }
 }
 
+/* UNMIX_CPU_CONV=auto's choice, from timings of the three kernels for every conv geometry of
+ * ResNet-18 CIFAR at width 64 on 32x32 images and at width 16 on 20x20 and 28x28 images
+ * (batch 64 and 256, one and two threads, 2-core Sapphire Rapids VM with AVX-512;
+ * docs/FIDELITY.md section 4.2).
+ * - Winograd (forward and backward-data of 3x3 stride-1 convs) took about half the time of
+ *   the direct kernels, its layout reorders included, with 64+ channels in and out (32+ on
+ *   maps of 16x16 or more) when its 4x4 output tiles are at least 60% filled (5x5 maps, 39%,
+ *   and 3x3 ones, 56%, were slower or even); with 16 channels it was slower. Its
+ *   backward-weight kernel (oneDNN 2.6) crashed on small maps, so it is not used.
+ * - oneDNN's direct kernels won the other stride-1 convs by 5-60% (most at the narrow widths)
+ *   and the small downsampling convs;
+ * - im2col + SGEMM won, by up to a third, the backward passes of downsampling convs with 64 or
+ *   more input channels (backward-weight: 32 or more, or 1x1) and the forward of those with
+ *   256 or more, and by a few percent the stride-1 convs with 256+ channels on 4x4 or smaller
+ *   outputs where Winograd does not apply (backward-weight aside). */
+static bool auto_winograd(int pass, const struct unmix_conv_geom *g) {
+  if (pass == UNMIX_DNN_BWD_WEIGHT || g->r != 3 || g->s != 3 || g->stride != 1) return false;
+  const int64_t tiled = (int64_t)((g->p + 3) / 4 * 4) * ((g->q + 3) / 4 * 4), pq = (int64_t)g->p * g->q;
+  if (10 * pq < 6 * tiled) return false; /* tiles less than 60% filled */
+  return (g->c >= 64 && g->k >= 64) || (g->c >= 32 && g->k >= 32 && pq >= 256);
+}
+static bool auto_direct(int pass, const struct unmix_conv_geom *g) {
+  if (g->stride == 1) return pass == UNMIX_DNN_BWD_WEIGHT || (int64_t)g->p * g->q > 16 || g->c < 256;
+  if (pass == UNMIX_DNN_FWD) return g->c < 256;
+  if (pass == UNMIX_DNN_BWD_DATA) return g->c < 64;
+  return g->c < 32 && g->r > 1;
+}
+
+enum unmix_cpu_kernel unmix_cpu_conv_kernel(int pass, const struct unmix_conv_geom *g) {
+  switch (unmix_cpu_conv_mode()) {
+    case UNMIX_CPU_CONV_ONEDNN: return UNMIX_CPU_KERNEL_DIRECT;
+    case UNMIX_CPU_CONV_AUTO:
+      return auto_winograd(pass, g) ? UNMIX_CPU_KERNEL_WINOGRAD
+             : auto_direct(pass, g) ? UNMIX_CPU_KERNEL_DIRECT
+                                    : UNMIX_CPU_KERNEL_REFERENCE;
+    default: return UNMIX_CPU_KERNEL_REFERENCE;
+  }
+}
+
+/* The pass on the library kernel the mode names (a = x or dy, b = wt or x, as onednn.h);
+ * false: run ours. */
+static bool fp32_library(enum unmix_dnn_pass pass, const struct unmix_conv_geom *g, const float *a, const float *b,
+                         float *out) {
+  const enum unmix_cpu_kernel k = unmix_cpu_conv_kernel(pass, g);
+  if (k == UNMIX_CPU_KERNEL_WINOGRAD && unmix_dnn_conv(pass, UNMIX_DNN_WINO, g, a, b, out)) return true;
+  /* no Winograd kernel for this geometry: the direct one */
+  return k != UNMIX_CPU_KERNEL_REFERENCE && unmix_dnn_conv(pass, UNMIX_DNN_F32, g, a, b, out);
+}
+
 void unmix_cpu_conv2d_forward(const struct unmix_conv_geom *g, const float *x, const float *wt, float *y) {
   if (unmix_cpu_bf16_active() && unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_BF16, g, x, wt, y)) return;
-  if (unmix_cpu_conv_onednn() && unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_F32, g, x, wt, y)) return;
+  if (fp32_library(UNMIX_DNN_FWD, g, x, wt, y)) return;
   const int64_t rsc = (int64_t)g->r * g->s * g->c, total = (int64_t)g->n * g->p * g->q;
   const int64_t tr = tile_rows(g), ntiles = (total + tr - 1) / tr;
   const int pw = is_pointwise(g);
@@ -112,7 +163,7 @@ void unmix_cpu_conv2d_forward(const struct unmix_conv_geom *g, const float *x, c
 
 void unmix_cpu_conv2d_backward_data(const struct unmix_conv_geom *g, const float *dy, const float *wt, float *dx) {
   if (unmix_cpu_bf16_active() && unmix_dnn_conv(UNMIX_DNN_BWD_DATA, UNMIX_DNN_BF16, g, dy, wt, dx)) return;
-  if (unmix_cpu_conv_onednn() && unmix_dnn_conv(UNMIX_DNN_BWD_DATA, UNMIX_DNN_F32, g, dy, wt, dx)) return;
+  if (fp32_library(UNMIX_DNN_BWD_DATA, g, dy, wt, dx)) return;
   const int64_t rsc = (int64_t)g->r * g->s * g->c;
   if (is_pointwise(g)) { /* dx = dy . W by row tiles, no columns */
     const int64_t total = (int64_t)g->n * g->h * g->w, tr = tile_rows(g), ntiles = (total + tr - 1) / tr;
@@ -144,7 +195,7 @@ void unmix_cpu_conv2d_backward_data(const struct unmix_conv_geom *g, const float
 
 void unmix_cpu_conv2d_backward_weight(const struct unmix_conv_geom *g, const float *dy, const float *x, float *dwt) {
   if (unmix_cpu_bf16_active() && unmix_dnn_conv(UNMIX_DNN_BWD_WEIGHT, UNMIX_DNN_BF16, g, dy, x, dwt)) return;
-  if (unmix_cpu_conv_onednn() && unmix_dnn_conv(UNMIX_DNN_BWD_WEIGHT, UNMIX_DNN_F32, g, dy, x, dwt)) return;
+  if (fp32_library(UNMIX_DNN_BWD_WEIGHT, g, dy, x, dwt)) return;
   const int64_t rsc = (int64_t)g->r * g->s * g->c, nw = rsc * g->k, total = (int64_t)g->n * g->p * g->q;
   const int64_t tr = tile_rows(g), ntiles = (total + tr - 1) / tr;
   const int lanes = ntiles < LANES ? (int)ntiles : LANES;

@@ -1,6 +1,6 @@
 /* oneDNN convolutions and GEMMs for the CPU backend (see onednn.h). Activations stay NHWC
- * in our buffers; oneDNN picks the weight layout its fastest kernel wants, reordered from our
- * OHWI once per pin of the parameter store (the fp32 master weights change every step) or,
+ * in our buffers (Winograd's blocked copies are made and read back at each call); oneDNN
+ * picks the weight layout its fastest kernel wants, reordered from our OHWI once per pin of the parameter store (the fp32 master weights change every step) or,
  * for a filter in no pinned store, at each call. One primitive per geometry and pass, built
  * on first use and kept. Without oneDNN every entry says no. */
 #include <stdint.h>
@@ -338,6 +338,10 @@ struct conv_plan {
    * fp32 NHWC is reordered (and rounded) into them. */
   dnnl_memory_desc_t user_x, user_dy;
   dnnl_primitive_t x_reorder, dy_reorder;
+  /* forward and backward-data in a blocked activation layout (Winograd): the NHWC operand is
+   * reordered in, the output out */
+  dnnl_memory_desc_t user_a[2], user_out[2];
+  dnnl_primitive_t a_reorder[2], out_reorder[2];
   void *w_buf[3];                     /* the reordered weights (FWD, BWD_DATA), or diff weights */
   struct w_copy *copies[2];           /* pinned filters' reordered copies (FWD, BWD_DATA) */
   int ncopies[2];
@@ -358,6 +362,14 @@ static void md_tag(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, int64_t d2, i
   DNN_MUST(dnnl_memory_desc_init_by_tag(md, 4, dims, dt, tag));
 }
 
+static dnnl_alg_kind_t alg_of(enum unmix_dnn_type t) {
+  return t == UNMIX_DNN_WINO ? dnnl_convolution_winograd : dnnl_convolution_direct;
+}
+/* The activations' layout in a primitive's description: ours (NHWC), or the kernel's choice. */
+static dnnl_format_tag_t act_tag(enum unmix_dnn_type t) {
+  return t == UNMIX_DNN_WINO ? dnnl_format_tag_any : dnnl_nhwc;
+}
+
 static struct conv_plan *plan_for(const struct unmix_conv_geom *g, enum unmix_dnn_type t) {
   for (int i = 0; i < g_nplans; i++)
     if (g_plans[i]->t == t && same_geom(&g_plans[i]->g, g)) return g_plans[i];
@@ -368,17 +380,19 @@ static struct conv_plan *plan_for(const struct unmix_conv_geom *g, enum unmix_dn
   p->t = t;
   const dnnl_data_type_t lo = t == UNMIX_DNN_BF16 ? dnnl_bf16 : dnnl_f32;
   dnnl_memory_desc_t src, wany, dst;
-  md_tag(&src, g->n, g->c, g->h, g->w, lo, dnnl_nhwc);
+  md_tag(&src, g->n, g->c, g->h, g->w, lo, act_tag(t));
   md_tag(&wany, g->k, g->c, g->r, g->s, lo, dnnl_format_tag_any);
-  md_tag(&dst, g->n, g->k, g->p, g->q, dnnl_f32, dnnl_nhwc);
+  md_tag(&dst, g->n, g->k, g->p, g->q, dnnl_f32, act_tag(t));
   md_tag(&p->user_w, g->k, g->c, g->r, g->s, dnnl_f32, dnnl_ohwi);
   const dnnl_dims_t st = {g->stride, g->stride}, pad_l = {g->pad, g->pad};
   /* right padding so that the output is exactly p x q (PyTorch's floor) */
   const dnnl_dims_t pad_r = {(int64_t)(g->p - 1) * g->stride + g->r - g->h - g->pad,
                              (int64_t)(g->q - 1) * g->stride + g->s - g->w - g->pad};
   dnnl_convolution_desc_t d;
-  if (DNN_OK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct, &src, &wany, NULL,
-                                                 &dst, st, pad_l, pad_r)))
+  const bool wino_ok = g->r == 3 && g->s == 3 && g->stride == 1; /* Winograd F(4x4, 3x3) */
+  if ((t != UNMIX_DNN_WINO || wino_ok) &&
+      DNN_OK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, alg_of(t), &src, &wany, NULL, &dst, st,
+                                                pad_l, pad_r)))
     if (!DNN_OK(dnnl_primitive_desc_create(&p->fwd_hint, &d, NULL, g_engine, NULL))) p->fwd_hint = NULL;
   g_plans[g_nplans++] = p;
   return p;
@@ -397,11 +411,11 @@ static bool plan_pass(struct conv_plan *p, enum unmix_dnn_pass pass) {
   const struct unmix_conv_geom *g = &p->g;
   const dnnl_data_type_t lo = p->t == UNMIX_DNN_BF16 ? dnnl_bf16 : dnnl_f32;
   dnnl_memory_desc_t src, wany, dst, dsrc, ddst, dwany;
-  md_tag(&src, g->n, g->c, g->h, g->w, lo, dnnl_nhwc);
+  md_tag(&src, g->n, g->c, g->h, g->w, lo, act_tag(p->t));
   md_tag(&wany, g->k, g->c, g->r, g->s, lo, dnnl_format_tag_any);
-  md_tag(&dst, g->n, g->k, g->p, g->q, dnnl_f32, dnnl_nhwc);
-  md_tag(&dsrc, g->n, g->c, g->h, g->w, dnnl_f32, dnnl_nhwc);
-  md_tag(&ddst, g->n, g->k, g->p, g->q, lo, dnnl_nhwc);
+  md_tag(&dst, g->n, g->k, g->p, g->q, dnnl_f32, act_tag(p->t));
+  md_tag(&dsrc, g->n, g->c, g->h, g->w, dnnl_f32, act_tag(p->t));
+  md_tag(&ddst, g->n, g->k, g->p, g->q, lo, act_tag(p->t));
   md_tag(&dwany, g->k, g->c, g->r, g->s, dnnl_f32, dnnl_format_tag_any);
   const dnnl_dims_t st = {g->stride, g->stride}, pad_l = {g->pad, g->pad};
   const dnnl_dims_t pad_r = {(int64_t)(g->p - 1) * g->stride + g->r - g->h - g->pad,
@@ -409,19 +423,18 @@ static bool plan_pass(struct conv_plan *p, enum unmix_dnn_pass pass) {
   dnnl_primitive_desc_t pd = NULL;
   dnnl_convolution_desc_t d;
   if (pass == UNMIX_DNN_FWD) {
-    if (DNN_OK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct, &src, &wany,
-                                                   NULL, &dst, st, pad_l, pad_r)))
+    if (DNN_OK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, alg_of(p->t), &src, &wany, NULL, &dst,
+                                                   st, pad_l, pad_r)))
       if (!DNN_OK(dnnl_primitive_desc_create(&pd, &d, NULL, g_engine, NULL))) pd = NULL;
   } else if (pass == UNMIX_DNN_BWD_DATA) {
-    if (DNN_OK(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &dsrc, &wany, &ddst, st, pad_l,
-                                                         pad_r)))
+    if (DNN_OK(dnnl_convolution_backward_data_desc_init(&d, alg_of(p->t), &dsrc, &wany, &ddst, st, pad_l, pad_r)))
       if (!DNN_OK(dnnl_primitive_desc_create(&pd, &d, NULL, g_engine, p->fwd_hint))) pd = NULL;
   } else {
     dnnl_memory_desc_t srcany, ddstany;
     md_tag(&srcany, g->n, g->c, g->h, g->w, lo, dnnl_format_tag_any);
     md_tag(&ddstany, g->n, g->k, g->p, g->q, lo, dnnl_format_tag_any);
-    if (DNN_OK(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &srcany, &dwany, NULL,
-                                                            &ddstany, st, pad_l, pad_r)))
+    if (DNN_OK(dnnl_convolution_backward_weights_desc_init(&d, alg_of(p->t), &srcany, &dwany, NULL, &ddstany, st,
+                                                            pad_l, pad_r)))
       if (!DNN_OK(dnnl_primitive_desc_create(&pd, &d, NULL, g_engine, p->fwd_hint))) pd = NULL;
   }
   if (!pd) return false;
@@ -443,8 +456,25 @@ static bool plan_pass(struct conv_plan *p, enum unmix_dnn_pass pass) {
       p->w_buf[pass] = malloc(dnnl_memory_desc_get_size(wmd));
       ok = p->w_reorder[pass] && p->w_buf[pass];
     }
-    p->md_a[pass] = pass == UNMIX_DNN_FWD ? src : ddst;
-    p->md_out[pass] = pass == UNMIX_DNN_FWD ? dst : dsrc;
+    /* the operand and output layouts the kernel takes; reorders from / to NHWC where they differ */
+    const bool f = pass == UNMIX_DNN_FWD;
+    p->md_a[pass] = *qmd(pd, f ? dnnl_query_src_md : dnnl_query_diff_dst_md);
+    p->md_out[pass] = *qmd(pd, f ? dnnl_query_dst_md : dnnl_query_diff_src_md);
+    if (f) {
+      md_tag(&p->user_a[pass], g->n, g->c, g->h, g->w, lo, dnnl_nhwc);
+      md_tag(&p->user_out[pass], g->n, g->k, g->p, g->q, dnnl_f32, dnnl_nhwc);
+    } else {
+      md_tag(&p->user_a[pass], g->n, g->k, g->p, g->q, lo, dnnl_nhwc);
+      md_tag(&p->user_out[pass], g->n, g->c, g->h, g->w, dnnl_f32, dnnl_nhwc);
+    }
+    if (ok && !dnnl_memory_desc_equal(&p->md_a[pass], &p->user_a[pass])) {
+      p->a_reorder[pass] = make_reorder(&p->user_a[pass], &p->md_a[pass], false);
+      ok = p->a_reorder[pass] != NULL;
+    }
+    if (ok && !dnnl_memory_desc_equal(&p->md_out[pass], &p->user_out[pass])) {
+      p->out_reorder[pass] = make_reorder(&p->md_out[pass], &p->user_out[pass], false);
+      ok = p->out_reorder[pass] != NULL;
+    }
   } else if (ok) {
     const dnnl_memory_desc_t *dwmd = qmd(pd, dnnl_query_diff_weights_md);
     p->md_out[pass] = *dwmd;
@@ -514,7 +544,7 @@ static const void *weights_for(struct conv_plan *p, enum unmix_dnn_pass pass, co
 /* The activation operand in the plan's type: fp32 is used in place, bf16 is converted into
  * buffer slot. */
 static const void *operand(const struct conv_plan *p, const float *x, size_t n, int slot) {
-  if (p->t == UNMIX_DNN_F32) return x;
+  if (p->t != UNMIX_DNN_BF16) return x;
   uint16_t *d = buf(slot, n * sizeof(uint16_t));
   to_bf16_n(n, x, d);
   return d;
@@ -530,7 +560,13 @@ bool unmix_dnn_conv(enum unmix_dnn_pass pass, enum unmix_dnn_type t, const struc
     const void *w = b;
     if (p->w_reorder[pass]) w = weights_for(p, pass, b);
     const void *act = operand(p, a, pass == UNMIX_DNN_FWD ? nx : ny, BUF_A);
-    dnnl_memory_t ma = mem(&p->md_a[pass], act), mw = mem(&p->md_b[pass], w), mo = mem(&p->md_out[pass], out);
+    if (p->a_reorder[pass]) { /* fp32 only: operand() used no buffer */
+      void *blocked = buf(BUF_A, dnnl_memory_desc_get_size(&p->md_a[pass]));
+      reorder(p->a_reorder[pass], &p->user_a[pass], act, &p->md_a[pass], blocked);
+      act = blocked;
+    }
+    void *o = p->out_reorder[pass] ? buf(BUF_C, dnnl_memory_desc_get_size(&p->md_out[pass])) : out;
+    dnnl_memory_t ma = mem(&p->md_a[pass], act), mw = mem(&p->md_b[pass], w), mo = mem(&p->md_out[pass], o);
     if (pass == UNMIX_DNN_FWD) {
       const dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, mo}};
       run(p->prim[pass], 3, args);
@@ -541,6 +577,7 @@ bool unmix_dnn_conv(enum unmix_dnn_pass pass, enum unmix_dnn_type t, const struc
     dnnl_memory_destroy(ma);
     dnnl_memory_destroy(mw);
     dnnl_memory_destroy(mo);
+    if (p->out_reorder[pass]) reorder(p->out_reorder[pass], &p->md_out[pass], o, &p->user_out[pass], out);
     return true;
   }
   if (t == UNMIX_DNN_BF16 && bwdw_by_gemm(g) && bwdw_gemm(g, a, b, out)) return true;
