@@ -1,7 +1,8 @@
 /* oneDNN convolutions and GEMMs for the CPU backend (see onednn.h). Activations stay NHWC
  * in our buffers (Winograd's blocked copies are made and read back at each call); oneDNN
- * picks the weight layout its fastest kernel wants, reordered from our OHWI once per pin of the parameter store (the fp32 master weights change every step) or,
- * for a filter in no pinned store, at each call. One primitive per geometry and pass, built
+ * picks the weight layout its fastest kernel wants, reordered from our OHWI once per pin of
+ * the parameter store (the fp32 master weights change every step) or, for a filter in no
+ * pinned store, at each call. One primitive per geometry and pass, built
  * on first use and kept. Without oneDNN every entry says no. */
 #include <stdint.h>
 #include <stdio.h>
