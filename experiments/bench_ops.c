@@ -103,7 +103,10 @@ int unmix_bench_ops(int argc, char **argv) {
                "(64x32x32, 128x16x16, 256x8x8, 512x4x4; batch N, default 256), each repeated for at\n"
                "least S seconds (default 1), and prints GFLOP/s of the best repetition and the share\n"
                "of the SGEMM figure (measured the same way). --precision sets the backend's math mode\n"
-               "for both (default fp32; `unmix info` says which kernels each mode runs).\n\n"
+               "for both (default fp32; `unmix info` says which kernels each mode runs). On the CPU the\n"
+               "fp32 convolutions run on the kernels UNMIX_CPU_CONV picks (default auto); GFLOP/s\n"
+               "count a direct convolution's FLOPs, so a Winograd kernel (fewer multiplications) can\n"
+               "pass 100%% of SGEMM.\n\n"
                "example: unmix bench ops --batch 64 --seconds 2\n");
         return 0;
       default: return 2;
