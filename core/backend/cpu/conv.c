@@ -99,7 +99,8 @@ static void col2im_images(const struct unmix_conv_geom *g, const float *col, int
  *   the direct kernels, its layout reorders included, with 64+ channels in and out (32+ on
  *   maps of 16x16 or more) when its 4x4 output tiles are at least 60% filled (5x5 maps, 39%,
  *   and 3x3 ones, 56%, were slower or even); with 16 channels it was slower. Its
- *   backward-weight kernel (oneDNN 2.6) crashed on small maps, so it is not used.
+ *   backward-weight kernel (oneDNN 2.6) crashed on most geometries of a sweep (193 of
+ *   240), so it is never used.
  * - oneDNN's direct kernels won the other stride-1 convs by 5-60% (most at the narrow widths)
  *   and the small downsampling convs;
  * - im2col + SGEMM won, by up to a third, the backward passes of downsampling convs with 64 or
