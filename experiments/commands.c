@@ -51,9 +51,3 @@ void unmix_omp_passive_default(int argc, char **argv) {
   unsetenv("OMP_WAIT_POLICY");
   unsetenv("UNMIX_OMP_WAIT_DEFAULTED");
 }
-
-const char *unmix_omp_wait_policy_describe(void) {
-  const char *p = getenv("OMP_WAIT_POLICY");
-  if (!p) return "unset (the OpenMP runtime's default)";
-  return getenv("UNMIX_OMP_WAIT_DEFAULTED") ? "PASSIVE (unmix's default when unset)" : p;
-}

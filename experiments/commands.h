@@ -21,9 +21,6 @@ const char *unmix_version_string(void);
  * carries on unchanged if the exec fails. unmix_omp_passive_wanted() is its decision. */
 bool unmix_omp_passive_wanted(int argc, char **argv);
 void unmix_omp_passive_default(int argc, char **argv);
-/* The policy in effect, for logs: the user's value, "PASSIVE (unmix's default when unset)", or
- * "unset (...)". */
-const char *unmix_omp_wait_policy_describe(void);
 
 /* Prints "unmix <cmd>: <message>" for the current error and returns 1. */
 int unmix_cmd_fail(const char *cmd);

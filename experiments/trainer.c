@@ -743,7 +743,8 @@ static unmix_status setup(struct run *r) {
    * at other thread counts depends on it */
   if (r->be->device == UNMIX_DEVICE_CPU && r->be->describe_kernels) {
     const char *k = r->be->describe_kernels(), *nl = strchr(k, '\n');
-    unmix_log_info("%.*s", nl ? (int)(nl - k) : (int)strlen(k), k);
+    unmix_log_info("%.*s; openmp: OMP_WAIT_POLICY %s", nl ? (int)(nl - k) : (int)strlen(k), k,
+                   unmix_omp_wait_policy_describe());
   }
   /* after train.log is open, so the file says why "auto" chose this backend */
   if (!strcmp(cfg->backend, "auto")) unmix_log_info("%s", unmix_backend_auto_reason());

@@ -99,6 +99,9 @@ static void expect_error(int rc, const char *needle) {
 START_TEST(test_locked_directory_refuses_a_second_run) {
   const char *d = dirp("locked");
   ck_assert_int_eq(train(d, (struct opts){.stop_epochs = 1}), 0);
+  /* the log names the CPU's conv kernels and the OpenMP wait policy (results depend on them) */
+  ck_assert(file_has(d, "train.log", "cpu fp32: conv "));
+  ck_assert(file_has(d, "train.log", "; openmp: OMP_WAIT_POLICY "));
   /* a live owner: another open file description holding the flock */
   char lp[900];
   snprintf(lp, sizeof lp, "%s/.unmix.lock", d);

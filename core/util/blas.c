@@ -93,3 +93,9 @@ const char *unmix_blas_describe(void) {
              unmix_blas_best_core());
   return buf;
 }
+
+const char *unmix_omp_wait_policy_describe(void) {
+  const char *p = getenv("OMP_WAIT_POLICY");
+  if (!p) return "unset (the OpenMP runtime's default)";
+  return getenv("UNMIX_OMP_WAIT_DEFAULTED") ? "PASSIVE (unmix's default when unset)" : p;
+}

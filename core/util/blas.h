@@ -22,3 +22,7 @@ const char *unmix_blas_fix_for(const char *reported, const char *best);
 /* One line for logs: "OpenBLAS core SkylakeX (auto), 2 threads" plus a note when the
  * environment pins a weaker core than the CPU supports. */
 const char *unmix_blas_describe(void);
+/* OpenMP's OMP_WAIT_POLICY in effect, for logs: the user's value, "PASSIVE (unmix's default
+ * when unset)" (`unmix train` and `bench step` set it, experiments/commands.c), or "unset
+ * (...)". */
+const char *unmix_omp_wait_policy_describe(void);
