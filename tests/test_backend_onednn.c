@@ -212,6 +212,7 @@ START_TEST(test_info_says_which_kernels) {
   char *out = unmix_test_run_expect(
       "/", 0, unmix_dnn_compiled() ? "cpu fp32: conv oneDNN where it measured faster" : "cpu fp32: conv im2col",
       "info");
+  if (unmix_dnn_compiled()) unmix_test_expect(out, "thread counts: Winograd conv 3x3 fwd "); /* its kernel names */
   if (!unmix_dnn_compiled()) unmix_test_expect(out, "cpu bf16: fp32 (oneDNN not compiled in");
   else if (unmix_dnn_bf16_units()) unmix_test_expect(out, "cpu bf16: oneDNN ");
   else unmix_test_expect(out, "cpu bf16: no bf16 units: fp32");

@@ -72,23 +72,27 @@ static void cpu_set_precision(enum unmix_precision p) {
 }
 /* `unmix info`'s lines: the fp32 kernels, then what precision bf16 runs on. */
 static const char *cpu_describe_kernels(void) {
-  static char buf[1024];
+  static char buf[1536];
   int len;
   if (g_conv == UNMIX_CPU_CONV_REFERENCE)
     len = snprintf(buf, sizeof buf,
                    "cpu fp32: conv im2col + OpenBLAS SGEMM (UNMIX_CPU_CONV=reference%s, bit-identical across "
                    "thread counts), dense OpenBLAS SGEMM\ncpu bf16: ",
                    unmix_dnn_compiled() ? "" : "; auto without oneDNN");
-  else
+  else {
+    char wino[192] = ""; /* the sample line lives in a static buffer: copied before the next call */
+    if (g_conv == UNMIX_CPU_CONV_AUTO)
+      snprintf(wino, sizeof wino, "Winograd %s; direct ", unmix_dnn_sample_impls(UNMIX_DNN_WINO));
     len = snprintf(buf, sizeof buf,
-                   "cpu fp32: conv %s (UNMIX_CPU_CONV=%s; not bit-identical across thread counts: %s), dense "
+                   "cpu fp32: conv %s (UNMIX_CPU_CONV=%s; not bit-identical across thread counts: %s%s), dense "
                    "OpenBLAS SGEMM\ncpu bf16: ",
                    g_conv == UNMIX_CPU_CONV_AUTO
                        ? "oneDNN where it measured faster (Winograd F(4x4,3x3) for the forward and "
                          "backward-data of wide 3x3 stride-1 convs, else direct), else im2col + OpenBLAS SGEMM"
                        : "oneDNN",
-                   g_conv == UNMIX_CPU_CONV_AUTO ? "auto, the default" : "onednn",
+                   g_conv == UNMIX_CPU_CONV_AUTO ? "auto, the default" : "onednn", wino,
                    unmix_dnn_sample_impls(UNMIX_DNN_F32));
+  }
   if (len < 0 || (size_t)len >= sizeof buf) return buf;
   if (unmix_dnn_bf16_units())
     snprintf(buf + len, sizeof buf - (size_t)len, "%s; %s", unmix_dnn_describe(),

@@ -684,6 +684,12 @@ const char *unmix_dnn_sample_impls(enum unmix_dnn_type t) {
   unmix_conv_geom_init(&g3, 64, 16, 16, 128, 128, 3, 3, 1, 1);
   unmix_conv_geom_init(&g1, 64, 16, 16, 128, 256, 1, 1, 2, 0);
   const char *i3[3], *i1[3];
+  if (t == UNMIX_DNN_WINO) { /* 3x3 stride-1 forward and backward-data only */
+    unmix_dnn_conv_ok(UNMIX_DNN_FWD, t, &g3, &i3[0]);
+    unmix_dnn_conv_ok(UNMIX_DNN_BWD_DATA, t, &g3, &i3[1]);
+    snprintf(line, sizeof line, "conv 3x3 fwd %s, bwd-data %s", i3[0], i3[1]);
+    return line;
+  }
   for (int pass = 0; pass < 3; pass++) {
     unmix_dnn_conv_ok((enum unmix_dnn_pass)pass, t, &g3, &i3[pass]);
     unmix_dnn_conv_ok((enum unmix_dnn_pass)pass, t, &g1, &i1[pass]);

@@ -24,8 +24,9 @@ bool unmix_dnn_bf16_units(void);
 const char *unmix_dnn_describe(void);
 
 /* The implementations oneDNN picks in type t for a sample of ResNet shapes (a 3x3 and a 1x1
- * stride-2 conv's three passes, a 128x512x2048 matmul), as one line: what `unmix info`
- * shows; "" without oneDNN. */
+ * stride-2 conv's three passes, a 128x512x2048 matmul; for WINO the 3x3 conv's forward and
+ * backward-data), as one line in a static buffer: what `unmix info` shows; "" without
+ * oneDNN. */
 const char *unmix_dnn_sample_impls(enum unmix_dnn_type t);
 
 /* The three convolution passes with the op contract of ops.def (out: y =, dx =, dwt +=):
