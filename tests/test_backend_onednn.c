@@ -225,6 +225,33 @@ START_TEST(test_info_says_which_kernels) {
 }
 END_TEST
 
+/* oneDNN's fp32 kernel of type t (F32 direct or WINO) against the reference path, for the
+ * first `passes` passes of geometry g (inputs drawn from seed): normalised error <= tol, dw
+ * accumulated onto a prefill. The kernel must exist for the geometry. */
+static void check_dnn_vs_reference(const struct unmix_conv_geom *g, enum unmix_dnn_type t, int passes, uint32_t seed,
+                                   double tol, const char *what) {
+  const struct unmix_backend *be = unmix_test_cpu();
+  const size_t nx = (size_t)g->n * g->h * g->w * g->c, nw = (size_t)g->k * g->r * g->s * g->c,
+               ny = (size_t)g->n * g->p * g->q * g->k, nout[3] = {ny, nx, nw};
+  float *x = ops_rand(nx, seed, -1, 1), *wt = ops_rand(nw, seed + 1, -1, 1), *dy = ops_rand(ny, seed + 2, -1, 1);
+  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_REFERENCE);
+  for (int pass = 0; pass < passes; pass++) {
+    float *ref = ops_const(nout[pass], 0.5f), *got = ops_const(nout[pass], 0.5f);
+    if (pass == 0) be->conv2d_forward(g, x, wt, ref);
+    else if (pass == 1) be->conv2d_backward_data(g, dy, wt, ref);
+    else be->conv2d_backward_weight(g, dy, x, ref);
+    ck_assert_msg(unmix_dnn_conv((enum unmix_dnn_pass)pass, t, g, pass == 0 ? x : dy, pass == 2 ? x : wt, got),
+                  "%s: no oneDNN kernel for pass %d", what, pass);
+    ck_assert(unmix_guard_ok(got, nout[pass]));
+    const double e = nerr(got, ref, nout[pass]);
+    ck_assert_msg(e <= tol, "%s pass %d: normalised error %.3g vs the reference", what, pass, e);
+    unmix_guarded_free(ref);
+    unmix_guarded_free(got);
+  }
+  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
+  unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(dy);
+}
+
 /* UNMIX_CPU_CONV=onednn: oneDNN's fp32 convolutions agree with the reference path to fp32
  * summation order (normalised error <= 1e-5) in all three passes, dw accumulated. */
 START_TEST(test_fp32_onednn_conv_matches_reference) {
@@ -232,29 +259,9 @@ START_TEST(test_fp32_onednn_conv_matches_reference) {
     printf("SKIPPED (built without oneDNN): test_fp32_onednn_conv_matches_reference\n");
     return;
   }
-  const struct unmix_backend *be = unmix_test_cpu();
   struct unmix_conv_geom g;
   unmix_conv_geom_init(&g, 3, 9, 7, 32, 48, 3, 3, 2, 1);
-  const size_t nx = (size_t)3 * 9 * 7 * 32, nw = (size_t)48 * 9 * 32, ny = (size_t)3 * g.p * g.q * 48;
-  float *x = ops_rand(nx, 21, -1, 1), *wt = ops_rand(nw, 22, -1, 1), *dy = ops_rand(ny, 23, -1, 1);
-  const size_t nout[3] = {ny, nx, nw};
-  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_REFERENCE);
-  for (int pass = 0; pass < 3; pass++) {
-    float *ref = ops_const(nout[pass], 0.5f), *got = ops_const(nout[pass], 0.5f);
-    if (pass == 0) be->conv2d_forward(&g, x, wt, ref);
-    else if (pass == 1) be->conv2d_backward_data(&g, dy, wt, ref);
-    else be->conv2d_backward_weight(&g, dy, x, ref);
-    ck_assert_msg(unmix_dnn_conv((enum unmix_dnn_pass)pass, UNMIX_DNN_F32, &g, pass == 0 ? x : dy,
-                                 pass == 2 ? x : wt, got),
-                  "no fp32 oneDNN kernel for pass %d", pass);
-    ck_assert(unmix_guard_ok(got, nout[pass]));
-    const double e = nerr(got, ref, nout[pass]);
-    ck_assert_msg(e <= 1e-5, "fp32 oneDNN conv pass %d: normalised error %.3g vs the reference", pass, e);
-    unmix_guarded_free(ref);
-    unmix_guarded_free(got);
-  }
-  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
-  unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(dy);
+  check_dnn_vs_reference(&g, UNMIX_DNN_F32, 3, 21, 1e-5, "fp32 oneDNN conv");
   /* the setting: named in `unmix info`, and a wrong value is refused with the choices */
   char *out = NULL;
   ck_assert_int_eq(unmix_test_sh("UNMIX_CPU_CONV=onednn \"$UNMIX_BIN\" info 2>&1", &out), 0);
@@ -340,45 +347,31 @@ END_TEST
 /* oneDNN's fp32 Winograd F(4x4, 3x3) forward and backward-data (auto's kernel for 3x3 stride-1
  * convs with 64+ channels) against the reference path: normalised error <= 1e-5 (measured
  * up to 1.2e-6 over a sweep of 4..20-pixel maps, 16..96 channels, batch 1..3, and up to
- * 2.7e-6 at the ResNet-18 CIFAR shapes with 256 channels), at odd map
- * sizes (partial 4x4 tiles), batch 1, and the ResNet-18 CIFAR layer-4 map (4x4). A geometry
- * oneDNN declines Winograd for returns false, touching nothing. */
+ * 2.7e-6 at the ResNet-18 CIFAR shapes with 256 channels), at odd map sizes (partial 4x4
+ * tiles), batch 1, and the ResNet-18 CIFAR layer-4 map (4x4). A geometry oneDNN declines
+ * Winograd for returns false, touching nothing. */
 START_TEST(test_fp32_winograd_matches_reference) {
   if (!unmix_dnn_compiled()) {
     printf("SKIPPED (built without oneDNN): test_fp32_winograd_matches_reference\n");
     return;
   }
-  const struct unmix_backend *be = unmix_test_cpu();
   static const int geo[][5] = {{2, 9, 7, 64, 64}, {1, 13, 13, 64, 128}, {3, 4, 4, 128, 64}, {2, 16, 16, 64, 64}};
   for (size_t i = 0; i < sizeof geo / sizeof geo[0]; i++) {
     struct unmix_conv_geom g;
     unmix_conv_geom_init(&g, geo[i][0], geo[i][1], geo[i][2], geo[i][3], geo[i][4], 3, 3, 1, 1);
-    const size_t nx = (size_t)g.n * g.h * g.w * g.c, nw = (size_t)g.k * 9 * g.c, ny = (size_t)g.n * g.p * g.q * g.k;
-    float *x = ops_rand(nx, 41, -1, 1), *wt = ops_rand(nw, 42, -1, 1), *dy = ops_rand(ny, 43, -1, 1);
-    unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_REFERENCE);
-    for (int pass = 0; pass < 2; pass++) {
-      const size_t n = pass == 0 ? ny : nx;
-      float *ref = ops_const(n, 0.5f), *got = ops_const(n, 0.5f);
-      if (pass == 0) be->conv2d_forward(&g, x, wt, ref);
-      else be->conv2d_backward_data(&g, dy, wt, ref);
-      ck_assert_msg(unmix_dnn_conv((enum unmix_dnn_pass)pass, UNMIX_DNN_WINO, &g, pass == 0 ? x : dy, wt, got),
-                    "geometry %zu pass %d: no Winograd kernel", i, pass);
-      ck_assert(unmix_guard_ok(got, n));
-      const double e = nerr(got, ref, n);
-      ck_assert_msg(e <= 1e-5, "geometry %zu pass %d: Winograd normalised error %.3g vs the reference", i, pass, e);
-      unmix_guarded_free(ref);
-      unmix_guarded_free(got);
-    }
-    /* not a Winograd geometry (stride 2): declined */
-    struct unmix_conv_geom s2;
-    unmix_conv_geom_init(&s2, 2, 8, 8, 64, 64, 3, 3, 2, 1);
-    float *y2 = ops_const((size_t)2 * s2.p * s2.q * 64, 0.5f);
-    ck_assert(!unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_WINO, &s2, x, wt, y2));
-    ck_assert(unmix_guard_ok(y2, (size_t)2 * s2.p * s2.q * 64));
-    unmix_guarded_free(y2);
-    unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(dy);
+    char what[64];
+    snprintf(what, sizeof what, "Winograd, geometry %zu", i);
+    check_dnn_vs_reference(&g, UNMIX_DNN_WINO, 2, 41, 1e-5, what);
   }
-  unmix_cpu_conv_set_mode(UNMIX_CPU_CONV_AUTO);
+  /* not a Winograd geometry (stride 2): declined, the output untouched */
+  struct unmix_conv_geom s2;
+  unmix_conv_geom_init(&s2, 2, 8, 8, 64, 64, 3, 3, 2, 1);
+  const size_t nx = (size_t)2 * 8 * 8 * 64, nw = (size_t)64 * 9 * 64, ny = (size_t)2 * s2.p * s2.q * 64;
+  float *x = ops_rand(nx, 51, -1, 1), *wt = ops_rand(nw, 52, -1, 1), *y = ops_const(ny, 0.5f);
+  ck_assert(!unmix_dnn_conv(UNMIX_DNN_FWD, UNMIX_DNN_WINO, &s2, x, wt, y));
+  ck_assert(unmix_guard_ok(y, ny));
+  for (size_t j = 0; j < ny; j++) ck_assert(y[j] == 0.5f);
+  unmix_guarded_free(x); unmix_guarded_free(wt); unmix_guarded_free(y);
 }
 END_TEST
 
