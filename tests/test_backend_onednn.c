@@ -294,8 +294,8 @@ START_TEST(test_fp32_auto_routes_passes) {
   } cases[] = {
       {32, 64, 64, 3, 1, {W, W, D}},    /* stride 1, 64 channels: Winograd */
       {7, 64, 64, 3, 1, {W, W, D}},     /* 4x4 tiles 77% filled */
-      {4, 512, 512, 3, 1, {W, W, D}},   /* ... down to 4x4 outputs */
-      {2, 256, 256, 3, 1, {R, R, D}},   /* smaller outputs with 256+ channels */
+      {4, 512, 512, 3, 1, {W, W, R}},   /* ... down to 4x4 outputs; 256+ channels there: ours */
+      {2, 256, 256, 3, 1, {R, R, R}},   /* smaller outputs with 256+ channels */
       {5, 64, 64, 3, 1, {D, D, D}},     /* 4x4 tiles 39% filled */
       {20, 32, 32, 3, 1, {W, W, D}},    /* 32 channels on a 20x20 map */
       {10, 32, 32, 3, 1, {D, D, D}},    /* ... on a 10x10 map */
