@@ -409,6 +409,8 @@ static bool plan_pass(struct conv_plan *p, enum unmix_dnn_pass pass) {
   p->tried[pass] = true;
   snprintf(p->impl[pass], sizeof p->impl[pass], "none");
   if (!p->fwd_hint) return false;
+  /* oneDNN 2.6's Winograd backward-weights crashed (SIGSEGV) on most geometries tried: never */
+  if (p->t == UNMIX_DNN_WINO && pass == UNMIX_DNN_BWD_WEIGHT) return false;
   const struct unmix_conv_geom *g = &p->g;
   const dnnl_data_type_t lo = p->t == UNMIX_DNN_BF16 ? dnnl_bf16 : dnnl_f32;
   dnnl_memory_desc_t src, wany, dst, dsrc, ddst, dwany;

@@ -10,8 +10,9 @@
 
 enum unmix_dnn_pass { UNMIX_DNN_FWD = 0, UNMIX_DNN_BWD_DATA = 1, UNMIX_DNN_BWD_WEIGHT = 2 };
 /* F32: fp32 direct convolution; BF16: bf16 operands, fp32 accumulation; WINO: fp32 Winograd
- * F(4x4, 3x3) (3x3 stride-1 convolutions only; the activations are reordered between our NHWC
- * and the kernel's blocked layout at each call). */
+ * F(4x4, 3x3) (forward and backward-data of 3x3 stride-1 convolutions only: its backward-
+ * weights kernel crashes in oneDNN 2.6; the activations are reordered between our NHWC and
+ * the kernel's blocked layout at each call). */
 enum unmix_dnn_type { UNMIX_DNN_F32 = 0, UNMIX_DNN_BF16 = 1, UNMIX_DNN_WINO = 2 };
 
 /* True when oneDNN was compiled in. */
