@@ -18,9 +18,10 @@ void unmix_cpu_conv_set_mode(enum unmix_cpu_conv m) {
 
 /* UNMIX_CPU_CONV selects the fp32 convolution kernels: `auto` (the default: oneDNN's Winograd
  * or direct kernels for the geometries and passes where they measured faster, conv.c;
- * reproducible run to run at a fixed thread count, not across counts), `reference` (im2col + OpenBLAS SGEMM
- * everywhere: bit-identical across thread counts, the oracle) or `onednn` (oneDNN for every
- * geometry it has a fast kernel for). A build without oneDNN runs `reference` under `auto`. */
+ * reproducible run to run at a fixed thread count, not across counts), `reference` (im2col +
+ * OpenBLAS SGEMM everywhere: bit-identical across thread counts, the oracle) or `onednn`
+ * (oneDNN's direct kernels wherever it has a fast one). A build without oneDNN runs
+ * `reference` under `auto`. */
 static unmix_status cpu_init(void) {
   unmix_blas_init();
   const char *conv = getenv("UNMIX_CPU_CONV");

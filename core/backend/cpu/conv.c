@@ -136,10 +136,13 @@ enum unmix_cpu_kernel unmix_cpu_conv_kernel(int pass, const struct unmix_conv_ge
  * false: run ours. */
 static bool fp32_library(enum unmix_dnn_pass pass, const struct unmix_conv_geom *g, const float *a, const float *b,
                          float *out) {
-  const enum unmix_cpu_kernel k = unmix_cpu_conv_kernel(pass, g);
-  if (k == UNMIX_CPU_KERNEL_WINOGRAD && unmix_dnn_conv(pass, UNMIX_DNN_WINO, g, a, b, out)) return true;
-  /* no Winograd kernel for this geometry: the direct one */
-  return k != UNMIX_CPU_KERNEL_REFERENCE && unmix_dnn_conv(pass, UNMIX_DNN_F32, g, a, b, out);
+  enum unmix_cpu_kernel k = unmix_cpu_conv_kernel(pass, g);
+  if (k == UNMIX_CPU_KERNEL_WINOGRAD) {
+    if (unmix_dnn_conv(pass, UNMIX_DNN_WINO, g, a, b, out)) return true;
+    /* oneDNN declined Winograd for this geometry: auto's choice without it */
+    k = auto_direct(pass, g) ? UNMIX_CPU_KERNEL_DIRECT : UNMIX_CPU_KERNEL_REFERENCE;
+  }
+  return k == UNMIX_CPU_KERNEL_DIRECT && unmix_dnn_conv(pass, UNMIX_DNN_F32, g, a, b, out);
 }
 
 void unmix_cpu_conv2d_forward(const struct unmix_conv_geom *g, const float *x, const float *wt, float *y) {

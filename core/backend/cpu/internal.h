@@ -19,7 +19,7 @@ void unmix_cpu_conv_set_mode(enum unmix_cpu_conv m);
 /* The kernel an fp32 conv pass (0 forward, 1 backward-data, 2 backward-weight) of geometry g
  * runs on under the current mode (conv.c): our im2col + SGEMM, oneDNN's direct kernel, or
  * oneDNN's Winograd F(4x4, 3x3) kernel. A oneDNN kernel that turns out to be missing for the
- * geometry falls back: Winograd to direct to ours. */
+ * geometry falls back: Winograd to auto's choice between the other two, direct to ours. */
 enum unmix_cpu_kernel { UNMIX_CPU_KERNEL_REFERENCE, UNMIX_CPU_KERNEL_DIRECT, UNMIX_CPU_KERNEL_WINOGRAD };
 enum unmix_cpu_kernel unmix_cpu_conv_kernel(int pass, const struct unmix_conv_geom *g);
 
